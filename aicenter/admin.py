@@ -1,0 +1,63 @@
+from django.contrib import admin
+
+from aicenter.models import ApiToken, Blob, Manifest, ManifestEntry, Membership, Project
+
+admin.site.site_header = "AI Center administration"
+admin.site.index_template = "admin/aicenter_index.html"
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug", "description"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "role"]
+    list_filter = ["role", "project"]
+    search_fields = ["user__username", "project__name"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "user", "created_at", "last_used_at"]
+    search_fields = ["user__username", "prefix"]
+    readonly_fields = ["digest", "prefix"]
+
+
+@admin.register(Blob)
+class BlobAdmin(admin.ModelAdmin):
+    list_display = ["sha256", "size", "created_at"]
+    search_fields = ["sha256"]
+    date_hierarchy = "created_at"
+
+
+class ManifestEntryInline(admin.TabularInline):
+    model = ManifestEntry
+    fields = ["path", "size", "blob"]
+    readonly_fields = fields
+    extra = 0
+    show_change_link = False
+    can_delete = False
+
+
+@admin.register(Manifest)
+class ManifestAdmin(admin.ModelAdmin):
+    list_display = ["id", "created_at"]
+
+
+@admin.register(ManifestEntry)
+class ManifestEntryAdmin(admin.ModelAdmin):
+    list_display = ["path", "manifest", "size", "blob"]
+    search_fields = ["path", "blob__sha256"]
+    list_select_related = ["manifest", "blob"]
+    raw_id_fields = ["manifest", "blob"]

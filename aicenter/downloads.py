@@ -1,0 +1,28 @@
+"""HTTP responses for files of a manifest, shared by the pages and the API."""
+
+from django.http import FileResponse, Http404
+
+from aicenter.manifests import blob_open, manifest_file, manifest_zip_file
+
+
+def file_response(manifest, path: str, *, as_attachment=True) -> FileResponse:
+    entry = manifest_file(manifest, path)
+    if entry is None:
+        raise Http404(f"There is no file '{path}'.")
+    response = FileResponse(
+        blob_open(entry.blob), as_attachment=as_attachment, filename=path.rsplit("/", 1)[-1]
+    )
+    if not as_attachment:
+        # Shown in the page (image previews): never let uploaded content run scripts here.
+        response["Content-Security-Policy"] = "sandbox"
+        response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def zip_response(manifest, *, filename: str, prefix: str = "", root: str = "") -> FileResponse:
+    return FileResponse(
+        manifest_zip_file(manifest, prefix=prefix, root=root),
+        as_attachment=True,
+        filename=filename,
+        content_type="application/zip",
+    )

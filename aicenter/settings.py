@@ -1,0 +1,179 @@
+"""Settings, all from environment variables (SPEC's operating contract).
+
+The defaults run with nothing installed: SQLite and local storage under AICENTER_DATA_DIR,
+and an embedded Redis server when REDIS_URL is unset.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envbool(name, default):
+    return os.environ.get(name, str(default)).strip().lower() in ("1", "true", "yes", "on")
+
+
+def envint(name, default):
+    return int(os.environ.get(name, default))
+
+
+DATA_DIR = Path(os.environ.get("AICENTER_DATA_DIR", BASE_DIR / "var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = envbool("DEBUG", False)
+SECRET_KEY = os.environ.get("SECRET_KEY") or "insecure-dev-key-set-SECRET_KEY-in-production"
+ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "template_partials",
+    "django_rq",
+    "ninja",
+    "aicenter",
+    "datasets",
+    "packages",
+    "pipelines",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "aicenter.urls"
+WSGI_APPLICATION = "aicenter.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'aicenter.sqlite3'}",
+        conn_max_age=envint("DB_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web server and workers write to the same file: wait for locks instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "project-list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
+
+# Storage: every file byte goes through Django's storage API.
+AICENTER_STORAGE = os.environ.get("AICENTER_STORAGE", "local")
+if AICENTER_STORAGE == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ.get("AWS_STORAGE_BUCKET_NAME", "aicenter"),
+            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+            "access_key": os.environ.get("AWS_ACCESS_KEY_ID"),
+            "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY"),
+            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            "file_overwrite": True,
+            "default_acl": None,
+        },
+    }
+elif AICENTER_STORAGE == "local":
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        # Blobs are named by their content hash: writing one twice writes the same bytes.
+        "OPTIONS": {"location": DATA_DIR / "storage", "allow_overwrite": True},
+    }
+else:
+    sys.exit(f"AICENTER_STORAGE must be 'local' or 's3', not {AICENTER_STORAGE!r}")
+
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# Redis: REDIS_URL, or an embedded redis-server that the app starts itself (aicenter.redis).
+REDIS_URL = os.environ.get("REDIS_URL", "")
+EMBEDDED_REDIS = not REDIS_URL
+if EMBEDDED_REDIS:
+    from aicenter.embedded_redis import socket_url
+
+    REDIS_URL = socket_url(DATA_DIR)
+
+RQ_QUEUES = {
+    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": envint("AICENTER_JOB_TIMEOUT", 25 * 3600)}
+    for name in ("pipelines", "gpu", "default")
+}
+
+# Uploads: many files at once (whole folders), spooled to disk beyond 2.5 MB.
+DATA_UPLOAD_MAX_NUMBER_FILES = envint("AICENTER_MAX_UPLOAD_FILES", 20000)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = envint("AICENTER_MAX_UPLOAD_FIELDS", 50000)
+FILE_UPLOAD_TEMP_DIR = None
+
+# ML package zips: limits checked from the zip's directory before anything is extracted.
+PACKAGE_MAX_UNCOMPRESSED_BYTES = envint("AICENTER_PACKAGE_MAX_BYTES", 1024**3)
+PACKAGE_MAX_COMPRESSION_RATIO = envint("AICENTER_PACKAGE_MAX_RATIO", 200)
+DATASET_ZIP_MAX_UNCOMPRESSED_BYTES = envint("AICENTER_DATASET_ZIP_MAX_BYTES", 20 * 1024**3)
+
+# Python versions a package can ask for; the first is the default.
+PYTHON_VERSIONS = os.environ.get(
+    "AICENTER_PYTHON_VERSIONS", f"{sys.version_info.major}.{sys.version_info.minor}"
+).split(",")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
+
+# Static files are served by WhiteNoise straight from the app folders: no collectstatic step.
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,82 @@
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+
+from aicenter.forms import form_errors
+from aicenter.models import Membership
+from aicenter.services import (
+    ADMIN,
+    membership_remove,
+    membership_set,
+    project_create,
+    project_get_for_user,
+    project_list_for_user,
+)
+from datasets.selectors import dataset_list
+from packages.selectors import package_list, with_latest_number
+
+
+@login_required
+def project_list(request):
+    errors, values = {}, {}
+    if request.method == "POST":
+        values = request.POST
+        try:
+            project = project_create(
+                user=request.user,
+                name=request.POST.get("name", ""),
+                description=request.POST.get("description", ""),
+            )
+            return redirect("project-home", project=project.slug)
+        except ValidationError as error:
+            errors = form_errors(error)
+    projects = project_list_for_user(request.user)
+    return render(
+        request,
+        "projects/list.html",
+        {"projects": projects, "errors": errors, "values": values},
+        status=400 if errors else 200,
+    )
+
+
+@login_required
+def project_home(request, project):
+    project = project_get_for_user(user=request.user, slug=project)
+    return render(
+        request,
+        "projects/home.html",
+        {
+            "project": project,
+            "datasets": dataset_list(project=project)[:5],
+            "packages": with_latest_number(package_list(project=project)[:5]),
+            "dataset_count": project.datasets.count(),
+            "package_count": project.packages.count(),
+        },
+    )
+
+
+@login_required
+def project_members(request, project):
+    project = project_get_for_user(user=request.user, slug=project)
+    errors = {}
+    if request.method == "POST":
+        project = project_get_for_user(user=request.user, slug=project.slug, need=ADMIN)
+        try:
+            if request.POST.get("remove"):
+                membership_remove(project=project, username=request.POST["remove"])
+            else:
+                membership_set(
+                    project=project,
+                    username=request.POST.get("username", "").strip(),
+                    role=request.POST.get("role", ""),
+                )
+            return redirect("project-members", project=project.slug)
+        except ValidationError as error:
+            errors = form_errors(error)
+    members = project.memberships.select_related("user").order_by("user__username")
+    return render(
+        request,
+        "projects/members.html",
+        {"project": project, "members": members, "roles": Membership.ROLES, "errors": errors},
+        status=400 if errors else 200,
+    )

@@ -1,0 +1,92 @@
+from datetime import datetime
+
+from ninja import Router, Schema
+
+from aicenter.downloads import file_response
+from aicenter.manifests import clean_folder, clean_path, manifest_file, manifest_files
+from aicenter.services import RUN, project_get_for_user
+from datasets.selectors import dataset_get, dataset_list
+from datasets.services import dataset_create, dataset_delete, dataset_file_put, dataset_path_delete
+
+router = Router(tags=["datasets"])
+
+
+class DatasetIn(Schema):
+    name: str
+    description: str = ""
+
+
+class DatasetOut(Schema):
+    name: str
+    description: str
+    file_count: int = 0
+    size: int = 0
+    created_at: datetime
+
+
+class FileOut(Schema):
+    path: str
+    size: int
+
+
+class FilesOut(Schema):
+    files: list[FileOut]
+
+
+@router.get("/{project}/datasets", response=list[DatasetOut])
+def list_datasets(request, project: str):
+    project = project_get_for_user(user=request.user, slug=project)
+    return list(dataset_list(project=project))
+
+
+@router.post("/{project}/datasets", response={201: DatasetOut})
+def create_dataset(request, project: str, payload: DatasetIn):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    dataset = dataset_create(
+        project=project, user=request.user, name=payload.name, description=payload.description
+    )
+    return 201, dataset_get(project=project, name=dataset.name)
+
+
+@router.get("/{project}/datasets/{dataset}", response=DatasetOut)
+def get_dataset(request, project: str, dataset: str):
+    project = project_get_for_user(user=request.user, slug=project)
+    return dataset_get(project=project, name=dataset)
+
+
+@router.delete("/{project}/datasets/{dataset}", response={204: None})
+def delete_dataset(request, project: str, dataset: str):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    dataset_delete(dataset=dataset_get(project=project, name=dataset))
+    return 204, None
+
+
+@router.get("/{project}/datasets/{dataset}/files", response=FilesOut)
+def list_files(request, project: str, dataset: str, prefix: str = ""):
+    project = project_get_for_user(user=request.user, slug=project)
+    dataset = dataset_get(project=project, name=dataset)
+    files = manifest_files(dataset.manifest, clean_folder(prefix))
+    return {"files": [{"path": path, "size": size} for path, size in files]}
+
+
+@router.put("/{project}/datasets/{dataset}/files/{path:path}", response={201: FileOut})
+def put_file(request, project: str, dataset: str, path: str):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    dataset = dataset_get(project=project, name=dataset)
+    dataset_file_put(dataset=dataset, path=path, fileobj=request)
+    entry = manifest_file(dataset.manifest, clean_path(path))
+    return 201, {"path": entry.path, "size": entry.size}
+
+
+@router.get("/{project}/datasets/{dataset}/files/{path:path}", response={200: None})
+def get_file(request, project: str, dataset: str, path: str):
+    project = project_get_for_user(user=request.user, slug=project)
+    dataset = dataset_get(project=project, name=dataset)
+    return file_response(dataset.manifest, clean_path(path))
+
+
+@router.delete("/{project}/datasets/{dataset}/files/{path:path}", response={204: None})
+def delete_file(request, project: str, dataset: str, path: str):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    dataset_path_delete(dataset=dataset_get(project=project, name=dataset), path=path)
+    return 204, None

@@ -1,0 +1,27 @@
+"""Reads for datasets."""
+
+from django.db.models import Count, Sum, Value
+from django.db.models.functions import Coalesce
+from django.http import Http404
+
+from datasets.models import Dataset
+
+
+def dataset_list(*, project):
+    """The project's datasets with their file counts and sizes, in one query."""
+    return (
+        Dataset.objects.filter(project=project)
+        .annotate(
+            file_count=Count("manifest__entries__blob"),
+            size=Coalesce(Sum("manifest__entries__size"), Value(0)),
+        )
+        .select_related("created_by", "manifest")
+        .order_by("name")
+    )
+
+
+def dataset_get(*, project, name: str) -> Dataset:
+    dataset = dataset_list(project=project).filter(name=name).first()
+    if dataset is None:
+        raise Http404(f"No dataset '{name}' in this project.")
+    return dataset

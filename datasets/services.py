@@ -1,0 +1,120 @@
+"""Writes for datasets and their files. Views and the API both call these."""
+
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
+
+from aicenter.manifests import (
+    clean_folder,
+    clean_path,
+    manifest_create,
+    manifest_delete,
+    manifest_delete_path,
+    manifest_put_file,
+    manifest_put_folder,
+)
+from aicenter.zips import open_safe_zip
+from datasets.models import Dataset
+
+NAME_RE = re.compile(r"^[\w][\w.\- ]*$")
+
+
+def dataset_create(*, project, user, name: str, description: str = "") -> Dataset:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "A name is required."})
+    if not NAME_RE.match(name) or len(name) > 100:
+        raise ValidationError(
+            {
+                "name": f"'{name}' is not a valid dataset name: use letters, digits, spaces, "
+                "'.', '-' and '_' (100 at most), starting with a letter or digit."
+            }
+        )
+    if Dataset.objects.filter(project=project, name=name).exists():
+        raise ValidationError({"name": f"A dataset named '{name}' already exists."})
+    try:
+        with transaction.atomic():
+            return Dataset.objects.create(
+                project=project,
+                name=name,
+                description=description,
+                manifest=manifest_create(),
+                created_by=user,
+            )
+    except IntegrityError:
+        raise ValidationError({"name": f"A dataset named '{name}' already exists."}) from None
+
+
+def _join(folder: str, path: str) -> str:
+    return f"{folder}/{path}" if folder else path
+
+
+def dataset_files_upload(*, dataset, files, folder: str = "") -> int:
+    """Store uploaded files under `folder`. `files` is a list of (relative path, file object);
+    relative paths may contain folders (a folder picked in the browser keeps them).
+
+    All paths are checked before anything is stored; returns how many files were stored."""
+    folder = clean_folder(folder)
+    if not files:
+        raise ValidationError({"files": "Choose at least one file."})
+    paths = [clean_path(_join(folder, path), field="files") for path, _ in files]
+    with transaction.atomic():
+        for path, (_, fileobj) in zip(paths, files, strict=True):
+            manifest_put_file(dataset.manifest, path, fileobj)
+    return len(paths)
+
+
+def dataset_zip_upload(*, dataset, file, folder: str = "") -> int:
+    """Unpack a zip into the dataset under `folder`, with the same safety checks as packages."""
+    folder = clean_folder(folder)
+    archive, members = open_safe_zip(
+        file, max_bytes=settings.DATASET_ZIP_MAX_UNCOMPRESSED_BYTES, field="zip"
+    )
+    if not members:
+        raise ValidationError({"zip": "The zip holds no files."})
+    paths = {clean_path(_join(folder, name), field="zip"): info for name, info in members.items()}
+    with transaction.atomic():
+        for path, info in paths.items():
+            with archive.open(info) as fileobj:
+                manifest_put_file(dataset.manifest, path, fileobj)
+    return len(paths)
+
+
+def dataset_file_put(*, dataset, path: str, fileobj) -> None:
+    """The API's PUT: one file at `path`, folders created as needed."""
+    with transaction.atomic():
+        manifest_put_file(dataset.manifest, clean_path(path), fileobj)
+
+
+def dataset_folder_create(*, dataset, folder: str, name: str) -> str:
+    name = (name or "").strip()
+    if not name or "/" in name or "\\" in name:
+        raise ValidationError({"name": "Give the new folder a name without '/'."})
+    path = clean_path(_join(clean_folder(folder), name), field="name")
+    manifest_put_folder(dataset.manifest, path)
+    return path
+
+
+def dataset_path_delete(*, dataset, path: str) -> None:
+    path = clean_path(path)
+    with transaction.atomic():
+        if not manifest_delete_path(dataset.manifest, path):
+            # an empty folder is stored as a marker 'path/'
+            if not manifest_delete_path(dataset.manifest, path + "/"):
+                raise ValidationError({"path": f"There is no file or folder '{path}'."})
+
+
+def dataset_delete(*, dataset) -> None:
+    try:
+        with transaction.atomic():
+            manifest = dataset.manifest
+            dataset.delete()
+            manifest_delete(manifest)
+    except ProtectedError as error:
+        runs = sorted({str(obj.pk) for obj in error.protected_objects})
+        raise ValidationError(
+            f"Dataset {dataset.name} can't be deleted: pipeline run(s) {', '.join(runs)} use it."
+        ) from None

@@ -1,0 +1,172 @@
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
+
+from aicenter.downloads import file_response
+from aicenter.forms import done, form_errors, page_of
+from aicenter.manifests import clean_folder, clean_path, manifest_listing
+from aicenter.services import RUN, can, project_get_for_user
+from datasets.selectors import dataset_get, dataset_list
+from datasets.services import (
+    dataset_create,
+    dataset_delete,
+    dataset_files_upload,
+    dataset_folder_create,
+    dataset_path_delete,
+    dataset_zip_upload,
+)
+
+
+def _browse_url(project, dataset, folder=""):
+    url = reverse("dataset-browse", args=[project.slug, dataset.name])
+    return f"{url}?{urlencode({'path': folder})}" if folder else url
+
+
+def _breadcrumbs(folder):
+    parts = folder.split("/") if folder else []
+    return [{"name": part, "path": "/".join(parts[: i + 1])} for i, part in enumerate(parts)]
+
+
+@login_required
+def dataset_list_page(request, project):
+    project = project_get_for_user(user=request.user, slug=project)
+    errors, values = {}, {}
+    if request.method == "POST":
+        project = project_get_for_user(user=request.user, slug=project.slug, need=RUN)
+        values = request.POST
+        try:
+            dataset = dataset_create(
+                project=project,
+                user=request.user,
+                name=request.POST.get("name", ""),
+                description=request.POST.get("description", ""),
+            )
+            return done(request, _browse_url(project, dataset))
+        except ValidationError as error:
+            errors = form_errors(error)
+    context = {
+        "project": project,
+        "page": page_of(request, dataset_list(project=project)),
+        "errors": errors,
+        "values": values,
+        "can_edit": can(project, RUN),
+    }
+    template = "datasets/list.html#create-form" if request.htmx and errors else "datasets/list.html"
+    return render(request, template, context, status=400 if errors else 200)
+
+
+def _browse(request, project, dataset, *, errors=None, status=200, template_suffix=""):
+    try:
+        folder = clean_folder(request.GET.get("path") or request.POST.get("folder", ""))
+    except ValidationError:
+        folder = ""
+    listing = manifest_listing(dataset.manifest, folder)
+    rows = [("folder", f) for f in listing.folders] + [("file", f) for f in listing.files]
+    context = {
+        "project": project,
+        "dataset": dataset,
+        "folder": folder,
+        "breadcrumbs": _breadcrumbs(folder),
+        "listing": listing,
+        "page": page_of(request, rows, per_page=200),
+        "errors": errors or {},
+        "can_edit": can(project, RUN),
+    }
+    return render(request, "datasets/browse.html" + template_suffix, context, status=status)
+
+
+@login_required
+def dataset_browse(request, project, dataset):
+    project = project_get_for_user(user=request.user, slug=project)
+    return _browse(request, project, dataset_get(project=project, name=dataset))
+
+
+def _edit(request, project, dataset, action, partial):
+    """Run a write on the dataset; on success back to the folder, else the form with errors."""
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    dataset = dataset_get(project=project, name=dataset)
+    try:
+        folder = action(dataset)
+        return done(request, _browse_url(project, dataset, folder))
+    except ValidationError as error:
+        suffix = f"#{partial}" if request.htmx else ""
+        return _browse(
+            request,
+            project,
+            dataset,
+            errors=form_errors(error),
+            status=400,
+            template_suffix=suffix,
+        )
+
+
+@login_required
+@require_POST
+def dataset_upload(request, project, dataset):
+    def action(dataset):
+        folder = request.POST.get("folder", "")
+        uploads = request.FILES.getlist("files")
+        paths = request.POST.getlist("paths")
+        if len(paths) != len(uploads):  # no JavaScript: the browser sends names only
+            paths = [upload.name for upload in uploads]
+        dataset_files_upload(
+            dataset=dataset, folder=folder, files=list(zip(paths, uploads, strict=True))
+        )
+        return folder
+
+    return _edit(request, project, dataset, action, "upload-form")
+
+
+@login_required
+@require_POST
+def dataset_upload_zip(request, project, dataset):
+    def action(dataset):
+        folder = request.POST.get("folder", "")
+        dataset_zip_upload(dataset=dataset, folder=folder, file=request.FILES.get("zip"))
+        return folder
+
+    return _edit(request, project, dataset, action, "zip-form")
+
+
+@login_required
+@require_POST
+def dataset_new_folder(request, project, dataset):
+    def action(dataset):
+        return dataset_folder_create(
+            dataset=dataset, folder=request.POST.get("folder", ""), name=request.POST.get("name")
+        )
+
+    return _edit(request, project, dataset, action, "folder-form")
+
+
+@login_required
+@require_POST
+def dataset_delete_path(request, project, dataset):
+    def action(dataset):
+        path = clean_path(request.POST.get("path", ""))
+        dataset_path_delete(dataset=dataset, path=path)
+        return path.rsplit("/", 1)[0] if "/" in path else ""
+
+    return _edit(request, project, dataset, action, "browser")
+
+
+@login_required
+@require_POST
+def dataset_delete_page(request, project, dataset):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    dataset = dataset_get(project=project, name=dataset)
+    try:
+        dataset_delete(dataset=dataset)
+    except ValidationError as error:
+        return _browse(request, project, dataset, errors=form_errors(error), status=400)
+    return done(request, reverse("dataset-list", args=[project.slug]))
+
+
+@login_required
+def dataset_download(request, project, dataset, path):
+    project = project_get_for_user(user=request.user, slug=project)
+    dataset = dataset_get(project=project, name=dataset)
+    return file_response(dataset.manifest, path)

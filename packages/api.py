@@ -1,0 +1,135 @@
+from datetime import datetime
+
+from ninja import File, Form, Router, Schema
+from ninja.files import UploadedFile
+
+from aicenter.downloads import zip_response
+from aicenter.services import RUN, project_get_for_user
+from packages.selectors import package_get, package_list, version_get, version_list
+from packages.services import package_create, package_delete, package_version_upload
+
+router = Router(tags=["packages"])
+
+
+class VersionOut(Schema):
+    version: str
+    source: str
+    pipeline: int | None = None
+    parent: str | None = None
+    created_at: datetime
+
+
+class PackageOut(Schema):
+    name: str
+    description: str
+    input_type: str
+    input_description: str
+    output_description: str
+    language: str
+    gpu_required: bool
+    training_enabled: bool
+    created_at: datetime
+    versions: list[VersionOut]
+
+
+class PackageSummary(Schema):
+    name: str
+    description: str
+    latest_version: str | None
+    version_count: int
+    training_enabled: bool
+    gpu_required: bool
+    created_at: datetime
+
+
+def version_out(version) -> dict:
+    return {
+        "version": version.number,
+        "source": version.source,
+        "pipeline": getattr(version, "pipeline_run_id", None),
+        "parent": version.parent.number if version.parent else None,
+        "created_at": version.created_at,
+    }
+
+
+def package_out(package) -> dict:
+    fields = {
+        name: getattr(package, name) for name in PackageOut.model_fields if name != "versions"
+    }
+    return {**fields, "versions": [version_out(v) for v in version_list(package=package)]}
+
+
+@router.get("/{project}/packages", response=list[PackageSummary])
+def list_packages(request, project: str):
+    project = project_get_for_user(user=request.user, slug=project)
+    return [
+        {
+            **{name: getattr(p, name) for name in PackageSummary.model_fields if hasattr(p, name)},
+            "latest_version": f"{p.latest_major}.{p.latest_minor}" if p.latest_major else None,
+        }
+        for p in package_list(project=project)
+    ]
+
+
+@router.post("/{project}/packages", response={201: PackageOut})
+def create_package(
+    request,
+    project: str,
+    file: UploadedFile = File(None),
+    name: str = Form(""),
+    description: str = Form(""),
+    input_type: str = Form("json"),
+    input_description: str = Form(""),
+    output_description: str = Form(""),
+    language: str = Form(""),
+    training_enabled: bool = Form(True),
+    gpu_required: bool = Form(False),
+):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    package = package_create(
+        project=project,
+        user=request.user,
+        name=name,
+        file=file,
+        description=description,
+        input_type=input_type,
+        input_description=input_description,
+        output_description=output_description,
+        language=language,
+        training_enabled=training_enabled,
+        gpu_required=gpu_required,
+    )
+    return 201, package_out(package)
+
+
+@router.get("/{project}/packages/{package}", response=PackageOut)
+def get_package(request, project: str, package: str):
+    project = project_get_for_user(user=request.user, slug=project)
+    return package_out(package_get(project=project, name=package))
+
+
+@router.delete("/{project}/packages/{package}", response={204: None})
+def delete_package(request, project: str, package: str):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    package_delete(package=package_get(project=project, name=package))
+    return 204, None
+
+
+@router.post("/{project}/packages/{package}/versions", response={201: VersionOut})
+def upload_version(request, project: str, package: str, file: UploadedFile = File(None)):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    package = package_get(project=project, name=package)
+    version = package_version_upload(package=package, user=request.user, file=file)
+    return 201, version_out(version)
+
+
+@router.get("/{project}/packages/{package}/versions/{version}/download", response={200: None})
+def download_version(request, project: str, package: str, version: str):
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    version = version_get(package=package, number=version)
+    return zip_response(
+        version.manifest,
+        filename=f"{package.name}-{version.number}.zip",
+        root=f"{package.name}",
+    )

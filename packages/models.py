@@ -1,0 +1,68 @@
+from django.conf import settings
+from django.db import models
+
+from aicenter.models import Manifest, Project
+
+
+class Package(models.Model):
+    INPUT_TYPES = [("json", "JSON"), ("file", "File"), ("files", "Files")]
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="packages")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    input_type = models.CharField(max_length=10, choices=INPUT_TYPES, default="json")
+    input_description = models.TextField(blank=True)
+    output_description = models.TextField(blank=True)
+    language = models.CharField(max_length=20, help_text="Python version, e.g. 3.11")
+    gpu_required = models.BooleanField(default=False)
+    training_enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="package_name_per_project")
+        ]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class PackageVersion(models.Model):
+    """An immutable version N.m: its files are a manifest; it says where it came from."""
+
+    UPLOADED, TRAINED = "uploaded", "trained"
+
+    package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="versions")
+    major = models.PositiveIntegerField()
+    minor = models.PositiveIntegerField()
+    manifest = models.OneToOneField(Manifest, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(
+        max_length=10, choices=[(UPLOADED, "Uploaded"), (TRAINED, "Trained")], default=UPLOADED
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
+    )
+    file_count = models.PositiveIntegerField(default=0)
+    size = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Two runs finishing at once can never both get N.k: the database refuses one.
+            models.UniqueConstraint(fields=["package", "major", "minor"], name="version_once")
+        ]
+        ordering = ["-major", "-minor"]
+
+    def __str__(self):
+        return f"{self.package.name} {self.number}"
+
+    @property
+    def number(self):
+        return f"{self.major}.{self.minor}"

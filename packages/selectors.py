@@ -1,0 +1,63 @@
+"""Reads for ML packages."""
+
+from django.db.models import Count, OuterRef, Subquery
+from django.http import Http404
+
+from packages.models import Package, PackageVersion
+
+
+def package_list(*, project):
+    latest = PackageVersion.objects.filter(package=OuterRef("pk")).order_by("-major", "-minor")
+    return (
+        Package.objects.filter(project=project)
+        .annotate(
+            version_count=Count("versions"),
+            latest_major=Subquery(latest.values("major")[:1]),
+            latest_minor=Subquery(latest.values("minor")[:1]),
+        )
+        .order_by("name")
+    )
+
+
+def with_latest_number(packages):
+    """Evaluate a package_list() page, adding `latest_number` ('1.2') to each package."""
+    packages = list(packages)
+    for package in packages:
+        has = package.latest_major is not None
+        package.latest_number = f"{package.latest_major}.{package.latest_minor}" if has else None
+    return packages
+
+
+def package_get(*, project, name: str) -> Package:
+    package = Package.objects.filter(project=project, name=name).first()
+    if package is None:
+        raise Http404(f"No package '{name}' in this project.")
+    return package
+
+
+def version_list(*, package):
+    return package.versions.select_related("created_by", "parent").order_by("-major", "-minor")
+
+
+def version_get(*, package, number: str) -> PackageVersion:
+    try:
+        major, minor = (int(part) for part in number.split("."))
+    except ValueError:
+        raise Http404(f"'{number}' is not a version number like 1.0.") from None
+    version = (
+        package.versions.select_related("manifest", "created_by", "parent")
+        .filter(major=major, minor=minor)
+        .first()
+    )
+    if version is None:
+        raise Http404(f"Package {package.name} has no version {number}.")
+    return version
+
+
+def version_source(version: PackageVersion) -> str:
+    """'uploaded by alice', or how a pipeline made it (filled in by the pipelines issue)."""
+    if version.source == PackageVersion.UPLOADED:
+        who = version.created_by.username if version.created_by else "a deleted user"
+        return f"uploaded by {who}"
+    parent = version.parent.number if version.parent else "a deleted version"
+    return f"trained from version {parent}"

@@ -1,0 +1,139 @@
+"""Writes for ML packages and their versions. Views and the API both call these."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError, Sum
+
+from aicenter.manifests import clean_path, manifest_delete, manifest_from_files
+from packages.models import Package, PackageVersion
+from packages.validation import read_package_zip
+
+
+def _clean_package_fields(*, project, name, input_type, language) -> dict:
+    errors = {}
+    if not name:
+        errors["name"] = "A name is required."
+    elif not name.isidentifier() or not name.isascii():
+        errors["name"] = (
+            f"'{name}' is not a valid name: use letters, digits and underscores, "
+            "not starting with a digit."
+        )
+    elif Package.objects.filter(project=project, name=name).exists():
+        errors["name"] = f"A package named '{name}' already exists in this project."
+    if input_type not in dict(Package.INPUT_TYPES):
+        errors["input_type"] = f"'{input_type}' is not an input type; use json, file or files."
+    if language not in settings.PYTHON_VERSIONS:
+        errors["language"] = (
+            f"Python {language} is not available here; choose one of "
+            f"{', '.join(settings.PYTHON_VERSIONS)}."
+        )
+    return errors
+
+
+def _version_from_archive(*, package, major, archive, user) -> PackageVersion:
+    paths = {clean_path(path, field="file"): path for path in archive.files}
+    manifest = manifest_from_files((clean, archive.open(raw)) for clean, raw in paths.items())
+    totals = manifest.entries.aggregate(size=Sum("size"))
+    return PackageVersion.objects.create(
+        package=package,
+        major=major,
+        minor=0,
+        manifest=manifest,
+        source=PackageVersion.UPLOADED,
+        created_by=user,
+        file_count=len(paths),
+        size=totals["size"] or 0,
+    )
+
+
+def package_create(
+    *,
+    project,
+    user,
+    name: str,
+    file,
+    description: str = "",
+    input_type: str = "json",
+    input_description: str = "",
+    output_description: str = "",
+    language: str = "",
+    gpu_required: bool = False,
+    training_enabled: bool = True,
+) -> Package:
+    """Validate the upload and create the package with its version 1.0, or store nothing."""
+    name = (name or "").strip()
+    language = language or settings.PYTHON_VERSIONS[0]
+    errors = _clean_package_fields(
+        project=project, name=name, input_type=input_type, language=language
+    )
+    try:
+        archive = read_package_zip(file, training_enabled=training_enabled)
+    except ValidationError as error:
+        errors.update(error.message_dict)
+    if errors:
+        raise ValidationError(errors)
+    try:
+        with transaction.atomic():
+            package = Package.objects.create(
+                project=project,
+                name=name,
+                description=description,
+                input_type=input_type,
+                input_description=input_description,
+                output_description=output_description,
+                language=language,
+                gpu_required=gpu_required,
+                training_enabled=training_enabled,
+                created_by=user,
+            )
+            _version_from_archive(package=package, major=1, archive=archive, user=user)
+    except IntegrityError:
+        raise ValidationError(
+            {"name": f"A package named '{name}' already exists in this project."}
+        ) from None
+    return package
+
+
+def package_version_upload(*, package, user, file) -> PackageVersion:
+    """A new zip for an existing package becomes its next major version, N.0."""
+    archive = read_package_zip(file, training_enabled=package.training_enabled)
+    for _attempt in range(5):
+        latest = package.versions.order_by("-major").values_list("major", flat=True).first()
+        try:
+            with transaction.atomic():
+                return _version_from_archive(
+                    package=package, major=(latest or 0) + 1, archive=archive, user=user
+                )
+        except IntegrityError:
+            continue  # another upload took that number a moment ago: take the next one
+    raise ValidationError({"file": "Too many uploads at once for this package; try again."})
+
+
+def _refuse_in_use(thing: str, error: ProtectedError):
+    runs = sorted({str(getattr(obj, "pk", obj)) for obj in error.protected_objects})
+    raise ValidationError(
+        f"{thing} can't be deleted: pipeline run(s) {', '.join(runs)} use it. "
+        "Delete those runs first."
+    )
+
+
+def package_version_delete(*, version) -> None:
+    manifest = version.manifest
+    try:
+        with transaction.atomic():
+            version.delete()
+            manifest_delete(manifest)
+    except ProtectedError as error:
+        _refuse_in_use(f"Version {version.number}", error)
+
+
+def package_delete(*, package) -> None:
+    manifests = [v.manifest for v in package.versions.select_related("manifest")]
+    try:
+        with transaction.atomic():
+            package.delete()
+            for manifest in manifests:
+                manifest_delete(manifest)
+    except ProtectedError as error:
+        _refuse_in_use(f"Package {package.name}", error)

@@ -1,0 +1,187 @@
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from aicenter.downloads import file_response, zip_response
+from aicenter.forms import done, form_errors, page_of, truthy
+from aicenter.manifests import clean_folder, manifest_listing
+from aicenter.previews import file_preview
+from aicenter.services import RUN, can, project_get_for_user
+from packages.models import Package
+from packages.selectors import (
+    package_get,
+    package_list,
+    version_get,
+    version_list,
+    version_source,
+    with_latest_number,
+)
+from packages.services import (
+    package_create,
+    package_delete,
+    package_version_delete,
+    package_version_upload,
+)
+
+
+@login_required
+def package_list_page(request, project):
+    project = project_get_for_user(user=request.user, slug=project)
+    page = page_of(request, package_list(project=project))
+    page.object_list = with_latest_number(page.object_list)
+    return render(
+        request,
+        "packages/list.html",
+        {
+            "project": project,
+            "page": page,
+            "can_edit": can(project, RUN),
+        },
+    )
+
+
+@login_required
+def package_new(request, project):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    errors, values = {}, {"training_enabled": "on", "language": settings.PYTHON_VERSIONS[0]}
+    if request.method == "POST":
+        values = request.POST
+        try:
+            package = package_create(
+                project=project,
+                user=request.user,
+                name=request.POST.get("name", ""),
+                file=request.FILES.get("file"),
+                description=request.POST.get("description", ""),
+                input_type=request.POST.get("input_type", "json"),
+                input_description=request.POST.get("input_description", ""),
+                output_description=request.POST.get("output_description", ""),
+                language=request.POST.get("language", ""),
+                gpu_required=truthy(request.POST.get("gpu_required")),
+                training_enabled=truthy(request.POST.get("training_enabled")),
+            )
+            return done(request, reverse("package-detail", args=[project.slug, package.name]))
+        except ValidationError as error:
+            errors = form_errors(error)
+    context = {
+        "project": project,
+        "errors": errors,
+        "values": values,
+        "input_types": Package.INPUT_TYPES,
+        "languages": settings.PYTHON_VERSIONS,
+    }
+    template = "packages/new.html#package-form" if request.htmx and errors else "packages/new.html"
+    return render(request, template, context, status=400 if errors else 200)
+
+
+def _package_page(request, project, package, *, errors=None, status=200, partial=""):
+    versions = list(version_list(package=package))
+    for version in versions:
+        version.source_text = version_source(version)
+    context = {
+        "project": project,
+        "package": package,
+        "versions": versions,
+        "errors": errors or {},
+        "can_edit": can(project, RUN),
+    }
+    return render(request, "packages/detail.html" + partial, context, status=status)
+
+
+@login_required
+def package_detail(request, project, package):
+    project = project_get_for_user(user=request.user, slug=project)
+    return _package_page(request, project, package_get(project=project, name=package))
+
+
+@login_required
+@require_POST
+def package_upload(request, project, package):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    package = package_get(project=project, name=package)
+    try:
+        package_version_upload(package=package, user=request.user, file=request.FILES.get("file"))
+    except ValidationError as error:
+        partial = "#upload-form" if request.htmx else ""
+        return _package_page(
+            request, project, package, errors=form_errors(error), status=400, partial=partial
+        )
+    return done(request, reverse("package-detail", args=[project.slug, package.name]))
+
+
+@login_required
+@require_POST
+def package_delete_page(request, project, package):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    package = package_get(project=project, name=package)
+    try:
+        package_delete(package=package)
+    except ValidationError as error:
+        return _package_page(request, project, package, errors=form_errors(error), status=400)
+    return done(request, reverse("package-list", args=[project.slug]))
+
+
+@login_required
+def version_detail(request, project, package, version):
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    version = version_get(package=package, number=version)
+    try:
+        folder = clean_folder(request.GET.get("path", ""))
+    except ValidationError:
+        folder = ""
+    listing = manifest_listing(version.manifest, folder)
+    rows = [("folder", f) for f in listing.folders] + [("file", f) for f in listing.files]
+    preview = None
+    if request.GET.get("file"):
+        preview = file_preview(version.manifest, request.GET["file"])
+    return render(
+        request,
+        "packages/version.html",
+        {
+            "project": project,
+            "package": package,
+            "version": version,
+            "source_text": version_source(version),
+            "folder": folder,
+            "listing": listing,
+            "page": page_of(request, rows, per_page=200),
+            "preview": preview,
+            "errors": {},
+            "can_edit": can(project, RUN),
+        },
+    )
+
+
+@login_required
+def version_download(request, project, package, version):
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    version = version_get(package=package, number=version)
+    return zip_response(
+        version.manifest, filename=f"{package.name}-{version.number}.zip", root=package.name
+    )
+
+
+@login_required
+def version_file_download(request, project, package, version, path):
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    version = version_get(package=package, number=version)
+    return file_response(version.manifest, path, as_attachment=not request.GET.get("inline"))
+
+
+@login_required
+@require_POST
+def version_delete_page(request, project, package, version):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    package = package_get(project=project, name=package)
+    version = version_get(package=package, number=version)
+    try:
+        package_version_delete(version=version)
+    except ValidationError as error:
+        return _package_page(request, project, package, errors=form_errors(error), status=400)
+    return done(request, reverse("package-detail", args=[project.slug, package.name]))

@@ -1,0 +1,62 @@
+// Small behaviours htmx does not cover: upload progress, drag and drop, folder paths.
+(function () {
+  // A folder chosen in the browser keeps its sub-folders: send each file's relative path.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var form = event.detail.elt;
+    if (!form.matches || !form.matches("form[data-upload]")) return;
+    var params = event.detail.formData || event.detail.parameters;
+    var files = [];
+    form.querySelectorAll("input[type=file][name=files]").forEach(function (input) {
+      Array.prototype.forEach.call(input.files, function (f) { files.push(f); });
+    });
+    if (files.length && params && params.append) {
+      params.delete && params.delete("paths");
+      files.forEach(function (f) { params.append("paths", f.webkitRelativePath || f.name); });
+    }
+  });
+
+  // Upload progress on the form's <progress>; disable the button while sending.
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-upload]");
+    if (!form || !event.detail.lengthComputable) return;
+    var bar = form.querySelector("progress");
+    if (bar) { bar.hidden = false; bar.value = Math.round(100 * event.detail.loaded / event.detail.total); }
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var button = event.target.querySelector && event.target.querySelector("button");
+    if (button && event.target.matches("form[data-upload]")) { button.disabled = true; button.dataset.label = button.textContent; button.textContent = "Uploading…"; }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var button = event.target.querySelector && event.target.querySelector("button[disabled]");
+    if (button && button.dataset.label) { button.disabled = false; button.textContent = button.dataset.label; }
+  });
+
+  // Drag and drop onto a dropzone fills its file input.
+  function bind(zone) {
+    var input = zone.querySelector("input[type=file]");
+    var text = zone.querySelector(".dropzone-text");
+    ["dragenter", "dragover"].forEach(function (name) {
+      zone.addEventListener(name, function (e) { e.preventDefault(); zone.classList.add("over"); });
+    });
+    ["dragleave", "drop"].forEach(function (name) {
+      zone.addEventListener(name, function (e) { e.preventDefault(); zone.classList.remove("over"); });
+    });
+    zone.addEventListener("drop", function (e) {
+      if (!e.dataTransfer || !e.dataTransfer.files.length) return;
+      input.files = e.dataTransfer.files;
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+    input.addEventListener("change", function () {
+      if (!text) return;
+      var n = input.files.length;
+      text.textContent = n === 1 ? input.files[0].name : n + " files chosen";
+    });
+  }
+  function bindAll(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll("[data-dropzone]").forEach(function (zone) {
+      if (!zone.dataset.bound) { zone.dataset.bound = "1"; bind(zone); }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { bindAll(document); });
+  document.addEventListener("htmx:load", function (event) { bindAll(event.target); });
+})();
