@@ -4,7 +4,7 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
-from ninja import NinjaAPI, Router, Schema
+from ninja import NinjaAPI, Router, Schema, Status
 from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as SchemaError
 from ninja.security import HttpBearer, django_auth
@@ -106,9 +106,8 @@ def list_projects(request):
 
 @projects.post("", response={201: ProjectOut})
 def create_project(request, payload: ProjectIn):
-    return 201, project_create(
-        user=request.user, name=payload.name, description=payload.description
-    )
+    project = project_create(user=request.user, name=payload.name, description=payload.description)
+    return Status(201, project)
 
 
 def _register_routers():

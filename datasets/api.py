@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
 from aicenter.downloads import file_response
 from aicenter.manifests import clean_folder, clean_path, manifest_file, manifest_files
@@ -45,7 +45,7 @@ def create_dataset(request, project: str, payload: DatasetIn):
     dataset = dataset_create(
         project=project, user=request.user, name=payload.name, description=payload.description
     )
-    return 201, dataset_get(project=project, name=dataset.name)
+    return Status(201, dataset_get(project=project, name=dataset.name))
 
 
 @router.get("/{project}/datasets/{dataset}", response=DatasetOut)
@@ -58,7 +58,7 @@ def get_dataset(request, project: str, dataset: str):
 def delete_dataset(request, project: str, dataset: str):
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     dataset_delete(dataset=dataset_get(project=project, name=dataset))
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/{project}/datasets/{dataset}/files", response=FilesOut)
@@ -75,7 +75,7 @@ def put_file(request, project: str, dataset: str, path: str):
     dataset = dataset_get(project=project, name=dataset)
     dataset_file_put(dataset=dataset, path=path, fileobj=request)
     entry = manifest_file(dataset.manifest, clean_path(path))
-    return 201, {"path": entry.path, "size": entry.size}
+    return Status(201, {"path": entry.path, "size": entry.size})
 
 
 @router.get("/{project}/datasets/{dataset}/files/{path:path}", response={200: None})
@@ -89,4 +89,4 @@ def get_file(request, project: str, dataset: str, path: str):
 def delete_file(request, project: str, dataset: str, path: str):
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     dataset_path_delete(dataset=dataset_get(project=project, name=dataset), path=path)
-    return 204, None
+    return Status(204, None)

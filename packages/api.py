@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from ninja import File, Form, Router, Schema
+from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from aicenter.downloads import zip_response
@@ -99,7 +99,7 @@ def create_package(
         training_enabled=training_enabled,
         gpu_required=gpu_required,
     )
-    return 201, package_out(package)
+    return Status(201, package_out(package))
 
 
 @router.get("/{project}/packages/{package}", response=PackageOut)
@@ -112,7 +112,7 @@ def get_package(request, project: str, package: str):
 def delete_package(request, project: str, package: str):
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     package_delete(package=package_get(project=project, name=package))
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/{project}/packages/{package}/versions", response={201: VersionOut})
@@ -120,7 +120,7 @@ def upload_version(request, project: str, package: str, file: UploadedFile = Fil
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     package = package_get(project=project, name=package)
     version = package_version_upload(package=package, user=request.user, file=file)
-    return 201, version_out(version)
+    return Status(201, version_out(version))
 
 
 @router.get("/{project}/packages/{package}/versions/{version}/download", response={200: None})
