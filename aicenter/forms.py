@@ -4,10 +4,10 @@ from django.core.exceptions import ValidationError
 
 
 def form_errors(error: ValidationError) -> dict[str, list[str]]:
-    """Field → messages; messages not tied to a field go under '__all__'."""
+    """Field → messages; messages not tied to a field go under 'general'."""
     if hasattr(error, "error_dict"):
         return {field: list(messages) for field, messages in error.message_dict.items()}
-    return {"__all__": list(error.messages)}
+    return {"general": list(error.messages)}
 
 
 def truthy(value) -> bool:

@@ -103,9 +103,11 @@ def manifest_put_file(manifest: Manifest, path: str, fileobj) -> ManifestEntry:
 
 def manifest_put_folder(manifest: Manifest, path: str) -> ManifestEntry | None:
     """Create an empty folder (a marker entry 'path/'), unless the folder already exists."""
-    _check_no_conflict(manifest, path)
     if manifest.entries.filter(path__startswith=path + "/").exists():
         raise ValidationError({"name": f"The folder '{path}' already exists."})
+    if manifest.entries.filter(path=path).exists():
+        raise ValidationError({"name": f"'{path}' is a file; pick another name."})
+    _check_no_conflict(manifest, path)
     return ManifestEntry.objects.create(manifest=manifest, path=path + "/", size=0)
 
 

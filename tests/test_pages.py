@@ -1,0 +1,238 @@
+"""The pages, driven through the test client the way a browser posts them (with and without
+htmx)."""
+
+import io
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from aicenter.models import Blob
+from datasets.models import Dataset
+from packages.models import Package, PackageVersion
+from tests.conftest import stored_files, upload
+from tests.factories import make_zip, package_zip
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def bobs(pages_as, bob):
+    return pages_as(bob)
+
+
+@pytest.fixture
+def dataset(bobs):
+    bobs.post("/p/alpha/datasets/", {"name": "invoices"})
+    return Dataset.objects.get(name="invoices")
+
+
+def files_of(dataset):
+    return sorted(dataset.manifest.entries.values_list("path", flat=True))
+
+
+def test_it_shows_every_section_of_a_project(bobs, dataset):
+    for url, text in [
+        ("/", "Alpha"),
+        ("/p/alpha/", "Datasets"),
+        ("/p/alpha/datasets/", "invoices"),
+        ("/p/alpha/packages/", "No ML packages yet"),
+        ("/p/alpha/pipelines/", "Pipelines"),
+        ("/p/alpha/members/", "bob"),
+    ]:
+        response = bobs.get(url)
+        assert response.status_code == 200, url
+        assert text in response.content.decode(), url
+
+
+def test_it_creates_a_package_through_the_form(bobs):
+    response = bobs.post(
+        "/p/alpha/packages/new/",
+        {"name": "classifier", "file": upload(), "training_enabled": "on", "input_type": "json"},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/p/alpha/packages/classifier/"
+    page = bobs.get(response["Location"]).content.decode()
+    assert "1.0" in page and "uploaded by bob" in page
+
+
+def test_the_form_shows_each_problem_and_keeps_the_values(bobs):
+    content = package_zip(**{"train.py": "class Main:\n  def __init__(self): pass\n"})
+    response = bobs.post(
+        "/p/alpha/packages/new/",
+        {
+            "name": "1bad",
+            "description": "kept",
+            "file": upload(content=content),
+            "training_enabled": "on",
+        },
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "train.py: class Main has no method save" in page
+    assert "train.py: class Main has no method train" in page
+    assert "not a valid name" in page
+    assert ">kept</textarea>" in page
+    assert not Package.objects.exists()
+
+
+def test_htmx_gets_the_form_partial_or_a_client_redirect(bobs):
+    response = bobs.post(
+        "/p/alpha/packages/new/", {"name": "x", "file": upload(content=b"no")}, headers=HTMX
+    )
+    assert response.status_code == 400
+    assert b"<html" not in response.content
+    assert b"not a zip archive" in response.content
+    response = bobs.post(
+        "/p/alpha/packages/new/",
+        {"name": "x", "file": upload(), "training_enabled": "on"},
+        headers=HTMX,
+    )
+    assert response["HX-Redirect"] == "/p/alpha/packages/x/"
+
+
+def test_it_uploads_a_new_major_version_and_deletes_one(bobs, django_capture_on_commit_callbacks):
+    bobs.post("/p/alpha/packages/new/", {"name": "p", "file": upload(), "training_enabled": "on"})
+    response = bobs.post("/p/alpha/packages/p/upload/", {"file": upload()})
+    assert response.status_code == 302
+    assert PackageVersion.objects.filter(major=2, minor=0).exists()
+    response = bobs.post("/p/alpha/packages/p/upload/", {"file": upload(content=b"junk")})
+    assert response.status_code == 400
+    assert b"not a zip archive" in response.content
+    with django_capture_on_commit_callbacks(execute=True):
+        assert bobs.post("/p/alpha/packages/p/2.0/delete/").status_code == 302
+    assert list(PackageVersion.objects.values_list("major", flat=True)) == [1]
+
+
+def test_the_version_page_shows_files_and_previews_text(bobs):
+    bobs.post(
+        "/p/alpha/packages/new/",
+        {
+            "name": "p",
+            "training_enabled": "on",
+            "file": upload(content=package_zip(**{"config/params.json": '{"lr": 0.1}'})),
+        },
+    )
+    page = bobs.get("/p/alpha/packages/p/1.0/").content.decode()
+    assert "train.py" in page and "config" in page
+    page = bobs.get("/p/alpha/packages/p/1.0/", {"file": "train.py"}).content.decode()
+    assert "def save(self)" in page
+    page = bobs.get("/p/alpha/packages/p/1.0/", {"path": "config", "file": "config/params.json"})
+    assert "&quot;lr&quot;: 0.1" in page.content.decode()
+    response = bobs.get("/p/alpha/packages/p/1.0/download/")
+    names = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
+    assert "p/config/params.json" in names
+    response = bobs.get("/p/alpha/packages/p/1.0/files/main.py")
+    assert b"class Main" in b"".join(response.streaming_content)
+
+
+def test_it_uploads_a_folder_keeping_its_paths(bobs, dataset):
+    files = [
+        SimpleUploadedFile("a.csv", b"1,2"),
+        SimpleUploadedFile("résumé.txt", "é".encode()),
+    ]
+    response = bobs.post(
+        "/p/alpha/datasets/invoices/upload/",
+        {"files": files, "paths": ["scans/2024/a.csv", "scans/données/résumé.txt"]},
+    )
+    assert response.status_code == 302
+    assert files_of(dataset) == ["scans/2024/a.csv", "scans/données/résumé.txt"]
+    page = bobs.get("/p/alpha/datasets/invoices/", {"path": "scans"}).content.decode()
+    assert "2024" in page and "données" in page
+    response = bobs.get("/p/alpha/datasets/invoices/files/scans/données/résumé.txt")
+    assert b"".join(response.streaming_content) == "é".encode()
+
+
+def test_without_javascript_files_keep_their_names(bobs, dataset):
+    response = bobs.post(
+        "/p/alpha/datasets/invoices/upload/",
+        {"files": [SimpleUploadedFile("a.csv", b"1")], "folder": "in"},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/p/alpha/datasets/invoices/?path=in"
+    assert files_of(dataset) == ["in/a.csv"]
+
+
+def test_it_unpacks_a_zip_into_the_current_folder(bobs, dataset):
+    content = make_zip({"x/1.txt": "1", "x/2.txt": "2", "__MACOSX/._junk": "j"})
+    response = bobs.post(
+        "/p/alpha/datasets/invoices/upload-zip/",
+        {"zip": SimpleUploadedFile("d.zip", content), "folder": "raw"},
+    )
+    assert response.status_code == 302
+    assert files_of(dataset) == ["raw/x/1.txt", "raw/x/2.txt"]
+
+
+@pytest.mark.parametrize(
+    "url, data, message",
+    [
+        ("upload/", {}, "Choose at least one file"),
+        (
+            "upload/",
+            {"files": [SimpleUploadedFile("a", b"1")], "paths": ["../a"]},
+            "&#x27;..&#x27;",
+        ),
+        ("upload-zip/", {"zip": SimpleUploadedFile("d.zip", b"not a zip")}, "not a zip archive"),
+        (
+            "upload-zip/",
+            {"zip": SimpleUploadedFile("d.zip", make_zip({"../x": "1"}))},
+            "points outside",
+        ),
+        ("folders/", {"name": ""}, "Give the new folder a name"),
+        ("folders/", {"name": "a/b"}, "Give the new folder a name"),
+        ("folders/", {"name": ".."}, "not a valid path"),
+    ],
+)
+def test_bad_dataset_input_is_refused_and_nothing_is_stored(bobs, dataset, url, data, message):
+    response = bobs.post(f"/p/alpha/datasets/invoices/{url}", data)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert files_of(dataset) == []
+    assert Blob.objects.count() == 0
+    assert stored_files() == []
+
+
+def test_it_creates_and_deletes_folders(bobs, dataset):
+    assert bobs.post("/p/alpha/datasets/invoices/folders/", {"name": "train"}).status_code == 302
+    response = bobs.post("/p/alpha/datasets/invoices/folders/", {"name": "train"})
+    assert response.status_code == 400
+    assert b"already exists" in response.content
+    page = bobs.get("/p/alpha/datasets/invoices/").content.decode()
+    assert "train" in page
+    assert (
+        bobs.post("/p/alpha/datasets/invoices/delete-path/", {"path": "train"}).status_code == 302
+    )
+    assert files_of(dataset) == []
+
+
+def test_a_duplicate_dataset_name_is_refused_in_place(bobs, dataset):
+    response = bobs.post("/p/alpha/datasets/", {"name": "invoices"}, headers=HTMX)
+    assert response.status_code == 400
+    assert b"already exists" in response.content
+    assert b"<html" not in response.content
+
+
+def test_it_deletes_a_dataset(bobs, dataset):
+    response = bobs.post("/p/alpha/datasets/invoices/delete/")
+    assert response.status_code == 302
+    assert not Dataset.objects.exists()
+
+
+def test_big_folders_are_paginated_without_a_query_per_row(
+    bobs, dataset, django_assert_max_num_queries
+):
+    from aicenter.manifests import blob_store
+    from aicenter.models import ManifestEntry
+
+    blob = blob_store(io.BytesIO(b"x"))
+    ManifestEntry.objects.bulk_create(
+        ManifestEntry(manifest=dataset.manifest, path=f"f/{i:05}.txt", blob=blob, size=1)
+        for i in range(10_000)
+    )
+    with django_assert_max_num_queries(12):
+        page = bobs.get("/p/alpha/datasets/invoices/", {"path": "f"}).content.decode()
+    assert "Page 1 of 50" in page
+    assert "10,000 files" in page
+    with django_assert_max_num_queries(12):
+        root = bobs.get("/p/alpha/datasets/").content.decode()
+    assert "10,000" in root

@@ -1,0 +1,118 @@
+"""Who sees and does what: alice (project admin), bob (data scientist), vera (viewer) and
+charlie (in no project) around project Alpha."""
+
+import pytest
+
+from aicenter.models import Membership, Project
+from datasets.models import Dataset
+from tests.conftest import upload
+
+API = "/api/v1/projects/alpha"
+
+
+def test_charlie_sees_nothing_of_alpha(api_as, charlie, alice, pages_as):
+    api = api_as(charlie)
+    assert api.get("/api/v1/projects").json() == []
+    for path in ("/datasets", "/packages"):
+        response = api.get(API + path)
+        assert response.status_code == 404
+        assert response.json() == {"detail": "No project 'alpha'."}
+    client = pages_as(charlie)
+    assert b"Alpha" not in client.get("/").content
+    assert client.get("/p/alpha/").status_code == 404
+    assert client.get("/p/alpha/datasets/").status_code == 404
+
+
+def test_members_see_their_project(api_as, bob):
+    assert [p["slug"] for p in api_as(bob).get("/api/v1/projects").json()] == ["alpha"]
+
+
+def test_superusers_see_every_project(api_as, django_user_model, project):
+    root = django_user_model.objects.create_superuser("root", "", "pw")
+    slugs = {p["slug"] for p in api_as(root).get("/api/v1/projects").json()}
+    assert {"alpha", "default"} <= slugs
+
+
+def test_a_viewer_reads_but_cannot_create(api_as, vera, bob):
+    api_as(bob).post_json(API + "/datasets", {"name": "d"})
+    api = api_as(vera)
+    assert api.get(API + "/datasets").status_code == 200
+    response = api.post_json(API + "/datasets", {"name": "mine"})
+    assert response.status_code == 403
+    assert "Data scientist" in response.json()["detail"]
+    response = api.post(API + "/packages", {"name": "p", "file": upload()})
+    assert response.status_code == 403
+    assert api.delete(API + "/datasets/d").status_code == 403
+    assert Dataset.objects.count() == 1
+
+
+def test_a_viewer_gets_a_clear_403_page(pages_as, vera):
+    response = pages_as(vera).get("/p/alpha/packages/new/")
+    assert response.status_code == 403
+    assert b"You can&#x27;t do this" in response.content or b"You can't do this" in response.content
+    assert b"Data scientist" in response.content
+
+
+def test_a_data_scientist_cannot_manage_members(pages_as, bob, vera):
+    response = pages_as(bob).post(
+        "/p/alpha/members/", {"username": "vera", "role": Membership.ADMIN}
+    )
+    assert response.status_code == 403
+    assert Membership.objects.get(user=vera).role == Membership.VIEWER
+
+
+def test_a_project_admin_manages_members(pages_as, alice, charlie):
+    client = pages_as(alice)
+    response = client.post("/p/alpha/members/", {"username": "charlie", "role": "viewer"})
+    assert response.status_code == 302
+    assert Membership.objects.get(user=charlie).role == Membership.VIEWER
+    response = client.post("/p/alpha/members/", {"username": "nobody", "role": "viewer"})
+    assert response.status_code == 400
+    assert b"There is no user" in response.content
+    client.post("/p/alpha/members/", {"remove": "charlie"})
+    assert not Membership.objects.filter(user=charlie).exists()
+
+
+def test_creating_a_project_makes_its_creator_admin(api_as, charlie):
+    response = api_as(charlie).post_json("/api/v1/projects", {"name": "Charlie's lab"})
+    assert response.status_code == 201
+    project = Project.objects.get(slug=response.json()["slug"])
+    assert Membership.objects.get(project=project).role == Membership.ADMIN
+
+
+@pytest.mark.parametrize(
+    "payload, message", [({"name": ""}, "A name is required"), ({"name": "Alpha"}, "already")]
+)
+def test_a_bad_project_is_refused(api_as, charlie, project, payload, message):
+    response = api_as(charlie).post_json("/api/v1/projects", payload)
+    assert response.status_code == 400
+    assert message in response.json()["errors"]["name"][0]
+
+
+@pytest.mark.parametrize("header", ["", "Bearer", "Bearer nope", "Basic abc"])
+def test_the_api_needs_a_valid_token(client, header, db):
+    response = client.get("/api/v1/projects", headers={"Authorization": header} if header else {})
+    assert response.status_code == 401
+    assert "create_api_token" in response.json()["detail"]
+
+
+def test_pages_need_a_login(client, db):
+    response = client.get("/p/default/datasets/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_the_api_token_command_prints_the_token_last(alice, client):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("create_api_token", "alice", stdout=out, stderr=StringIO())
+    token = out.getvalue().strip().splitlines()[-1]
+    response = client.get("/api/v1/projects", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+
+
+def test_the_default_project_exists(db):
+    assert Project.objects.filter(slug="default").exists()
