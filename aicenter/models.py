@@ -53,6 +53,10 @@ class ApiToken(models.Model):
         return f"{self.prefix}… ({self.user})"
 
 
+def blob_storage_name(sha256: str) -> str:
+    return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
 class Blob(models.Model):
     """File content stored once, named by its SHA-256, whoever uploads it and how often."""
 
@@ -65,7 +69,7 @@ class Blob(models.Model):
 
     @property
     def storage_name(self):
-        return f"blobs/{self.sha256[:2]}/{self.sha256[2:4]}/{self.sha256}"
+        return blob_storage_name(self.sha256)
 
 
 class Manifest(models.Model):

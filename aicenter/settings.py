@@ -177,3 +177,9 @@ LOGGING = {
 
 # Static files are served by WhiteNoise straight from the app folders: no collectstatic step.
 WHITENOISE_USE_FINDERS = True
+
+# Pipeline runs: private workspaces on the worker's disk, removed after every run.
+WORKSPACES_DIR = Path(os.environ.get("AICENTER_WORKSPACES_DIR", DATA_DIR / "workspaces"))
+# The interpreter that runs package code (per-package environments replace it later).
+PIPELINE_PYTHON = os.environ.get("AICENTER_PIPELINE_PYTHON", sys.executable)
+LOG_FLUSH_SECONDS = float(os.environ.get("AICENTER_LOG_FLUSH_SECONDS", "0.3"))

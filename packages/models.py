@@ -49,6 +49,16 @@ class PackageVersion(models.Model):
     parent = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
     )
+    # Lineage of a trained version; kept in words when the run itself is deleted.
+    pipeline_run = models.ForeignKey(
+        "pipelines.PipelineRun",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    trained_by_run = models.PositiveIntegerField(null=True, blank=True)
+    trained_on = models.CharField(max_length=1200, blank=True)
     file_count = models.PositiveIntegerField(default=0)
     size = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -55,9 +55,13 @@ def version_get(*, package, number: str) -> PackageVersion:
 
 
 def version_source(version: PackageVersion) -> str:
-    """'uploaded by alice', or how a pipeline made it (filled in by the pipelines issue)."""
+    """'uploaded by alice', or 'trained by pipeline 12 from version 1.0 on dataset invoices'."""
     if version.source == PackageVersion.UPLOADED:
         who = version.created_by.username if version.created_by else "a deleted user"
         return f"uploaded by {who}"
+    run = f"pipeline {version.trained_by_run}"
+    if version.pipeline_run_id is None:
+        run += " (deleted)"
     parent = version.parent.number if version.parent else "a deleted version"
-    return f"trained from version {parent}"
+    text = f"trained by {run} from version {parent}"
+    return text + (f" on dataset {version.trained_on}" if version.trained_on else "")

@@ -137,3 +137,45 @@ def package_delete(*, package) -> None:
                 manifest_delete(manifest)
     except ProtectedError as error:
         _refuse_in_use(f"Package {package.name}", error)
+
+
+def package_version_create_trained(*, run, files) -> PackageVersion:
+    """The workspace `files` ([(path, absolute path)]) of a successful run become version N.k
+    of the run's package, k one more than the highest minor of major N right now.
+
+    The unique constraint on (package, major, minor) decides between runs finishing at once:
+    the loser takes the next number."""
+    from django.db.models import Max
+
+    def opened():
+        for path, absolute in files:
+            with open(absolute, "rb") as fileobj:
+                yield path, fileobj
+
+    parent = run.version
+    manifest = manifest_from_files(opened())
+    size = manifest.entries.aggregate(size=Sum("size"))["size"] or 0
+    folder = f"/{run.dataset_folder}" if run.dataset_folder else ""
+    trained_on = f"{run.dataset.name}{folder}" if run.dataset else ""
+    siblings = PackageVersion.objects.filter(package_id=parent.package_id, major=parent.major)
+    for _attempt in range(50):
+        minor = (siblings.aggregate(top=Max("minor"))["top"] or 0) + 1
+        try:
+            with transaction.atomic():
+                return PackageVersion.objects.create(
+                    package_id=parent.package_id,
+                    major=parent.major,
+                    minor=minor,
+                    manifest=manifest,
+                    source=PackageVersion.TRAINED,
+                    created_by=run.created_by,
+                    parent=parent,
+                    pipeline_run=run,
+                    trained_by_run=run.pk,
+                    trained_on=trained_on,
+                    file_count=len(files),
+                    size=size,
+                )
+        except IntegrityError:
+            continue  # another run took N.k a moment ago
+    raise RuntimeError("could not allocate a version number after 50 tries")

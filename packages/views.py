@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from aicenter.downloads import file_response, zip_response
-from aicenter.forms import done, form_errors, page_of, truthy
+from aicenter.forms import done, folder_breadcrumbs, form_errors, page_of, truthy
 from aicenter.manifests import clean_folder, manifest_listing
 from aicenter.previews import file_preview
 from aicenter.services import RUN, can, project_get_for_user
@@ -147,6 +147,7 @@ def version_detail(request, project, package, version):
             "version": version,
             "source_text": version_source(version),
             "folder": folder,
+            "breadcrumbs": folder_breadcrumbs(folder),
             "listing": listing,
             "page": page_of(request, rows, per_page=200),
             "preview": preview,

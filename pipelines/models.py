@@ -1,0 +1,113 @@
+from django.conf import settings
+from django.db import models
+
+from aicenter.models import Manifest, Project
+
+
+class PipelineRun(models.Model):
+    """One pipeline run. This row is the system of record; Redis only carries the job."""
+
+    TRAIN, EVALUATE, FULL = "train", "evaluate", "full"
+    TYPES = [(TRAIN, "Training run"), (EVALUATE, "Evaluation run"), (FULL, "Full pipeline run")]
+
+    SCHEDULED, QUEUED, PACKAGING, RUNNING = "scheduled", "queued", "packaging", "running"
+    SUCCESSFUL, FAILED, KILLED = "successful", "failed", "killed"
+    STATUSES = [
+        (SCHEDULED, "Scheduled"),
+        (QUEUED, "Queued"),
+        (PACKAGING, "Packaging"),
+        (RUNNING, "Running"),
+        (SUCCESSFUL, "Successful"),
+        (FAILED, "Failed"),
+        (KILLED, "Killed"),
+    ]
+    UNFINISHED = (SCHEDULED, QUEUED, PACKAGING, RUNNING)
+    FINISHED = (SUCCESSFUL, FAILED, KILLED)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pipeline_runs")
+    name = models.CharField(max_length=200, blank=True)
+    type = models.CharField(max_length=10, choices=TYPES, default=TRAIN)
+    status = models.CharField(max_length=12, choices=STATUSES, default=QUEUED, db_index=True)
+
+    package = models.ForeignKey("packages.Package", on_delete=models.PROTECT, related_name="+")
+    version = models.ForeignKey(
+        "packages.PackageVersion", on_delete=models.PROTECT, related_name="pipeline_runs"
+    )
+    dataset = models.ForeignKey(
+        "datasets.Dataset", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    dataset_folder = models.CharField(max_length=1024, blank=True)
+    evaluation_dataset = models.ForeignKey(
+        "datasets.Dataset", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    evaluation_folder = models.CharField(max_length=1024, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    gpu = models.BooleanField(default=False)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    queue = models.CharField(max_length=50, blank=True)
+    job_id = models.CharField(max_length=100, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    failure_reason = models.TextField(blank=True)
+
+    output_version = models.ForeignKey(
+        "packages.PackageVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    artifacts = models.ForeignKey(
+        Manifest, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    snapshot = models.ForeignKey(
+        Manifest, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    evaluation_snapshot = models.ForeignKey(
+        Manifest, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    score = models.FloatField(null=True, blank=True)
+    results = models.JSONField(null=True, blank=True)
+    # Where the time went: [{"name", "start", "end"}] with epoch seconds, platform and user code.
+    phases = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="run_project_created")]
+
+    def __str__(self):
+        return f"Pipeline run {self.pk}"
+
+    @property
+    def is_finished(self):
+        return self.status in self.FINISHED
+
+    @property
+    def duration(self):
+        """Seconds from start to end (or to now while running)."""
+        if not self.started_at:
+            return None
+        from django.utils import timezone
+
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()
+
+
+class LogChunk(models.Model):
+    """A piece of a run's stdout/stderr, appended while it runs so the page and the API can
+    show it live, from any machine."""
+
+    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="log_chunks")
+    seq = models.PositiveIntegerField()
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="log_chunk_once")]
+        ordering = ["seq"]
