@@ -113,10 +113,12 @@ def create_project(request, payload: ProjectIn):
 def _register_routers():
     from datasets.api import router as datasets
     from packages.api import router as packages
+    from pipelines.api import router as pipelines
 
     api.add_router("/projects", projects)
     api.add_router("/projects", datasets)
     api.add_router("/projects", packages)
+    api.add_router("/projects", pipelines)
 
 
 _register_routers()

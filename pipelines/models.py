@@ -1,3 +1,5 @@
+import json
+
 from django.conf import settings
 from django.db import models
 
@@ -73,7 +75,8 @@ class PipelineRun(models.Model):
         Manifest, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     score = models.FloatField(null=True, blank=True)
-    results = models.JSONField(null=True, blank=True)
+    # `_results.json` as written: text, so its keys keep the seed's order (jsonb sorts them).
+    results_text = models.TextField(blank=True)
     # Where the time went: [{"name", "start", "end"}] with epoch seconds, platform and user code.
     phases = models.JSONField(default=list, blank=True)
 
@@ -87,6 +90,10 @@ class PipelineRun(models.Model):
     @property
     def is_finished(self):
         return self.status in self.FINISHED
+
+    @property
+    def results(self):
+        return json.loads(self.results_text) if self.results_text else None
 
     @property
     def duration(self):
@@ -111,3 +118,6 @@ class LogChunk(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="log_chunk_once")]
         ordering = ["seq"]
+
+    def __str__(self):
+        return f"log {self.seq} of run {self.run_id}"

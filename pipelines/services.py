@@ -131,3 +131,20 @@ def pipeline_run_enqueue(*, run) -> None:
         description=f"pipeline run {run.pk}",
     )
     PipelineRun.objects.filter(pk=run.pk).update(job_id=job.id, enqueued_at=timezone.now())
+
+
+def pipeline_run_delete(*, run) -> None:
+    """Delete a finished run with its outputs (artifacts, snapshots, logs). Versions it produced
+    stay; their lineage then says the run was deleted."""
+    from aicenter.manifests import manifest_delete
+
+    if not run.is_finished:
+        raise ValidationError(
+            f"Pipeline run {run.pk} is {run.get_status_display().lower()}; "
+            "kill it or wait for it to finish before deleting it."
+        )
+    manifests = [m for m in (run.artifacts, run.snapshot, run.evaluation_snapshot) if m]
+    with transaction.atomic():
+        run.delete()
+        for manifest in manifests:
+            manifest_delete(manifest)

@@ -4,4 +4,17 @@ from pipelines import views
 
 urlpatterns = [
     path("", views.pipeline_list, name="pipeline-list"),
+    path("new/", views.pipeline_new, name="pipeline-new"),
+    path("<int:run_id>/", views.pipeline_detail, name="pipeline-detail"),
+    path("<int:run_id>/log/", views.pipeline_log_tail, name="pipeline-log-tail"),
+    path("<int:run_id>/log/download/", views.pipeline_log_download, name="pipeline-log"),
+    path("<int:run_id>/results/", views.pipeline_results, name="pipeline-results"),
+    path("<int:run_id>/delete/", views.pipeline_delete_page, name="pipeline-delete"),
+    path("<int:run_id>/<slug:which>/", views.pipeline_output_browse, name="pipeline-output"),
+    path("<int:run_id>/<slug:which>/zip/", views.pipeline_output_zip, name="pipeline-output-zip"),
+    path(
+        "<int:run_id>/<slug:which>/files/<path:path>",
+        views.pipeline_output_file,
+        name="pipeline-output-file",
+    ),
 ]

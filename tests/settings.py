@@ -13,3 +13,10 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 from aicenter.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Workers started by the tests run in their own processes: they must find the test database,
+# so SQLite's test database is a file, and its name is handed to them.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
+if os.environ.get("AICENTER_TEST_DATABASE_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["AICENTER_TEST_DATABASE_NAME"]  # noqa: F405

@@ -1,5 +1,6 @@
 """The seed's four steps, made real, for one pipeline run on this worker."""
 
+import json
 import logging
 import os
 import socket
@@ -169,7 +170,7 @@ class Runner:
             setattr(run, name, value)
         run.status, run.failure_reason, run.finished_at = status, reason, timezone.now()
         run.phases = self.phases
-        run.results = results_json(run)
+        run.results_text = json.dumps(results_json(run), indent=2, ensure_ascii=False)
         if reason:
             self.log.platform(f"{run.get_status_display()}: {reason}")
         else:
@@ -182,7 +183,7 @@ class Runner:
                 failure_reason=reason,
                 finished_at=run.finished_at,
                 phases=run.phases,
-                results=run.results,
+                results_text=run.results_text,
                 output_version=run.output_version,
                 artifacts=run.artifacts,
                 snapshot=run.snapshot,
