@@ -1,0 +1,206 @@
+"""The pipeline pages through the test client; runs executed by the runner itself (no Redis)."""
+
+import io
+import zipfile
+
+import pytest
+
+from datasets.services import dataset_create, dataset_file_put
+from packages.services import package_create
+from pipelines.models import PipelineRun
+from pipelines.runner import run_pipeline
+from pipelines.services import pipeline_run_create
+from tests.conftest import upload
+from tests.factories import package_zip
+
+HTMX = {"HX-Request": "true"}
+
+TRAIN = """\
+import os
+from pathlib import Path
+
+
+class Main:
+    def __init__(self):
+        pass
+
+    def train(self, data_directory):
+        out = Path(os.environ["artifacts_directory"])
+        (out / "plots").mkdir(parents=True)
+        (out / "metrics.csv").write_text("epoch,loss\\n1,0.5\\n2,0.25\\n")
+        (out / "report.json").write_text('{"accuracy": 0.93}')
+        (out / "plots" / "loss.png").write_bytes(b"\\x89PNG\\r\\n\\x1a\\n")
+        print("epoch 1 loss 0.5")
+
+    def evaluate(self, evaluation_directory):
+        return 0.93
+
+    def save(self):
+        Path("model.bin").write_bytes(b"weights")
+"""
+
+
+@pytest.fixture
+def bobs(pages_as, bob, project):
+    package_create(project=project, user=bob, name="classifier",
+                   file=upload(content=package_zip(**{"train.py": TRAIN})))
+    dataset = dataset_create(project=project, user=bob, name="invoices")
+    dataset_file_put(dataset=dataset, path="train/a.csv", fileobj=io.BytesIO(b"1,2"))
+    dataset_file_put(dataset=dataset, path="train/deep/b.csv", fileobj=io.BytesIO(b"3"))
+    return pages_as(bob)
+
+
+def finished_run(project, bob, **fields):
+    run = pipeline_run_create(
+        project=project, user=bob, type="train", package="classifier", version="1.0",
+        dataset="invoices", **fields,
+    )
+    run_pipeline(run)
+    run.refresh_from_db()
+    return run
+
+
+def test_the_form_offers_packages_versions_datasets_and_folders(bobs):
+    page = bobs.get("/p/alpha/pipelines/new/").content.decode()
+    assert "classifier" in page and "invoices" in page
+    assert 'name="param_name" value="artifacts_directory"' in page
+    assert 'name="param_value" value="false"' in page
+    response = bobs.get(
+        "/p/alpha/pipelines/new/",
+        {"type": "train", "package": "classifier", "dataset": "invoices",
+         "param_name": ["artifacts_directory"], "param_value": ["artifacts"]},
+        headers=HTMX,
+    )
+    partial = response.content.decode()
+    assert "<html" not in partial
+    assert '<option value="1" selected>1</option>' in partial  # major
+    assert '<option value="0" selected>0</option>' in partial  # minor
+    assert '<option value="train/deep" >train/deep/</option>' in partial.replace("  ", " ")
+
+
+def test_parameter_rows_are_added_and_removed_in_place(bobs):
+    base = {"type": "train", "param_name": ["a", "b"], "param_value": ["1", "2"]}
+    added = bobs.get("/p/alpha/pipelines/new/", {**base, "add_param": "1"}, headers=HTMX)
+    assert added.content.decode().count('name="param_name"') == 3
+    removed = bobs.get("/p/alpha/pipelines/new/", {**base, "remove_param": "0"}, headers=HTMX)
+    page = removed.content.decode()
+    assert page.count('name="param_name"') == 1
+    assert 'value="b"' in page and 'value="a"' not in page
+
+
+def test_it_creates_a_run_through_the_form(bobs):
+    response = bobs.post("/p/alpha/pipelines/new/", {
+        "type": "train", "package": "classifier", "major": "1", "minor": "0",
+        "dataset": "invoices", "dataset_folder": "train",
+        "param_name": ["artifacts_directory", "save_training_data", "epochs"],
+        "param_value": ["artifacts", "true", "5"],
+    })
+    run = PipelineRun.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/p/alpha/pipelines/{run.pk}/"
+    assert run.parameters["epochs"] == "5"
+    assert run.parameters["save_training_data"] == "true"
+    assert run.dataset_folder == "train"
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"param_name": ["", "x"], "param_value": ["orphan", "1"]}, "Row 1 has a value but no name"),
+        ({"param_name": ["x", "x"], "param_value": ["1", "2"]}, "&#x27;x&#x27; is given twice"),
+        ({"param_name": ["bad name"], "param_value": ["1"]}, "not a valid variable name"),
+        ({"dataset": ""}, "Choose the input dataset"),
+        ({"dataset_folder": "nope"}, "has no folder"),
+        ({"package": ""}, "Choose a package"),
+    ],
+)
+def test_the_form_shows_what_is_wrong_and_stores_nothing(bobs, fields, message):
+    data = {"type": "train", "package": "classifier", "major": "1", "minor": "0",
+            "dataset": "invoices", **fields}
+    response = bobs.post("/p/alpha/pipelines/new/", data, headers=HTMX)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert "<html" not in response.content.decode()
+    assert not PipelineRun.objects.exists()
+
+
+def test_the_details_page_shows_inputs_outputs_and_logs(bobs, project, bob):
+    run = finished_run(project, bob, parameters={"save_training_data": "true"})
+    assert run.status == "successful", run.failure_reason
+    page = bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
+    for text in ("Successful", "classifier 1.0", "classifier 1.1", "invoices", "epoch 1 loss 0.5",
+                 "Artifacts", "Dataset snapshot", "_results.json", "&quot;run_summary&quot;",
+                 "save_training_data", "bob"):
+        assert text in page, text
+    assert "hx-trigger" not in page.split('id="run-status"')[1].split(">")[0]
+    results = bobs.get(f"/p/alpha/pipelines/{run.pk}/results/")
+    assert results.json()["run_summary"]["outputs"]["version"] == "1.1"
+
+
+def test_artifacts_are_browsed_previewed_and_downloaded(bobs, project, bob):
+    run = finished_run(project, bob)
+    base = f"/p/alpha/pipelines/{run.pk}/artifacts/"
+    page = bobs.get(base).content.decode()
+    assert "metrics.csv" in page and "plots" in page
+    csv = bobs.get(base, {"file": "metrics.csv"}).content.decode()
+    assert "<th>epoch</th>" in csv and "<td>0.25</td>" in csv
+    json_preview = bobs.get(base, {"file": "report.json"}).content.decode()
+    assert "&quot;accuracy&quot;: 0.93" in json_preview
+    image = bobs.get(base, {"path": "plots", "file": "plots/loss.png"}).content.decode()
+    assert f'src="{base}files/plots/loss.png?inline=1"' in image
+    inline = bobs.get(f"{base}files/plots/loss.png", {"inline": "1"})
+    assert inline["Content-Security-Policy"] == "sandbox"
+    assert "attachment" not in inline.get("Content-Disposition", "")
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(bobs.get(f"{base}zip/").streaming_content)))
+    assert sorted(archive.namelist()) == ["metrics.csv", "plots/loss.png", "report.json"]
+    assert bobs.get(f"/p/alpha/pipelines/{run.pk}/snapshot/").status_code == 404
+    assert bobs.get(f"/p/alpha/pipelines/{run.pk}/nonsense/").status_code == 404
+
+
+def test_the_trained_version_says_where_it_came_from(bobs, project, bob, django_capture_on_commit_callbacks):
+    run = finished_run(project, bob, dataset_folder="train")
+    page = bobs.get("/p/alpha/packages/classifier/").content.decode()
+    assert f"trained by pipeline {run.pk} from version 1.0 on dataset invoices/train" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        assert bobs.post(f"/p/alpha/pipelines/{run.pk}/delete/").status_code == 302
+    page = bobs.get("/p/alpha/packages/classifier/1.1/").content.decode()
+    assert f"trained by pipeline {run.pk} (deleted) from version 1.0" in page
+    assert "model.bin" in page
+
+
+def test_run_again_opens_the_form_pre_filled(bobs, project, bob):
+    run = finished_run(project, bob, dataset_folder="train", parameters={"epochs": "7"})
+    page = bobs.get("/p/alpha/pipelines/new/", {"from_run": run.pk}).content.decode()
+    assert 'value="epochs"' in page and 'value="7"' in page
+    assert '<option value="train" selected>train/</option>' in page
+
+
+def test_the_list_filters_and_polls_only_while_something_is_unfinished(bobs, project, bob):
+    done = finished_run(project, bob)
+    page = bobs.get("/p/alpha/pipelines/").content.decode()
+    assert f"#{done.pk}" in page and 'hx-trigger="every 1s"' not in page
+    waiting = pipeline_run_create(project=project, user=bob, type="train", package="classifier",
+                                  version="1.0", dataset="invoices")
+    page = bobs.get("/p/alpha/pipelines/").content.decode()
+    assert 'hx-trigger="every 1s"' in page
+    filtered = bobs.get("/p/alpha/pipelines/", {"status": "queued"}, headers=HTMX)
+    text = filtered.content.decode()
+    assert f"#{waiting.pk}" in text and f"#{done.pk}<" not in text
+    none = bobs.get("/p/alpha/pipelines/", {"status": "killed"}).content.decode()
+    assert "No runs match these filters" in none
+
+
+def test_the_list_stays_fast_with_10000_runs(bobs, project, bob, django_assert_max_num_queries):
+    template = pipeline_run_create(project=project, user=bob, type="train", package="classifier",
+                                   version="1.0", dataset="invoices")
+    fields = {f.attname: getattr(template, f.attname) for f in PipelineRun._meta.concrete_fields
+              if f.attname != "id"}
+    PipelineRun.objects.bulk_create(
+        [PipelineRun(**{**fields, "status": "successful"}) for _ in range(9_999)], batch_size=2000
+    )
+    with django_assert_max_num_queries(12):
+        page = bobs.get("/p/alpha/pipelines/").content.decode()
+    assert "Page 1 of 200" in page
+    assert page.count('class="badge') >= 50
+    with django_assert_max_num_queries(12):
+        bobs.get("/p/alpha/pipelines/", {"page": "150", "package": "classifier"})
