@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -27,9 +29,17 @@ def socket_url(data_dir: Path) -> str:
     return f"unix://{socket_path(data_dir)}?db=0"
 
 
+def _client(sock: Path) -> redis.Redis:
+    # No retries: redis-py's default (3, with backoff) makes every "is it up?" asked of a
+    # stopped server take seconds, and each start asks it twice.
+    return redis.Redis(
+        unix_socket_path=str(sock), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
+
+
 def _is_up(sock: Path) -> bool:
     try:
-        return redis.Redis(unix_socket_path=str(sock), socket_connect_timeout=0.5).ping()
+        return _client(sock).ping()
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return False
 
@@ -83,6 +93,6 @@ def stop(data_dir: Path) -> None:
     sock = socket_path(data_dir)
     if _is_up(sock):
         try:
-            redis.Redis(unix_socket_path=str(sock)).shutdown(nosave=False)
+            _client(sock).shutdown(nosave=False)
         except redis.ConnectionError:
             pass  # shutdown closes the connection under us

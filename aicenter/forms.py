@@ -22,6 +22,12 @@ def done(request, url):
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
+def folder_breadcrumbs(folder: str) -> list[dict[str, str]]:
+    """'a/b' → [{name: a, path: a}, {name: b, path: a/b}], for the file browsers' path bar."""
+    parts = folder.split("/") if folder else []
+    return [{"name": part, "path": "/".join(parts[: i + 1])} for i, part in enumerate(parts)]
+
+
 def page_of(request, items, per_page=100):
     from django.core.paginator import Paginator
 

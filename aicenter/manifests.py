@@ -17,7 +17,9 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import ProtectedError, Q
+from django.db.models.functions import Left
+from django.db.models.lookups import Exact
 
 from aicenter.models import Blob, Manifest, ManifestEntry
 
@@ -49,6 +51,14 @@ def clean_folder(folder: str) -> str:
     """'' for the root, else a clean path: used for prefixes and sub-folder choices."""
     folder = (folder or "").strip().strip("/")
     return clean_path(folder, field="folder") if folder else ""
+
+
+def under_folder(prefix: str) -> Q:
+    """Entries whose path starts with `prefix`, a folder path ending in '/'.
+
+    LIKE narrows the rows, but SQLite's LIKE ignores ASCII case ('data/' would match
+    'Data/x'), so the leading characters must also be equal."""
+    return Q(path__startswith=prefix) & Q(Exact(Left("path", len(prefix)), prefix))
 
 
 def blob_store(fileobj) -> Blob:
@@ -84,7 +94,7 @@ def _check_no_conflict(manifest: Manifest, path: str) -> None:
     clash = manifest.entries.filter(path__in=parents, blob__isnull=False).first()
     if clash:
         raise ValidationError({"path": f"'{clash.path}' is a file, so it can't hold '{path}'."})
-    if manifest.entries.filter(path__startswith=path + "/").exists():
+    if manifest.entries.filter(under_folder(path + "/")).exists():
         raise ValidationError({"path": f"'{path}' is a folder; a file can't replace it."})
 
 
@@ -103,7 +113,7 @@ def manifest_put_file(manifest: Manifest, path: str, fileobj) -> ManifestEntry:
 
 def manifest_put_folder(manifest: Manifest, path: str) -> ManifestEntry | None:
     """Create an empty folder (a marker entry 'path/'), unless the folder already exists."""
-    if manifest.entries.filter(path__startswith=path + "/").exists():
+    if manifest.entries.filter(under_folder(path + "/")).exists():
         raise ValidationError({"name": f"The folder '{path}' already exists."})
     if manifest.entries.filter(path=path).exists():
         raise ValidationError({"name": f"'{path}' is a file; pick another name."})
@@ -114,7 +124,7 @@ def manifest_put_folder(manifest: Manifest, path: str) -> ManifestEntry | None:
 def manifest_delete_path(manifest: Manifest, path: str) -> int:
     """Delete a file or a whole folder; returns how many entries went. Bytes are collected
     later by blob_collect_garbage once nothing refers to them."""
-    entries = manifest.entries.filter(Q(path=path) | Q(path__startswith=path + "/"))
+    entries = manifest.entries.filter(Q(path=path) | under_folder(path + "/"))
     shas = set(entries.exclude(blob=None).values_list("blob_id", flat=True))
     count, _ = entries.delete()
     if count:
@@ -127,7 +137,8 @@ def manifest_copy(manifest: Manifest, *, prefix: str = "") -> Manifest:
     copy = Manifest.objects.create()
     entries = manifest.entries.all()
     if prefix:
-        entries = entries.filter(path__startswith=prefix + "/")
+        # the folder's own marker ('prefix/') would become a nameless entry: the new root
+        entries = entries.filter(under_folder(prefix + "/")).exclude(path=prefix + "/")
     cut = len(prefix) + 1 if prefix else 0
     ManifestEntry.objects.bulk_create(
         [
@@ -154,8 +165,14 @@ def blob_collect_garbage(shas: Iterable[str]) -> None:
             ManifestEntry.objects.filter(blob_id__in=batch).values_list("blob_id", flat=True)
         )
         for blob in Blob.objects.filter(sha256__in=batch).exclude(sha256__in=in_use):
-            default_storage.delete(blob.storage_name)
-            blob.delete()
+            # The row goes first: if an upload has just referred to this blob again, the
+            # delete is refused and its bytes stay.
+            name = blob.storage_name
+            try:
+                blob.delete()
+            except ProtectedError:
+                continue
+            default_storage.delete(name)
 
 
 @dataclass
@@ -184,12 +201,14 @@ def manifest_listing(manifest: Manifest, folder: str = "") -> Listing:
 
     One query for the whole sub-tree; counting in Python beats one query per folder."""
     prefix = folder + "/" if folder else ""
-    rows = manifest.entries.filter(path__startswith=prefix) if prefix else manifest.entries.all()
+    rows = manifest.entries.filter(under_folder(prefix)) if prefix else manifest.entries.all()
     folders: dict[str, Folder] = {}
     file_ids = []
     total_files = total_size = 0
     for pk, path, blob_id, size in rows.values_list("pk", "path", "blob_id", "size").iterator():
         rest = path[len(prefix) :]
+        if not rest:
+            continue  # the marker of this very folder, created empty
         if blob_id is not None:
             total_files += 1
             total_size += size
@@ -212,14 +231,14 @@ def manifest_listing(manifest: Manifest, folder: str = "") -> Listing:
 
 
 def manifest_folder_exists(manifest: Manifest, folder: str) -> bool:
-    return not folder or manifest.entries.filter(path__startswith=folder + "/").exists()
+    return not folder or manifest.entries.filter(under_folder(folder + "/")).exists()
 
 
 def manifest_files(manifest: Manifest, prefix: str = "") -> list[tuple[str, int]]:
     """(path, size) of every file under `prefix`, for the API's file listings."""
     rows = manifest.entries.exclude(blob=None)
     if prefix:
-        rows = rows.filter(Q(path=prefix) | Q(path__startswith=prefix.rstrip("/") + "/"))
+        rows = rows.filter(Q(path=prefix) | under_folder(prefix.rstrip("/") + "/"))
     return list(rows.order_by("path").values_list("path", "size"))
 
 
@@ -232,7 +251,7 @@ def manifest_write_zip(manifest: Manifest, target, *, prefix: str = "", root: st
     each under `root/`."""
     entries = manifest.entries.exclude(blob=None).select_related("blob").order_by("path")
     if prefix:
-        entries = entries.filter(path__startswith=prefix + "/")
+        entries = entries.filter(under_folder(prefix + "/"))
     cut = len(prefix) + 1 if prefix else 0
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for entry in entries.iterator():

@@ -6,7 +6,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from aicenter.downloads import file_response
-from aicenter.forms import done, form_errors, page_of
+from aicenter.forms import done, folder_breadcrumbs, form_errors, page_of
 from aicenter.manifests import clean_folder, clean_path, manifest_listing
 from aicenter.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_get, dataset_list
@@ -23,11 +23,6 @@ from datasets.services import (
 def _browse_url(project, dataset, folder=""):
     url = reverse("dataset-browse", args=[project.slug, dataset.name])
     return f"{url}?{urlencode({'path': folder})}" if folder else url
-
-
-def _breadcrumbs(folder):
-    parts = folder.split("/") if folder else []
-    return [{"name": part, "path": "/".join(parts[: i + 1])} for i, part in enumerate(parts)]
 
 
 @login_required
@@ -69,7 +64,7 @@ def _browse(request, project, dataset, *, errors=None, status=200, template_suff
         "project": project,
         "dataset": dataset,
         "folder": folder,
-        "breadcrumbs": _breadcrumbs(folder),
+        "breadcrumbs": folder_breadcrumbs(folder),
         "listing": listing,
         "page": page_of(request, rows, per_page=200),
         "errors": errors or {},

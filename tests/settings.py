@@ -6,6 +6,7 @@ PostgreSQL and Redis); unset, the suite runs on SQLite and the embedded Redis.""
 import os
 import tempfile
 
+_OWN_DATA_DIR = "AICENTER_DATA_DIR" not in os.environ
 os.environ.setdefault("AICENTER_DATA_DIR", tempfile.mkdtemp(prefix="aicenter-test-"))
 # Playwright's sync API runs an event loop in the test thread; the ORM calls are still sync.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -13,6 +14,14 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 from aicenter.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if _OWN_DATA_DIR and EMBEDDED_REDIS:  # noqa: F405
+    # This session started the embedded Redis for its private data dir: stop it at the end.
+    import atexit
+
+    from aicenter.embedded_redis import stop as _stop_redis
+
+    atexit.register(_stop_redis, DATA_DIR)  # noqa: F405
 
 # Workers started by the tests run in their own processes: they must find the test database,
 # so SQLite's test database is a file, and its name is handed to them.

@@ -10,13 +10,12 @@ import os
 import shutil
 import stat
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from aicenter.manifests import CHUNK
+from aicenter.manifests import CHUNK, under_folder
 from aicenter.models import blob_storage_name
 
 
@@ -42,7 +41,7 @@ class Workspace:
         private copies: user code may change or delete them, never the stored data."""
         rows = manifest.entries.values_list("path", "blob_id")
         if prefix:
-            rows = rows.filter(path__startswith=prefix + "/")
+            rows = rows.filter(under_folder(prefix + "/")).exclude(path=prefix + "/")
         cut = len(prefix) + 1 if prefix else 0
         files, folders = [], {target}
         for path, blob_id in rows.iterator(chunk_size=5000):
@@ -54,8 +53,8 @@ class Workspace:
             files.append((blob_id, destination))
         for folder in sorted(folders):
             folder.mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda item: blob_copy(*item), files))
+        for sha256, destination in files:
+            blob_copy(sha256, destination)
         return len(files)
 
     def remove(self):
@@ -69,8 +68,8 @@ class Workspace:
 
 
 def blob_copy(sha256: str, destination: Path) -> None:
-    """Copy one blob out of storage. Local storage: the kernel copies it (sendfile); any other
-    storage (S3): streamed through the storage API."""
+    """Copy one blob out of storage into a private file. Local storage: the kernel copies it
+    (copy_file_range, as fast as `cp`); any other storage (S3): streamed through its API."""
     name = blob_storage_name(sha256)
     try:
         source = default_storage.path(name)
@@ -78,7 +77,17 @@ def blob_copy(sha256: str, destination: Path) -> None:
         with default_storage.open(name, "rb") as src, open(destination, "wb") as dst:
             shutil.copyfileobj(src, dst, CHUNK)
         return
-    shutil.copyfile(source, destination)
+    with open(source, "rb") as src, open(destination, "wb") as dst:
+        remaining = os.fstat(src.fileno()).st_size
+        while remaining > 0:
+            try:
+                copied = os.copy_file_range(src.fileno(), dst.fileno(), remaining)
+            except OSError:  # e.g. across file systems on old kernels: copy by hand
+                shutil.copyfileobj(src, dst, CHUNK)
+                return
+            if copied == 0:
+                break
+            remaining -= copied
 
 
 def collect_files(root: Path, *, exclude: list[str]) -> list[tuple[str, Path]]:

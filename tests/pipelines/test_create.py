@@ -17,7 +17,10 @@ API = "/api/v1/projects/alpha/pipelines"
 def setup(project, bob):
     package_create(project=project, user=bob, name="classifier", file=upload())
     package_create(
-        project=project, user=bob, name="no_training", training_enabled=False,
+        project=project,
+        user=bob,
+        name="no_training",
+        training_enabled=False,
         file=upload(content=package_zip(**{"train.py": None})),
     )
     dataset = dataset_create(project=project, user=bob, name="invoices")

@@ -42,8 +42,12 @@ class Main:
 
 @pytest.fixture
 def bobs(pages_as, bob, project):
-    package_create(project=project, user=bob, name="classifier",
-                   file=upload(content=package_zip(**{"train.py": TRAIN})))
+    package_create(
+        project=project,
+        user=bob,
+        name="classifier",
+        file=upload(content=package_zip(**{"train.py": TRAIN})),
+    )
     dataset = dataset_create(project=project, user=bob, name="invoices")
     dataset_file_put(dataset=dataset, path="train/a.csv", fileobj=io.BytesIO(b"1,2"))
     dataset_file_put(dataset=dataset, path="train/deep/b.csv", fileobj=io.BytesIO(b"3"))
@@ -52,8 +56,13 @@ def bobs(pages_as, bob, project):
 
 def finished_run(project, bob, **fields):
     run = pipeline_run_create(
-        project=project, user=bob, type="train", package="classifier", version="1.0",
-        dataset="invoices", **fields,
+        project=project,
+        user=bob,
+        type="train",
+        package="classifier",
+        version="1.0",
+        dataset="invoices",
+        **fields,
     )
     run_pipeline(run)
     run.refresh_from_db()
@@ -67,8 +76,13 @@ def test_the_form_offers_packages_versions_datasets_and_folders(bobs):
     assert 'name="param_value" value="false"' in page
     response = bobs.get(
         "/p/alpha/pipelines/new/",
-        {"type": "train", "package": "classifier", "dataset": "invoices",
-         "param_name": ["artifacts_directory"], "param_value": ["artifacts"]},
+        {
+            "type": "train",
+            "package": "classifier",
+            "dataset": "invoices",
+            "param_name": ["artifacts_directory"],
+            "param_value": ["artifacts"],
+        },
         headers=HTMX,
     )
     partial = response.content.decode()
@@ -89,12 +103,19 @@ def test_parameter_rows_are_added_and_removed_in_place(bobs):
 
 
 def test_it_creates_a_run_through_the_form(bobs):
-    response = bobs.post("/p/alpha/pipelines/new/", {
-        "type": "train", "package": "classifier", "major": "1", "minor": "0",
-        "dataset": "invoices", "dataset_folder": "train",
-        "param_name": ["artifacts_directory", "save_training_data", "epochs"],
-        "param_value": ["artifacts", "true", "5"],
-    })
+    response = bobs.post(
+        "/p/alpha/pipelines/new/",
+        {
+            "type": "train",
+            "package": "classifier",
+            "major": "1",
+            "minor": "0",
+            "dataset": "invoices",
+            "dataset_folder": "train",
+            "param_name": ["artifacts_directory", "save_training_data", "epochs"],
+            "param_value": ["artifacts", "true", "5"],
+        },
+    )
     run = PipelineRun.objects.get()
     assert response.status_code == 302
     assert response["Location"] == f"/p/alpha/pipelines/{run.pk}/"
@@ -106,7 +127,10 @@ def test_it_creates_a_run_through_the_form(bobs):
 @pytest.mark.parametrize(
     "fields, message",
     [
-        ({"param_name": ["", "x"], "param_value": ["orphan", "1"]}, "Row 1 has a value but no name"),
+        (
+            {"param_name": ["", "x"], "param_value": ["orphan", "1"]},
+            "Row 1 has a value but no name",
+        ),
         ({"param_name": ["x", "x"], "param_value": ["1", "2"]}, "&#x27;x&#x27; is given twice"),
         ({"param_name": ["bad name"], "param_value": ["1"]}, "not a valid variable name"),
         ({"dataset": ""}, "Choose the input dataset"),
@@ -115,8 +139,14 @@ def test_it_creates_a_run_through_the_form(bobs):
     ],
 )
 def test_the_form_shows_what_is_wrong_and_stores_nothing(bobs, fields, message):
-    data = {"type": "train", "package": "classifier", "major": "1", "minor": "0",
-            "dataset": "invoices", **fields}
+    data = {
+        "type": "train",
+        "package": "classifier",
+        "major": "1",
+        "minor": "0",
+        "dataset": "invoices",
+        **fields,
+    }
     response = bobs.post("/p/alpha/pipelines/new/", data, headers=HTMX)
     assert response.status_code == 400
     assert message in response.content.decode()
@@ -128,9 +158,19 @@ def test_the_details_page_shows_inputs_outputs_and_logs(bobs, project, bob):
     run = finished_run(project, bob, parameters={"save_training_data": "true"})
     assert run.status == "successful", run.failure_reason
     page = bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
-    for text in ("Successful", "classifier 1.0", "classifier 1.1", "invoices", "epoch 1 loss 0.5",
-                 "Artifacts", "Dataset snapshot", "_results.json", "&quot;run_summary&quot;",
-                 "save_training_data", "bob"):
+    for text in (
+        "Successful",
+        "classifier 1.0",
+        "classifier 1.1",
+        "invoices",
+        "epoch 1 loss 0.5",
+        "Artifacts",
+        "Dataset snapshot",
+        "_results.json",
+        "&quot;run_summary&quot;",
+        "save_training_data",
+        "bob",
+    ):
         assert text in page, text
     assert "hx-trigger" not in page.split('id="run-status"')[1].split(">")[0]
     results = bobs.get(f"/p/alpha/pipelines/{run.pk}/results/")
@@ -157,7 +197,9 @@ def test_artifacts_are_browsed_previewed_and_downloaded(bobs, project, bob):
     assert bobs.get(f"/p/alpha/pipelines/{run.pk}/nonsense/").status_code == 404
 
 
-def test_the_trained_version_says_where_it_came_from(bobs, project, bob, django_capture_on_commit_callbacks):
+def test_the_trained_version_says_where_it_came_from(
+    bobs, project, bob, django_capture_on_commit_callbacks
+):
     run = finished_run(project, bob, dataset_folder="train")
     page = bobs.get("/p/alpha/packages/classifier/").content.decode()
     assert f"trained by pipeline {run.pk} from version 1.0 on dataset invoices/train" in page
@@ -179,8 +221,14 @@ def test_the_list_filters_and_polls_only_while_something_is_unfinished(bobs, pro
     done = finished_run(project, bob)
     page = bobs.get("/p/alpha/pipelines/").content.decode()
     assert f"#{done.pk}" in page and 'hx-trigger="every 1s"' not in page
-    waiting = pipeline_run_create(project=project, user=bob, type="train", package="classifier",
-                                  version="1.0", dataset="invoices")
+    waiting = pipeline_run_create(
+        project=project,
+        user=bob,
+        type="train",
+        package="classifier",
+        version="1.0",
+        dataset="invoices",
+    )
     page = bobs.get("/p/alpha/pipelines/").content.decode()
     assert 'hx-trigger="every 1s"' in page
     filtered = bobs.get("/p/alpha/pipelines/", {"status": "queued"}, headers=HTMX)
@@ -191,10 +239,19 @@ def test_the_list_filters_and_polls_only_while_something_is_unfinished(bobs, pro
 
 
 def test_the_list_stays_fast_with_10000_runs(bobs, project, bob, django_assert_max_num_queries):
-    template = pipeline_run_create(project=project, user=bob, type="train", package="classifier",
-                                   version="1.0", dataset="invoices")
-    fields = {f.attname: getattr(template, f.attname) for f in PipelineRun._meta.concrete_fields
-              if f.attname != "id"}
+    template = pipeline_run_create(
+        project=project,
+        user=bob,
+        type="train",
+        package="classifier",
+        version="1.0",
+        dataset="invoices",
+    )
+    fields = {
+        f.attname: getattr(template, f.attname)
+        for f in PipelineRun._meta.concrete_fields
+        if f.attname != "id"
+    }
     PipelineRun.objects.bulk_create(
         [PipelineRun(**{**fields, "status": "successful"}) for _ in range(9_999)], batch_size=2000
     )

@@ -26,6 +26,19 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=1)
 
     def handle(self, *args, addr, port, workers, **options):
+        try:
+            self._start(addr, port, workers)
+        finally:
+            # Also after a failed migrate or a Ctrl-C before the children ran: the embedded
+            # redis-server is a daemon and would outlive us.
+            if settings.EMBEDDED_REDIS:
+                from aicenter.embedded_redis import stop as stop_redis
+
+                stop_redis(settings.DATA_DIR)
+            self.stdout.write("Stopped.")
+            self.stdout.flush()
+
+    def _start(self, addr, port, workers):
         call_command("migrate", interactive=False, verbosity=0)
         username, password = self._ensure_admin()
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
@@ -45,6 +58,8 @@ class Command(BaseCommand):
             + "  Press Ctrl-C to stop the web server, the worker"
             + (" and the embedded Redis.\n" if settings.EMBEDDED_REDIS else ".\n")
         )
+        # stdout is a pipe under a supervisor or `docker logs`: the login must show right away
+        self.stdout.flush()
         self._wait(children)
 
     def _ensure_admin(self):
@@ -83,6 +98,7 @@ class Command(BaseCommand):
                 time.sleep(0.2)
         finally:
             self.stdout.write("\nStopping…")
+            self.stdout.flush()
             for child in children:
                 if child.poll() is None:
                     child.send_signal(signal.SIGTERM)
@@ -92,8 +108,4 @@ class Command(BaseCommand):
                     child.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     child.kill()
-            if settings.EMBEDDED_REDIS:
-                from aicenter.embedded_redis import stop as stop_redis
-
-                stop_redis(settings.DATA_DIR)
-            self.stdout.write("Stopped.")
+                    child.wait()

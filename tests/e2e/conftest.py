@@ -1,0 +1,56 @@
+"""Shared fixtures for the browser tests: one Chromium per session, a fresh context per test.
+
+Playwright drives Debian's Chromium (never a downloaded one); without it the e2e tests are
+skipped with a reason instead of failing."""
+
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORT = {"width": 1366, "height": 900}
+
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason=f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)",
+)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server, transactional_db):
+    """A blank tab on the live server, in a context of its own (no cookies shared)."""
+    context = browser.new_context(
+        base_url=live_server.url, viewport=VIEWPORT, accept_downloads=True
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def log_in(page, username, password):
+    """Through the real login form, as a person would."""
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+@pytest.fixture
+def alice_page(page, alice):
+    """The project admin of Alpha, logged in through the form (password 'pw-alice')."""
+    log_in(page, "alice", "pw-alice")
+    page.wait_for_url("/")
+    return page

@@ -1,0 +1,154 @@
+"""The README's start command on its defaults: SQLite and the embedded Redis, nothing else."""
+
+import contextlib
+import http.cookiejar
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import redis
+import rq
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from aicenter.embedded_redis import socket_path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(check, *, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _redis(sock: Path) -> redis.Redis:
+    # without redis-py's retries, a stopped server says so at once
+    return redis.Redis(unix_socket_path=str(sock), retry=Retry(NoBackoff(), 0))
+
+
+def _answers(sock: Path) -> bool:
+    try:
+        return _redis(sock).ping()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(stat.parent.name))
+    return members
+
+
+def test_it_starts_everything_and_stops_it_on_ctrl_c(tmp_path):
+    data_dir = tmp_path / "d"
+    port = _free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AICENTER_", "DJANGO_", "AWS_"))
+        and key not in ("DATABASE_URL", "REDIS_URL", "PYTHONUNBUFFERED")
+    }
+    env["AICENTER_DATA_DIR"] = str(data_dir)
+    log = tmp_path / "start.log"
+    with open(log, "wb") as out:
+        # its own process group, as a terminal gives it: Ctrl-C signals the whole group
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "start", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    sock = socket_path(data_dir)
+    try:
+
+        def login_page():
+            try:
+                with urllib.request.urlopen(f"{base}/login/", timeout=2) as response:
+                    return response.status == 200
+            except (urllib.error.URLError, ConnectionError):
+                assert process.poll() is None, log.read_text()
+                return False
+
+        _wait_for(login_page, timeout=60, what="GET /login/")
+        # stdout is a file, not a terminal: the command must flush what it prints
+        banner = _wait_for(
+            lambda: re.search(r"Log in as 'admin' with password '([^']+)'", log.read_text()),
+            timeout=5,
+            what="the admin password on stdout",
+        )
+        password = banner[1]
+
+        browser = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+        form = browser.open(f"{base}/login/", timeout=5).read().decode()
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)[1]
+        data = {"username": "admin", "password": password, "csrfmiddlewaretoken": csrf}
+        with browser.open(
+            f"{base}/login/", urllib.parse.urlencode(data).encode(), timeout=5
+        ) as response:
+            assert response.url == f"{base}/"  # redirected to the projects
+            home = response.read().decode()
+        assert 'href="/p/default/"' in home
+
+        connection = _redis(sock)
+        workers = _wait_for(
+            lambda: rq.Worker.all(connection=connection),
+            timeout=20,
+            what="an rq worker registered in the embedded Redis",
+        )
+        assert any("pipelines" in worker.queue_names() for worker in workers)
+        assert (data_dir / "aicenter.sqlite3").is_file()
+        redis_pid = int((data_dir / "redis" / "redis.pid").read_text())
+        connection.close()
+
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=15) == 0, log.read_text()
+        assert "Stopped." in log.read_text()
+        assert not _answers(sock)
+        _wait_for(lambda: not _alive(redis_pid), timeout=5, what="redis-server to exit")
+        assert _group_members(process.pid) == []
+    finally:
+        if process.poll() is None or _group_members(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if _answers(sock):
+            _redis(sock).shutdown(nosave=True)
