@@ -36,7 +36,9 @@ def package_get(*, project, name: str) -> Package:
 
 
 def version_list(*, package):
-    return package.versions.select_related("created_by", "parent").order_by("-major", "-minor")
+    return package.versions.select_related("created_by", "parent", "pipeline_run").order_by(
+        "-major", "-minor"
+    )
 
 
 def version_get(*, package, number: str) -> PackageVersion:
@@ -45,23 +47,10 @@ def version_get(*, package, number: str) -> PackageVersion:
     except ValueError:
         raise Http404(f"'{number}' is not a version number like 1.0.") from None
     version = (
-        package.versions.select_related("manifest", "created_by", "parent")
+        package.versions.select_related("manifest", "created_by", "parent", "pipeline_run")
         .filter(major=major, minor=minor)
         .first()
     )
     if version is None:
         raise Http404(f"Package {package.name} has no version {number}.")
     return version
-
-
-def version_source(version: PackageVersion) -> str:
-    """'uploaded by alice', or 'trained by pipeline 12 from version 1.0 on dataset invoices'."""
-    if version.source == PackageVersion.UPLOADED:
-        who = version.created_by.username if version.created_by else "a deleted user"
-        return f"uploaded by {who}"
-    run = f"pipeline {version.trained_by_run}"
-    if version.pipeline_run_id is None:
-        run += " (deleted)"
-    parent = version.parent.number if version.parent else "a deleted version"
-    text = f"trained by {run} from version {parent}"
-    return text + (f" on dataset {version.trained_on}" if version.trained_on else "")

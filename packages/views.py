@@ -16,7 +16,6 @@ from packages.selectors import (
     package_list,
     version_get,
     version_list,
-    version_source,
     with_latest_number,
 )
 from packages.services import (
@@ -79,8 +78,6 @@ def package_new(request, project):
 
 def _package_page(request, project, package, *, errors=None, status=200, partial=""):
     versions = list(version_list(package=package))
-    for version in versions:
-        version.source_text = version_source(version)
     context = {
         "project": project,
         "package": package,
@@ -145,7 +142,6 @@ def version_detail(request, project, package, version):
             "project": project,
             "package": package,
             "version": version,
-            "source_text": version_source(version),
             "folder": folder,
             "breadcrumbs": folder_breadcrumbs(folder),
             "listing": listing,

@@ -71,7 +71,7 @@ def pipeline_out(run) -> dict:
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "duration": run.duration,
-        "parameters": run.parameters,
+        "parameters": run.ordered_parameters,
         "gpu": run.gpu,
         "queue": run.queue,
         "created_by": run.created_by.username if run.created_by else None,

@@ -92,6 +92,12 @@ class PipelineRun(models.Model):
         return self.status in self.FINISHED
 
     @property
+    def ordered_parameters(self):
+        from pipelines.parameters import ordered_parameters
+
+        return ordered_parameters(self.parameters)
+
+    @property
     def results(self):
         return json.loads(self.results_text) if self.results_text else None
 

@@ -76,3 +76,11 @@ def clean_parameters(raw) -> dict[str, str]:
 def run_variables(run) -> dict[str, str]:
     """Exactly what the user's process sees besides PATH, HOME, TMPDIR and LANG."""
     return {**DEFAULTS, **{k: str(v) for k, v in run.parameters.items()}}
+
+
+def ordered_parameters(parameters: dict) -> dict[str, str]:
+    """SPEC's variables in SPEC's order, then the user's own alphabetically: a stable order
+    whatever the database did to the JSON (PostgreSQL's jsonb sorts keys its own way)."""
+    spec = [name for name in DEFAULTS if name in parameters]
+    own = sorted(name for name in parameters if name not in DEFAULTS)
+    return {name: parameters[name] for name in spec + own}

@@ -27,7 +27,7 @@ def results_json(run) -> dict:
                 ),
                 "gpu": "True" if run.gpu else "False",
             },
-            "env": dict(run.parameters),
+            "env": run.ordered_parameters,
         },
         "run_summary": {
             "execution_time": round(ended - started, 3) if started and ended else None,

@@ -4,6 +4,7 @@ import io
 import zipfile
 
 import pytest
+from django.utils.html import strip_tags
 
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
@@ -201,11 +202,13 @@ def test_the_trained_version_says_where_it_came_from(
     bobs, project, bob, django_capture_on_commit_callbacks
 ):
     run = finished_run(project, bob, dataset_folder="train")
-    page = bobs.get("/p/alpha/packages/classifier/").content.decode()
+    page = strip_tags(bobs.get("/p/alpha/packages/classifier/").content.decode())
     assert f"trained by pipeline {run.pk} from version 1.0 on dataset invoices/train" in page
+    page = bobs.get("/p/alpha/packages/classifier/1.1/").content.decode()
+    assert f'href="/p/alpha/pipelines/{run.pk}/"' in page
     with django_capture_on_commit_callbacks(execute=True):
         assert bobs.post(f"/p/alpha/pipelines/{run.pk}/delete/").status_code == 302
-    page = bobs.get("/p/alpha/packages/classifier/1.1/").content.decode()
+    page = strip_tags(bobs.get("/p/alpha/packages/classifier/1.1/").content.decode())
     assert f"trained by pipeline {run.pk} (deleted) from version 1.0" in page
     assert "model.bin" in page
 
@@ -261,3 +264,14 @@ def test_the_list_stays_fast_with_10000_runs(bobs, project, bob, django_assert_m
     assert page.count('class="badge') >= 50
     with django_assert_max_num_queries(12):
         bobs.get("/p/alpha/pipelines/", {"page": "150", "package": "classifier"})
+
+
+def test_a_version_page_offers_train_with_the_form_pre_filled(bobs):
+    page = bobs.get("/p/alpha/packages/classifier/1.0/").content.decode()
+    assert "?type=train&package=classifier&major=1&minor=0" in page
+    form = bobs.get(
+        "/p/alpha/pipelines/new/",
+        {"type": "train", "package": "classifier", "major": "1", "minor": "0"},
+    )
+    assert form.status_code == 200
+    assert '<option value="classifier" selected>classifier</option>' in form.content.decode()
