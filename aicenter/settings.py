@@ -183,3 +183,14 @@ WORKSPACES_DIR = Path(os.environ.get("AICENTER_WORKSPACES_DIR", DATA_DIR / "work
 # The interpreter that runs package code (per-package environments replace it later).
 PIPELINE_PYTHON = os.environ.get("AICENTER_PIPELINE_PYTHON", sys.executable)
 LOG_FLUSH_SECONDS = float(os.environ.get("AICENTER_LOG_FLUSH_SECONDS", "0.3"))
+# A run's longest allowed time (a run may ask for less); past it: SIGTERM, grace, SIGKILL.
+PIPELINE_MAX_RUN_SECONDS = envint("AICENTER_MAX_RUN_SECONDS", 24 * 3600)
+PIPELINE_KILL_GRACE_SECONDS = float(os.environ.get("AICENTER_KILL_GRACE_SECONDS", "3"))
+# Workers renew a running run's heartbeat this often; one older than the limit is a lost worker.
+PIPELINE_HEARTBEAT_SECONDS = float(os.environ.get("AICENTER_HEARTBEAT_SECONDS", "5"))
+PIPELINE_LOST_AFTER_SECONDS = float(os.environ.get("AICENTER_LOST_AFTER_SECONDS", "20"))
+# How often a worker checks for lost runs, vanished jobs and due schedules.
+PIPELINE_SWEEP_SECONDS = float(os.environ.get("AICENTER_SWEEP_SECONDS", "5"))
+# Workers of the gpu queue hand this to the user's process (e.g. "0" or "0,1").
+CUDA_VISIBLE_DEVICES = os.environ.get("AICENTER_CUDA_VISIBLE_DEVICES", "")
+RQ = {"WORKER_CLASS": "pipelines.worker.PipelineWorker"}

@@ -139,22 +139,16 @@ def package_delete(*, package) -> None:
         _refuse_in_use(f"Package {package.name}", error)
 
 
-def package_version_create_trained(*, run, files) -> PackageVersion:
-    """The workspace `files` ([(path, absolute path)]) of a successful run become version N.k
-    of the run's package, k one more than the highest minor of major N right now.
+def package_version_create_trained(*, run, manifest) -> PackageVersion:
+    """The files of a successful run (`manifest`) become version N.k of the run's package, k one
+    more than the highest minor of major N right now.
 
     The unique constraint on (package, major, minor) decides between runs finishing at once:
     the loser takes the next number."""
-    from django.db.models import Max
-
-    def opened():
-        for path, absolute in files:
-            with open(absolute, "rb") as fileobj:
-                yield path, fileobj
+    from django.db.models import Count, Max
 
     parent = run.version
-    manifest = manifest_from_files(opened())
-    size = manifest.entries.aggregate(size=Sum("size"))["size"] or 0
+    totals = manifest.entries.exclude(blob=None).aggregate(size=Sum("size"), count=Count("id"))
     folder = f"/{run.dataset_folder}" if run.dataset_folder else ""
     trained_on = f"{run.dataset.name}{folder}" if run.dataset else ""
     siblings = PackageVersion.objects.filter(package_id=parent.package_id, major=parent.major)
@@ -173,8 +167,8 @@ def package_version_create_trained(*, run, files) -> PackageVersion:
                     pipeline_run=run,
                     trained_by_run=run.pk,
                     trained_on=trained_on,
-                    file_count=len(files),
-                    size=size,
+                    file_count=totals["count"],
+                    size=totals["size"] or 0,
                 )
         except IntegrityError:
             continue  # another run took N.k a moment ago

@@ -7,8 +7,26 @@ from aicenter.downloads import file_response
 from aicenter.manifests import clean_folder, clean_path, manifest_files
 from aicenter.services import RUN, project_get_for_user
 from pipelines.logs import run_log_text
-from pipelines.selectors import pipeline_run_get, pipeline_run_list
-from pipelines.services import pipeline_run_create, pipeline_run_delete
+from pipelines.models import Schedule
+from pipelines.schedules import (
+    clean_when,
+    schedule_delete,
+    schedule_pause,
+    schedule_resume,
+)
+from pipelines.selectors import (
+    pipeline_run_get,
+    pipeline_run_list,
+    schedule_get,
+    schedule_list,
+    waiting_for,
+)
+from pipelines.services import (
+    pipeline_run_delete,
+    pipeline_run_kill,
+    pipeline_run_retry,
+    pipeline_start,
+)
 
 router = Router(tags=["pipelines"])
 
@@ -24,7 +42,8 @@ class PipelineIn(Schema):
     evaluation_folder: str | None = None
     parameters: dict[str, str | int | float | bool] = {}
     gpu: bool = False
-    schedule: None = None
+    max_run_seconds: int | None = None
+    schedule: dict | None = None
 
 
 class PipelineOut(Schema):
@@ -50,9 +69,13 @@ class PipelineOut(Schema):
     queue: str
     created_by: str | None
     phases: list[dict]
+    max_run_seconds: int
+    scheduled_for: datetime | None
+    schedule: int | None
+    waiting_for: str | None
 
 
-def pipeline_out(run) -> dict:
+def pipeline_out(run, worker_counts=None) -> dict:
     return {
         "id": run.pk,
         "name": run.name,
@@ -76,6 +99,44 @@ def pipeline_out(run) -> dict:
         "queue": run.queue,
         "created_by": run.created_by.username if run.created_by else None,
         "phases": run.phases,
+        "max_run_seconds": run.max_run_seconds,
+        "scheduled_for": run.scheduled_for,
+        "schedule": run.schedule_id,
+        "waiting_for": waiting_for(run, worker_counts),
+    }
+
+
+class ScheduleOut(Schema):
+    id: int
+    name: str
+    status: str
+    rule: str
+    every: int | None
+    unit: str
+    cron: str
+    timezone: str
+    starts_at: datetime
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    inputs: dict
+    runs: list[int]
+
+
+def schedule_out(schedule) -> dict:
+    return {
+        "id": schedule.pk,
+        "name": schedule.name,
+        "status": "paused" if schedule.paused else "active",
+        "rule": schedule.rule,
+        "every": schedule.every,
+        "unit": schedule.unit,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "starts_at": schedule.starts_at,
+        "next_run_at": None if schedule.paused else schedule.next_run_at,
+        "last_run_at": schedule.last_run_at,
+        "inputs": schedule.inputs,
+        "runs": list(schedule.runs.order_by("-id").values_list("id", flat=True)[:100]),
     }
 
 
@@ -101,17 +162,23 @@ def list_pipelines(
     project = project_get_for_user(user=request.user, slug=project)
     runs = pipeline_run_list(project=project, status=status, type=type, package=package)
     limit = max(1, min(limit, 1000))
-    return [pipeline_out(run) for run in runs[max(offset, 0) : max(offset, 0) + limit]]
+    counts = {}
+    return [pipeline_out(run, counts) for run in runs[max(offset, 0) : max(offset, 0) + limit]]
 
 
-@router.post("/{project}/pipelines", response={201: PipelineOut})
+@router.post("/{project}/pipelines", response={201: PipelineOut | ScheduleOut})
 def create_pipeline(request, project: str, payload: PipelineIn):
+    """A run now (`schedule`: null), at a moment (`{"at": "2026-12-01T08:00", "timezone":
+    "Europe/Paris"}`: status scheduled), or a recurring pipeline (`{"every": 6, "unit": "hours"}`
+    or `{"cron": "0 3 * * 1-5"}`, with optional "timezone" and "starts_at"): then the answer is
+    the schedule, whose firings create ordinary runs."""
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
-    run = pipeline_run_create(
+    started = pipeline_start(
         project=project,
         user=request.user,
-        type=payload.type,
+        when=clean_when(payload.schedule),
         name=payload.name,
+        type=payload.type,
         package=payload.package,
         version=payload.version,
         dataset=payload.dataset or "",
@@ -120,8 +187,62 @@ def create_pipeline(request, project: str, payload: PipelineIn):
         evaluation_folder=payload.evaluation_folder or "",
         parameters=payload.parameters,
         gpu=payload.gpu,
+        max_run_seconds=payload.max_run_seconds,
+    )
+    if isinstance(started, Schedule):
+        return Status(201, schedule_out(started))
+    return Status(201, pipeline_out(pipeline_run_get(project=project, run_id=started.pk)))
+
+
+@router.post("/{project}/pipelines/{run_id}/kill", response=PipelineOut)
+def kill_pipeline(request, project: str, run_id: int):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    run = pipeline_run_kill(run=pipeline_run_get(project=project, run_id=run_id), user=request.user)
+    return pipeline_out(pipeline_run_get(project=project, run_id=run.pk))
+
+
+@router.post("/{project}/pipelines/{run_id}/retry", response={201: PipelineOut})
+def retry_pipeline(request, project: str, run_id: int):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    run = pipeline_run_retry(
+        run=pipeline_run_get(project=project, run_id=run_id), user=request.user
     )
     return Status(201, pipeline_out(pipeline_run_get(project=project, run_id=run.pk)))
+
+
+@router.get("/{project}/schedules", response=list[ScheduleOut], tags=["schedules"])
+def list_schedules(request, project: str):
+    project = project_get_for_user(user=request.user, slug=project)
+    return [schedule_out(s) for s in schedule_list(project=project)]
+
+
+@router.get("/{project}/schedules/{schedule_id}", response=ScheduleOut, tags=["schedules"])
+def get_schedule(request, project: str, schedule_id: int):
+    project = project_get_for_user(user=request.user, slug=project)
+    return schedule_out(schedule_get(project=project, schedule_id=schedule_id))
+
+
+@router.post("/{project}/schedules/{schedule_id}/pause", response=ScheduleOut, tags=["schedules"])
+def pause_schedule(request, project: str, schedule_id: int):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    schedule = schedule_get(project=project, schedule_id=schedule_id)
+    schedule_pause(schedule=schedule)
+    return schedule_out(schedule)
+
+
+@router.post("/{project}/schedules/{schedule_id}/resume", response=ScheduleOut, tags=["schedules"])
+def resume_schedule(request, project: str, schedule_id: int):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    schedule = schedule_get(project=project, schedule_id=schedule_id)
+    schedule_resume(schedule=schedule)
+    return schedule_out(schedule)
+
+
+@router.delete("/{project}/schedules/{schedule_id}", response={204: None}, tags=["schedules"])
+def delete_schedule(request, project: str, schedule_id: int):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    schedule_delete(schedule=schedule_get(project=project, schedule_id=schedule_id))
+    return Status(204, None)
 
 
 @router.get("/{project}/pipelines/{run_id}", response=PipelineOut)

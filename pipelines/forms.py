@@ -1,4 +1,7 @@
-"""The create-pipeline form's values: read from a request, pre-filled from a run or a version."""
+"""The create-pipeline form's values: read from a request, pre-filled from a run, a schedule or
+a version, and turned into the services' arguments."""
+
+from django.core.exceptions import ValidationError
 
 from pipelines.models import PipelineRun
 from pipelines.parameters import DEFAULTS
@@ -13,18 +16,32 @@ FIELDS = (
     "dataset_folder",
     "evaluation_dataset",
     "evaluation_folder",
+    # when to run, and for how long at most
+    "when",
+    "at",
+    "timezone",
+    "every",
+    "unit",
+    "cron",
+    "starts_at",
+    "time_limit",
 )
+SHOWN_DEFAULTS = ("artifacts_directory", "save_training_data")
 
 
 def form_values(data) -> dict:
     """The form as the user left it (GET while editing in place, or POST)."""
     values = {name: (data.get(name) or "").strip() for name in FIELDS}
     values["type"] = values["type"] or PipelineRun.TRAIN
+    values["when"] = values["when"] or "now"
+    values["timezone"] = values["timezone"] or "UTC"
+    values["unit"] = values["unit"] or "days"
+    values["every"] = values["every"] or "1"
     values["gpu"] = data.get("gpu") in ("on", "true", "1")
     names, texts = data.getlist("param_name"), data.getlist("param_value")
     rows = [[n.strip(), v] for n, v in zip(names, texts, strict=False)]
     if "param_name" not in data and "param_value" not in data:
-        rows = [[name, DEFAULTS[name]] for name in ("artifacts_directory", "save_training_data")]
+        rows = [[name, DEFAULTS[name]] for name in SHOWN_DEFAULTS]
     remove = data.get("remove_param")
     if remove is not None and remove.isdigit() and int(remove) < len(rows):
         rows.pop(int(remove))
@@ -34,28 +51,75 @@ def form_values(data) -> dict:
     return values
 
 
+def _param_rows(parameters: dict) -> list[list[str]]:
+    """Parameters worth showing: the user's own, those changed from SPEC's defaults, and the
+    two defaults the form always shows."""
+    return [
+        [name, value]
+        for name, value in parameters.items()
+        if name not in DEFAULTS or value != DEFAULTS[name] or name in SHOWN_DEFAULTS
+    ]
+
+
+def _base_values(**values) -> dict:
+    empty = {name: "" for name in FIELDS}
+    return {**empty, "when": "now", "timezone": "UTC", "unit": "days", "every": "1", **values}
+
+
 def values_from_run(run) -> dict:
     """Run again: the run's inputs, ready to change."""
-    defaults = {k: v for k, v in DEFAULTS.items()}
-    return {
-        "type": run.type,
-        "name": "",
-        "package": run.package.name,
-        "major": str(run.version.major),
-        "minor": str(run.version.minor),
-        "dataset": run.dataset.name if run.dataset else "",
-        "dataset_folder": run.dataset_folder,
-        "evaluation_dataset": run.evaluation_dataset.name if run.evaluation_dataset else "",
-        "evaluation_folder": run.evaluation_folder,
-        "gpu": run.gpu,
-        "params": [
-            [k, v]
-            for k, v in run.parameters.items()
-            if k not in defaults
-            or v != defaults[k]
-            or k in ("artifacts_directory", "save_training_data")
-        ],
-    }
+    from pipelines.parameters import ordered_parameters
+
+    return _base_values(
+        type=run.type,
+        package=run.package.name,
+        major=str(run.version.major),
+        minor=str(run.version.minor),
+        dataset=run.dataset.name if run.dataset else "",
+        dataset_folder=run.dataset_folder,
+        evaluation_dataset=run.evaluation_dataset.name if run.evaluation_dataset else "",
+        evaluation_folder=run.evaluation_folder,
+        gpu=run.gpu,
+        params=_param_rows(ordered_parameters(run.parameters)),
+        time_limit=_minutes(run.max_run_seconds),
+    )
+
+
+def values_from_schedule(schedule) -> dict:
+    """Edit a recurring pipeline: its inputs and its rule."""
+    from pipelines.parameters import clean_parameters, ordered_parameters
+
+    inputs = schedule.inputs
+    major, _, minor = str(inputs.get("version", "")).partition(".")
+    zone = schedule.starts_at.astimezone(__import__("zoneinfo").ZoneInfo(schedule.timezone))
+    return _base_values(
+        type=inputs.get("type", "train"),
+        name=schedule.name,
+        package=inputs.get("package", ""),
+        major=major,
+        minor=minor,
+        dataset=inputs.get("dataset", ""),
+        dataset_folder=inputs.get("dataset_folder", ""),
+        evaluation_dataset=inputs.get("evaluation_dataset", ""),
+        evaluation_folder=inputs.get("evaluation_folder", ""),
+        gpu=inputs.get("gpu", False),
+        params=_param_rows(ordered_parameters(clean_parameters(inputs.get("parameters")))),
+        time_limit=_minutes(inputs.get("max_run_seconds")),
+        when="recurring",
+        timezone=schedule.timezone,
+        every=str(schedule.every or 1),
+        unit=schedule.unit or "days",
+        cron=schedule.cron,
+        starts_at=zone.strftime("%Y-%m-%dT%H:%M"),
+    )
+
+
+def _minutes(seconds) -> str:
+    from django.conf import settings
+
+    if not seconds or int(seconds) >= settings.PIPELINE_MAX_RUN_SECONDS:
+        return ""
+    return f"{int(seconds) / 60:g}"
 
 
 def parameters_from(values) -> tuple[dict, list[str]]:
@@ -71,3 +135,53 @@ def parameters_from(values) -> tuple[dict, list[str]]:
         else:
             parameters[name] = value
     return parameters, problems
+
+
+def inputs_from(values) -> dict:
+    """The form's values as clean_run_inputs takes them; ValidationError for the rows and the
+    time limit, which only the form has."""
+    parameters, problems = parameters_from(values)
+    errors = {"parameters": problems} if problems else {}
+    max_run_seconds = None
+    if values["time_limit"]:
+        try:
+            max_run_seconds = round(float(values["time_limit"]) * 60)
+            if max_run_seconds < 1:
+                raise ValueError
+        except ValueError:
+            errors["max_run_seconds"] = "The time limit is a number of minutes, like 90."
+    if errors:
+        raise ValidationError(errors)
+    evaluate = values["type"] == PipelineRun.EVALUATE
+    return {
+        "type": values["type"],
+        "package": values["package"],
+        "version": f"{values['major']}.{values['minor']}",
+        "dataset": "" if evaluate else values["dataset"],
+        "dataset_folder": "" if evaluate else values["dataset_folder"],
+        "evaluation_dataset": ""
+        if values["type"] == PipelineRun.TRAIN
+        else values["evaluation_dataset"],
+        "evaluation_folder": ""
+        if values["type"] == PipelineRun.TRAIN
+        else values["evaluation_folder"],
+        "parameters": parameters,
+        "gpu": values["gpu"],
+        "max_run_seconds": max_run_seconds,
+    }
+
+
+def when_from(values) -> dict | None:
+    """'When to run' as clean_when takes it."""
+    if values["when"] == "at":
+        if not values["at"]:
+            raise ValidationError({"schedule": "Choose the date and time to run at."})
+        return {"at": values["at"], "timezone": values["timezone"]}
+    if values["when"] == "recurring":
+        rule = (
+            {"cron": values["cron"]}
+            if values["cron"]
+            else {"every": values["every"], "unit": values["unit"]}
+        )
+        return {**rule, "timezone": values["timezone"], "starts_at": values["starts_at"] or None}
+    return None

@@ -55,7 +55,19 @@ class PipelineRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     queue = models.CharField(max_length=50, blank=True)
     job_id = models.CharField(max_length=100, blank=True)
+    enqueue_count = models.PositiveSmallIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True)
+    # The worker renews this while the run runs: a stale heartbeat means the worker is gone.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The user's process group on that worker, so a lost run's processes can be ended.
+    process_group = models.IntegerField(null=True, blank=True)
+    max_run_seconds = models.PositiveIntegerField(default=24 * 3600)
+    # CUDA_VISIBLE_DEVICES the worker gave the run: empty means it ran without a GPU.
+    gpu_devices = models.CharField(max_length=100, blank=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    schedule = models.ForeignKey(
+        "pipelines.Schedule", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+    )
     failure_reason = models.TextField(blank=True)
 
     output_version = models.ForeignKey(
@@ -127,3 +139,44 @@ class LogChunk(models.Model):
 
     def __str__(self):
         return f"log {self.seq} of run {self.run_id}"
+
+
+class Schedule(models.Model):
+    """A recurring pipeline: the inputs of a run, and when to start the next one.
+
+    Each firing creates an ordinary PipelineRun linked here. The next time lives in this row;
+    RQ's scheduler only carries the wake-up, and is re-armed from here if Redis lost it."""
+
+    HOURS, DAYS, WEEKS = "hours", "days", "weeks"
+    UNITS = [(HOURS, "hours"), (DAYS, "days"), (WEEKS, "weeks")]
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="schedules")
+    name = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # What to run: the same inputs pipeline_run_create takes.
+    inputs = models.JSONField(default=dict)
+    # When: every `every` `unit`s from `starts_at`, or a cron expression; in `timezone`.
+    every = models.PositiveIntegerField(null=True, blank=True)
+    unit = models.CharField(max_length=10, choices=UNITS, blank=True)
+    cron = models.CharField(max_length=200, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    starts_at = models.DateTimeField()
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    paused = models.BooleanField(default=False)
+    job_id = models.CharField(max_length=100, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["next_run_at", "id"]
+
+    def __str__(self):
+        return self.name or f"Schedule {self.pk}"
+
+    @property
+    def rule(self):
+        if self.cron:
+            return f"cron {self.cron}"
+        return f"every {self.every} {self.unit if self.every != 1 else self.unit[:-1]}"

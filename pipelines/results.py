@@ -25,7 +25,8 @@ def results_json(run) -> dict:
                 "evaluation_data": dataset_location(
                     run.project, run.evaluation_dataset, run.evaluation_folder
                 ),
-                "gpu": "True" if run.gpu else "False",
+                # the truth: whether the worker really gave it a GPU, not whether it asked
+                "gpu": "True" if run.gpu_devices else "False",
             },
             "env": run.ordered_parameters,
         },

@@ -45,3 +45,49 @@ def dataset_folders(dataset, limit=2000) -> list[str]:
         if len(folders) > limit:
             break
     return sorted(folders)[:limit]
+
+
+def schedule_list(*, project):
+    from pipelines.models import Schedule
+
+    return (
+        Schedule.objects.filter(project=project)
+        .select_related("created_by")
+        .order_by("paused", "next_run_at", "id")
+    )
+
+
+def schedule_get(*, project, schedule_id):
+    schedule = schedule_list(project=project).filter(pk=schedule_id).first()
+    if schedule is None:
+        raise Http404(f"There is no recurring pipeline {schedule_id} in this project.")
+    return schedule
+
+
+def queue_worker_count(queue: str) -> int:
+    """Live workers listening on `queue` (RQ keeps a worker's key only while it beats)."""
+    import django_rq
+    from rq import Worker
+
+    try:
+        connection = django_rq.get_connection(queue)
+        return sum(queue in w.queue_names() for w in Worker.all(connection=connection))
+    except Exception:  # noqa: BLE001 - Redis away: we can't tell
+        return -1
+
+
+def waiting_for(run, worker_counts: dict | None = None) -> str | None:
+    """What a queued run waits for, in words, when it is not just its turn. Pass one dict for
+    many runs: each queue's workers are then counted once."""
+    if run.status == PipelineRun.SCHEDULED and run.scheduled_for:
+        return f"scheduled for {run.scheduled_for:%Y-%m-%d %H:%M:%S} UTC"
+    if run.status != PipelineRun.QUEUED:
+        return None
+    counts = {} if worker_counts is None else worker_counts
+    if run.queue not in counts:
+        counts[run.queue] = queue_worker_count(run.queue)
+    if counts[run.queue] == 0:
+        if run.queue == "gpu":
+            return "waiting for a GPU worker (none is serving the gpu queue)"
+        return f"waiting for a worker (none is serving the {run.queue} queue)"
+    return None

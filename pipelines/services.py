@@ -1,17 +1,22 @@
 """Writes for pipeline runs. Views and the API both call these."""
 
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
 import django_rq
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from aicenter.manifests import clean_folder, manifest_folder_exists
+from aicenter.manifests import clean_folder, manifest_delete, manifest_folder_exists
 from datasets.models import Dataset
 from packages.models import Package
 from pipelines.models import PipelineRun
 from pipelines.parameters import clean_parameters
 
+logger = logging.getLogger(__name__)
 TYPES = dict(PipelineRun.TYPES)
 
 
@@ -34,10 +39,9 @@ def _dataset(project, name, folder, field, errors):
     return dataset, folder
 
 
-def pipeline_run_create(
+def clean_run_inputs(
     *,
     project,
-    user,
     type: str,
     package: str,
     version: str,
@@ -47,10 +51,10 @@ def pipeline_run_create(
     evaluation_folder: str = "",
     parameters: dict | None = None,
     gpu: bool = False,
-    name: str = "",
-) -> PipelineRun:
-    """Check every input, then store the run and enqueue it once the transaction commits.
-    All problems are reported together, field by field; nothing is stored on error."""
+    max_run_seconds: int | None = None,
+) -> dict:
+    """Check a run's inputs; return PipelineRun field values, or raise a ValidationError naming
+    every problem field by field."""
     errors = {}
     if type not in TYPES:
         errors["type"] = f"'{type}' is not a pipeline type; use train, evaluate or full."
@@ -85,59 +89,156 @@ def pipeline_run_create(
         errors["evaluation_dataset"] = "A training run takes no evaluation dataset."
     if type == PipelineRun.EVALUATE and dataset:
         errors["dataset"] = "An evaluation run takes only an evaluation dataset."
+    limit = settings.PIPELINE_MAX_RUN_SECONDS
+    if max_run_seconds is None or max_run_seconds == "":
+        max_run_seconds = limit
+    try:
+        max_run_seconds = int(max_run_seconds)
+        if not 1 <= max_run_seconds <= limit:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["max_run_seconds"] = (
+            f"The time limit must be a whole number of seconds from 1 to {limit:,}."
+        )
     try:
         parameters = clean_parameters(parameters)
     except ValidationError as error:
         errors.update(error.message_dict)
     if errors:
         raise ValidationError(errors)
+    return {
+        "type": type,
+        "package": package_obj,
+        "version": version_obj,
+        "dataset": dataset_obj,
+        "dataset_folder": dataset_folder,
+        "evaluation_dataset": evaluation_obj,
+        "evaluation_folder": evaluation_folder,
+        "parameters": parameters,
+        "gpu": bool(gpu),
+        "queue": "gpu" if gpu else "pipelines",
+        "max_run_seconds": max_run_seconds,
+    }
 
+
+def run_inputs(run) -> dict:
+    """A run's inputs as clean_run_inputs takes them: for Retry and for schedules."""
+    return {
+        "type": run.type,
+        "package": run.package.name,
+        "version": run.version.number,
+        "dataset": run.dataset.name if run.dataset else "",
+        "dataset_folder": run.dataset_folder,
+        "evaluation_dataset": run.evaluation_dataset.name if run.evaluation_dataset else "",
+        "evaluation_folder": run.evaluation_folder,
+        "parameters": dict(run.parameters),
+        "gpu": run.gpu,
+        "max_run_seconds": run.max_run_seconds,
+    }
+
+
+def pipeline_run_create(
+    *, project, user, name: str = "", start_at: datetime | None = None, schedule=None, **inputs
+) -> PipelineRun:
+    """Check every input, then store the run and enqueue it once the transaction commits (or,
+    with `start_at`, keep it Scheduled until then). Nothing is stored on error."""
+    fields = clean_run_inputs(project=project, **inputs)
+    scheduled = start_at is not None and start_at > timezone.now()
     with transaction.atomic():
         run = PipelineRun.objects.create(
             project=project,
             name=(name or "").strip()[:200],
-            type=type,
-            status=PipelineRun.QUEUED,
-            package=package_obj,
-            version=version_obj,
-            dataset=dataset_obj,
-            dataset_folder=dataset_folder,
-            evaluation_dataset=evaluation_obj,
-            evaluation_folder=evaluation_folder,
-            parameters=parameters,
-            gpu=bool(gpu),
-            queue="gpu" if gpu else "pipelines",
+            status=PipelineRun.SCHEDULED if scheduled else PipelineRun.QUEUED,
+            scheduled_for=start_at if scheduled else None,
             created_by=user,
+            schedule=schedule,
+            **fields,
         )
         if not run.name:
-            run.name = f"{package_obj.name}-{version_obj.number}-{type}-{run.pk}"
+            run.name = f"{run.package.name}-{run.version.number}-{run.type}-{run.pk}"
             run.save(update_fields=["name"])
         transaction.on_commit(lambda: pipeline_run_enqueue(run=run))
     return run
 
 
 def pipeline_run_enqueue(*, run) -> None:
-    """Hand a queued run to RQ. The row stays the truth: the job only carries its id."""
+    """Hand a queued run to RQ (or arm RQ's scheduler for a scheduled one). The row stays the
+    truth: if Redis is unreachable now, the sweeper enqueues it later."""
     from pipelines.tasks import execute_run
 
     queue = django_rq.get_queue(run.queue)
-    job = queue.enqueue_call(
-        execute_run,
-        args=(run.pk,),
-        job_id=f"pipeline-run-{run.pk}-{timezone.now().timestamp():.0f}",
-        timeout=settings.RQ_QUEUES[run.queue]["DEFAULT_TIMEOUT"],
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-        description=f"pipeline run {run.pk}",
+    job_id = f"pipeline-run-{run.pk}-{run.enqueue_count + 1}"
+    options = {
+        "job_id": job_id,
+        "timeout": run.max_run_seconds + 3600,
+        "result_ttl": 3600,
+        "failure_ttl": 7 * 24 * 3600,
+        "description": f"pipeline run {run.pk}",
+    }
+    try:
+        if run.status == PipelineRun.SCHEDULED:
+            queue.enqueue_at(run.scheduled_for, execute_run, run.pk, **options)
+        else:
+            queue.enqueue_call(execute_run, args=(run.pk,), **options)
+    except Exception:  # Redis down: the run stays queued in the database, the sweeper retries
+        logger.exception("could not enqueue pipeline run %s; the sweeper will retry", run.pk)
+        return
+    run.job_id, run.enqueue_count = job_id, run.enqueue_count + 1
+    PipelineRun.objects.filter(pk=run.pk).update(
+        job_id=job_id, enqueue_count=run.enqueue_count, enqueued_at=timezone.now()
     )
-    PipelineRun.objects.filter(pk=run.pk).update(job_id=job.id, enqueued_at=timezone.now())
+
+
+def pipeline_run_kill(*, run, user) -> PipelineRun:
+    """Stop a scheduled, queued or running run: status Killed at once; a running one's worker
+    sees it within a second and ends the user's whole process tree (SIGTERM, then SIGKILL)."""
+    from pipelines.results import results_json
+
+    with transaction.atomic():
+        run = (
+            PipelineRun.objects.select_for_update()
+            .select_related("project", "package", "version")
+            .get(pk=run.pk)
+        )
+        if run.is_finished:
+            raise ValidationError(
+                f"Pipeline run {run.pk} is already {run.get_status_display().lower()}; "
+                "there is nothing to kill."
+            )
+        was_running = run.status in (PipelineRun.PACKAGING, PipelineRun.RUNNING)
+        run.status = PipelineRun.KILLED
+        run.finished_at = timezone.now()
+        run.failure_reason = f"killed by {user.username}"
+        fields = ["status", "finished_at", "failure_reason"]
+        if not was_running:  # no worker will write its results
+            import json
+
+            run.results_text = json.dumps(results_json(run), indent=2, ensure_ascii=False)
+            fields.append("results_text")
+        run.save(update_fields=fields)
+    if not was_running and run.job_id:
+        transaction.on_commit(lambda: _cancel_job(run))
+    return run
+
+
+def _cancel_job(run) -> None:
+    from rq.job import Job
+
+    try:
+        job = Job.fetch(run.job_id, connection=django_rq.get_connection(run.queue))
+        job.cancel()
+    except Exception:  # noqa: BLE001 - gone already, or Redis away: the claim check still holds
+        logger.info("job %s of run %s not cancelled", run.job_id, run.pk)
+
+
+def pipeline_run_retry(*, run, user) -> PipelineRun:
+    """A new run with the same inputs (checked again: a dataset may have gone since)."""
+    return pipeline_run_create(project=run.project, user=user, **run_inputs(run))
 
 
 def pipeline_run_delete(*, run) -> None:
     """Delete a finished run with its outputs (artifacts, snapshots, logs). Versions it produced
     stay; their lineage then says the run was deleted."""
-    from aicenter.manifests import manifest_delete
-
     if not run.is_finished:
         raise ValidationError(
             f"Pipeline run {run.pk} is {run.get_status_display().lower()}; "
@@ -148,3 +249,28 @@ def pipeline_run_delete(*, run) -> None:
         run.delete()
         for manifest in manifests:
             manifest_delete(manifest)
+
+
+@dataclass
+class When:
+    """'When to run': now, at a moment, or recurring (every N units, or cron) in a time zone."""
+
+    kind: str = "now"  # now | at | recurring
+    at: datetime | None = None
+    every: int | None = None
+    unit: str = ""
+    cron: str = ""
+    timezone: str = "UTC"
+
+
+def pipeline_start(*, project, user, when: When | None = None, name: str = "", **inputs):
+    """The create form and the API's POST: a run now or at a moment, or a recurring schedule.
+    Returns the PipelineRun, or the Schedule for recurring pipelines."""
+    when = when or When()
+    if when.kind == "recurring":
+        from pipelines.schedules import schedule_create
+
+        return schedule_create(project=project, user=user, when=when, name=name, inputs=inputs)
+    if when.kind == "at" and when.at <= timezone.now() - timedelta(seconds=5):
+        raise ValidationError({"schedule": "That moment has passed; pick a time in the future."})
+    return pipeline_run_create(project=project, user=user, name=name, start_at=when.at, **inputs)

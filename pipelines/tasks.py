@@ -1,7 +1,13 @@
-"""RQ entry points: load the run by id and hand it to the runner. Nothing else lives here."""
+"""RQ entry points: load by id and hand over to the runner or the scheduler. Nothing else."""
 
 from pipelines.runner import run_pipeline
 
 
 def execute_run(run_id: int) -> None:
     run_pipeline(run_id)
+
+
+def fire_schedule(schedule_id: int, due: int) -> None:
+    from pipelines.schedules import schedule_fire
+
+    schedule_fire(schedule_id, due)

@@ -5,6 +5,13 @@ from pipelines import views
 urlpatterns = [
     path("", views.pipeline_list, name="pipeline-list"),
     path("new/", views.pipeline_new, name="pipeline-new"),
+    path("recurring/", views.schedule_list_page, name="schedule-list"),
+    path("recurring/<int:schedule_id>/edit/", views.schedule_edit, name="schedule-edit"),
+    path(
+        "recurring/<int:schedule_id>/<slug:action>/", views.schedule_action, name="schedule-action"
+    ),
+    path("<int:run_id>/kill/", views.pipeline_kill_page, name="pipeline-kill"),
+    path("<int:run_id>/retry/", views.pipeline_retry_page, name="pipeline-retry"),
     path("<int:run_id>/", views.pipeline_detail, name="pipeline-detail"),
     path("<int:run_id>/log/", views.pipeline_log_tail, name="pipeline-log-tail"),
     path("<int:run_id>/log/download/", views.pipeline_log_download, name="pipeline-log"),

@@ -13,11 +13,38 @@ from aicenter.previews import file_preview
 from aicenter.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_list
 from packages.selectors import package_list
-from pipelines.forms import form_values, parameters_from, values_from_run
+from pipelines.forms import (
+    form_values,
+    inputs_from,
+    values_from_run,
+    values_from_schedule,
+    when_from,
+)
 from pipelines.logs import run_log_text
-from pipelines.models import PipelineRun
-from pipelines.selectors import dataset_folders, pipeline_run_get, pipeline_run_list
-from pipelines.services import pipeline_run_create, pipeline_run_delete
+from pipelines.models import PipelineRun, Schedule
+from pipelines.schedules import (
+    TIMEZONES,
+    clean_when,
+    schedule_delete,
+    schedule_pause,
+    schedule_resume,
+    schedule_update,
+)
+from pipelines.selectors import (
+    dataset_folders,
+    pipeline_run_get,
+    pipeline_run_list,
+    schedule_get,
+    schedule_list,
+    waiting_for,
+)
+from pipelines.services import (
+    clean_run_inputs,
+    pipeline_run_delete,
+    pipeline_run_kill,
+    pipeline_run_retry,
+    pipeline_start,
+)
 
 
 @login_required
@@ -70,51 +97,137 @@ def _form_context(project, values, errors=None):
     }
 
 
-@login_required
-def pipeline_new(request, project):
-    """Create pipeline. GET with the form's values re-renders it in place (dependent selects,
-    parameter rows); POST creates the run."""
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+def _submit(values, *, project, user, schedule=None):
+    """Create (or, for `schedule`, update) from the form; every problem at once, field by
+    field."""
     errors = {}
-    if request.method == "POST":
-        values = form_values(request.POST)
-        parameters, problems = parameters_from(values)
-        try:
-            if problems:
-                raise ValidationError({"parameters": problems})
-            run = pipeline_run_create(
-                project=project,
-                user=request.user,
-                type=values["type"],
-                name=values["name"],
-                package=values["package"],
-                version=f"{values['major']}.{values['minor']}",
-                dataset=values["dataset"] if values["type"] != PipelineRun.EVALUATE else "",
-                dataset_folder=values["dataset_folder"],
-                evaluation_dataset=values["evaluation_dataset"]
-                if values["type"] != PipelineRun.TRAIN
-                else "",
-                evaluation_folder=values["evaluation_folder"],
-                parameters=parameters,
-                gpu=values["gpu"],
-            )
-            return done(request, reverse("pipeline-detail", args=[project.slug, run.pk]))
-        except ValidationError as error:
-            errors = form_errors(error)
-    elif request.GET.get("from_run"):
-        values = values_from_run(pipeline_run_get(project=project, run_id=request.GET["from_run"]))
-    else:
-        values = form_values(request.GET)
-    context = _form_context(project, values, errors)
+    inputs = when = None
+    try:
+        inputs = inputs_from(values)
+    except ValidationError as error:
+        errors.update(error.message_dict)
+    try:
+        when = clean_when(when_from(values))
+    except ValidationError as error:
+        errors.update(error.message_dict)
+    try:
+        if errors:  # still check the inputs, so the user sees all problems together
+            if inputs:
+                clean_run_inputs(project=project, **inputs)
+            raise ValidationError(errors)
+        if schedule is not None:
+            return schedule_update(schedule=schedule, when=when, name=values["name"], inputs=inputs)
+        return pipeline_start(project=project, user=user, when=when, name=values["name"], **inputs)
+    except ValidationError as error:
+        raise ValidationError({**error.message_dict, **errors}) from None
+
+
+def _render_form(request, project, values, errors, schedule=None):
+    context = {
+        **_form_context(project, values, errors),
+        "schedule": schedule,
+        "timezones": TIMEZONES,
+    }
     partial = request.htmx and (request.method == "POST" or "type" in request.GET)
     template = "pipelines/new.html#pipeline-form" if partial else "pipelines/new.html"
     return render(request, template, context, status=400 if errors else 200)
 
 
 @login_required
-def pipeline_detail(request, project, run_id):
+def pipeline_new(request, project):
+    """Create pipeline. GET with the form's values re-renders it in place (dependent selects,
+    parameter rows, when to run); POST creates the run or the recurring pipeline."""
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    errors = {}
+    if request.method == "POST":
+        values = form_values(request.POST)
+        try:
+            started = _submit(values, project=project, user=request.user)
+            if isinstance(started, Schedule):
+                return done(request, reverse("schedule-list", args=[project.slug]))
+            return done(request, reverse("pipeline-detail", args=[project.slug, started.pk]))
+        except ValidationError as error:
+            errors = form_errors(error)
+    elif request.GET.get("from_run"):
+        values = values_from_run(pipeline_run_get(project=project, run_id=request.GET["from_run"]))
+    else:
+        values = form_values(request.GET)
+    return _render_form(request, project, values, errors)
+
+
+@login_required
+def schedule_edit(request, project, schedule_id):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    schedule = schedule_get(project=project, schedule_id=schedule_id)
+    errors = {}
+    if request.method == "POST":
+        values = form_values(request.POST)
+        try:
+            _submit(values, project=project, user=request.user, schedule=schedule)
+            return done(request, reverse("schedule-list", args=[project.slug]))
+        except ValidationError as error:
+            errors = form_errors(error)
+    elif "type" in request.GET:
+        values = form_values(request.GET)
+    else:
+        values = values_from_schedule(schedule)
+    return _render_form(request, project, values, errors, schedule=schedule)
+
+
+@login_required
+def schedule_list_page(request, project):
     project = project_get_for_user(user=request.user, slug=project)
+    schedules = list(schedule_list(project=project))
+    return render(
+        request,
+        "pipelines/schedules.html",
+        {
+            "project": project,
+            "schedules": schedules,
+            "can_edit": can(project, RUN),
+        },
+    )
+
+
+@login_required
+@require_POST
+def schedule_action(request, project, schedule_id, action):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    schedule = schedule_get(project=project, schedule_id=schedule_id)
+    actions = {"pause": schedule_pause, "resume": schedule_resume, "delete": schedule_delete}
+    if action not in actions:
+        raise Http404(f"A recurring pipeline can't be '{action}'.")
+    actions[action](schedule=schedule)
+    return done(request, reverse("schedule-list", args=[project.slug]))
+
+
+@login_required
+@require_POST
+def pipeline_kill_page(request, project, run_id):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
     run = pipeline_run_get(project=project, run_id=run_id)
+    try:
+        pipeline_run_kill(run=run, user=request.user)
+    except ValidationError as error:
+        return _detail(request, project, run, errors=form_errors(error), status=400)
+    return done(
+        request, request.POST.get("next") or reverse("pipeline-detail", args=[project.slug, run.pk])
+    )
+
+
+@login_required
+@require_POST
+def pipeline_retry_page(request, project, run_id):
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    run = pipeline_run_get(project=project, run_id=run_id)
+    try:
+        new = pipeline_run_retry(run=run, user=request.user)
+    except ValidationError as error:
+        return _detail(request, project, run, errors=form_errors(error), status=400)
+    return done(request, reverse("pipeline-detail", args=[project.slug, new.pk]))
+
+
+def _detail(request, project, run, *, errors=None, status=200):
     log, log_seq = run_log_text(run)
     context = {
         "project": project,
@@ -122,10 +235,18 @@ def pipeline_detail(request, project, run_id):
         "log": log,
         "log_seq": log_seq,
         "can_edit": can(project, RUN),
+        "errors": errors or {},
+        "waiting_for": waiting_for(run),
     }
     if request.htmx and request.GET.get("part") == "status":
         return render(request, "pipelines/detail.html#run-status", context)
-    return render(request, "pipelines/detail.html", context)
+    return render(request, "pipelines/detail.html", context, status=status)
+
+
+@login_required
+def pipeline_detail(request, project, run_id):
+    project = project_get_for_user(user=request.user, slug=project)
+    return _detail(request, project, pipeline_run_get(project=project, run_id=run_id))
 
 
 @login_required
@@ -229,18 +350,5 @@ def pipeline_delete_page(request, project, run_id):
     try:
         pipeline_run_delete(run=run)
     except ValidationError as error:
-        log, log_seq = run_log_text(run)
-        return render(
-            request,
-            "pipelines/detail.html",
-            {
-                "project": project,
-                "run": run,
-                "log": log,
-                "log_seq": log_seq,
-                "errors": form_errors(error),
-                "can_edit": True,
-            },
-            status=400,
-        )
+        return _detail(request, project, run, errors=form_errors(error), status=400)
     return done(request, reverse("pipeline-list", args=[project.slug]))

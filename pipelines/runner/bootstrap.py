@@ -9,6 +9,15 @@ import sys
 import time
 import traceback
 
+try:  # Linux: die with the worker that started us, so a lost worker leaves nothing running
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    del ctypes, signal
+except Exception:  # noqa: BLE001
+    pass
+
 _channel = os.fdopen(int(sys.argv[1]), "w", buffering=1)
 _plan = json.loads(sys.argv[2])
 sys.argv = sys.argv[:1]

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
+
 BOOTSTRAP = (Path(__file__).parent / "bootstrap.py").read_text()
 # What a Python process needs besides SPEC's variables; nothing of the server's environment.
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -22,6 +24,7 @@ class Outcome:
     score: float | None = None
     calls: list[dict] = field(default_factory=list)  # [{"name", "start", "end"}]
     started_at: float | None = None  # when the user's code began (bootstrap's first report)
+    stopped: str = ""  # why the platform stopped it: "killed" or "timeout"
 
     @property
     def succeeded(self):
@@ -40,15 +43,21 @@ def user_environment(*, python: str, workspace, variables: dict[str, str]) -> di
     }
 
 
-def run_user_code(*, python, workspace, variables, plan, log, should_stop=None) -> Outcome:
+def run_user_code(
+    *, python, workspace, variables, plan, log, should_stop=None, on_start=None, extra_env=None
+) -> Outcome:
     """Run `plan` ([call, argument] pairs) on train.Main in a new session; stream its output into
-    `log` as it comes; return what happened."""
+    `log` as it comes; return what happened. `should_stop()` returning a reason ends the whole
+    process group (SIGTERM, grace, SIGKILL)."""
     outcome = Outcome()
     read_end, write_end = os.pipe()
     process = subprocess.Popen(
         [python, "-B", "-u", "-c", BOOTSTRAP, str(write_end), json.dumps(plan)],
         cwd=workspace.package,
-        env=user_environment(python=python, workspace=workspace, variables=variables),
+        env={
+            **user_environment(python=python, workspace=workspace, variables=variables),
+            **(extra_env or {}),
+        },
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -56,6 +65,8 @@ def run_user_code(*, python, workspace, variables, plan, log, should_stop=None) 
         start_new_session=True,  # its own process group: kill reaches its children too
     )
     os.close(write_end)
+    if on_start:
+        on_start(process.pid)
     output = process.stdout.fileno()
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     reports = b""
@@ -78,8 +89,9 @@ def run_user_code(*, python, workspace, variables, plan, log, should_stop=None) 
                     for line in lines:
                         _on_report(line, outcome, open_calls)
             log.flush_if_due()
-            if should_stop and should_stop():
-                stop_process_group(process)
+            if should_stop and not outcome.stopped and (reason := should_stop()):
+                outcome.stopped = reason
+                stop_process_group(process, grace=settings.PIPELINE_KILL_GRACE_SECONDS)
             if process.poll() is not None:
                 # A child the package left behind may hold the pipes open: don't wait forever.
                 exited_at = exited_at or time.monotonic()

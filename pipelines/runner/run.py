@@ -12,24 +12,29 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from aicenter.manifests import manifest_copy, manifest_from_files
+from aicenter.manifests import manifest_copy, manifest_delete, manifest_from_files
+from aicenter.templatetags.aicenter import duration
 from packages.services import package_version_create_trained
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun
 from pipelines.parameters import run_variables
 from pipelines.results import results_json
 from pipelines.runner.process import run_user_code
+from pipelines.runner.watch import RunWatch
 from pipelines.runner.workspace import Workspace, collect_files
 
 logger = logging.getLogger(__name__)
+DIRECTORIES = (
+    "data_directory",
+    "artifacts_directory",
+    "training_data_directory",
+    "test_data_directory",
+)
 
 
 def _plan(run, variables) -> list[list]:
     """The calls on train.Main, in SPEC's order for the run's type."""
-    here = {
-        name: f"./{variables[name]}"
-        for name in ("data_directory", "training_data_directory", "test_data_directory")
-    }
+    here = {name: f"./{variables[name]}" for name in DIRECTORIES}
     if run.type == PipelineRun.TRAIN:
         return [["train", here["data_directory"]], ["save", None]]
     if run.type == PipelineRun.EVALUATE:
@@ -43,13 +48,25 @@ def _plan(run, variables) -> list[list]:
 
 
 def _claim(run) -> bool:
-    """Queued → Running, unless someone killed or deleted it meanwhile."""
+    """Queued (or Scheduled and now due) → Running, unless someone killed or deleted it."""
     now = timezone.now()
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    claimed = PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.QUEUED).update(
-        status=PipelineRun.RUNNING, started_at=now, worker=worker
+    devices = settings.CUDA_VISIBLE_DEVICES if run.gpu and run.queue == "gpu" else ""
+    claimed = PipelineRun.objects.filter(
+        pk=run.pk, status__in=[PipelineRun.QUEUED, PipelineRun.SCHEDULED]
+    ).update(
+        status=PipelineRun.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        worker=worker,
+        gpu_devices=devices,
     )
-    run.status, run.started_at, run.worker = PipelineRun.RUNNING, now, worker
+    run.status, run.started_at, run.worker, run.gpu_devices = (
+        PipelineRun.RUNNING,
+        now,
+        worker,
+        devices,
+    )
     return bool(claimed)
 
 
@@ -58,6 +75,7 @@ class Runner:
         self.run = run
         self.log = RunLog(run)
         self.phases = []
+        self.watch = RunWatch(run.pk)
 
     @contextmanager
     def phase(self, name):
@@ -68,6 +86,7 @@ class Runner:
     def handle(self):
         run = self.run
         workspace = None
+        self.watch.start()
         try:
             with self.phase("workspace"):
                 workspace = Workspace.create(run.pk)
@@ -82,6 +101,9 @@ class Runner:
                 variables=variables,
                 plan=_plan(run, variables),
                 log=self.log,
+                should_stop=self._should_stop,
+                on_start=self._record_process_group,
+                extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
             )
             self.phases += outcome.calls
             self._finish(workspace, variables, outcome)
@@ -90,9 +112,20 @@ class Runner:
             self.log.write(traceback.format_exc())
             self._end(status=PipelineRun.FAILED, reason=f"platform error: {error}")
         finally:
+            self.watch.stop()
             self.log.flush()
             if workspace:
                 workspace.remove()
+
+    def _should_stop(self) -> str:
+        if self.watch.killed.is_set():
+            return "killed"
+        if (timezone.now() - self.run.started_at).total_seconds() > self.run.max_run_seconds:
+            return "timeout"
+        return ""
+
+    def _record_process_group(self, pid):
+        PipelineRun.objects.filter(pk=self.run.pk).update(process_group=pid)
 
     def _materialise_data(self, workspace, variables):
         run = self.run
@@ -113,72 +146,77 @@ class Runner:
     def _finish(self, workspace, variables, outcome):
         run = self.run
         with self.phase("upload"):
-            artifacts = self._upload(
+            artifacts = _upload(
                 collect_files(workspace.package / variables["artifacts_directory"], exclude=[])
             )
-            version = snapshot = evaluation_snapshot = None
-            if outcome.succeeded:
-                if run.type in (PipelineRun.TRAIN, PipelineRun.FULL):
-                    files = collect_files(
-                        workspace.package,
-                        exclude=[
-                            variables[name]
-                            for name in (
-                                "data_directory",
-                                "artifacts_directory",
-                                "training_data_directory",
-                                "test_data_directory",
-                            )
-                        ],
+            if not outcome.succeeded or outcome.stopped:
+                self._end(
+                    status=_failed_status(outcome),
+                    reason=self._failure_reason(outcome),
+                    artifacts=artifacts,
+                )
+                return
+            version_files = None
+            if run.type in (PipelineRun.TRAIN, PipelineRun.FULL):
+                version_files = _upload(
+                    collect_files(
+                        workspace.package, exclude=[variables[name] for name in DIRECTORIES]
                     )
-                    version = package_version_create_trained(run=run, files=files)
-                    self.log.platform(f"new version {run.package.name} {version.number}")
-                if run.dataset and variables["save_training_data"] == "true":
-                    snapshot = manifest_copy(run.dataset.manifest, prefix=run.dataset_folder)
-                if run.evaluation_dataset and variables["save_test_data"] == "true":
-                    evaluation_snapshot = manifest_copy(
-                        run.evaluation_dataset.manifest, prefix=run.evaluation_folder
-                    )
-        if outcome.succeeded:
-            self._end(
-                status=PipelineRun.SUCCESSFUL,
-                output_version=version,
-                artifacts=artifacts,
-                snapshot=snapshot,
-                evaluation_snapshot=evaluation_snapshot,
-                score=outcome.score,
-            )
-        else:
-            self._end(
-                status=PipelineRun.FAILED, reason=_failure_reason(outcome), artifacts=artifacts
-            )
+                )
+            snapshot = evaluation_snapshot = None
+            if run.dataset and variables["save_training_data"] == "true":
+                snapshot = manifest_copy(run.dataset.manifest, prefix=run.dataset_folder)
+            if run.evaluation_dataset and variables["save_test_data"] == "true":
+                evaluation_snapshot = manifest_copy(
+                    run.evaluation_dataset.manifest, prefix=run.evaluation_folder
+                )
+        self._end(
+            status=PipelineRun.SUCCESSFUL,
+            version_files=version_files,
+            artifacts=artifacts,
+            snapshot=snapshot,
+            evaluation_snapshot=evaluation_snapshot,
+            score=outcome.score,
+        )
 
-    def _upload(self, files):
-        if not files:
-            return None
+    def _failure_reason(self, outcome) -> str:
+        if outcome.stopped == "timeout":
+            return f"timed out after {duration(self.run.max_run_seconds)}"
+        if outcome.stopped == "killed":
+            return ""  # the kill already said who
+        if outcome.error:
+            return outcome.error
+        if outcome.exit_code is not None and outcome.exit_code < 0:
+            return f"the package's process was killed by signal {-outcome.exit_code}"
+        return f"the package's process exited with code {outcome.exit_code}"
 
-        def opened():
-            for path, absolute in files:
-                with open(absolute, "rb") as fileobj:
-                    yield path, fileobj
-
-        return manifest_from_files(opened())
-
-    def _end(self, *, status, reason="", **outputs):
+    def _end(self, *, status, reason="", version_files=None, **outputs):
+        """Record the end in one transaction with the run's row locked: a kill that came first
+        keeps its status, and then nothing becomes a version."""
         run = self.run
         for name, value in outputs.items():
             setattr(run, name, value)
-        run.status, run.failure_reason, run.finished_at = status, reason, timezone.now()
-        run.phases = self.phases
-        run.results_text = json.dumps(results_json(run), indent=2, ensure_ascii=False)
-        if reason:
-            self.log.platform(f"{run.get_status_display()}: {reason}")
-        else:
-            self.log.platform(run.get_status_display())
-        self.log.flush()
         with transaction.atomic():
-            # Only a running run ends here: a kill that came first keeps its word.
-            PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.RUNNING).update(
+            current = (
+                PipelineRun.objects.select_for_update()
+                .filter(pk=run.pk)
+                .values_list("status", "failure_reason", "finished_at")
+                .first()
+            )
+            if current is None:  # deleted meanwhile
+                return
+            if current[0] == PipelineRun.KILLED:
+                status, reason, run.finished_at = current
+                run.snapshot = run.evaluation_snapshot = run.score = None
+            elif version_files is not None and status == PipelineRun.SUCCESSFUL:
+                run.output_version = package_version_create_trained(run=run, manifest=version_files)
+                self.log.platform(f"new version {run.package.name} {run.output_version.number}")
+            run.status, run.failure_reason = status, reason
+            run.finished_at = run.finished_at or timezone.now()
+            run.phases = self.phases
+            run.results_text = json.dumps(results_json(run), indent=2, ensure_ascii=False)
+            self.log.platform(f"{run.get_status_display()}" + (f": {reason}" if reason else ""))
+            PipelineRun.objects.filter(pk=run.pk).update(
                 status=status,
                 failure_reason=reason,
                 finished_at=run.finished_at,
@@ -190,14 +228,26 @@ class Runner:
                 evaluation_snapshot=run.evaluation_snapshot,
                 score=run.score,
             )
+            if version_files is not None and run.output_version is None:
+                manifest_delete(version_files)  # killed at the last moment: no version
+        self.log.flush()
 
 
-def _failure_reason(outcome) -> str:
-    if outcome.error:
-        return outcome.error
-    if outcome.exit_code is not None and outcome.exit_code < 0:
-        return f"the package's process was killed by signal {-outcome.exit_code}"
-    return f"the package's process exited with code {outcome.exit_code}"
+def _failed_status(outcome):
+    return PipelineRun.KILLED if outcome.stopped == "killed" else PipelineRun.FAILED
+
+
+def _upload(files):
+    """Workspace files → a new manifest (None when there are none)."""
+    if not files:
+        return None
+
+    def opened():
+        for path, absolute in files:
+            with open(absolute, "rb") as fileobj:
+                yield path, fileobj
+
+    return manifest_from_files(opened())
 
 
 def run_pipeline(run) -> None:

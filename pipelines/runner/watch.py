@@ -1,0 +1,39 @@
+"""While a run runs: renew its heartbeat and notice a kill, from a thread of the worker."""
+
+import threading
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from pipelines.models import PipelineRun
+
+
+class RunWatch(threading.Thread):
+    """Every quarter second, read the run's status (a kill is a status); every few seconds, renew
+    its heartbeat so the sweeper knows this worker is alive."""
+
+    def __init__(self, run_id: int):
+        super().__init__(name=f"watch-run-{run_id}", daemon=True)
+        self.run_id = run_id
+        self.killed = threading.Event()
+        self.finished = threading.Event()
+
+    def run(self):
+        last_beat = 0.0
+        try:
+            while not self.finished.wait(0.25):
+                runs = PipelineRun.objects.filter(pk=self.run_id)
+                if time.monotonic() - last_beat >= settings.PIPELINE_HEARTBEAT_SECONDS:
+                    runs.update(heartbeat_at=timezone.now())
+                    last_beat = time.monotonic()
+                status = runs.values_list("status", flat=True).first()
+                if status in (None, PipelineRun.KILLED):  # killed, or deleted under us
+                    self.killed.set()
+        finally:
+            connection.close()
+
+    def stop(self):
+        self.finished.set()
+        self.join(timeout=5)

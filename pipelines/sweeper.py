@@ -1,0 +1,151 @@
+"""Runs that never get stuck. Every worker calls sweep() every few seconds (one at a time, under
+a Redis lock); it only needs the database and Redis, so any worker on any machine can do it.
+
+- a running run whose heartbeat stopped (its worker was SIGKILLed or its machine lost power)
+  ends Failed with reason "worker lost";
+- a queued run whose job vanished from Redis (Redis restarted empty, or enqueueing failed) is
+  enqueued again, up to three times, then ends Failed saying so;
+- schedules whose wake-up RQ lost are re-armed, and missed firings happen now.
+"""
+
+import json
+import logging
+import os
+import signal
+import socket
+from datetime import timedelta
+
+import django_rq
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rq.job import Job, JobStatus
+
+from pipelines.logs import RunLog
+from pipelines.models import PipelineRun, Schedule
+from pipelines.results import results_json
+
+logger = logging.getLogger(__name__)
+MAX_ENQUEUES = 3
+DEAD_JOB = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+
+def sweep() -> None:
+    lock = django_rq.get_connection("pipelines").lock("aicenter:sweep", timeout=60, blocking=False)
+    if not lock.acquire(blocking=False):
+        return  # another worker is sweeping right now
+    try:
+        fail_lost_runs()
+        requeue_vanished_runs()
+        arm_schedules()
+    finally:
+        try:
+            lock.release()
+        except Exception:  # noqa: BLE001 - expired: harmless
+            pass
+
+
+def _end_lost(run, reason) -> bool:
+    with transaction.atomic():
+        locked = (
+            PipelineRun.objects.select_for_update()
+            .select_related("project", "package", "version", "dataset", "evaluation_dataset")
+            .filter(pk=run.pk, status=run.status)
+            .first()
+        )
+        if locked is None:
+            return False
+        locked.status, locked.failure_reason = PipelineRun.FAILED, reason
+        locked.finished_at = timezone.now()
+        locked.results_text = json.dumps(results_json(locked), indent=2, ensure_ascii=False)
+        locked.save(update_fields=["status", "failure_reason", "finished_at", "results_text"])
+    log = RunLog(locked)
+    log.platform(f"Failed: {reason}")
+    log.flush()
+    return True
+
+
+def fail_lost_runs() -> None:
+    stale = timezone.now() - timedelta(seconds=settings.PIPELINE_LOST_AFTER_SECONDS)
+    lost = PipelineRun.objects.filter(
+        status__in=[PipelineRun.RUNNING, PipelineRun.PACKAGING], heartbeat_at__lt=stale
+    )
+    for run in lost:
+        silent = (timezone.now() - run.heartbeat_at).total_seconds()
+        reason = (
+            f"worker lost: {run.worker or 'its worker'} stopped sending heartbeats "
+            f"{silent:.0f} s ago (killed, or its machine went down)"
+        )
+        if _end_lost(run, reason):
+            logger.warning("pipeline run %s: %s", run.pk, reason)
+            _kill_leftovers(run)
+
+
+def _kill_leftovers(run) -> None:
+    """If the lost run's processes are on this machine and still alive, end them."""
+    host = run.worker.rsplit(":", 1)[0]
+    if run.process_group and host == socket.gethostname():
+        try:
+            os.killpg(run.process_group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _job_alive(run) -> bool:
+    if not run.job_id:
+        return False
+    try:
+        job = Job.fetch(run.job_id, connection=django_rq.get_connection(run.queue))
+    except Exception:  # noqa: BLE001 - NoSuchJobError: gone with Redis
+        return False
+    return job.get_status(refresh=False) not in DEAD_JOB
+
+
+def requeue_vanished_runs() -> None:
+    from pipelines.services import pipeline_run_enqueue
+
+    settle = timezone.now() - timedelta(seconds=5)  # let fresh runs reach Redis first
+    waiting = PipelineRun.objects.filter(
+        status__in=[PipelineRun.QUEUED, PipelineRun.SCHEDULED], created_at__lt=settle
+    ).select_related("project", "package", "version", "dataset", "evaluation_dataset")
+    overdue = timezone.now() - timedelta(seconds=10)
+    for run in waiting:
+        late = run.status == PipelineRun.SCHEDULED and run.scheduled_for < overdue
+        if _job_alive(run) and not late:
+            continue
+        if run.enqueue_count >= MAX_ENQUEUES:
+            _end_lost(
+                run,
+                f"its job was lost from Redis {run.enqueue_count} times; "
+                "use Retry to start it again",
+            )
+            continue
+        logger.warning(
+            "pipeline run %s lost its job %r (or is late): enqueueing it again", run.pk, run.job_id
+        )
+        if run.status == PipelineRun.SCHEDULED and run.scheduled_for <= timezone.now():
+            run.status = PipelineRun.QUEUED  # its moment passed while nobody listened
+            PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.SCHEDULED).update(
+                status=PipelineRun.QUEUED
+            )
+        pipeline_run_enqueue(run=run)
+
+
+def arm_schedules() -> None:
+    from pipelines.schedules import schedule_arm, schedule_fire
+
+    for schedule in Schedule.objects.filter(paused=False, next_run_at__isnull=False):
+        if schedule.next_run_at <= timezone.now() - timedelta(seconds=30):
+            # missed while every process was down (or Redis forgot it): fire it now
+            schedule_fire(schedule.pk, int(schedule.next_run_at.timestamp()))
+            continue
+        if not schedule.job_id or not _schedule_job_alive(schedule):
+            schedule_arm(schedule)
+
+
+def _schedule_job_alive(schedule) -> bool:
+    try:
+        Job.fetch(schedule.job_id, connection=django_rq.get_connection("pipelines"))
+        return True
+    except Exception:  # noqa: BLE001
+        return False

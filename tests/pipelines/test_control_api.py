@@ -1,0 +1,157 @@
+"""Kill, retry, schedules through the API, without workers (runs stay queued)."""
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from datasets.services import dataset_create, dataset_file_put
+from packages.services import package_create
+from pipelines.models import PipelineRun, Schedule
+from tests.conftest import upload
+
+API = "/api/v1/projects/alpha"
+RUN = {"type": "train", "package": "classifier", "version": "1.0", "dataset": "invoices"}
+
+
+@pytest.fixture
+def api(api_as, bob, project):
+    package_create(project=project, user=bob, name="classifier", file=upload())
+    dataset = dataset_create(project=project, user=bob, name="invoices")
+    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
+    return api_as(bob)
+
+
+def test_a_queued_run_is_killed_at_once(api):
+    run_id = api.post_json(f"{API}/pipelines", RUN).json()["id"]
+    response = api.post(f"{API}/pipelines/{run_id}/kill")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "killed"
+    assert body["failure_reason"] == "killed by bob"
+    assert body["finished_at"]
+    results = api.get(f"{API}/pipelines/{run_id}/results").json()
+    assert results["run_summary"]["outputs"]["version"] is None
+    again = api.post(f"{API}/pipelines/{run_id}/kill")
+    assert again.status_code == 400
+    assert "already killed" in again.json()["detail"]
+
+
+def test_a_killed_run_is_never_claimed_by_a_worker(api):
+    from pipelines.runner import run_pipeline
+
+    run_id = api.post_json(f"{API}/pipelines", RUN).json()["id"]
+    api.post(f"{API}/pipelines/{run_id}/kill")
+    run_pipeline(run_id)  # what a worker does with a job that was still in Redis
+    run = PipelineRun.objects.get(pk=run_id)
+    assert run.status == "killed"
+    assert run.started_at is None
+
+
+def test_retry_makes_a_new_run_with_the_same_inputs(api):
+    first = api.post_json(
+        f"{API}/pipelines", {**RUN, "parameters": {"epochs": "4"}, "max_run_seconds": 600}
+    ).json()
+    response = api.post(f"{API}/pipelines/{first['id']}/retry")
+    assert response.status_code == 201
+    second = response.json()
+    assert second["id"] != first["id"]
+    assert second["status"] == "queued"
+    for field in ("type", "package", "version", "dataset", "parameters", "max_run_seconds"):
+        assert second[field] == first[field]
+
+
+def test_retry_checks_the_inputs_again(api, django_capture_on_commit_callbacks):
+    run_id = api.post_json(f"{API}/pipelines", {**RUN, "dataset_folder": ""}).json()["id"]
+    PipelineRun.objects.filter(pk=run_id).update(status="failed")
+    from datasets.models import Dataset
+
+    dataset = Dataset.objects.get()
+    dataset.manifest.entries.all().delete()  # emptied since
+    response = api.post(f"{API}/pipelines/{run_id}/retry")
+    assert response.status_code == 400
+    assert "is empty" in response.json()["detail"]
+
+
+def test_a_run_at_a_given_moment_is_scheduled(api):
+    at = (timezone.now() + timedelta(hours=2)).replace(microsecond=0)
+    response = api.post_json(f"{API}/pipelines", {**RUN, "schedule": {"at": at.isoformat()}})
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "scheduled"
+    assert body["scheduled_for"].startswith(at.strftime("%Y-%m-%dT%H:%M"))
+    assert api.post(f"{API}/pipelines/{body['id']}/kill").json()["status"] == "killed"
+
+
+def test_a_recurring_pipeline_is_created_paused_resumed_and_deleted(api):
+    response = api.post_json(
+        f"{API}/pipelines",
+        {
+            **RUN,
+            "name": "nightly",
+            "schedule": {"cron": "0 3 * * *", "timezone": "Europe/Paris"},
+        },
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "active"
+    assert body["rule"] == "cron 0 3 * * *"
+    assert body["next_run_at"]
+    assert not PipelineRun.objects.exists()
+    schedule_id = body["id"]
+    assert api.get(f"{API}/schedules").json()[0]["name"] == "nightly"
+    paused = api.post(f"{API}/schedules/{schedule_id}/pause").json()
+    assert paused["status"] == "paused" and paused["next_run_at"] is None
+    resumed = api.post(f"{API}/schedules/{schedule_id}/resume").json()
+    assert resumed["status"] == "active" and resumed["next_run_at"]
+    assert api.delete(f"{API}/schedules/{schedule_id}").status_code == 204
+    assert not Schedule.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "schedule, message",
+    [
+        ({"cron": "61 * * * *"}, "not a cron expression"),
+        ({"every": "often", "unit": "days"}, "whole number"),
+        ({"at": "2020-01-01T00:00"}, "has passed"),
+        ({"every": 1, "unit": "days", "timezone": "Nowhere/City"}, "not a time zone"),
+    ],
+)
+def test_bad_schedules_are_refused_and_nothing_is_stored(api, schedule, message):
+    response = api.post_json(f"{API}/pipelines", {**RUN, "schedule": schedule})
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+    assert not PipelineRun.objects.exists()
+    assert not Schedule.objects.exists()
+
+
+def test_a_recurring_pipeline_with_bad_inputs_is_refused(api):
+    response = api.post_json(
+        f"{API}/pipelines", {**RUN, "dataset": "nope", "schedule": {"every": 1, "unit": "days"}}
+    )
+    assert response.status_code == 400
+    assert "There is no dataset 'nope'" in response.json()["detail"]
+    assert not Schedule.objects.exists()
+
+
+@pytest.mark.parametrize("seconds", [0, -5, 10**9])
+def test_a_time_limit_out_of_range_is_refused(api, seconds):
+    response = api.post_json(f"{API}/pipelines", {**RUN, "max_run_seconds": seconds})
+    assert response.status_code == 400
+    assert "time limit" in response.json()["detail"]
+
+
+def test_a_gpu_run_with_no_gpu_worker_says_so(api, pages_as, bob):
+    run_id = api.post_json(f"{API}/pipelines", {**RUN, "gpu": True}).json()["id"]
+    body = api.get(f"{API}/pipelines/{run_id}").json()
+    assert body["queue"] == "gpu"
+    assert body["waiting_for"] == "waiting for a GPU worker (none is serving the gpu queue)"
+    page = pages_as(bob).get(f"/p/alpha/pipelines/{run_id}/").content.decode()
+    assert "Waiting for a GPU worker" in page, page[page.find("status-line") :][:600]
+
+
+def test_a_viewer_can_neither_kill_nor_retry(api, api_as, vera):
+    run_id = api.post_json(f"{API}/pipelines", RUN).json()["id"]
+    assert api_as(vera).post(f"{API}/pipelines/{run_id}/kill").status_code == 403
+    assert api_as(vera).post(f"{API}/pipelines/{run_id}/retry").status_code == 403
