@@ -7,7 +7,8 @@ import os
 import tempfile
 
 _OWN_DATA_DIR = "AICENTER_DATA_DIR" not in os.environ
-os.environ.setdefault("AICENTER_DATA_DIR", tempfile.mkdtemp(prefix="aicenter-test-"))
+if _OWN_DATA_DIR:  # workers started by the tests inherit it, so only the session makes one
+    os.environ["AICENTER_DATA_DIR"] = tempfile.mkdtemp(prefix="aicenter-test-")
 # Playwright's sync API runs an event loop in the test thread; the ORM calls are still sync.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -15,13 +16,19 @@ from aicenter.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-if _OWN_DATA_DIR and EMBEDDED_REDIS:  # noqa: F405
-    # This session started the embedded Redis for its private data dir: stop it at the end.
+if _OWN_DATA_DIR:
+    # This session owns its data dir: at the end, stop its embedded Redis and remove it.
     import atexit
+    import shutil
 
-    from aicenter.embedded_redis import stop as _stop_redis
+    def _clean_up(data_dir=DATA_DIR):  # noqa: F405
+        if EMBEDDED_REDIS:  # noqa: F405
+            from aicenter.embedded_redis import stop
 
-    atexit.register(_stop_redis, DATA_DIR)  # noqa: F405
+            stop(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    atexit.register(_clean_up)
 
 # Workers started by the tests run in their own processes: they must find the test database,
 # so SQLite's test database is a file, and its name is handed to them.
@@ -29,3 +36,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
 if os.environ.get("AICENTER_TEST_DATABASE_NAME"):
     DATABASES["default"]["NAME"] = os.environ["AICENTER_TEST_DATABASE_NAME"]  # noqa: F405
+
+# Lost workers and vanished jobs are found in seconds here, not the production half-minute.
+PIPELINE_HEARTBEAT_SECONDS = 1
+PIPELINE_LOST_AFTER_SECONDS = 5
+PIPELINE_SWEEP_SECONDS = 1
+PIPELINE_KILL_GRACE_SECONDS = 2
