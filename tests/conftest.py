@@ -1,12 +1,21 @@
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
+import django_rq
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from rq import Worker
 
 from aicenter.models import Membership, Project
 from aicenter.services import api_token_create
+from pipelines.models import PipelineRun
 from tests.factories import package_zip
 
 
@@ -85,3 +94,100 @@ def stored_files():
     """Every file under local storage (blobs included)."""
     root = settings.DATA_DIR / "storage"
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+# Real RQ workers against the real Redis (embedded, or REDIS_URL), shared by tests/pipelines
+# and tests/e2e. They run `manage.py rqworker` in their own processes on the test database,
+# so the tests that use them need committed data: transactional_db.
+
+
+def start_worker(*queues, name=None, env=None, new_session=False):
+    """`manage.py rqworker` on the test database; its output goes to a log in the data dir,
+    quoted when it does not start. `env` adds variables; `new_session` puts it in a process
+    group of its own (so a test can kill the worker with everything it started)."""
+    env = {**os.environ, **(env or {})}
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    env["AICENTER_TEST_DATABASE_NAME"] = connection.settings_dict["NAME"]
+    command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "rqworker", *queues]
+    if name:
+        command += ["--name", name]
+    log_path = settings.DATA_DIR / f"worker-{time.monotonic_ns()}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=settings.BASE_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
+        )
+    process.log_path = log_path
+    return process
+
+
+def _log_tail(process, lines=30):
+    path = getattr(process, "log_path", None)
+    if path is None or not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_for_workers(count, queue="pipelines", timeout=30, process=None):
+    connection_ = django_rq.get_connection(queue)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(
+                f"the worker exited with code {process.returncode}:\n{_log_tail(process)}"
+            )
+        listening = [w for w in Worker.all(connection=connection_) if queue in w.queue_names()]
+        if len(listening) >= count:
+            return
+        time.sleep(0.1)
+    tail = _log_tail(process) if process is not None else ""
+    raise TimeoutError(f"{count} worker(s) on {queue} did not start in {timeout} s\n{tail}")
+
+
+def stop(process):
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def _redis_clean(django_db_setup):
+    for name in ("pipelines", "gpu"):
+        django_rq.get_queue(name).empty()
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup, django_db_blocker, _redis_clean):
+    """One warm `manage.py rqworker pipelines` for the session."""
+    with django_db_blocker.unblock():
+        process = start_worker("pipelines")
+        wait_for_workers(1, process=process)
+    yield process
+    stop(process)
+
+
+@pytest.fixture
+def second_worker(worker, django_db_blocker):
+    with django_db_blocker.unblock():
+        process = start_worker("pipelines")
+        wait_for_workers(2, process=process)
+    yield process
+    stop(process)
+
+
+def wait_for(run, *, statuses=PipelineRun.FINISHED, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.status in statuses:
+            return run
+        time.sleep(0.05)
+    raise TimeoutError(f"run {run.pk} still {run.status} after {timeout} s")

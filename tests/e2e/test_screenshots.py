@@ -2,8 +2,8 @@
 person to look at; each page is also checked for what breaks layouts: horizontal overflow."""
 
 import io
+from unittest import mock
 
-import django_rq
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -120,19 +120,19 @@ def _run_pipelines(project, user):
         package_version_upload(package=classifier, user=user, file=_zip(**{"train.py": train_py}))
     runs = []
     for version, folder in (("3.0", "données"), ("4.0", "")):
-        run = pipeline_run_create(
-            project=project,
-            user=user,
-            type="train",
-            package="invoice_classifier",
-            version=version,
-            dataset="invoices",
-            dataset_folder=folder,
-            parameters={"epochs": "3"},
-        )
-        run.refresh_from_db()
-        # No worker here: the runner runs in this process; the queued job is dropped.
-        django_rq.get_queue(run.queue).remove(run.job_id)
+        # The runner runs in this process: nothing is enqueued, so that a session worker
+        # (started by other tests) cannot take the run first.
+        with mock.patch("pipelines.services.pipeline_run_enqueue"):
+            run = pipeline_run_create(
+                project=project,
+                user=user,
+                type="train",
+                package="invoice_classifier",
+                version=version,
+                dataset="invoices",
+                dataset_folder=folder,
+                parameters={"epochs": "3"},
+            )
         run_pipeline(run)
         run.refresh_from_db()
         runs.append(run)

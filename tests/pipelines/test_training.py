@@ -11,9 +11,8 @@ from django.conf import settings
 
 from packages.models import PackageVersion
 from pipelines.models import PipelineRun
-from tests.conftest import upload
+from tests.conftest import upload, wait_for
 from tests.factories import package_zip
-from tests.pipelines.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -345,6 +344,7 @@ def test_concurrent_version_allocation_is_decided_by_the_database(bob, project, 
     """The same race without workers: eight threads allocate versions of 1.0 at once."""
     from django.db import connection
 
+    from aicenter.manifests import manifest_from_files
     from packages.services import package_create, package_version_create_trained
 
     package = package_create(project=project, user=bob, name="p", file=upload())
@@ -360,7 +360,8 @@ def test_concurrent_version_allocation_is_decided_by_the_database(bob, project, 
     def allocate():
         try:
             start_line.wait()
-            made.append(package_version_create_trained(run=run, files=[("model.txt", source)]))
+            manifest = manifest_from_files([("model.txt", io.BytesIO(b"w"))])
+            made.append(package_version_create_trained(run=run, manifest=manifest))
         except Exception as error:  # noqa: BLE001
             errors.append(error)
         finally:
