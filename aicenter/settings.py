@@ -187,8 +187,9 @@ LOG_FLUSH_SECONDS = float(os.environ.get("AICENTER_LOG_FLUSH_SECONDS", "0.3"))
 PIPELINE_MAX_RUN_SECONDS = envint("AICENTER_MAX_RUN_SECONDS", 24 * 3600)
 PIPELINE_KILL_GRACE_SECONDS = float(os.environ.get("AICENTER_KILL_GRACE_SECONDS", "3"))
 # Workers renew a running run's heartbeat this often; one older than the limit is a lost worker.
-PIPELINE_HEARTBEAT_SECONDS = float(os.environ.get("AICENTER_HEARTBEAT_SECONDS", "5"))
-PIPELINE_LOST_AFTER_SECONDS = float(os.environ.get("AICENTER_LOST_AFTER_SECONDS", "20"))
+# Worst case from a crash to Failed: lost-after + sweep lock (2 × sweep) + sweep = 12 + 10 + 5 s.
+PIPELINE_HEARTBEAT_SECONDS = float(os.environ.get("AICENTER_HEARTBEAT_SECONDS", "4"))
+PIPELINE_LOST_AFTER_SECONDS = float(os.environ.get("AICENTER_LOST_AFTER_SECONDS", "12"))
 # How often a worker checks for lost runs, vanished jobs and due schedules.
 PIPELINE_SWEEP_SECONDS = float(os.environ.get("AICENTER_SWEEP_SECONDS", "5"))
 # Workers of the gpu queue hand this to the user's process (e.g. "0" or "0,1").

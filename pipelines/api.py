@@ -191,7 +191,7 @@ def create_pipeline(request, project: str, payload: PipelineIn):
     )
     if isinstance(started, Schedule):
         return Status(201, schedule_out(started))
-    return Status(201, pipeline_out(pipeline_run_get(project=project, run_id=started.pk)))
+    return Status(201, pipeline_out(started))  # as created: a warm worker may be on it already
 
 
 @router.post("/{project}/pipelines/{run_id}/kill", response=PipelineOut)

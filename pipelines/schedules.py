@@ -221,7 +221,8 @@ def schedule_fire(schedule_id: int, due: int) -> None:
             logger.warning("schedule %s could not start a run: %s", schedule.pk, error)
         now = timezone.now()
         schedule.last_run_at = now
-        schedule.next_run_at = next_run_time(schedule, now)
+        # after the due time too: RQ may wake us a little early, and that firing is done
+        schedule.next_run_at = next_run_time(schedule, max(now, schedule.next_run_at))
         schedule.job_id = ""
         schedule.save(update_fields=["last_run_at", "next_run_at", "job_id"])
         transaction.on_commit(lambda: schedule_arm(schedule))

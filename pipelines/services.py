@@ -161,6 +161,15 @@ def pipeline_run_create(
     return run
 
 
+def rq_moment(moment: datetime) -> datetime:
+    """RQ's scheduler keeps whole seconds, rounded down: round up, so nothing starts early."""
+    return (
+        moment
+        if moment.microsecond == 0
+        else (moment.replace(microsecond=0) + timedelta(seconds=1))
+    )
+
+
 def pipeline_run_enqueue(*, run) -> None:
     """Hand a queued run to RQ (or arm RQ's scheduler for a scheduled one). The row stays the
     truth: if Redis is unreachable now, the sweeper enqueues it later."""
@@ -177,7 +186,7 @@ def pipeline_run_enqueue(*, run) -> None:
     }
     try:
         if run.status == PipelineRun.SCHEDULED:
-            queue.enqueue_at(run.scheduled_for, execute_run, run.pk, **options)
+            queue.enqueue_at(rq_moment(run.scheduled_for), execute_run, run.pk, **options)
         else:
             queue.enqueue_call(execute_run, args=(run.pk,), **options)
     except Exception:  # Redis down: the run stays queued in the database, the sweeper retries
@@ -196,7 +205,7 @@ def pipeline_run_kill(*, run, user) -> PipelineRun:
 
     with transaction.atomic():
         run = (
-            PipelineRun.objects.select_for_update()
+            PipelineRun.objects.select_for_update(of=("self",))
             .select_related("project", "package", "version")
             .get(pk=run.pk)
         )

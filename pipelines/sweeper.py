@@ -24,6 +24,7 @@ from rq.job import Job, JobStatus
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
 from pipelines.results import results_json
+from pipelines.runner.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 MAX_ENQUEUES = 3
@@ -48,7 +49,7 @@ def sweep() -> None:
 def _end_lost(run, reason) -> bool:
     with transaction.atomic():
         locked = (
-            PipelineRun.objects.select_for_update()
+            PipelineRun.objects.select_for_update(of=("self",))
             .select_related("project", "package", "version", "dataset", "evaluation_dataset")
             .filter(pk=run.pk, status=run.status)
             .first()
@@ -82,13 +83,17 @@ def fail_lost_runs() -> None:
 
 
 def _kill_leftovers(run) -> None:
-    """If the lost run's processes are on this machine and still alive, end them."""
-    host = run.worker.rsplit(":", 1)[0]
-    if run.process_group and host == socket.gethostname():
+    """If the lost run was on this machine: end its processes still alive and remove its
+    workspace, so a crashed worker's disk does not grow."""
+    if run.worker.rsplit(":", 1)[0] != socket.gethostname():
+        return
+    if run.process_group:
         try:
             os.killpg(run.process_group, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    for workspace in settings.WORKSPACES_DIR.glob(f"run-{run.pk}-*"):
+        Workspace(workspace).remove()
 
 
 def _job_alive(run) -> bool:

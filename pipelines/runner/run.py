@@ -106,7 +106,10 @@ class Runner:
                 extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
             )
             self.phases += outcome.calls
-            self._finish(workspace, variables, outcome)
+            ending = self._finish(workspace, variables, outcome)
+            workspace.remove()  # before the status is final: a finished run left nothing behind
+            workspace = None
+            self._end(**ending)
         except Exception as error:  # a platform failure, not the user's: say so and end the run
             logger.exception("pipeline run %s failed in the platform", run.pk)
             self.log.write(traceback.format_exc())
@@ -143,19 +146,19 @@ class Runner:
             where = f"{dataset.name}/{folder}" if folder else dataset.name
             self.log.platform(f"dataset {where}: {count} files at ./{target}")
 
-    def _finish(self, workspace, variables, outcome):
+    def _finish(self, workspace, variables, outcome) -> dict:
+        """Upload what the run produced; return how it ends (the arguments of _end)."""
         run = self.run
         with self.phase("upload"):
             artifacts = _upload(
                 collect_files(workspace.package / variables["artifacts_directory"], exclude=[])
             )
             if not outcome.succeeded or outcome.stopped:
-                self._end(
-                    status=_failed_status(outcome),
-                    reason=self._failure_reason(outcome),
-                    artifacts=artifacts,
-                )
-                return
+                return {
+                    "status": _failed_status(outcome),
+                    "reason": self._failure_reason(outcome),
+                    "artifacts": artifacts,
+                }
             version_files = None
             if run.type in (PipelineRun.TRAIN, PipelineRun.FULL):
                 version_files = _upload(
@@ -170,14 +173,14 @@ class Runner:
                 evaluation_snapshot = manifest_copy(
                     run.evaluation_dataset.manifest, prefix=run.evaluation_folder
                 )
-        self._end(
-            status=PipelineRun.SUCCESSFUL,
-            version_files=version_files,
-            artifacts=artifacts,
-            snapshot=snapshot,
-            evaluation_snapshot=evaluation_snapshot,
-            score=outcome.score,
-        )
+        return {
+            "status": PipelineRun.SUCCESSFUL,
+            "version_files": version_files,
+            "artifacts": artifacts,
+            "snapshot": snapshot,
+            "evaluation_snapshot": evaluation_snapshot,
+            "score": outcome.score,
+        }
 
     def _failure_reason(self, outcome) -> str:
         if outcome.stopped == "timeout":

@@ -253,7 +253,7 @@ def test_the_workspace_is_removed_after_every_run(api, worker, package, dataset)
 
     assert not Path(cwd).exists()
     assert not Path(cwd).parent.exists()
-    assert list(settings.WORKSPACES_DIR.iterdir()) == []
+    assert list(settings.WORKSPACES_DIR.glob(f"run-{failed.pk}-*")) == []
 
 
 HOSTILE = """
