@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from pipelines.models import Schedule
-from pipelines.services import When, clean_run_inputs, pipeline_run_create
+from pipelines.services import When, clean_run_inputs, pipeline_run_create, rq_moment
 
 logger = logging.getLogger(__name__)
 TIMEZONES = sorted(zoneinfo.available_timezones())
@@ -182,7 +182,7 @@ def schedule_arm(schedule) -> None:
     queue = django_rq.get_queue("pipelines")
     try:
         queue.enqueue_at(
-            schedule.next_run_at,
+            rq_moment(schedule.next_run_at),
             fire_schedule,
             schedule.pk,
             int(schedule.next_run_at.timestamp()),

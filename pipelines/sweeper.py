@@ -32,7 +32,9 @@ DEAD_JOB = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
 def sweep() -> None:
-    lock = django_rq.get_connection("pipelines").lock("aicenter:sweep", timeout=60, blocking=False)
+    # Short-lived: a worker killed while sweeping must not stop the others for long.
+    timeout = max(2, 2 * settings.PIPELINE_SWEEP_SECONDS)
+    lock = django_rq.get_connection("pipelines").lock("aicenter:sweep", timeout=timeout)
     if not lock.acquire(blocking=False):
         return  # another worker is sweeping right now
     try:

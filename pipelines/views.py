@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from aicenter.downloads import file_response, zip_response
@@ -210,9 +210,10 @@ def pipeline_kill_page(request, project, run_id):
         pipeline_run_kill(run=run, user=request.user)
     except ValidationError as error:
         return _detail(request, project, run, errors=form_errors(error), status=400)
-    return done(
-        request, request.POST.get("next") or reverse("pipeline-detail", args=[project.slug, run.pk])
-    )
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("pipeline-detail", args=[project.slug, run.pk])
+    return done(request, back)
 
 
 @login_required
