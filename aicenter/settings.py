@@ -180,8 +180,6 @@ WHITENOISE_USE_FINDERS = True
 
 # Pipeline runs: private workspaces on the worker's disk, removed after every run.
 WORKSPACES_DIR = Path(os.environ.get("AICENTER_WORKSPACES_DIR", DATA_DIR / "workspaces"))
-# The interpreter that runs package code (per-package environments replace it later).
-PIPELINE_PYTHON = os.environ.get("AICENTER_PIPELINE_PYTHON", sys.executable)
 LOG_FLUSH_SECONDS = float(os.environ.get("AICENTER_LOG_FLUSH_SECONDS", "0.3"))
 # A run's longest allowed time (a run may ask for less); past it: SIGTERM, grace, SIGKILL.
 PIPELINE_MAX_RUN_SECONDS = envint("AICENTER_MAX_RUN_SECONDS", 24 * 3600)
@@ -195,3 +193,8 @@ PIPELINE_SWEEP_SECONDS = float(os.environ.get("AICENTER_SWEEP_SECONDS", "5"))
 # Workers of the gpu queue hand this to the user's process (e.g. "0" or "0,1").
 CUDA_VISIBLE_DEVICES = os.environ.get("AICENTER_CUDA_VISIBLE_DEVICES", "")
 RQ = {"WORKER_CLASS": "pipelines.worker.PipelineWorker"}
+# Package environments: built on each worker machine, least recently used evicted past the budget.
+ENVIRONMENTS_DIR = Path(os.environ.get("AICENTER_ENVIRONMENTS_DIR", DATA_DIR / "environments"))
+ENVIRONMENTS_MAX_BYTES = envint("AICENTER_ENVIRONMENTS_MAX_BYTES", 20 * 1024**3)
+# Build a new version's environment ahead of its first run (a job on the workers).
+PREPARE_ENVIRONMENTS = envbool("AICENTER_PREPARE_ENVIRONMENTS", True)

@@ -11,3 +11,9 @@ def fire_schedule(schedule_id: int, due: int) -> None:
     from pipelines.schedules import schedule_fire
 
     schedule_fire(schedule_id, due)
+
+
+def build_environment(version_id: int) -> None:
+    from pipelines.environments import prepare_environment
+
+    prepare_environment(version_id)

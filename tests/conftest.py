@@ -191,3 +191,13 @@ def wait_for(run, *, statuses=PipelineRun.FINISHED, timeout=60):
             return run
         time.sleep(0.05)
     raise TimeoutError(f"run {run.pk} still {run.status} after {timeout} s")
+
+
+def wait_until(check, timeout, message):
+    """Poll `check()` until it is true; return when (time.monotonic()), or fail with `message`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return time.monotonic()
+        time.sleep(0.05)
+    raise AssertionError(message)

@@ -6,15 +6,22 @@ import os
 import socket
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from aicenter.manifests import manifest_copy, manifest_delete, manifest_from_files
+from aicenter.manifests import (
+    blob_open,
+    manifest_copy,
+    manifest_delete,
+    manifest_file,
+    manifest_from_files,
+)
 from aicenter.templatetags.aicenter import duration
 from packages.services import package_version_create_trained
+from pipelines.environments import EnvironmentError_, using_environment
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun
 from pipelines.parameters import run_variables
@@ -87,29 +94,38 @@ class Runner:
         run = self.run
         workspace = None
         self.watch.start()
+        waited_from = run.scheduled_for or run.enqueued_at or run.created_at
+        self.phases.append(
+            {"name": "queued", "start": waited_from.timestamp(), "end": run.started_at.timestamp()}
+        )
         try:
-            with self.phase("workspace"):
-                workspace = Workspace.create(run.pk)
-                variables = run_variables(run)
-                count = workspace.materialise(run.version.manifest, workspace.package)
-                self.log.platform(f"package {run.package.name} {run.version.number}: {count} files")
-                self._materialise_data(workspace, variables)
-            self.log.flush()
-            outcome = run_user_code(
-                python=settings.PIPELINE_PYTHON,
-                workspace=workspace,
-                variables=variables,
-                plan=_plan(run, variables),
-                log=self.log,
-                should_stop=self._should_stop,
-                on_start=self._record_process_group,
-                extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
-            )
-            self.phases += outcome.calls
-            ending = self._finish(workspace, variables, outcome)
+            with ExitStack() as stack:
+                with self.phase("environment"):
+                    environment = stack.enter_context(
+                        using_environment(
+                            python_version=run.package.language,
+                            requirements=_requirements(run.version),
+                            log=self._installer_output,
+                            on_build=self._packaging,
+                        )
+                    )
+                    self._running()
+                with self.phase("materialise"):
+                    workspace = Workspace.create(run.pk)
+                    variables = run_variables(run)
+                    count = workspace.materialise(run.version.manifest, workspace.package)
+                    self.log.platform(
+                        f"package {run.package.name} {run.version.number}: {count} files"
+                    )
+                    self._materialise_data(workspace, variables)
+                self.log.flush()
+                ending = self._execute(environment, workspace, variables)
             workspace.remove()  # before the status is final: a finished run left nothing behind
             workspace = None
             self._end(**ending)
+        except EnvironmentError_ as error:
+            self.log.platform(f"Failed: {error.reason}")
+            self._end(status=PipelineRun.FAILED, reason=error.reason)
         except Exception as error:  # a platform failure, not the user's: say so and end the run
             logger.exception("pipeline run %s failed in the platform", run.pk)
             self.log.write(traceback.format_exc())
@@ -119,6 +135,39 @@ class Runner:
             self.log.flush()
             if workspace:
                 workspace.remove()
+
+    def _installer_output(self, text):
+        self.log.write(text)
+        self.log.flush_if_due()
+
+    def _packaging(self):
+        """The environment must be built first: the run shows Packaging meanwhile."""
+        PipelineRun.objects.filter(pk=self.run.pk, status=PipelineRun.RUNNING).update(
+            status=PipelineRun.PACKAGING
+        )
+        self.log.flush()
+
+    def _running(self):
+        PipelineRun.objects.filter(pk=self.run.pk, status=PipelineRun.PACKAGING).update(
+            status=PipelineRun.RUNNING
+        )
+
+    def _execute(self, environment, workspace, variables) -> dict:
+        run = self.run
+        if self.watch.killed.is_set():  # killed while its environment was being built
+            return {"status": PipelineRun.KILLED}
+        outcome = run_user_code(
+            python=environment.python,
+            workspace=workspace,
+            variables=variables,
+            plan=_plan(run, variables),
+            log=self.log,
+            should_stop=self._should_stop,
+            on_start=self._record_process_group,
+            extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
+        )
+        self.phases += outcome.calls
+        return self._finish(workspace, variables, outcome)
 
     def _should_stop(self) -> str:
         if self.watch.killed.is_set():
@@ -234,6 +283,14 @@ class Runner:
             if version_files is not None and run.output_version is None:
                 manifest_delete(version_files)  # killed at the last moment: no version
         self.log.flush()
+
+
+def _requirements(version) -> str:
+    entry = manifest_file(version.manifest, "requirements.txt")
+    if entry is None:
+        return ""
+    with blob_open(entry.blob) as stored:
+        return stored.read(1024 * 1024).decode("utf-8", errors="replace")
 
 
 def _failed_status(outcome):

@@ -15,7 +15,7 @@ from rq.job import Job
 
 from packages.models import PackageVersion
 from pipelines.models import PipelineRun, Schedule
-from tests.conftest import start_worker, stop, upload, wait_for, wait_for_workers
+from tests.conftest import start_worker, stop, upload, wait_for, wait_for_workers, wait_until
 from tests.factories import package_zip
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -116,15 +116,6 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_until(check, timeout, message):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return time.monotonic()
-        time.sleep(0.05)
-    raise AssertionError(message)
-
-
 def test_an_evaluation_run_scores_the_version(api, pages_as, bob):
     run = wait_for(
         start(
@@ -171,8 +162,21 @@ def test_a_full_pipeline_processes_trains_evaluates_and_saves(api):
     assert run.status == "successful", run.failure_reason
     assert run.output_version.number == "1.1"
     assert run.score == 0.5
-    calls = [p["name"] for p in run.phases if p["name"] not in ("workspace", "upload")]
-    assert calls == ["import", "__init__", "process_data", "train", "evaluate", "save"]
+    assert [p["name"] for p in run.phases] == [
+        "queued",
+        "environment",
+        "materialise",
+        "import",
+        "__init__",
+        "process_data",
+        "train",
+        "evaluate",
+        "save",
+        "upload",
+    ]
+    starts = [p["start"] for p in run.phases]
+    assert starts == sorted(starts)
+    assert all(p["end"] >= p["start"] for p in run.phases)
     # the evaluation dataset was at test_data_directory before process_data ran
     assert artifact(api, run, "saw_evaluation_data.txt") == "['h.csv']"
     assert artifact(api, run, "trained_on.txt") == "['a.csv', 'b.csv']"

@@ -1,0 +1,303 @@
+"""Each package version runs in a Python environment built from its requirements.txt with uv
+(pip where uv is missing), shared by every version and run with the same Python and the same
+normalised requirements, built once per worker machine and reused.
+
+    <ENVIRONMENTS_DIR>/<key>/          a virtual environment
+    <ENVIRONMENTS_DIR>/<key>/.ready    written last: without it the environment is half-built
+    <ENVIRONMENTS_DIR>/<key>.lock      workers building or using the same key wait on it
+"""
+
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+READY = ".ready"
+
+
+class EnvironmentError_(Exception):
+    """The environment can't be had: `reason` says why in the user's words."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def normalise_requirements(text: str) -> str:
+    """One requirement a line, comments and blanks dropped, sorted: the same set of requirements
+    written differently shares an environment."""
+    lines = []
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            lines.append(" ".join(line.split()))
+    return "\n".join(sorted(set(lines)))
+
+
+def environment_key(python_version: str, requirements: str) -> str:
+    text = f"python {python_version}\n{normalise_requirements(requirements)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@cache
+def find_python(version: str) -> str | None:
+    """The interpreter of Python `version` ('3.11') on this machine, or None."""
+    candidates = []
+    if version == f"{sys.version_info.major}.{sys.version_info.minor}":
+        candidates.append(Path(sys.base_prefix) / "bin" / f"python{version}")
+    if found := shutil.which(f"python{version}"):
+        candidates.append(Path(found))
+    for candidate in candidates:
+        try:
+            answer = subprocess.run(
+                [str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+        except OSError:
+            continue
+        if answer.returncode == 0 and answer.stdout.strip() == version:
+            return str(candidate)
+    return None
+
+
+def _uv() -> str | None:
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+@dataclass
+class Environment:
+    key: str
+    path: Path
+
+    @property
+    def python(self) -> str:
+        return str(self.path / "bin" / "python")
+
+
+@contextmanager
+def _locked(key: str):
+    root = settings.ENVIRONMENTS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def environment_for(*, python_version: str, requirements: str, log=None, on_build=None):
+    """The ready environment for these requirements, building it if needed (under a lock, so two
+    workers never build the same one at once; a half-built one is removed and built again).
+    `on_build()` is called before a build starts; `log(text)` receives the installer's output.
+    Raises EnvironmentError_ with a reason for the user."""
+    key = environment_key(python_version, requirements)
+    path = settings.ENVIRONMENTS_DIR / key
+    environment = Environment(key=key, path=path)
+    if (path / READY).exists():
+        os.utime(path / READY)  # least recently used goes first when the disk budget is hit
+        return environment
+    python = find_python(python_version)
+    if python is None:
+        raise EnvironmentError_(
+            f"Python {python_version} is not available on this worker; the package asks for it"
+        )
+    with _locked(key):
+        if (path / READY).exists():  # another worker built it while we waited
+            return environment
+        if on_build:
+            on_build()
+        if path.exists():
+            if log:
+                log("[aicenter] removing a half-built environment left by a crashed worker\n")
+            shutil.rmtree(path)
+        started = time.monotonic()
+        try:
+            _build(path, python, normalise_requirements(requirements), log)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        (path / READY).write_text(f"built in {time.monotonic() - started:.1f} s\n")
+    evict_environments(keep=key)
+    return environment
+
+
+@contextmanager
+def using_environment(*, python_version: str, requirements: str, log=None, on_build=None):
+    """environment_for(), held in use (a shared lock) until the block ends, so eviction never
+    removes an environment under a running package."""
+    while True:
+        environment = environment_for(
+            python_version=python_version, requirements=requirements, log=log, on_build=on_build
+        )
+        with open(settings.ENVIRONMENTS_DIR / f"{environment.key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            if (environment.path / READY).exists():
+                yield environment
+                return
+        # evicted between the two steps: build it again
+
+
+def _run(command, log):
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if log:
+            log(line)
+    return process.wait(), "".join(output)
+
+
+def _build(path: Path, python: str, requirements: str, log) -> None:
+    uv = _uv()
+    if log:
+        log(f"[aicenter] building the package's environment with {'uv' if uv else 'pip'}\n")
+    if uv:
+        create = [uv, "venv", "--python", python, "--no-python-downloads", "--quiet", str(path)]
+    else:
+        create = [python, "-m", "venv", str(path)]
+    code, output = _run(create, log)
+    if code:
+        raise EnvironmentError_(f"could not create the environment: {output.strip()[-300:]}")
+    if not requirements:
+        return
+    requirements_file = path / "requirements.txt"
+    requirements_file.write_text(requirements + "\n")
+    if uv:
+        install = [
+            uv,
+            "pip",
+            "install",
+            "--python",
+            str(path / "bin" / "python"),
+            "-r",
+            str(requirements_file),
+        ]
+    else:
+        install = [
+            str(path / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-r",
+            str(requirements_file),
+        ]
+    code, output = _run(install, log)
+    if code:
+        raise EnvironmentError_(
+            f"dependency install failed: {_failed_requirement(output, requirements)}"
+        )
+
+
+def _failed_requirement(output: str, requirements: str) -> str:
+    """Name the requirement the installer choked on, from its own words."""
+    patterns = [
+        r"Because ([A-Za-z0-9_.\-\[\]]+)(?:[<>=!~ ][^ ]*)? was not found",
+        r"Because there is no version of ([^ ]+(?: ?[<>=!~]=?[^ ,]+)?)",
+        r"No matching distribution found for ([^\s]+)",
+        r"Could not find a version that satisfies the requirement ([^\s]+)",
+        r"Failed to (?:build|download|fetch) `?([^`\s]+)`?",
+    ]
+    for pattern in patterns:
+        if match := re.search(pattern, output):
+            return match.group(1).rstrip(".,")
+    for line in requirements.splitlines():
+        name = re.split(r"[<>=!~;\[ ]", line, maxsplit=1)[0]
+        if name and name.lower() in output.lower():
+            return line
+    return "see the logs for the installer's error"
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def evict_environments(*, keep: str = "") -> None:
+    """Remove the least recently used environments while they take more than the disk budget.
+    One in use (its lock held) is skipped."""
+    root = settings.ENVIRONMENTS_DIR
+    ready = sorted(
+        (p for p in root.iterdir() if (p / READY).exists() and p.name != keep),
+        key=lambda p: (p / READY).stat().st_mtime,
+    )
+    sizes = {p: _size(p) for p in ready}
+    total = sum(sizes.values()) + (_size(root / keep) if keep else 0)
+    for path in ready:
+        if total <= settings.ENVIRONMENTS_MAX_BYTES:
+            break
+        with open(root / f"{path.name}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            (path / READY).unlink(missing_ok=True)
+            shutil.rmtree(path, ignore_errors=True)
+            total -= sizes[path]
+            logger.info("evicted environment %s (%d bytes)", path.name, sizes[path])
+
+
+def prepare_environment(version_id: int) -> None:
+    """Build a version's environment ahead of its first run (an RQ job queued at upload)."""
+    from packages.models import PackageVersion
+    from pipelines.runner.run import _requirements
+
+    version = (
+        PackageVersion.objects.select_related("package", "manifest").filter(pk=version_id).first()
+    )
+    if version is None:
+        return
+    try:
+        environment_for(
+            python_version=version.package.language, requirements=_requirements(version)
+        )
+    except EnvironmentError_ as error:  # the first run will say it again, in its own logs
+        logger.warning("environment of %s not built ahead: %s", version, error.reason)
+
+
+def prepare_environment_later(version) -> None:
+    """Queue the build of a new version's environment on the workers that will run it."""
+    import django_rq
+
+    from pipelines.tasks import build_environment
+
+    queues = ["pipelines"] + (["gpu"] if version.package.gpu_required else [])
+    for name in queues:
+        try:
+            django_rq.get_queue(name).enqueue(
+                build_environment,
+                version.pk,
+                job_timeout=3600,
+                result_ttl=600,
+                description=f"environment of {version}",
+            )
+        except Exception:  # noqa: BLE001 - Redis away: the first run builds it
+            logger.warning("could not queue the environment build of %s", version)
