@@ -198,3 +198,13 @@ ENVIRONMENTS_DIR = Path(os.environ.get("AICENTER_ENVIRONMENTS_DIR", DATA_DIR / "
 ENVIRONMENTS_MAX_BYTES = envint("AICENTER_ENVIRONMENTS_MAX_BYTES", 20 * 1024**3)
 # Build a new version's environment ahead of its first run (a job on the workers).
 PREPARE_ENVIRONMENTS = envbool("AICENTER_PREPARE_ENVIRONMENTS", True)
+# Resource limits of a run's process (0: no limit). The process count is not enforced for a
+# worker running as root with the user's code as root too (see AICENTER_RUN_AS_USER).
+PIPELINE_MEMORY_LIMIT_MB = envint("AICENTER_RUN_MEMORY_MB", 16 * 1024)
+PIPELINE_FILE_SIZE_LIMIT_MB = envint("AICENTER_RUN_FILE_SIZE_MB", 20 * 1024)
+PIPELINE_OPEN_FILES_LIMIT = envint("AICENTER_RUN_OPEN_FILES", 4096)
+PIPELINE_PROCESSES_LIMIT = envint("AICENTER_RUN_PROCESSES", 1024)
+# A worker running as root runs package code as this unprivileged user ("" to disable).
+PIPELINE_RUN_AS_USER = os.environ.get(
+    "AICENTER_RUN_AS_USER", "nobody" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
+)

@@ -53,12 +53,20 @@ def environment_key(python_version: str, requirements: str) -> str:
 
 @cache
 def find_python(version: str) -> str | None:
-    """The interpreter of Python `version` ('3.11') on this machine, or None."""
+    """The interpreter of Python `version` ('3.11') on this machine, or None. When package code
+    runs as another user (see runner/isolation.py), one that user can start comes first."""
+    from pipelines.runner.isolation import can_run, run_as_ids
+
     candidates = []
     if version == f"{sys.version_info.major}.{sys.version_info.minor}":
         candidates.append(Path(sys.base_prefix) / "bin" / f"python{version}")
     if found := shutil.which(f"python{version}"):
         candidates.append(Path(found))
+    candidates += [Path(f"/usr/local/bin/python{version}"), Path(f"/usr/bin/python{version}")]
+    candidates = [c for c in dict.fromkeys(candidates) if c.exists()]
+    ids = run_as_ids()
+    if ids:
+        candidates.sort(key=lambda c: not can_run(str(c), ids))
     for candidate in candidates:
         try:
             answer = subprocess.run(

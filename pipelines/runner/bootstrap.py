@@ -2,25 +2,61 @@
 # the seed's `from train import Main; m = Main(); m.train('./data'); m.save()`, for any plan.
 # It reports to the runner through a pipe (argv[1]); stdout and stderr are the run's logs.
 # Kept free of imports beyond the standard library: it runs in the package's environment.
+import errno
 import json
 import math
 import os
+import resource
+import signal
 import sys
 import time
 import traceback
 
 try:  # Linux: die with the worker that started us, so a lost worker leaves nothing running
     import ctypes
-    import signal
 
     ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    del ctypes, signal
+    del ctypes
 except Exception:  # noqa: BLE001
     pass
 
 _channel = os.fdopen(int(sys.argv[1]), "w", buffering=1)
 _plan = json.loads(sys.argv[2])
+_limits = json.loads(sys.argv[3])
 sys.argv = sys.argv[:1]
+
+# Resource limits, before any of the package's code runs. A file over the size limit makes
+# write() fail (EFBIG) instead of killing the process silently with SIGXFSZ.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+for _name, _value in (
+    ("RLIMIT_AS", _limits["memory"]),
+    ("RLIMIT_FSIZE", _limits["file_size"]),
+    ("RLIMIT_NOFILE", _limits["open_files"]),
+    ("RLIMIT_NPROC", _limits["processes"]),
+):
+    if _value:
+        resource.setrlimit(getattr(resource, _name), (_value, _value))
+
+
+def _megabytes(value):
+    return f"{value / 1024 / 1024:,.0f} MB"
+
+
+def _reason(error):
+    """The exception line of the user's code, saying so when a limit was the cause."""
+    line = "".join(traceback.format_exception_only(type(error), error)).strip().splitlines()
+    line = line[-1] if line else type(error).__name__
+    if isinstance(error, MemoryError) and _limits["memory"]:
+        return f"MemoryError: the run went over its memory limit of {_megabytes(_limits['memory'])}"
+    if isinstance(error, OSError) and error.errno == errno.EFBIG:
+        return f"{line} (a file went over the size limit of {_megabytes(_limits['file_size'])})"
+    if isinstance(error, OSError) and error.errno == errno.EMFILE:
+        return f"{line} (over the limit of {_limits['open_files']} open files)"
+    if isinstance(error, BlockingIOError) or (
+        isinstance(error, OSError) and error.errno == errno.EAGAIN
+    ):
+        return f"{line} (over the limit of {_limits['processes']} processes)"
+    return line
 
 
 def _send(**message):
@@ -62,6 +98,5 @@ except SystemExit:
 except BaseException as error:  # noqa: BLE001 - any failure of user code is the run's failure
     traceback.print_exc()
     sys.stderr.flush()
-    reason = "".join(traceback.format_exception_only(type(error), error)).strip()
-    _send(event="error", reason=reason.splitlines()[-1] if reason else type(error).__name__)
+    _send(event="error", reason=_reason(error))
     sys.exit(1)

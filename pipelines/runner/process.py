@@ -31,6 +31,16 @@ class Outcome:
         return self.exit_code == 0 and not self.error
 
 
+def run_limits() -> dict:
+    """Resource limits of the user's process (0: none), from settings."""
+    return {
+        "memory": settings.PIPELINE_MEMORY_LIMIT_MB * 1024 * 1024,
+        "file_size": settings.PIPELINE_FILE_SIZE_LIMIT_MB * 1024 * 1024,
+        "open_files": settings.PIPELINE_OPEN_FILES_LIMIT,
+        "processes": settings.PIPELINE_PROCESSES_LIMIT,
+    }
+
+
 def user_environment(*, python: str, workspace, variables: dict[str, str]) -> dict[str, str]:
     bin_dir = os.path.dirname(python)
     return {
@@ -44,7 +54,16 @@ def user_environment(*, python: str, workspace, variables: dict[str, str]) -> di
 
 
 def run_user_code(
-    *, python, workspace, variables, plan, log, should_stop=None, on_start=None, extra_env=None
+    *,
+    python,
+    workspace,
+    variables,
+    plan,
+    log,
+    should_stop=None,
+    on_start=None,
+    extra_env=None,
+    user_ids=None,
 ) -> Outcome:
     """Run `plan` ([call, argument] pairs) on train.Main in a new session; stream its output into
     `log` as it comes; return what happened. `should_stop()` returning a reason ends the whole
@@ -52,7 +71,16 @@ def run_user_code(
     outcome = Outcome()
     read_end, write_end = os.pipe()
     process = subprocess.Popen(
-        [python, "-B", "-u", "-c", BOOTSTRAP, str(write_end), json.dumps(plan)],
+        [
+            python,
+            "-B",
+            "-u",
+            "-c",
+            BOOTSTRAP,
+            str(write_end),
+            json.dumps(plan),
+            json.dumps(run_limits()),
+        ],
         cwd=workspace.package,
         env={
             **user_environment(python=python, workspace=workspace, variables=variables),
@@ -63,6 +91,7 @@ def run_user_code(
         stderr=subprocess.STDOUT,
         pass_fds=(write_end,),
         start_new_session=True,  # its own process group: kill reaches its children too
+        **({"user": user_ids[0], "group": user_ids[1], "extra_groups": []} if user_ids else {}),
     )
     os.close(write_end)
     if on_start:

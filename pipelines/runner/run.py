@@ -26,6 +26,7 @@ from pipelines.logs import RunLog
 from pipelines.models import PipelineRun
 from pipelines.parameters import run_variables
 from pipelines.results import results_json
+from pipelines.runner import isolation
 from pipelines.runner.process import run_user_code
 from pipelines.runner.watch import RunWatch
 from pipelines.runner.workspace import Workspace, collect_files
@@ -156,6 +157,7 @@ class Runner:
         run = self.run
         if self.watch.killed.is_set():  # killed while its environment was being built
             return {"status": PipelineRun.KILLED}
+        user_ids = self._isolate(environment, workspace)
         outcome = run_user_code(
             python=environment.python,
             workspace=workspace,
@@ -165,9 +167,26 @@ class Runner:
             should_stop=self._should_stop,
             on_start=self._record_process_group,
             extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
+            user_ids=user_ids,
         )
         self.phases += outcome.calls
         return self._finish(workspace, variables, outcome)
+
+    def _isolate(self, environment, workspace):
+        """The user to run the package's code as (None: the worker's own), its workspace given
+        to it."""
+        ids = isolation.run_as_ids()
+        if ids is None:
+            return None
+        isolation.protect_directories()  # the data dir must be crossable to reach the runtime
+        if not isolation.can_run(environment.python, ids):
+            self.log.platform(
+                f"warning: user {settings.PIPELINE_RUN_AS_USER} can't start {environment.python}"
+                " (is its Python in a folder only root can read?): the package runs as root"
+            )
+            return None
+        isolation.hand_over(workspace.root, ids)
+        return ids
 
     def _should_stop(self) -> str:
         if self.watch.killed.is_set():

@@ -54,6 +54,10 @@ class Main:
         if mode == "child":
             child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
             note("child", child.pid)
+        if mode == "memory":
+            hog = bytearray(4 * 1024**3)
+        if mode == "big_file":
+            (self.out / "huge.bin").write_bytes(b"x" * 60 * 1024 * 1024)
         if mode in ("sleep", "child"):
             print("sleeping", flush=True)
             time.sleep(120)
@@ -323,3 +327,17 @@ def test_gpu_runs_get_the_gpu_workers_devices_and_say_so(api):
         api.get(f"{API}/pipelines/{cpu.pk}/results").json()["parameters"]["inputs"]["gpu"]
         == "False"
     )
+
+
+@pytest.mark.parametrize(
+    "mode, reason",
+    [
+        ("memory", "MemoryError: the run went over its memory limit of 2,048 MB"),
+        ("big_file", "(a file went over the size limit of 50 MB)"),
+    ],
+)
+def test_resource_limits_fail_the_run_with_a_clear_reason(api, mode, reason):
+    run = wait_for(start(api, parameters={"mode": mode}))
+    assert run.status == "failed"
+    assert reason in run.failure_reason
+    assert not PackageVersion.objects.filter(minor__gt=0).exists()

@@ -320,7 +320,8 @@ def test_two_trainings_of_1_0_finishing_together_get_1_1_and_1_2(
     api, worker, second_worker, package, dataset, tmp_path
 ):
     barrier = tmp_path / "barrier"
-    barrier.mkdir()
+    barrier.mkdir(mode=0o777)
+    barrier.chmod(0o777)  # package code may run as another user
     (
         package(
             train_py(
