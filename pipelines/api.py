@@ -156,11 +156,14 @@ def list_pipelines(
     status: str = "",
     type: str = "",
     package: str = "",
+    schedule: str = "",
     limit: int = 100,
     offset: int = 0,
 ):
     project = project_get_for_user(user=request.user, slug=project)
-    runs = pipeline_run_list(project=project, status=status, type=type, package=package)
+    runs = pipeline_run_list(
+        project=project, status=status, type=type, package=package, schedule=schedule
+    )
     limit = max(1, min(limit, 1000))
     counts = {}
     return [pipeline_out(run, counts) for run in runs[max(offset, 0) : max(offset, 0) + limit]]

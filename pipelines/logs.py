@@ -1,7 +1,9 @@
-"""A run's log: stdout and stderr of its process plus the platform's own lines, appended to the
-database in chunks as they come, so any web server can show it while the run runs."""
+"""A run's log: stdout and stderr of its process plus the platform's own lines, each line with
+the time it came, appended to the database in chunks at least every LOG_FLUSH_SECONDS while the
+run runs: any web server shows it live, and it survives a worker that dies."""
 
 import time
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db.models import Max
@@ -19,10 +21,19 @@ class RunLog:
         self.size = 0
         self.truncated = False
         self.last_flush = time.monotonic()
+        self.at_line_start = True
 
     def write(self, text: str) -> None:
         if not text or self.truncated:
             return
+        stamp = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3] + " "
+        pieces = []
+        for piece in text.splitlines(keepends=True):
+            if self.at_line_start:
+                pieces.append(stamp)
+            pieces.append(piece)
+            self.at_line_start = piece.endswith("\n")
+        text = "".join(pieces)
         if self.size + len(text) > MAX_LOG_CHARS:
             text = text[: MAX_LOG_CHARS - self.size]
             text += f"\n[aicenter] log truncated at {MAX_LOG_CHARS // 1024 // 1024} MB\n"
@@ -45,6 +56,15 @@ class RunLog:
         LogChunk.objects.create(run=self.run, seq=self.seq, text="".join(self.buffer))
         self.seq += 1
         self.buffer = []
+
+
+def run_log_tail(run, *, max_chars: int = 200_000) -> tuple[str, int, bool]:
+    """The end of the log for a page: (text, last chunk number, whether the start was cut)."""
+    text, seq = run_log_text(run)
+    if len(text) <= max_chars:
+        return text, seq, False
+    cut = text.find("\n", len(text) - max_chars) + 1
+    return text[cut:], seq, True
 
 
 def run_log_text(run, *, after: int = 0) -> tuple[str, int]:

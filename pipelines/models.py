@@ -104,6 +104,19 @@ class PipelineRun(models.Model):
         return self.status in self.FINISHED
 
     @property
+    def is_settled(self):
+        """Finished and fully written. A kill is final at once, but the worker of a running run
+        adds its results, phases and last log lines a moment later: pages keep polling till
+        then (30 s at most, in case that worker is gone)."""
+        if not self.is_finished:
+            return False
+        if self.results_text or not self.finished_at:
+            return True
+        from django.utils import timezone
+
+        return (timezone.now() - self.finished_at).total_seconds() > 30
+
+    @property
     def ordered_parameters(self):
         from pipelines.parameters import ordered_parameters
 
@@ -179,4 +192,6 @@ class Schedule(models.Model):
     def rule(self):
         if self.cron:
             return f"cron {self.cron}"
-        return f"every {self.every} {self.unit if self.every != 1 else self.unit[:-1]}"
+        if self.every == 1:
+            return f"every {self.unit[:-1]}"
+        return f"every {self.every} {self.unit}"

@@ -5,7 +5,7 @@ from django.http import Http404
 from pipelines.models import PipelineRun
 
 
-def pipeline_run_list(*, project, status="", type="", package=""):
+def pipeline_run_list(*, project, status="", type="", package="", schedule=""):
     runs = PipelineRun.objects.filter(project=project).select_related(
         "package", "version", "output_version", "dataset", "evaluation_dataset", "created_by"
     )
@@ -15,6 +15,8 @@ def pipeline_run_list(*, project, status="", type="", package=""):
         runs = runs.filter(type=type)
     if package:
         runs = runs.filter(package__name=package)
+    if str(schedule).isdigit():
+        runs = runs.filter(schedule_id=int(schedule))
     return runs.order_by("-created_at", "-id")
 
 
@@ -91,3 +93,43 @@ def waiting_for(run, worker_counts: dict | None = None) -> str | None:
             return "waiting for a GPU worker (none is serving the gpu queue)"
         return f"waiting for a worker (none is serving the {run.queue} queue)"
     return None
+
+
+PHASE_LABELS = {
+    "queued": ("Queued", "waiting"),
+    "environment": ("Python environment", "platform"),
+    "materialise": ("Package and data in place", "platform"),
+    "import": ("import train", "code"),
+    "__init__": ("Main()", "code"),
+    "process_data": ("process_data()", "code"),
+    "train": ("train()", "code"),
+    "evaluate": ("evaluate()", "code"),
+    "save": ("save()", "code"),
+    "upload": ("Outputs stored", "platform"),
+}
+
+
+def run_timeline(run) -> dict | None:
+    """The run's phases as rows for a bar chart, and where the time went."""
+    phases = [p for p in run.phases or [] if p.get("end") is not None]
+    if not phases:
+        return None
+    first = min(p["start"] for p in phases)
+    last = max(p["end"] for p in phases)
+    total = max(last - first, 1e-6)
+    rows, spent = [], {"waiting": 0.0, "platform": 0.0, "code": 0.0}
+    for phase in phases:
+        label, kind = PHASE_LABELS.get(phase["name"], (phase["name"], "code"))
+        seconds = phase["end"] - phase["start"]
+        spent[kind] += seconds
+        rows.append(
+            {
+                "label": label,
+                "kind": kind,
+                "seconds": seconds,
+                "offset": phase["start"] - first,
+                "left": 100 * (phase["start"] - first) / total,
+                "width": max(100 * seconds / total, 0.4),
+            }
+        )
+    return {"rows": rows, "total": total, **spent}

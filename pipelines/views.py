@@ -20,7 +20,7 @@ from pipelines.forms import (
     values_from_schedule,
     when_from,
 )
-from pipelines.logs import run_log_text
+from pipelines.logs import run_log_tail, run_log_text
 from pipelines.models import PipelineRun, Schedule
 from pipelines.schedules import (
     TIMEZONES,
@@ -34,6 +34,7 @@ from pipelines.selectors import (
     dataset_folders,
     pipeline_run_get,
     pipeline_run_list,
+    run_timeline,
     schedule_get,
     schedule_list,
     waiting_for,
@@ -50,14 +51,17 @@ from pipelines.services import (
 @login_required
 def pipeline_list(request, project):
     project = project_get_for_user(user=request.user, slug=project)
-    filters = {key: request.GET.get(key, "") for key in ("status", "type", "package")}
+    filters = {key: request.GET.get(key, "") for key in ("status", "type", "package", "schedule")}
     page = page_of(request, pipeline_run_list(project=project, **filters), per_page=50)
+    counts = {}  # each queue's live workers, counted once for the page
+    for run in page:
+        run.waiting_for = waiting_for(run, counts)
     context = {
         "project": project,
         "page": page,
         "filters": filters,
         "query": urlencode({k: v for k, v in filters.items() if v}),
-        "polling": any(not run.is_finished for run in page),
+        "polling": any(not run.is_settled for run in page),
         "statuses": PipelineRun.STATUSES,
         "types": PipelineRun.TYPES,
         "packages": package_list(project=project).values_list("name", flat=True),
@@ -229,11 +233,13 @@ def pipeline_retry_page(request, project, run_id):
 
 
 def _detail(request, project, run, *, errors=None, status=200):
-    log, log_seq = run_log_text(run)
+    log, log_seq, log_cut = run_log_tail(run)
     context = {
         "project": project,
         "run": run,
         "log": log,
+        "log_cut": log_cut,
+        "timeline": run_timeline(run),
         "log_seq": log_seq,
         "can_edit": can(project, RUN),
         "errors": errors or {},

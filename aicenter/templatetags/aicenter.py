@@ -19,6 +19,8 @@ def duration(seconds):
     if seconds is None or seconds == "":
         return "—"
     seconds = float(seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, seconds = divmod(int(seconds), 60)
@@ -31,20 +33,3 @@ def duration(seconds):
 @register.filter
 def status_style(status):
     return STATUS_STYLE.get(status, "neutral")
-
-
-@register.filter
-def phase_duration(phase):
-    return (
-        f"{(phase['end'] - phase['start']) * 1000:.0f} ms"
-        if phase["end"] - phase["start"] < 1
-        else duration(phase["end"] - phase["start"])
-    )
-
-
-@register.filter
-def phase_offset(phase, run):
-    if not run.started_at:
-        return "—"
-    offset = phase["start"] - run.started_at.timestamp()
-    return f"{offset * 1000:.0f} ms" if abs(offset) < 1 else duration(offset)

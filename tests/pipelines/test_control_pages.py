@@ -158,3 +158,34 @@ def test_kill_does_not_redirect_elsewhere(bobs):
     run = PipelineRun.objects.get()
     response = bobs.post(f"/p/alpha/pipelines/{run.pk}/kill/", {"next": "https://evil.example/"})
     assert response["Location"] == f"/p/alpha/pipelines/{run.pk}/"
+
+
+def test_a_killed_running_run_is_polled_until_its_worker_wrote_the_end(bobs):
+    bobs.post("/p/alpha/pipelines/new/", FORM)
+    run = PipelineRun.objects.get()
+    PipelineRun.objects.filter(pk=run.pk).update(status="running", started_at=timezone.now())
+    bobs.post(f"/p/alpha/pipelines/{run.pk}/kill/")
+    page = bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
+    assert "Killed" in page and 'hx-trigger="every 1s"' in page  # results not written yet
+    PipelineRun.objects.filter(pk=run.pk).update(results_text="{}")
+    page = bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
+    assert 'hx-trigger="every 1s"' not in page
+
+
+def test_a_recurring_pipelines_runs_are_listed_on_their_own(bobs, project, bob):
+    from pipelines.schedules import schedule_fire
+
+    bobs.post(
+        "/p/alpha/pipelines/new/", {**FORM, "when": "recurring", "every": "1", "unit": "weeks"}
+    )
+    schedule = Schedule.objects.get()
+    assert schedule.rule == "every week"
+    schedule_fire(schedule.pk, int(schedule.next_run_at.timestamp()))
+    bobs.post("/p/alpha/pipelines/new/", FORM)  # a run of no schedule
+    fired = PipelineRun.objects.get(schedule=schedule)
+    page = bobs.get("/p/alpha/pipelines/", {"schedule": schedule.pk}).content.decode()
+    assert f"#{fired.pk}<" in page and page.count('class="badge') == 1
+    assert "show all" in page
+    api_runs = bobs.get("/api/v1/projects/alpha/pipelines", {"schedule": schedule.pk}).json()
+    assert [r["id"] for r in api_runs] == [fired.pk]
+    assert api_runs[0]["schedule"] == schedule.pk

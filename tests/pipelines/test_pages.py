@@ -275,3 +275,26 @@ def test_a_version_page_offers_train_with_the_form_pre_filled(bobs):
     )
     assert form.status_code == 200
     assert '<option value="classifier" selected>classifier</option>' in form.content.decode()
+
+
+def test_logs_carry_the_time_of_each_line_and_the_timeline_shows_where_time_went(
+    bobs, project, bob
+):
+    import re
+
+    run = finished_run(project, bob)
+    log = bobs.get(f"/p/alpha/pipelines/{run.pk}/log/download/").content.decode()
+    lines = log.splitlines()
+    assert all(re.match(r"^\d\d:\d\d:\d\d\.\d{3} ", line) for line in lines), lines
+    assert any(line.endswith("epoch 1 loss 0.5") for line in lines)
+    page = bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
+    for label in (
+        "Queued",
+        "Python environment",
+        "Package and data in place",
+        "train()",
+        "save()",
+        "Outputs stored",
+        "your code",
+    ):
+        assert label in page, label
