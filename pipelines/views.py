@@ -205,31 +205,42 @@ def schedule_action(request, project, schedule_id, action):
     return done(request, reverse("schedule-list", args=[project.slug]))
 
 
-@login_required
-@require_POST
-def pipeline_kill_page(request, project, run_id):
+def _run_action(request, project, run_id, action, then):
+    """A button on a run: `action(run)` through its service; on success go to `then(project,
+    run, result)`, else back to the run's page saying why."""
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     run = pipeline_run_get(project=project, run_id=run_id)
     try:
-        pipeline_run_kill(run=run, user=request.user)
+        result = action(run)
     except ValidationError as error:
         return _detail(request, project, run, errors=form_errors(error), status=400)
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = reverse("pipeline-detail", args=[project.slug, run.pk])
-    return done(request, back)
+    return done(request, then(project, run, result))
+
+
+@login_required
+@require_POST
+def pipeline_kill_page(request, project, run_id):
+    def back(project, run, _):
+        url = request.POST.get("next", "")  # the list, when killed from there
+        if url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}):
+            return url
+        return reverse("pipeline-detail", args=[project.slug, run.pk])
+
+    return _run_action(
+        request, project, run_id, lambda run: pipeline_run_kill(run=run, user=request.user), back
+    )
 
 
 @login_required
 @require_POST
 def pipeline_retry_page(request, project, run_id):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
-    run = pipeline_run_get(project=project, run_id=run_id)
-    try:
-        new = pipeline_run_retry(run=run, user=request.user)
-    except ValidationError as error:
-        return _detail(request, project, run, errors=form_errors(error), status=400)
-    return done(request, reverse("pipeline-detail", args=[project.slug, new.pk]))
+    return _run_action(
+        request,
+        project,
+        run_id,
+        lambda run: pipeline_run_retry(run=run, user=request.user),
+        lambda project, run, new: reverse("pipeline-detail", args=[project.slug, new.pk]),
+    )
 
 
 def _detail(request, project, run, *, errors=None, status=200):
@@ -352,10 +363,10 @@ def pipeline_output_zip(request, project, run_id, which):
 @login_required
 @require_POST
 def pipeline_delete_page(request, project, run_id):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
-    run = pipeline_run_get(project=project, run_id=run_id)
-    try:
-        pipeline_run_delete(run=run)
-    except ValidationError as error:
-        return _detail(request, project, run, errors=form_errors(error), status=400)
-    return done(request, reverse("pipeline-list", args=[project.slug]))
+    return _run_action(
+        request,
+        project,
+        run_id,
+        lambda run: pipeline_run_delete(run=run),
+        lambda project, run, _: reverse("pipeline-list", args=[project.slug]),
+    )
