@@ -48,8 +48,18 @@ def main():
 
     def bare(target):
         subprocess.run([uv, "venv", "--python", python, "--quiet", str(target)], **quiet)
-        subprocess.run([uv, "pip", "install", "--python", str(target / "bin" / "python"),
-                        "-r", str(scratch / "requirements.txt")], **quiet)
+        subprocess.run(
+            [
+                uv,
+                "pip",
+                "install",
+                "--python",
+                str(target / "bin" / "python"),
+                "-r",
+                str(scratch / "requirements.txt"),
+            ],
+            **quiet,
+        )
 
     print(f"Requirements: {', '.join(args.requirements.split())}; Python {version} ({python})")
     began = time.perf_counter()
@@ -73,8 +83,10 @@ def main():
 
     best = min
     print(f"  bare uv venv + uv pip install (baseline)      {best(baseline):6.2f} s")
-    print(f"  first run: environment build                  {best(first):6.2f} s   "
-          f"({best(first) / best(baseline):.2f}× baseline)")
+    print(
+        f"  first run: environment build                  {best(first):6.2f} s   "
+        f"({best(first) / best(baseline):.2f}× baseline)"
+    )
     print(f"  second run: environment reused                {best(second) * 1000:6.1f} ms")
     from aicenter.embedded_redis import stop
 

@@ -125,7 +125,6 @@ class Runner:
             workspace = None
             self._end(**ending)
         except EnvironmentError_ as error:
-            self.log.platform(f"Failed: {error.reason}")
             self._end(status=PipelineRun.FAILED, reason=error.reason)
         except Exception as error:  # a platform failure, not the user's: say so and end the run
             logger.exception("pipeline run %s failed in the platform", run.pk)
