@@ -191,3 +191,25 @@ def test_an_uploaded_version_gets_its_environment_before_its_first_run(api, sett
     run = wait_for(start(api, "ahead"))
     assert run.status == "successful"
     assert "building" not in logs(api, run)
+
+
+def test_without_uv_pip_builds_the_environment(settings, tmp_path, monkeypatch):
+    from pipelines import environments
+    from pipelines.runner import isolation
+
+    settings.ENVIRONMENTS_DIR = tmp_path
+    settings.PIPELINE_RUN_AS_USER = ""  # the worker's own Python, which has venv and pip
+    isolation.run_as_ids.cache_clear()
+    environments.find_python.cache_clear()
+    monkeypatch.setattr(environments, "_uv", lambda: None)
+    lines = []
+    try:
+        environment = environments.environment_for(
+            python_version="3.11", requirements="six==1.16.0", log=lines.append
+        )
+    finally:
+        isolation.run_as_ids.cache_clear()
+        environments.find_python.cache_clear()
+    assert "building the package's environment with pip" in "".join(lines)
+    assert (environment.path / READY).exists()
+    assert list(environment.path.glob("lib/python3.11/site-packages/six.py"))

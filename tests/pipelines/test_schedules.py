@@ -71,3 +71,37 @@ def test_a_naive_moment_is_read_in_its_time_zone():
     when = clean_when({"at": "2026-12-01T08:30", "timezone": "Europe/Paris"})
     assert when.kind == "at"
     assert when.at == utc(2026, 12, 1, 7, 30)
+
+
+def test_a_firing_missed_while_everything_was_down_happens_on_restart(bob, project):
+    import io
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from datasets.services import dataset_create, dataset_file_put
+    from packages.services import package_create
+    from pipelines.sweeper import arm_schedules
+    from tests.conftest import upload
+
+    package_create(project=project, user=bob, name="p", file=upload())
+    dataset = dataset_create(project=project, user=bob, name="d")
+    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
+    missed = timezone.now() - timedelta(hours=2)
+    schedule = Schedule.objects.create(
+        project=project,
+        created_by=bob,
+        every=1,
+        unit="days",
+        timezone="UTC",
+        starts_at=missed,
+        next_run_at=missed,
+        job_id="lost-with-redis",
+        inputs={"type": "train", "package": "p", "version": "1.0", "dataset": "d"},
+    )
+    arm_schedules()  # what the first worker to start does within seconds
+    schedule.refresh_from_db()
+    assert schedule.runs.count() == 1
+    assert schedule.next_run_at == missed + timedelta(days=1)
+    arm_schedules()  # and never twice
+    assert schedule.runs.count() == 1

@@ -1,0 +1,60 @@
+from django.contrib import admin
+
+from pipelines.models import LogChunk, PipelineRun, Schedule
+
+
+@admin.register(PipelineRun)
+class PipelineRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "name",
+        "type",
+        "status",
+        "package",
+        "version",
+        "output_version",
+        "score",
+        "queue",
+        "worker",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "type", "queue", "gpu", "project"]
+    search_fields = ["name", "package__name", "failure_reason", "job_id", "worker"]
+    list_select_related = ["package", "version__package", "output_version__package"]
+    raw_id_fields = [
+        "version",
+        "output_version",
+        "dataset",
+        "evaluation_dataset",
+        "artifacts",
+        "snapshot",
+        "evaluation_snapshot",
+        "schedule",
+        "created_by",
+    ]
+    date_hierarchy = "created_at"
+    readonly_fields = ["heartbeat_at", "process_group", "enqueue_count", "phases", "results_text"]
+
+
+@admin.register(LogChunk)
+class LogChunkAdmin(admin.ModelAdmin):
+    list_display = ["run", "seq", "created_at"]
+    raw_id_fields = ["run"]
+    search_fields = ["text"]
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "name",
+        "project",
+        "rule",
+        "timezone",
+        "next_run_at",
+        "last_run_at",
+        "paused",
+    ]
+    list_filter = ["paused", "unit", "project"]
+    search_fields = ["name", "cron"]
