@@ -102,11 +102,17 @@ class Environment:
 
 
 @contextmanager
-def _locked(key: str):
+def _locked(key: str, on_wait=None):
+    """The build lock of `key`; `on_wait()` is called first if someone else holds it."""
     root = settings.ENVIRONMENTS_DIR
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait:
+                on_wait()
+            fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
 
@@ -126,7 +132,14 @@ def environment_for(*, python_version: str, requirements: str, log=None, on_buil
         raise EnvironmentError_(
             f"Python {python_version} is not available on this worker; the package asks for it"
         )
-    with _locked(key):
+
+    def waiting():
+        if on_build:
+            on_build()
+        if log:
+            log("[aicenter] waiting for this environment, which another run is building\n")
+
+    with _locked(key, on_wait=waiting):
         if (path / READY).exists():  # another worker built it while we waited
             return environment
         if on_build:
@@ -194,10 +207,13 @@ def _build(path: Path, python: str, requirements: str, log) -> None:
     requirements_file = path / "requirements.txt"
     requirements_file.write_text(requirements + "\n")
     if uv:
+        # compiled now, once: package code may not write .pyc files here, and without them
+        # every run would spend seconds compiling pandas or scikit-learn on import
         install = [
             uv,
             "pip",
             "install",
+            "--compile-bytecode",
             "--python",
             str(path / "bin" / "python"),
             "-r",

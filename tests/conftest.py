@@ -1,16 +1,20 @@
+import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 
+import boto3
 import django_rq
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
+from moto.server import ThreadedMotoServer
 from rq import Worker
 
 from aicenter.models import Membership, Project
@@ -212,3 +216,33 @@ def tmp_path(tmp_path):
         if parent.stat().st_uid == os.getuid() and str(parent).startswith("/tmp/"):
             parent.chmod(parent.stat().st_mode | 0o111)
     return tmp_path
+
+
+# moto's S3-compatible server, for tests of storage on S3 (and of workers that only have S3).
+BUCKET = "aicenter-test"
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on loopback, speaking real HTTP, with one empty bucket."""
+    port = _free_port()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=BUCKET)
+    yield endpoint, client
+    server.stop()

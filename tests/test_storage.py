@@ -2,17 +2,13 @@
 moto's S3-compatible server. The same tests run on each, so nothing may assume a local path."""
 
 import io
-import logging
-import socket
 import zipfile
 from urllib.parse import quote
 
-import boto3
 import pytest
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
-from moto.server import ThreadedMotoServer
 
 from aicenter.manifests import (
     blob_collect_garbage,
@@ -30,36 +26,8 @@ from aicenter.manifests import (
     manifest_write_zip,
 )
 from aicenter.models import Blob, Manifest, ManifestEntry
-from tests.conftest import stored_files, upload
+from tests.conftest import BUCKET, stored_files, upload
 from tests.factories import package_files, package_zip
-
-BUCKET = "aicenter-test"
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def s3_server():
-    """moto's S3 server on loopback, speaking real HTTP, with one empty bucket."""
-    port = _free_port()
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=BUCKET)
-    yield endpoint, client
-    server.stop()
 
 
 class Backend:

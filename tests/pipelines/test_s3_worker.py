@@ -7,9 +7,16 @@ import zipfile
 import pytest
 
 from pipelines.models import PipelineRun
-from tests.conftest import start_worker, stop, stored_files, upload, wait_for, wait_for_workers
+from tests.conftest import (
+    BUCKET,
+    start_worker,
+    stop,
+    stored_files,
+    upload,
+    wait_for,
+    wait_for_workers,
+)
 from tests.factories import package_zip
-from tests.test_storage import BUCKET, s3_server  # noqa: F401 - the S3 server fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 API = "/api/v1/projects/alpha"

@@ -1,0 +1,494 @@
+"""The acceptance journey of a real ML package: a scikit-learn model trained on a CSV dataset,
+everything done through the pages as a new user would, executed by a real `rqworker` in the
+package's own Python environment (built with uv from its requirements.txt, from PyPI or uv's
+cache), with its score, new version, artifacts and timeline shown.
+
+The first run builds the environment (Packaging, the installer's output in the live logs); a
+second run of the same package reuses it."""
+
+import io
+import json
+import random
+import re
+import subprocess
+import time
+import zipfile
+
+import pytest
+from django.conf import settings
+from playwright.sync_api import expect
+
+from pipelines.environments import READY, environment_key
+from pipelines.models import PipelineRun
+from pipelines.runner.run import _requirements
+from tests.e2e.conftest import needs_chromium
+from tests.factories import make_zip
+
+pytestmark = [pytest.mark.browser, needs_chromium]
+
+SHOTS = settings.BASE_DIR / "test-artifacts" / "screenshots"
+BUILD_LINE = "building the package's environment with uv"
+FIRST_RUN_TIMEOUT = 240_000  # ms: a cold environment (scikit-learn, pandas, numpy, scipy)
+WARM_RUN_TIMEOUT = 60_000
+
+REQUIREMENTS = "scikit-learn>=1.3\npandas>=2.0\n"
+
+TRAIN_PY = '''\
+"""Logistic regression on the CSV files of a folder (columns x1, x2, x3, label)."""
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, confusion_matrix
+from sklearn.model_selection import train_test_split
+
+FEATURES = ["x1", "x2", "x3"]
+
+
+def read_csvs(directory):
+    paths = sorted(Path(directory).rglob("*.csv"))
+    if not paths:
+        raise FileNotFoundError(f"no CSV file in {directory}")
+    return pd.concat([pd.read_csv(path) for path in paths], ignore_index=True)
+
+
+def artifacts():
+    folder = Path(os.environ.get("artifacts_directory", "artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def png(pixels):
+    """An RGB PNG of a (height, width, 3) uint8 array, by hand: no plotting library needed."""
+    height, width, _ = pixels.shape
+
+    def chunk(kind, data):
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    raw = b"".join(b"\\x00" + pixels[y].tobytes() for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\\x89PNG\\r\\n\\x1a\\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+def decision_map(model, frame, size=240):
+    """The model's probability of class 1 over (x1, x2) in [0, 10]², x3 at its mean, with the
+    training points on it."""
+    steps = np.linspace(0, 10, size)
+    x1, x2 = np.meshgrid(steps, steps[::-1])
+    grid = pd.DataFrame(
+        {"x1": x1.ravel(), "x2": x2.ravel(), "x3": np.full(x1.size, frame["x3"].mean())}
+    )
+    p = model.predict_proba(grid[FEATURES])[:, 1].reshape(size, size, 1)
+    blue, orange = np.array([198, 219, 239]), np.array([253, 208, 162])
+    pixels = ((1 - p) * blue + p * orange).astype(np.uint8)
+    for x, y, label in frame[["x1", "x2", "label"]].itertuples(index=False):
+        col, row = int(x / 10 * (size - 1)), int((1 - y / 10) * (size - 1))
+        colour = (230, 85, 13) if label else (49, 130, 189)
+        pixels[max(row - 2, 0) : row + 3, max(col - 2, 0) : col + 3] = colour
+    return png(pixels)
+
+
+class Main:
+    def __init__(self):
+        self.model = LogisticRegression()
+        self.metrics = {}
+
+    def process_data(self, input_directory):
+        frame = read_csvs(input_directory)
+        train, test = train_test_split(
+            frame, test_size=0.25, random_state=0, stratify=frame["label"]
+        )
+        for variable, part in (("training_data_directory", train), ("test_data_directory", test)):
+            folder = Path(os.environ[variable])
+            folder.mkdir(parents=True, exist_ok=True)
+            part.to_csv(folder / f"{folder.name}.csv", index=False)
+        print(f"process_data: {len(frame)} rows -> {len(train)} training, {len(test)} test")
+
+    def train(self, data_directory):
+        frame = read_csvs(data_directory)
+        self.model.fit(frame[FEATURES], frame["label"])
+        predicted = self.model.predict(frame[FEATURES])
+        self.metrics = {
+            "model": "LogisticRegression",
+            "sklearn": sklearn.__version__,
+            "pandas": pd.__version__,
+            "training_rows": len(frame),
+            "training_accuracy": round(float(accuracy_score(frame["label"], predicted)), 4),
+            "coefficients": dict(zip(FEATURES, self.model.coef_[0].round(4).tolist())),
+            "intercept": round(float(self.model.intercept_[0]), 4),
+        }
+        out = artifacts()
+        (out / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
+        frame.assign(predicted=predicted).to_csv(out / "predictions.csv", index=False)
+        (out / "decision_boundary.png").write_bytes(decision_map(self.model, frame))
+        print(f"train: {len(frame)} rows, training accuracy {self.metrics['training_accuracy']}")
+
+    def evaluate(self, evaluation_directory):
+        frame = read_csvs(evaluation_directory)
+        predicted = self.model.predict(frame[FEATURES])
+        accuracy = float(accuracy_score(frame["label"], predicted))
+        self.metrics.update(
+            test_rows=len(frame),
+            accuracy=round(accuracy, 4),
+            confusion_matrix=confusion_matrix(frame["label"], predicted).tolist(),
+        )
+        out = artifacts()
+        (out / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
+        frame.assign(predicted=predicted).to_csv(out / "test_predictions.csv", index=False)
+        print(f"evaluate: {len(frame)} rows, accuracy {accuracy:.4f}")
+        return accuracy
+
+    def save(self):
+        joblib.dump(self.model, "model.joblib")
+        print("save: model.joblib written")
+'''
+
+MAIN_PY = """\
+import json
+from pathlib import Path
+
+import joblib
+import pandas as pd
+
+FEATURES = ["x1", "x2", "x3"]
+
+
+class Main:
+    def __init__(self):
+        path = Path(__file__).with_name("model.joblib")
+        self.model = joblib.load(path) if path.exists() else None
+
+    def predict(self, input):
+        if self.model is None:
+            raise RuntimeError("no model.joblib: train this package first")
+        rows = json.loads(input) if isinstance(input, str) else input
+        frame = pd.DataFrame(rows, columns=FEATURES)
+        return json.dumps({"predictions": self.model.predict(frame).tolist()})
+"""
+
+# Records, in the page, every status the details page shows and the status it showed when the
+# environment's build line first appeared in the live log: proof of what was seen, not reloaded.
+WATCH_JS = """() => {
+  window.__noReload = 1;
+  window.__seen = [];
+  window.__buildLineWhile = null;
+  setInterval(() => {
+    const badge = document.querySelector('#run-status .badge');
+    const status = badge && badge.dataset.status;
+    if (status && window.__seen[window.__seen.length - 1] !== status) window.__seen.push(status);
+    const log = document.querySelector('#log-text');
+    if (window.__buildLineWhile === null && log && log.textContent.includes(BUILD_LINE))
+      window.__buildLineWhile = status;
+  }, 50);
+}""".replace("BUILD_LINE", json.dumps(BUILD_LINE))
+
+
+def points_csv(rows):
+    return "x1,x2,x3,label\n" + "".join(f"{a},{b},{c},{label}\n" for a, b, c, label in rows)
+
+
+def synthetic_points(count=200, seed=3):
+    """Two informative features and one of noise; the label is a noisy linear boundary, so a
+    logistic regression scores in the 0.9s, not 1.0."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        x1, x2, x3 = rng.uniform(0, 10), rng.uniform(0, 10), rng.uniform(0, 1)
+        label = int(x1 + 0.8 * x2 + rng.gauss(0, 0.6) > 9)
+        rows.append((round(x1, 3), round(x2, 3), round(x3, 3), label))
+    return rows
+
+
+def in_place(page, action):
+    """Do what makes htmx re-render the create form, and wait until the new form is in."""
+    page.locator("#pipeline-form").evaluate("form => form.dataset.stale = '1'")
+    action()
+    expect(page.locator("#pipeline-form:not([data-stale])")).to_be_attached()
+
+
+def fact(page, name):
+    return (
+        page.locator("dl.facts > div")
+        .filter(has=page.locator("dt", has_text=re.compile(f"^{name}$")))
+        .locator("dd")
+    )
+
+
+def watch_run(page, run_url):
+    """On the details page just opened by the create form: start recording what it shows."""
+    expect(page).to_have_url(run_url)
+    page.evaluate(WATCH_JS)
+
+
+def seen_statuses(page):
+    """What the details page showed, from the first status to the final one."""
+    page.wait_for_function("() => window.__seen[window.__seen.length - 1] === 'successful'")
+    assert page.evaluate("window.__noReload") == 1, "the details page reloaded"
+    return page.evaluate("window.__seen")
+
+
+def timeline_rows(page):
+    return page.locator("table.timeline tbody tr td:first-child").all_inner_texts()
+
+
+def shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / name, full_page=True)
+
+
+def download(page, link):
+    with page.expect_download() as info:
+        link.click()
+    return info.value.suggested_filename, open(info.value.path(), "rb").read()
+
+
+def test_a_scikit_learn_package_trains_on_a_csv_dataset_through_the_pages(
+    alice_page, worker, tmp_path, settings
+):
+    page = alice_page
+    # Uploading a version queues the build of its environment ahead of its first run (on this
+    # single worker it would run before the run and leave nothing to see): turned off here so the
+    # first run builds it, as it does whenever the ahead build is gone or not done.
+    settings.PREPARE_ENVIRONMENTS = False
+
+    # What the user has on disk: the package zip (rooted in a folder named like it) and CSVs.
+    package = tmp_path / "points_classifier.zip"
+    package.write_bytes(
+        make_zip(
+            {"main.py": MAIN_PY, "train.py": TRAIN_PY, "requirements.txt": REQUIREMENTS},
+            root="points_classifier",
+        )
+    )
+    points = synthetic_points()
+    csvs = [tmp_path / "part-1.csv", tmp_path / "part-2.csv"]
+    csvs[0].write_text(points_csv(points[:100]))
+    csvs[1].write_text(points_csv(points[100:]))
+
+    # 1. The package, through "Create new package".
+    page.get_by_role("link", name="Alpha").first.click()
+    expect(page).to_have_url("/p/alpha/")
+    page.get_by_role("link", name="ML Packages").first.click()
+    page.get_by_role("link", name="Create new package").first.click()
+    expect(page).to_have_url("/p/alpha/packages/new/")
+    page.locator("input[name=file]").set_input_files(package)
+    expect(page.locator(".dropzone-text")).to_have_text("points_classifier.zip")
+    page.get_by_label("Name").fill("points_classifier")
+    page.get_by_label("Description", exact=True).fill("Logistic regression on 2-D points")
+    expect(page.get_by_label("Enable training")).to_be_checked()
+    page.get_by_role("button", name="Create package").click()
+    expect(page).to_have_url("/p/alpha/packages/points_classifier/")
+    expect(page.locator("table tbody tr")).to_have_count(1)
+    expect(page.get_by_role("link", name="1.0", exact=True)).to_be_visible()
+
+    # 2. The dataset, and its CSVs uploaded on its page.
+    page.get_by_role("link", name="Datasets").first.click()
+    expect(page).to_have_url("/p/alpha/datasets/")
+    page.get_by_label("Name").fill("points")
+    page.get_by_label("Description").fill("200 labelled points, in two CSV files")
+    page.get_by_role("button", name="Create dataset").click()
+    expect(page).to_have_url("/p/alpha/datasets/points/")
+    page.get_by_label("Files", exact=True).set_input_files(csvs)
+    page.get_by_role("button", name="Upload", exact=True).click()
+    for csv in csvs:
+        expect(page.get_by_role("cell", name=csv.name, exact=True)).to_be_visible()
+    expect(page.locator(".crumb-summary")).to_contain_text("2 files")
+
+    # 3. A full pipeline run, through the create form.
+    page.get_by_role("link", name="Pipelines", exact=True).first.click()
+    page.get_by_role("link", name="Create new pipeline").first.click()
+    expect(page).to_have_url("/p/alpha/pipelines/new/")
+    form = page.locator("#pipeline-form")
+    in_place(
+        page, lambda: form.get_by_label("Pipeline type").select_option(label="Full pipeline run")
+    )
+    in_place(page, lambda: form.locator("select[name=package]").select_option("points_classifier"))
+    expect(form.get_by_label("Major version")).to_have_value("1")
+    expect(form.get_by_label("Minor version")).to_have_value("0")
+    in_place(page, lambda: form.get_by_label("Input dataset").select_option("points"))
+    expect(form.locator("select[name=evaluation_dataset]")).to_have_value("")
+    form.get_by_role("button", name="Create", exact=True).click()
+
+    expect(page).to_have_url(re.compile(r"/p/alpha/pipelines/\d+/$"))
+    first = PipelineRun.objects.get()
+    run_url = f"/p/alpha/pipelines/{first.pk}/"
+    watch_run(page, run_url)
+    status = page.locator("#run-status .badge")
+    log = page.locator("#log-text")
+
+    # It builds the environment (Packaging, the installer's output live), then runs.
+    started = time.monotonic()
+    page.wait_for_function(
+        "() => ['packaging', 'running', 'successful', 'failed'].includes("
+        "document.querySelector('#run-status .badge')?.dataset.status)",
+        timeout=30_000,
+    )
+    if status.get_attribute("data-status") == "packaging":
+        expect(log).to_contain_text(BUILD_LINE, timeout=5_000)
+        shot(page, "52-sklearn-run-packaging.png")
+    expect(status).to_have_text("Successful", timeout=FIRST_RUN_TIMEOUT)
+    first_seconds = time.monotonic() - started
+    seen = first_seen = seen_statuses(page)
+    first.refresh_from_db()
+    environment = next(p for p in first.phases if p["name"] == "environment")
+    build_seconds = environment["end"] - environment["start"]
+    assert seen[-2:] == ["running", "successful"], seen
+    if build_seconds > 3:  # the page polls every second: a longer build is always seen
+        assert "packaging" in seen, (seen, build_seconds)
+        assert seen.index("packaging") < seen.index("running"), seen
+    # the build line came while the run was going, not with the final page
+    assert page.evaluate("window.__buildLineWhile") in ("packaging", "running"), seen
+    for line in (
+        BUILD_LINE,
+        "+ scikit-learn==",
+        "+ pandas==",
+        "process_data: 200 rows -> 150 training, 50 test",
+        "train: 150 rows",
+        "evaluate: 50 rows, accuracy 0.9",
+        "save: model.joblib written",
+        "[aicenter] new version points_classifier 1.1",  # the log's last lines follow the status
+        "[aicenter] Successful",
+    ):
+        expect(log).to_contain_text(line)
+
+    # 4. Its score, its new version, its timeline.
+    assert first.status == PipelineRun.SUCCESSFUL and 0.9 <= first.score < 1, first.score
+    score_text = f"{first.score:.4f}"
+    expect(fact(page, "Score")).to_have_text(score_text)
+    expect(fact(page, "New version")).to_contain_text("points_classifier 1.1")
+    expect(fact(page, "Type")).to_have_text("Full pipeline run")
+    expect(fact(page, "Input dataset")).to_have_text("points")
+    results = page.locator("details.results pre")
+    expect(results).to_contain_text('"version": "1.1"')
+    expect(results).to_contain_text(f'"score": {first.score}')
+    labels = timeline_rows(page)
+    wanted = ["Python environment", "process_data()", "train()", "evaluate()", "save()"]
+    assert [label for label in labels if label in wanted] == wanted, labels
+    shot(page, "50-sklearn-run-details.png")
+
+    # The list: Successful, 1.0 → 1.1, the same score.
+    page.get_by_role("link", name="Pipelines", exact=True).first.click()
+    row = page.locator("table.runs tbody tr", has=page.get_by_role("link", name=f"#{first.pk}"))
+    expect(row.locator(".badge")).to_have_text("Successful")
+    expect(row).to_contain_text("1.0 → 1.1")
+    expect(row.locator("td.num").last).to_have_text(score_text)
+    expect(row).to_contain_text("Full pipeline run")
+
+    # 5. The artifacts: metrics.json previewed, the CSV as a table, the PNG loaded.
+    row.get_by_role("link", name=f"#{first.pk}").click()
+    page.locator(".outputs").get_by_role("link", name="Artifacts", exact=True).click()
+    expect(page).to_have_url(f"{run_url}artifacts/")
+    for name in (
+        "metrics.json",
+        "predictions.csv",
+        "test_predictions.csv",
+        "decision_boundary.png",
+    ):
+        expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
+    preview = page.locator("#preview")
+    page.get_by_role("link", name="metrics.json", exact=True).click()
+    expect(preview.locator("strong")).to_have_text("metrics.json")
+    metrics = json.loads(preview.locator("pre").inner_text())
+    assert metrics["accuracy"] == round(first.score, 4), metrics
+    assert (metrics["training_rows"], metrics["test_rows"]) == (150, 50), metrics
+    assert metrics["model"] == "LogisticRegression"
+    assert sum(map(sum, metrics["confusion_matrix"])) == 50
+
+    page.get_by_role("link", name="test_predictions.csv", exact=True).click()
+    expect(preview.locator("thead th")).to_have_text(["x1", "x2", "x3", "label", "predicted"])
+    expect(preview.locator("tbody tr")).to_have_count(49)  # the first rows only (50 with head)
+    expect(preview).to_contain_text("First rows only")
+    correct = preview.locator("tbody tr").evaluate_all(
+        "rows => rows.filter(r => r.cells[3].textContent === r.cells[4].textContent).length"
+    )
+    assert correct >= 40, correct
+
+    page.get_by_role("link", name="decision_boundary.png", exact=True).click()
+    image = preview.locator("img")
+    expect(image).to_be_visible()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#preview img');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
+    assert image.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [240, 240]
+    shot(page, "51-sklearn-artifacts.png")
+
+    # 6. Version 1.1 is a working model: its zip holds model.joblib, and its main.py predicts
+    # in the package's environment.
+    page.get_by_role("link", name=f"Run #{first.pk}").click()
+    name, content = download(
+        page, fact(page, "New version").get_by_role("link", name="Download zip")
+    )
+    assert name == "points_classifier-1.1.zip"
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    assert sorted(archive.namelist()) == [
+        "points_classifier/main.py",
+        "points_classifier/model.joblib",
+        "points_classifier/requirements.txt",
+        "points_classifier/train.py",
+    ]
+    archive.extractall(tmp_path / "v1.1")
+    version = first.output_version
+    assert (version.major, version.minor) == (1, 1)
+    key = environment_key(version.package.language, _requirements(version))
+    python = settings.ENVIRONMENTS_DIR / key / "bin" / "python"
+    assert (settings.ENVIRONMENTS_DIR / key / READY).exists()
+    served = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from main import Main; print(Main().predict('[[9.5, 9.5, 0.5], [0.5, 0.5, 0.5]]'))",
+        ],
+        cwd=tmp_path / "v1.1" / "points_classifier",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert served.returncode == 0, served.stderr
+    assert json.loads(served.stdout) == {"predictions": [1, 0]}
+
+    # 7. A second run of the package (from version 1.1, through "Run again") reuses the
+    # environment: no Packaging, no build line, and it is quick.
+    page.get_by_role("link", name="Run again").click()
+    expect(page).to_have_url(re.compile(r"/p/alpha/pipelines/new/\?from_run="))
+    form = page.locator("#pipeline-form")
+    expect(form.get_by_label("Pipeline type")).to_have_value("full")
+    expect(form.get_by_label("Input dataset")).to_have_value("points")
+    form.get_by_label("Minor version").select_option("1")
+    form.get_by_role("button", name="Create", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/p/alpha/pipelines/\d+/$"))
+    second = PipelineRun.objects.exclude(pk=first.pk).get()
+    watch_run(page, f"/p/alpha/pipelines/{second.pk}/")
+    started = time.monotonic()
+    expect(status).to_have_text("Successful", timeout=WARM_RUN_TIMEOUT)
+    second_seconds = time.monotonic() - started
+    seen = seen_statuses(page)
+    assert seen[-2:] == ["running", "successful"] and "packaging" not in seen, seen
+    expect(log).to_contain_text("save: model.joblib written")
+    expect(log).not_to_contain_text(BUILD_LINE)
+    expect(fact(page, "Package")).to_have_text("points_classifier 1.1")
+    expect(fact(page, "New version")).to_contain_text("points_classifier 1.2")
+    second.refresh_from_db()
+    expect(fact(page, "Score")).to_have_text(f"{second.score:.4f}")
+    assert second.score == first.score  # the same data, split and model: the same accuracy
+    assert "Python environment" in timeline_rows(page)
+    environment = next(p for p in second.phases if p["name"] == "environment")
+    assert environment["end"] - environment["start"] < 2, second.phases
+    print(
+        f"\nfirst run {first_seconds:.1f} s (environment {build_seconds:.1f} s),"
+        f" second run {second_seconds:.1f} s, score {first.score:.4f},"
+        f" statuses seen {first_seen} then {seen}"
+    )
