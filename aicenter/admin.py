@@ -3,7 +3,6 @@ from django.contrib import admin
 from aicenter.models import ApiToken, Blob, Manifest, ManifestEntry, Membership, Project
 
 admin.site.site_header = "AI Center administration"
-admin.site.index_template = "admin/aicenter_index.html"
 
 
 class MembershipInline(admin.TabularInline):

@@ -28,6 +28,29 @@ def folder_breadcrumbs(folder: str) -> list[dict[str, str]]:
     return [{"name": part, "path": "/".join(parts[: i + 1])} for i, part in enumerate(parts)]
 
 
+def folder_context(request, manifest, *, folder: str | None = None) -> dict:
+    """What partials/file_tree.html and partials/preview.html need to show one folder of a
+    manifest (?path=) and, with ?file=, a preview of one of its files."""
+    from aicenter.manifests import clean_folder, manifest_listing
+    from aicenter.previews import file_preview
+
+    if folder is None:
+        try:
+            folder = clean_folder(request.GET.get("path", ""))
+        except ValidationError:
+            folder = ""
+    listing = manifest_listing(manifest, folder)
+    rows = [("folder", f) for f in listing.folders] + [("file", f) for f in listing.files]
+    wanted = request.GET.get("file")
+    return {
+        "folder": folder,
+        "breadcrumbs": folder_breadcrumbs(folder),
+        "listing": listing,
+        "page": page_of(request, rows, per_page=200),
+        "preview": file_preview(manifest, wanted) if wanted else None,
+    }
+
+
 def page_of(request, items, per_page=100):
     from django.core.paginator import Paginator
 

@@ -95,6 +95,7 @@ class ManifestEntry(models.Model):
             models.UniqueConstraint(fields=["manifest", "path"], name="one_entry_per_path")
         ]
         ordering = ["path"]
+        verbose_name_plural = "manifest entries"
 
     def __str__(self):
         return self.path

@@ -6,8 +6,8 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from aicenter.downloads import file_response
-from aicenter.forms import done, folder_breadcrumbs, form_errors, page_of
-from aicenter.manifests import clean_folder, clean_path, manifest_listing
+from aicenter.forms import done, folder_context, form_errors, page_of
+from aicenter.manifests import clean_folder, clean_path
 from aicenter.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_get, dataset_list
 from datasets.services import (
@@ -54,21 +54,16 @@ def dataset_list_page(request, project):
 
 
 def _browse(request, project, dataset, *, errors=None, status=200, template_suffix=""):
-    try:
+    try:  # after a failed upload, the folder the form posted to
         folder = clean_folder(request.GET.get("path") or request.POST.get("folder", ""))
     except ValidationError:
         folder = ""
-    listing = manifest_listing(dataset.manifest, folder)
-    rows = [("folder", f) for f in listing.folders] + [("file", f) for f in listing.files]
     context = {
         "project": project,
         "dataset": dataset,
-        "folder": folder,
-        "breadcrumbs": folder_breadcrumbs(folder),
-        "listing": listing,
-        "page": page_of(request, rows, per_page=200),
         "errors": errors or {},
         "can_edit": can(project, RUN),
+        **folder_context(request, dataset.manifest, folder=folder),
     }
     return render(request, "datasets/browse.html" + template_suffix, context, status=status)
 

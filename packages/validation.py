@@ -55,6 +55,16 @@ def _class_methods(tree: ast.Module, class_name: str) -> tuple[ast.ClassDef | No
     return None, set()
 
 
+def main_methods(source: bytes) -> set[str] | None:
+    """The methods class Main defines in a source file; None when they can't be known without
+    running code (a syntax error, or methods that may be inherited)."""
+    try:
+        cls, methods = _class_methods(ast.parse(source), "Main")
+    except (SyntaxError, ValueError):
+        return None
+    return None if cls is None or cls.bases else methods
+
+
 def _check_source(path: str, source: bytes) -> list[str]:
     try:
         tree = ast.parse(source, filename=path)

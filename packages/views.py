@@ -6,9 +6,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from aicenter.downloads import file_response, zip_response
-from aicenter.forms import done, folder_breadcrumbs, form_errors, page_of, truthy
-from aicenter.manifests import clean_folder, manifest_listing
-from aicenter.previews import file_preview
+from aicenter.forms import done, folder_context, form_errors, page_of, truthy
 from aicenter.services import RUN, can, project_get_for_user
 from packages.models import Package
 from packages.selectors import (
@@ -126,15 +124,6 @@ def version_detail(request, project, package, version):
     project = project_get_for_user(user=request.user, slug=project)
     package = package_get(project=project, name=package)
     version = version_get(package=package, number=version)
-    try:
-        folder = clean_folder(request.GET.get("path", ""))
-    except ValidationError:
-        folder = ""
-    listing = manifest_listing(version.manifest, folder)
-    rows = [("folder", f) for f in listing.folders] + [("file", f) for f in listing.files]
-    preview = None
-    if request.GET.get("file"):
-        preview = file_preview(version.manifest, request.GET["file"])
     return render(
         request,
         "packages/version.html",
@@ -142,13 +131,9 @@ def version_detail(request, project, package, version):
             "project": project,
             "package": package,
             "version": version,
-            "folder": folder,
-            "breadcrumbs": folder_breadcrumbs(folder),
-            "listing": listing,
-            "page": page_of(request, rows, per_page=200),
-            "preview": preview,
             "errors": {},
             "can_edit": can(project, RUN),
+            **folder_context(request, version.manifest),
         },
     )
 

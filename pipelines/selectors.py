@@ -99,6 +99,7 @@ PHASE_LABELS = {
     "queued": ("Queued", "waiting"),
     "environment": ("Python environment", "platform"),
     "materialise": ("Package and data in place", "platform"),
+    "python": ("Python started", "platform"),
     "import": ("import train", "code"),
     "__init__": ("Main()", "code"),
     "process_data": ("process_data()", "code"),

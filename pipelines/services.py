@@ -39,6 +39,20 @@ def _dataset(project, name, folder, field, errors):
     return dataset, folder
 
 
+def _methods(version) -> set[str]:
+    """class Main's methods in the version's train.py, or every name when unknowable (then the
+    run itself says what is missing)."""
+    from aicenter.manifests import blob_open, manifest_file
+    from packages.validation import main_methods
+
+    entry = manifest_file(version.manifest, "train.py")
+    if entry is None:
+        return set()
+    with blob_open(entry.blob) as stored:
+        methods = main_methods(stored.read())
+    return {"process_data"} if methods is None else methods
+
+
 def clean_run_inputs(
     *,
     project,
@@ -76,6 +90,13 @@ def clean_run_inputs(
             errors["version"] = (
                 f"Package {package} does not have training enabled, so it can't run "
                 "pipelines; upload it with 'Enable training' and a train.py."
+            )
+        elif type == PipelineRun.FULL and "process_data" not in _methods(version_obj):
+            errors["version"] = (
+                f"train.py of {package} {version_obj.number} has no method process_data, "
+                "which a full pipeline run calls first (it writes the training and test splits "
+                "into training_data_directory and test_data_directory); run a training run, "
+                "or add process_data(data_directory)."
             )
     dataset_obj, dataset_folder = _dataset(project, dataset, dataset_folder, "dataset", errors)
     evaluation_obj, evaluation_folder = _dataset(

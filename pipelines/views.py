@@ -7,9 +7,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from aicenter.downloads import file_response, zip_response
-from aicenter.forms import done, form_errors, page_of
-from aicenter.manifests import clean_folder, manifest_listing
-from aicenter.previews import file_preview
+from aicenter.forms import done, folder_context, form_errors, page_of
 from aicenter.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_list
 from packages.selectors import package_list
@@ -321,13 +319,6 @@ def _output(request, project, run_id, which):
 @login_required
 def pipeline_output_browse(request, project, run_id, which):
     project, run, manifest, title = _output(request, project, run_id, which)
-    try:
-        folder = clean_folder(request.GET.get("path", ""))
-    except ValidationError:
-        folder = ""
-    listing = manifest_listing(manifest, folder)
-    rows = [("folder", f) for f in listing.folders] + [("file", f) for f in listing.files]
-    preview = file_preview(manifest, request.GET["file"]) if request.GET.get("file") else None
     return render(
         request,
         "pipelines/output.html",
@@ -336,14 +327,7 @@ def pipeline_output_browse(request, project, run_id, which):
             "run": run,
             "which": which,
             "title": title,
-            "folder": folder,
-            "listing": listing,
-            "page": page_of(request, rows, per_page=200),
-            "preview": preview,
-            "breadcrumbs": [
-                {"name": part, "path": "/".join(folder.split("/")[: i + 1])}
-                for i, part in enumerate(folder.split("/") if folder else [])
-            ],
+            **folder_context(request, manifest),
         },
     )
 

@@ -69,15 +69,30 @@ def _send(**message):
 
 def _timed(name, function, *args):
     _send(event="start", call=name, t=time.time())
-    result = function(*args)
-    _send(event="end", call=name, t=time.time())
-    return result
+    try:
+        return function(*args)
+    finally:  # a call that raised still shows on the timeline
+        _send(event="end", call=name, t=time.time())
 
 
 try:
     Main = _timed("import", lambda: __import__("train").Main)
     model = _timed("__init__", Main)
     for call, argument in _plan:
+        if not callable(getattr(model, call, None)):
+            _send(
+                event="error",
+                reason=(
+                    f"train.py: class Main has no method {call}, which this pipeline type calls"
+                    + (
+                        " (full pipeline runs call process_data(data_directory) first; it writes "
+                        "the training and test splits)"
+                        if call == "process_data"
+                        else ""
+                    )
+                ),
+            )
+            sys.exit(3)
         result = _timed(call, getattr(model, call), *([] if argument is None else [argument]))
         if call == "evaluate":
             if isinstance(result, bool) or not isinstance(result, (int, float)):

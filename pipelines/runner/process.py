@@ -25,6 +25,7 @@ class Outcome:
     calls: list[dict] = field(default_factory=list)  # [{"name", "start", "end"}]
     started_at: float | None = None  # when the user's code began (bootstrap's first report)
     stopped: str = ""  # why the platform stopped it: "killed" or "timeout"
+    spawned_at: float | None = None  # when the platform started the process
 
     @property
     def succeeded(self):
@@ -70,6 +71,7 @@ def run_user_code(
     process group (SIGTERM, grace, SIGKILL)."""
     outcome = Outcome()
     read_end, write_end = os.pipe()
+    outcome.spawned_at = time.time()
     process = subprocess.Popen(
         [
             python,
@@ -133,6 +135,8 @@ def run_user_code(
         process.stdout.close()
     log.write(decoder.decode(b"", final=True))
     outcome.exit_code = process.wait()
+    for name, start in open_calls.items():  # cut short by a kill or a time limit
+        outcome.calls.append({"name": name, "start": start, "end": time.time()})
     return outcome
 
 

@@ -168,6 +168,10 @@ class Runner:
             extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
             user_ids=user_ids,
         )
+        if outcome.started_at:
+            self.phases.append(
+                {"name": "python", "start": outcome.spawned_at, "end": outcome.started_at}
+            )
         self.phases += outcome.calls
         return self._finish(workspace, variables, outcome)
 

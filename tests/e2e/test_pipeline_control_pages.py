@@ -141,7 +141,7 @@ def test_kill_a_running_run_then_run_again_and_retry(alice_page, alice, project,
     clicked = time.monotonic()
     kill.click()
     expect(badge).to_have_text("Killed", timeout=5_000)
-    expect(status.locator(".alert")).to_contain_text("Killed — killed by alice", timeout=5_000)
+    expect(status.locator(".alert")).to_contain_text("Killed by alice.", timeout=5_000)
     assert time.monotonic() - clicked < 5
     expect(page).to_have_url(f"/p/alpha/pipelines/{run.pk}/")
     expect(status.get_by_role("button", name="Kill", exact=True)).to_have_count(0)

@@ -170,6 +170,7 @@ def test_a_full_pipeline_processes_trains_evaluates_and_saves(api):
         "queued",
         "environment",
         "materialise",
+        "python",
         "import",
         "__init__",
         "process_data",

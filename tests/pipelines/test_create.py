@@ -122,3 +122,10 @@ def test_a_package_or_dataset_used_by_a_run_cannot_be_deleted(api_as, bob, setup
     response = api.delete("/api/v1/projects/alpha/datasets/invoices")
     assert response.status_code == 400
     assert "use it" in response.json()["detail"]
+
+
+def test_a_full_run_needs_process_data(api_as, bob, setup):
+    response = post(api_as(bob), type="full")
+    assert response.status_code == 400
+    assert "has no method process_data" in response.json()["errors"]["version"][0]
+    assert not PipelineRun.objects.exists()

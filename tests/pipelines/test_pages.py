@@ -298,3 +298,14 @@ def test_logs_carry_the_time_of_each_line_and_the_timeline_shows_where_time_went
         "your code",
     ):
         assert label in page, label
+
+
+def test_the_log_tail_keeps_newlines_at_the_start_of_a_piece(bobs, project, bob):
+    from pipelines.models import LogChunk
+
+    run = finished_run(project, bob)
+    last = LogChunk.objects.filter(run=run).order_by("-seq").first().seq
+    LogChunk.objects.create(run=run, seq=last + 1, text="\nafter a newline")
+    tail = bobs.get(f"/p/alpha/pipelines/{run.pk}/log/", {"after": last}).content.decode()
+    # a <pre> would swallow that first newline in the browser
+    assert '<span hx-swap-oob="beforeend:#log-text">\nafter a newline</span>' in tail
