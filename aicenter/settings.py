@@ -208,3 +208,5 @@ PIPELINE_PROCESSES_LIMIT = envint("AICENTER_RUN_PROCESSES", 1024)
 PIPELINE_RUN_AS_USER = os.environ.get(
     "AICENTER_RUN_AS_USER", "nobody" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
 )
+# A run's log is cut (with a note saying so) past this many characters.
+PIPELINE_LOG_MAX_CHARS = envint("AICENTER_LOG_MAX_CHARS", 20 * 1024 * 1024)

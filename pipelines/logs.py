@@ -10,8 +10,6 @@ from django.db.models import Max
 
 from pipelines.models import LogChunk
 
-MAX_LOG_CHARS = 20 * 1024 * 1024
-
 
 class RunLog:
     def __init__(self, run):
@@ -34,9 +32,13 @@ class RunLog:
             pieces.append(piece)
             self.at_line_start = piece.endswith("\n")
         text = "".join(pieces)
-        if self.size + len(text) > MAX_LOG_CHARS:
-            text = text[: MAX_LOG_CHARS - self.size]
-            text += f"\n[aicenter] log truncated at {MAX_LOG_CHARS // 1024 // 1024} MB\n"
+        cap = settings.PIPELINE_LOG_MAX_CHARS
+        if self.size + len(text) > cap:
+            text = text[: cap - self.size]
+            text += (
+                f"\n[aicenter] the log was cut here: it reached its limit of {cap:,} "
+                "characters (AICENTER_LOG_MAX_CHARS); the run goes on\n"
+            )
             self.truncated = True
         self.size += len(text)
         self.buffer.append(text)

@@ -309,3 +309,18 @@ def test_the_log_tail_keeps_newlines_at_the_start_of_a_piece(bobs, project, bob)
     tail = bobs.get(f"/p/alpha/pipelines/{run.pk}/log/", {"after": last}).content.decode()
     # a <pre> would swallow that first newline in the browser
     assert '<span hx-swap-oob="beforeend:#log-text">\nafter a newline</span>' in tail
+
+
+def test_a_log_is_cut_at_its_limit_with_a_note(bobs, project, bob, settings):
+    from pipelines.logs import RunLog, run_log_text
+
+    run = finished_run(project, bob)
+    settings.PIPELINE_LOG_MAX_CHARS = 2000
+    log = RunLog(run)
+    log.size = 0
+    for index in range(500):
+        log.write(f"line {index}\n")
+    log.flush()
+    text, _ = run_log_text(run)
+    assert "the log was cut here: it reached its limit of 2,000 characters" in text
+    assert "line 499" not in text
