@@ -21,7 +21,7 @@ from django.db.models import ProtectedError, Q
 from django.db.models.functions import Left
 from django.db.models.lookups import Exact
 
-from aicenter.models import Blob, Manifest, ManifestEntry
+from aicenter.models import Blob, Manifest, ManifestEntry, blob_storage_name
 
 CHUNK = 1024 * 1024
 
@@ -61,23 +61,57 @@ def under_folder(prefix: str) -> Q:
     return Q(path__startswith=prefix) & Q(Exact(Left("path", len(prefix)), prefix))
 
 
-def blob_store(fileobj) -> Blob:
-    """Store a file's content once; return its Blob (existing or new)."""
+def _spool(fileobj):
+    """Read a file once: its SHA-256, its size, and a rewindable copy (in memory when small)."""
     digest = hashlib.sha256()
     size = 0
-    with tempfile.SpooledTemporaryFile(max_size=8 * CHUNK) as spool:
-        while chunk := fileobj.read(CHUNK):
-            digest.update(chunk)
-            spool.write(chunk)
-            size += len(chunk)
-        sha = digest.hexdigest()
-        blob = Blob.objects.filter(sha256=sha).first()
-        if blob is None:
-            blob = Blob(sha256=sha, size=size)
+    spool = tempfile.SpooledTemporaryFile(max_size=CHUNK)
+    while chunk := fileobj.read(CHUNK):
+        digest.update(chunk)
+        spool.write(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size, spool
+
+
+def _store_spooled(batch: list[tuple[str, int, object]]) -> None:
+    """Store the bytes of the blobs in `batch` that storage does not hold yet: one query to
+    know which, one to record them."""
+    shas = {sha for sha, _, _ in batch}
+    known = set(Blob.objects.filter(sha256__in=shas).values_list("sha256", flat=True))
+    new = {}
+    for sha, size, spool in batch:
+        if sha not in known and sha not in new:
             spool.seek(0)
-            default_storage.save(blob.storage_name, File(spool))
-            blob, _ = Blob.objects.get_or_create(sha256=sha, defaults={"size": size})
-    return blob
+            default_storage.save(blob_storage_name(sha), File(spool))
+            new[sha] = size
+    Blob.objects.bulk_create(
+        [Blob(sha256=s, size=n) for s, n in new.items()], ignore_conflicts=True
+    )
+
+
+def store_files(items, *, batch_size: int = 200):
+    """Store the content of many (path, file object) pairs, each distinct content once; yield
+    (path, sha256, size). Queries go by batches, not by file."""
+    batch = []
+
+    def flush():
+        _store_spooled([(sha, size, spool) for _, sha, size, spool in batch])
+        for path, sha, size, spool in batch:
+            spool.close()
+            yield path, sha, size
+        batch.clear()
+
+    for path, fileobj in items:
+        batch.append((path, *_spool(fileobj)))
+        if len(batch) >= batch_size:
+            yield from flush()
+    yield from flush()
+
+
+def blob_store(fileobj) -> Blob:
+    """Store a file's content once; return its Blob (existing or new)."""
+    ((_, sha, _),) = store_files([("", fileobj)])
+    return Blob.objects.get(sha256=sha)
 
 
 def blob_open(blob: Blob):
@@ -88,27 +122,61 @@ def manifest_create() -> Manifest:
     return Manifest.objects.create()
 
 
-def _check_no_conflict(manifest: Manifest, path: str) -> None:
-    """A path can't be both a file and a folder."""
-    parents = ["/".join(path.split("/")[:i]) for i in range(1, path.count("/") + 1)]
-    clash = manifest.entries.filter(path__in=parents, blob__isnull=False).first()
-    if clash:
-        raise ValidationError({"path": f"'{clash.path}' is a file, so it can't hold '{path}'."})
-    if manifest.entries.filter(under_folder(path + "/")).exists():
-        raise ValidationError({"path": f"'{path}' is a folder; a file can't replace it."})
+def _parents(path: str) -> list[str]:
+    """'a/b/c.txt' → ['a', 'a/b']"""
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _check_no_conflict(manifest: Manifest, paths: list[str]) -> None:
+    """No path may be both a file and a folder: among `paths`, nor against the manifest.
+    One query, whatever the number of paths; compared exactly (case matters)."""
+    new_folders = {parent for path in paths for parent in _parents(path)}
+    files, folders = set(), set()
+    for existing, blob_id in manifest.entries.values_list("path", "blob_id").iterator():
+        if blob_id is None:
+            folders.add(existing.rstrip("/"))
+        else:
+            files.add(existing)
+        folders.update(_parents(existing.rstrip("/")))
+    for path in paths:
+        if path in new_folders or path in folders:
+            raise ValidationError({"path": f"'{path}' is a folder; a file can't replace it."})
+        for parent in _parents(path):
+            if parent in files:
+                raise ValidationError({"path": f"'{parent}' is a file, so it can't hold '{path}'."})
+
+
+def manifest_put_files(manifest: Manifest, items) -> int:
+    """Add or replace files: `items` are (clean path, file object). Everything is checked
+    before anything is stored; the entries are written in bulk. Returns how many."""
+    items = dict(items)  # the same path twice: the last one wins
+    paths = list(items)
+    _check_no_conflict(manifest, paths)
+    entries = [
+        ManifestEntry(manifest=manifest, path=path, blob_id=sha, size=size)
+        for path, sha, size in store_files(items.items())
+    ]
+    # empty-folder markers of the new files' folders go: those folders are no longer empty
+    markers = [f"{parent}/" for parent in {p for path in paths for p in _parents(path)}]
+    replaced = set()
+    with transaction.atomic():
+        for start in range(0, len(paths), 500):
+            old = manifest.entries.filter(path__in=paths[start : start + 500])
+            replaced.update(old.exclude(blob=None).values_list("blob_id", flat=True))
+            old.delete()
+        for start in range(0, len(markers), 500):
+            manifest.entries.filter(path__in=markers[start : start + 500], blob=None).delete()
+        ManifestEntry.objects.bulk_create(entries, batch_size=2000)
+        if replaced:
+            transaction.on_commit(lambda: blob_collect_garbage(replaced))
+    return len(entries)
 
 
 def manifest_put_file(manifest: Manifest, path: str, fileobj) -> ManifestEntry:
     """Add or replace the file at `path` (already cleaned) with the content of `fileobj`."""
-    _check_no_conflict(manifest, path)
-    blob = blob_store(fileobj)
-    entry, _ = ManifestEntry.objects.update_or_create(
-        manifest=manifest, path=path, defaults={"blob": blob, "size": blob.size}
-    )
-    # An explicitly created empty folder is no longer empty: its marker is not needed.
-    parents = ["/".join(path.split("/")[:i]) + "/" for i in range(1, path.count("/") + 1)]
-    manifest.entries.filter(path__in=parents, blob__isnull=True).delete()
-    return entry
+    manifest_put_files(manifest, [(path, fileobj)])
+    return manifest.entries.get(path=path)
 
 
 def manifest_put_folder(manifest: Manifest, path: str) -> ManifestEntry | None:
@@ -117,7 +185,7 @@ def manifest_put_folder(manifest: Manifest, path: str) -> ManifestEntry | None:
         raise ValidationError({"name": f"The folder '{path}' already exists."})
     if manifest.entries.filter(path=path).exists():
         raise ValidationError({"name": f"'{path}' is a file; pick another name."})
-    _check_no_conflict(manifest, path)
+    _check_no_conflict(manifest, [path])
     return ManifestEntry.objects.create(manifest=manifest, path=path + "/", size=0)
 
 
@@ -271,9 +339,11 @@ def manifest_zip_file(manifest: Manifest, *, prefix: str = "", root: str = ""):
 def manifest_from_files(items: Iterable[tuple[str, object]]) -> Manifest:
     """A new manifest from (clean path, file object) pairs, e.g. an unpacked zip."""
     manifest = Manifest.objects.create()
-    entries = []
-    for path, fileobj in items:
-        blob = blob_store(fileobj)
-        entries.append(ManifestEntry(manifest=manifest, path=path, blob=blob, size=blob.size))
-    ManifestEntry.objects.bulk_create(entries, batch_size=2000)
+    ManifestEntry.objects.bulk_create(
+        [
+            ManifestEntry(manifest=manifest, path=path, blob_id=sha, size=size)
+            for path, sha, size in store_files(items)
+        ],
+        batch_size=2000,
+    )
     return manifest

@@ -14,6 +14,7 @@ from aicenter.manifests import (
     manifest_delete,
     manifest_delete_path,
     manifest_put_file,
+    manifest_put_files,
     manifest_put_folder,
 )
 from aicenter.zips import open_safe_zip
@@ -60,11 +61,8 @@ def dataset_files_upload(*, dataset, files, folder: str = "") -> int:
     folder = clean_folder(folder)
     if not files:
         raise ValidationError({"files": "Choose at least one file."})
-    paths = [clean_path(_join(folder, path), field="files") for path, _ in files]
-    with transaction.atomic():
-        for path, (_, fileobj) in zip(paths, files, strict=True):
-            manifest_put_file(dataset.manifest, path, fileobj)
-    return len(paths)
+    items = [(clean_path(_join(folder, path), field="files"), fileobj) for path, fileobj in files]
+    return manifest_put_files(dataset.manifest, items)
 
 
 def dataset_zip_upload(*, dataset, file, folder: str = "") -> int:
@@ -75,12 +73,11 @@ def dataset_zip_upload(*, dataset, file, folder: str = "") -> int:
     )
     if not members:
         raise ValidationError({"zip": "The zip holds no files."})
-    paths = {clean_path(_join(folder, name), field="zip"): info for name, info in members.items()}
-    with transaction.atomic():
-        for path, info in paths.items():
-            with archive.open(info) as fileobj:
-                manifest_put_file(dataset.manifest, path, fileobj)
-    return len(paths)
+    items = [
+        (clean_path(_join(folder, name), field="zip"), archive.open(info))
+        for name, info in members.items()
+    ]
+    return manifest_put_files(dataset.manifest, items)
 
 
 def dataset_file_put(*, dataset, path: str, fileobj) -> None:

@@ -236,3 +236,38 @@ def test_big_folders_are_paginated_without_a_query_per_row(
     with django_assert_max_num_queries(12):
         root = bobs.get("/p/alpha/datasets/").content.decode()
     assert "10,000" in root
+
+
+def test_a_folder_upload_that_contradicts_itself_stores_nothing(bobs, dataset):
+    files = [SimpleUploadedFile("a", b"1"), SimpleUploadedFile("b", b"2")]
+    response = bobs.post(
+        "/p/alpha/datasets/invoices/upload/", {"files": files, "paths": ["x/a", "x/a/b"]}
+    )
+    assert response.status_code == 400
+    assert "is a folder" in response.content.decode()
+    assert files_of(dataset) == [] and stored_files() == []
+
+
+def test_replacing_files_frees_the_old_bytes(bobs, dataset, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        bobs.post(
+            "/p/alpha/datasets/invoices/upload/", {"files": [SimpleUploadedFile("a.csv", b"old")]}
+        )
+        bobs.post(
+            "/p/alpha/datasets/invoices/upload/", {"files": [SimpleUploadedFile("a.csv", b"new")]}
+        )
+    assert Blob.objects.count() == 1
+    assert [p.read_bytes() for p in stored_files()] == [b"new"]
+
+
+def test_a_thousand_files_upload_in_a_few_queries_per_file(
+    bobs, dataset, django_assert_max_num_queries
+):
+    files = [SimpleUploadedFile(f"f{i}.txt", f"{i}".encode()) for i in range(1000)]
+    with django_assert_max_num_queries(3 * 1000 + 30):  # blob lookups; entries in bulk
+        response = bobs.post(
+            "/p/alpha/datasets/invoices/upload/",
+            {"files": files, "paths": [f"many/f{i}.txt" for i in range(1000)]},
+        )
+    assert response.status_code == 302
+    assert len(files_of(dataset)) == 1000
