@@ -334,7 +334,7 @@ def test_a_scikit_learn_package_trains_on_a_csv_dataset_through_the_pages(
     page.wait_for_function(
         "() => ['packaging', 'running', 'successful', 'failed'].includes("
         "document.querySelector('#run-status .badge')?.dataset.status)",
-        timeout=30_000,
+        timeout=120_000,  # the session's worker may first finish other tests' jobs
     )
     if status.get_attribute("data-status") == "packaging":
         expect(log).to_contain_text(BUILD_LINE, timeout=5_000)
