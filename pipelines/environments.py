@@ -116,6 +116,12 @@ def _locked(key: str, on_wait=None):
         yield
 
 
+def environment_ready(*, python_version: str, requirements: str) -> bool:
+    """Is the environment for these requirements built on this machine?"""
+    key = environment_key(python_version, requirements)
+    return (settings.ENVIRONMENTS_DIR / key / READY).exists()
+
+
 def environment_for(*, python_version: str, requirements: str, log=None, on_build=None):
     """The ready environment for these requirements, building it if needed (under a lock, so two
     workers never build the same one at once; a half-built one is removed and built again).

@@ -21,7 +21,7 @@ from aicenter.manifests import (
 )
 from aicenter.templatetags.aicenter import duration
 from packages.services import package_version_create_trained
-from pipelines.environments import EnvironmentError_, using_environment
+from pipelines.environments import EnvironmentError_, environment_ready, using_environment
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun
 from pipelines.parameters import run_variables
@@ -55,22 +55,23 @@ def _plan(run, variables) -> list[list]:
     ]
 
 
-def _claim(run) -> bool:
-    """Queued (or Scheduled and now due) → Running, unless someone killed or deleted it."""
+def _claim(run, status) -> bool:
+    """Queued (or Scheduled and now due) → Packaging or Running, unless someone killed or
+    deleted it."""
     now = timezone.now()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     devices = settings.CUDA_VISIBLE_DEVICES if run.gpu and run.queue == "gpu" else ""
     claimed = PipelineRun.objects.filter(
         pk=run.pk, status__in=[PipelineRun.QUEUED, PipelineRun.SCHEDULED]
     ).update(
-        status=PipelineRun.RUNNING,
+        status=status,
         started_at=now,
         heartbeat_at=now,
         worker=worker,
         gpu_devices=devices,
     )
     run.status, run.started_at, run.worker, run.gpu_devices = (
-        PipelineRun.RUNNING,
+        status,
         now,
         worker,
         devices,
@@ -79,8 +80,9 @@ def _claim(run) -> bool:
 
 
 class Runner:
-    def __init__(self, run):
+    def __init__(self, run, requirements=""):
         self.run = run
+        self.requirements = requirements
         self.log = RunLog(run)
         self.phases = []
         self.watch = RunWatch(run.pk)
@@ -105,7 +107,7 @@ class Runner:
                     environment = stack.enter_context(
                         using_environment(
                             python_version=run.package.language,
-                            requirements=_requirements(run.version),
+                            requirements=self.requirements,
                             log=self._installer_output,
                             on_build=self._packaging,
                         )
@@ -342,7 +344,10 @@ def run_pipeline(run) -> None:
         "evaluation_dataset__manifest",
         "created_by",
     ).get(pk=run.pk if isinstance(run, PipelineRun) else run)
-    if not _claim(run):
+    requirements = _requirements(run.version)
+    # Packaging first when its environment must be built: statuses never go backwards
+    ready = environment_ready(python_version=run.package.language, requirements=requirements)
+    if not _claim(run, PipelineRun.RUNNING if ready else PipelineRun.PACKAGING):
         logger.info("pipeline run %s is %s, not queued: skipped", run.pk, run.status)
         return
-    Runner(run).handle()
+    Runner(run, requirements).handle()
