@@ -54,3 +54,21 @@ def alice_page(page, alice):
     log_in(page, "alice", "pw-alice")
     page.wait_for_url("/")
     return page
+
+
+def in_place(page, action):
+    """Do what makes htmx re-render the create form in place, and wait until the new form is in
+    and htmx has settled it (its selects answer a change only from then on)."""
+    from playwright.sync_api import expect
+
+    page.locator("#pipeline-form").evaluate(
+        """form => {
+            form.dataset.stale = '1';
+            window.__settled = false;
+            document.body.addEventListener('htmx:afterSettle', () => { window.__settled = true; },
+                                           {once: true});
+        }"""
+    )
+    action()
+    page.wait_for_function("() => window.__settled === true")
+    expect(page.locator("#pipeline-form:not([data-stale])")).to_be_attached()

@@ -21,7 +21,7 @@ from pipelines.models import PipelineRun, Schedule
 from pipelines.schedules import schedule_create
 from pipelines.services import When, pipeline_run_create
 from tests.conftest import upload, wait_for
-from tests.e2e.conftest import needs_chromium
+from tests.e2e.conftest import in_place, needs_chromium
 from tests.factories import package_zip
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -98,13 +98,6 @@ def shoot(page, name):
     )
     assert overflow <= 0, f"{name}: the page is {overflow}px wider than the window"
     page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
-
-
-def in_place(page, action):
-    """Do what makes htmx re-render the create form, and wait until the new form is in."""
-    page.locator("#pipeline-form").evaluate("form => form.dataset.stale = '1'")
-    action()
-    expect(page.locator("#pipeline-form:not([data-stale])")).to_be_attached()
 
 
 def fact(page, name):

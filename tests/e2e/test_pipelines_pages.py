@@ -16,7 +16,7 @@ from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
 from pipelines.models import PipelineRun
 from tests.conftest import upload
-from tests.e2e.conftest import needs_chromium
+from tests.e2e.conftest import in_place, needs_chromium
 from tests.factories import package_zip
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -104,13 +104,6 @@ def alpha(alice, project, tmp_path):
         dataset_file_put(dataset=dataset, path=path, fileobj=io.BytesIO(content))
     yield gate
     gate.touch()  # should the test stop half-way, the session's worker is not kept waiting
-
-
-def in_place(page, action):
-    """Do what makes htmx re-render the create form, and wait until the new form is in."""
-    page.locator("#pipeline-form").evaluate("form => form.dataset.stale = '1'")
-    action()
-    expect(page.locator("#pipeline-form:not([data-stale])")).to_be_attached()
 
 
 def download(page, link):

@@ -21,7 +21,7 @@ from playwright.sync_api import expect
 from pipelines.environments import READY, environment_key
 from pipelines.models import PipelineRun
 from pipelines.runner.run import _requirements
-from tests.e2e.conftest import needs_chromium
+from tests.e2e.conftest import in_place, needs_chromium
 from tests.factories import make_zip
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -211,13 +211,6 @@ def synthetic_points(count=200, seed=3):
         label = int(x1 + 0.8 * x2 + rng.gauss(0, 0.6) > 9)
         rows.append((round(x1, 3), round(x2, 3), round(x3, 3), label))
     return rows
-
-
-def in_place(page, action):
-    """Do what makes htmx re-render the create form, and wait until the new form is in."""
-    page.locator("#pipeline-form").evaluate("form => form.dataset.stale = '1'")
-    action()
-    expect(page.locator("#pipeline-form:not([data-stale])")).to_be_attached()
 
 
 def fact(page, name):
