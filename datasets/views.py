@@ -1,6 +1,8 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
@@ -102,9 +104,10 @@ def dataset_upload(request, project, dataset):
         paths = request.POST.getlist("paths")
         if len(paths) != len(uploads):  # no JavaScript: the browser sends names only
             paths = [upload.name for upload in uploads]
-        dataset_files_upload(
+        count = dataset_files_upload(
             dataset=dataset, folder=folder, files=list(zip(paths, uploads, strict=True))
         )
+        messages.success(request, f"Uploaded {count} file{pluralize(count)}.")
         return folder
 
     return _edit(request, project, dataset, action, "upload-form")
@@ -115,7 +118,8 @@ def dataset_upload(request, project, dataset):
 def dataset_upload_zip(request, project, dataset):
     def action(dataset):
         folder = request.POST.get("folder", "")
-        dataset_zip_upload(dataset=dataset, folder=folder, file=request.FILES.get("zip"))
+        count = dataset_zip_upload(dataset=dataset, folder=folder, file=request.FILES.get("zip"))
+        messages.success(request, f"Unpacked {count} file{pluralize(count)} from the zip.")
         return folder
 
     return _edit(request, project, dataset, action, "zip-form")

@@ -271,3 +271,19 @@ def test_a_thousand_files_upload_in_a_few_queries_per_file(
         )
     assert response.status_code == 302
     assert len(files_of(dataset)) == 1000
+
+
+def test_an_upload_says_how_many_files_arrived(bobs, dataset):
+    response = bobs.post(
+        "/p/alpha/datasets/invoices/upload/",
+        {"files": [SimpleUploadedFile("a.csv", b"1"), SimpleUploadedFile("b.csv", b"2")]},
+        follow=True,
+    )
+    assert "Uploaded 2 files." in response.content.decode()
+    content = make_zip({"x/1.txt": "1"})
+    response = bobs.post(
+        "/p/alpha/datasets/invoices/upload-zip/",
+        {"zip": SimpleUploadedFile("d.zip", content)},
+        follow=True,
+    )
+    assert "Unpacked 1 file from the zip." in response.content.decode()
