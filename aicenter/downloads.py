@@ -1,8 +1,9 @@
 """HTTP responses for files of a manifest, shared by the pages and the API."""
 
 from django.http import FileResponse, Http404
+from ninja import Schema
 
-from aicenter.manifests import blob_open, manifest_file, manifest_zip_file
+from aicenter.manifests import blob_open, manifest_file, manifest_files, manifest_zip_file
 
 
 def file_response(manifest, path: str, *, as_attachment=True) -> FileResponse:
@@ -26,3 +27,18 @@ def zip_response(manifest, *, filename: str, prefix: str = "", root: str = "") -
         filename=filename,
         content_type="application/zip",
     )
+
+
+class FileOut(Schema):
+    path: str
+    size: int
+
+
+class FilesOut(Schema):
+    files: list[FileOut]
+
+
+def files_listing(manifest, prefix: str = "") -> dict:
+    """The API's `{"files": [{"path", "size"}]}` for the files of a manifest under `prefix`
+    (a dataset, artifacts, a snapshot)."""
+    return {"files": [{"path": p, "size": s} for p, s in manifest_files(manifest, prefix)]}

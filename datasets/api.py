@@ -2,8 +2,8 @@ from datetime import datetime
 
 from ninja import Router, Schema, Status
 
-from aicenter.downloads import file_response
-from aicenter.manifests import clean_folder, clean_path, manifest_file, manifest_files
+from aicenter.downloads import FileOut, FilesOut, file_response, files_listing
+from aicenter.manifests import clean_folder, clean_path, manifest_file
 from aicenter.services import RUN, project_get_for_user
 from datasets.selectors import dataset_get, dataset_list
 from datasets.services import dataset_create, dataset_delete, dataset_file_put, dataset_path_delete
@@ -22,15 +22,6 @@ class DatasetOut(Schema):
     file_count: int = 0
     size: int = 0
     created_at: datetime
-
-
-class FileOut(Schema):
-    path: str
-    size: int
-
-
-class FilesOut(Schema):
-    files: list[FileOut]
 
 
 @router.get("/{project}/datasets", response=list[DatasetOut])
@@ -65,8 +56,7 @@ def delete_dataset(request, project: str, dataset: str):
 def list_files(request, project: str, dataset: str, prefix: str = ""):
     project = project_get_for_user(user=request.user, slug=project)
     dataset = dataset_get(project=project, name=dataset)
-    files = manifest_files(dataset.manifest, clean_folder(prefix))
-    return {"files": [{"path": path, "size": size} for path, size in files]}
+    return files_listing(dataset.manifest, clean_folder(prefix))
 
 
 @router.put("/{project}/datasets/{dataset}/files/{path:path}", response={201: FileOut})

@@ -3,8 +3,8 @@ from datetime import datetime
 from django.http import Http404, HttpResponse
 from ninja import Router, Schema, Status
 
-from aicenter.downloads import file_response
-from aicenter.manifests import clean_folder, clean_path, manifest_files
+from aicenter.downloads import FilesOut, file_response, files_listing
+from aicenter.manifests import clean_folder, clean_path
 from aicenter.services import RUN, project_get_for_user
 from pipelines.logs import run_log_text
 from pipelines.models import Schedule
@@ -138,15 +138,6 @@ def schedule_out(schedule) -> dict:
         "inputs": schedule.inputs,
         "runs": list(schedule.runs.order_by("-id").values_list("id", flat=True)[:100]),
     }
-
-
-class FileOut(Schema):
-    path: str
-    size: int
-
-
-class FilesOut(Schema):
-    files: list[FileOut]
 
 
 @router.get("/{project}/pipelines", response=list[PipelineOut])
@@ -292,13 +283,9 @@ def _output(request, project, run_id, field):
     return manifest
 
 
-def _files(manifest, prefix):
-    return {"files": [{"path": p, "size": s} for p, s in manifest_files(manifest, prefix)]}
-
-
 @router.get("/{project}/pipelines/{run_id}/artifacts", response=FilesOut)
 def list_artifacts(request, project: str, run_id: int, prefix: str = ""):
-    return _files(_output(request, project, run_id, "artifacts"), clean_folder(prefix))
+    return files_listing(_output(request, project, run_id, "artifacts"), clean_folder(prefix))
 
 
 @router.get("/{project}/pipelines/{run_id}/artifacts/{path:path}", response={200: None})
@@ -308,7 +295,7 @@ def get_artifact(request, project: str, run_id: int, path: str):
 
 @router.get("/{project}/pipelines/{run_id}/snapshot", response=FilesOut)
 def list_snapshot(request, project: str, run_id: int, prefix: str = ""):
-    return _files(_output(request, project, run_id, "snapshot"), clean_folder(prefix))
+    return files_listing(_output(request, project, run_id, "snapshot"), clean_folder(prefix))
 
 
 @router.get("/{project}/pipelines/{run_id}/snapshot/{path:path}", response={200: None})
