@@ -61,12 +61,22 @@ class RunLog:
 
 
 def run_log_tail(run, *, max_chars: int = 200_000) -> tuple[str, int, bool]:
-    """The end of the log for a page: (text, last chunk number, whether the start was cut)."""
-    text, seq = run_log_text(run)
-    if len(text) <= max_chars:
-        return text, seq, False
-    cut = text.find("\n", len(text) - max_chars) + 1
-    return text[cut:], seq, True
+    """The end of the log for a page: (text, last chunk number, whether the start was cut).
+    Reads chunks from the end until it has enough, not the whole log."""
+    pieces, size, last, cut = [], 0, 0, False
+    chunks = LogChunk.objects.filter(run=run).order_by("-seq").values_list("seq", "text")
+    for seq, text in chunks.iterator(chunk_size=50):
+        last = last or seq
+        if size >= max_chars:
+            cut = True
+            break
+        pieces.append(text)
+        size += len(text)
+    text = "".join(reversed(pieces))
+    if size > max_chars:
+        cut = True
+        text = text[text.find("\n", len(text) - max_chars) + 1 :]
+    return text, last, cut
 
 
 def run_log_text(run, *, after: int = 0) -> tuple[str, int]:

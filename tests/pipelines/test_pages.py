@@ -324,3 +324,20 @@ def test_a_log_is_cut_at_its_limit_with_a_note(bobs, project, bob, settings):
     text, _ = run_log_text(run)
     assert "the log was cut here: it reached its limit of 2,000 characters" in text
     assert "line 499" not in text
+
+
+def test_a_long_log_is_shown_by_its_end(bobs, project, bob):
+    from pipelines.logs import run_log_tail
+    from pipelines.models import LogChunk
+
+    run = finished_run(project, bob)
+    first = LogChunk.objects.filter(run=run).order_by("-seq").first().seq
+    LogChunk.objects.bulk_create(
+        LogChunk(run=run, seq=first + i, text=f"line {i}\n" * 100) for i in range(1, 301)
+    )
+    text, last, cut = run_log_tail(run, max_chars=5000)
+    assert cut and last == first + 300
+    assert text.endswith("line 300\n") and text.startswith("line ")
+    assert len(text) <= 5000
+    page = bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
+    assert "The log is long: showing its end." in page
