@@ -55,8 +55,8 @@ def bobs(pages_as, bob, project):
     return pages_as(bob)
 
 
-def finished_run(project, bob, **fields):
-    run = pipeline_run_create(
+def queued_run(project, bob, **fields):
+    return pipeline_run_create(
         project=project,
         user=bob,
         type="train",
@@ -65,6 +65,10 @@ def finished_run(project, bob, **fields):
         dataset="invoices",
         **fields,
     )
+
+
+def finished_run(project, bob, **fields):
+    run = queued_run(project, bob, **fields)
     run_pipeline(run)
     run.refresh_from_db()
     return run
@@ -224,14 +228,7 @@ def test_the_list_filters_and_polls_only_while_something_is_unfinished(bobs, pro
     done = finished_run(project, bob)
     page = bobs.get("/p/alpha/pipelines/").content.decode()
     assert f"#{done.pk}" in page and 'hx-trigger="every 1s"' not in page
-    waiting = pipeline_run_create(
-        project=project,
-        user=bob,
-        type="train",
-        package="classifier",
-        version="1.0",
-        dataset="invoices",
-    )
+    waiting = queued_run(project, bob)
     page = bobs.get("/p/alpha/pipelines/").content.decode()
     assert 'hx-trigger="every 1s"' in page
     filtered = bobs.get("/p/alpha/pipelines/", {"status": "queued"}, headers=HTMX)
@@ -242,14 +239,7 @@ def test_the_list_filters_and_polls_only_while_something_is_unfinished(bobs, pro
 
 
 def test_the_list_stays_fast_with_10000_runs(bobs, project, bob, django_assert_max_num_queries):
-    template = pipeline_run_create(
-        project=project,
-        user=bob,
-        type="train",
-        package="classifier",
-        version="1.0",
-        dataset="invoices",
-    )
+    template = queued_run(project, bob)
     fields = {
         f.attname: getattr(template, f.attname)
         for f in PipelineRun._meta.concrete_fields
