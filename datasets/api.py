@@ -36,13 +36,13 @@ def create_dataset(request, project: str, payload: DatasetIn):
     dataset = dataset_create(
         project=project, user=request.user, name=payload.name, description=payload.description
     )
-    return Status(201, dataset_get(project=project, name=dataset.name))
+    return Status(201, dataset_get(project=project, name=dataset.name, with_totals=True))
 
 
 @router.get("/{project}/datasets/{dataset}", response=DatasetOut)
 def get_dataset(request, project: str, dataset: str):
     project = project_get_for_user(user=request.user, slug=project)
-    return dataset_get(project=project, name=dataset)
+    return dataset_get(project=project, name=dataset, with_totals=True)
 
 
 @router.delete("/{project}/datasets/{dataset}", response={204: None})

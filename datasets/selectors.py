@@ -20,8 +20,15 @@ def dataset_list(*, project):
     )
 
 
-def dataset_get(*, project, name: str) -> Dataset:
-    dataset = dataset_list(project=project).filter(name=name).first()
+def dataset_get(*, project, name: str, with_totals: bool = False) -> Dataset:
+    """One dataset; `with_totals` adds file_count and size (an aggregate over all its files,
+    so only where they are shown)."""
+    datasets = (
+        dataset_list(project=project)
+        if with_totals
+        else Dataset.objects.filter(project=project).select_related("created_by", "manifest")
+    )
+    dataset = datasets.filter(name=name).first()
     if dataset is None:
         raise Http404(f"No dataset '{name}' in this project.")
     return dataset
