@@ -79,9 +79,11 @@ def fail_lost_runs() -> None:
             f"worker lost: {run.worker or 'its worker'} stopped sending heartbeats "
             f"{silent:.0f} s ago (killed, or its machine went down)"
         )
+        # leftovers first, as a worker removes its workspace before the final status: once a
+        # run shows Failed, nothing of it is left on this machine
+        _kill_leftovers(run)
         if _end_lost(run, reason):
             logger.warning("pipeline run %s: %s", run.pk, reason)
-            _kill_leftovers(run)
 
 
 def _kill_leftovers(run) -> None:
