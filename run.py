@@ -7,6 +7,7 @@ python3 run.py test     run the whole test suite (extra arguments go to pytest)
 
 import hashlib
 import os
+import secrets
 import subprocess
 import sys
 import venv
@@ -34,12 +35,31 @@ def ensure_installed(extras: str) -> None:
     stamp.write_text(wanted)
 
 
+def ensure_secret_key(data_dir: Path) -> str:
+    """SECRET_KEY for this machine: the environment's, else one made on the first start and
+    kept in the data dir (readable by its owner only), as the admin password is."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    key_file = data_dir / "secret-key.txt"
+    if not key_file.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # created with mode 0600 from the start: the key is never readable by others
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(50) + "\n")
+    return key_file.read_text().strip()
+
+
 def main(argv: list[str]) -> int:
     os.chdir(ROOT)
     if argv[:1] == ["test"]:
         ensure_installed("dev")
         return subprocess.call([str(PYTHON), "-m", "pytest", *argv[1:]])
     ensure_installed("")
+    # The same data dir as aicenter/settings.py finds (relative paths from ROOT, as here).
+    data_dir = Path(os.environ.get("AICENTER_DATA_DIR", ROOT / "var")).resolve()
+    # manage.py start, its migrate and the processes it starts all inherit it.
+    os.environ["SECRET_KEY"] = ensure_secret_key(data_dir)
     os.execv(str(PYTHON), [str(PYTHON), "manage.py", "start", *argv])
 
 

@@ -9,6 +9,8 @@ import tempfile
 _OWN_DATA_DIR = "AICENTER_DATA_DIR" not in os.environ
 if _OWN_DATA_DIR:  # workers started by the tests inherit it, so only the session makes one
     os.environ["AICENTER_DATA_DIR"] = tempfile.mkdtemp(prefix="aicenter-test-")
+# The app refuses to start without a SECRET_KEY; the tests (and workers they start) use this.
+os.environ.setdefault("SECRET_KEY", "test-" + "k" * 60)
 # Playwright's sync API runs an event loop in the test thread; the ORM calls are still sync.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 

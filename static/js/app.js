@@ -31,6 +31,12 @@
     if (button && button.dataset.label) { button.disabled = false; button.textContent = button.dataset.label; }
   });
 
+  // <form data-confirm="Delete …?">: ask before submitting (inline onsubmit is refused by the CSP).
+  document.addEventListener("submit", function (event) {
+    var message = event.target.dataset && event.target.dataset.confirm;
+    if (message && !window.confirm(message)) event.preventDefault();
+  });
+
   // Drag and drop onto a dropzone fills its file input.
   function bind(zone) {
     var input = zone.querySelector("input[type=file]");
