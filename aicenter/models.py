@@ -8,6 +8,11 @@ class Project(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    # Package code has no network by default; a Project admin may open outbound network for
+    # this project's runs (then Redis and PostgreSQL must require passwords: see the README).
+    allow_network = models.BooleanField(
+        default=False, help_text="Runs of this project may open outbound network connections."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

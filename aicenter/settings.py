@@ -263,15 +263,31 @@ ENVIRONMENTS_DIR = Path(os.environ.get("AICENTER_ENVIRONMENTS_DIR", DATA_DIR / "
 ENVIRONMENTS_MAX_BYTES = envint("AICENTER_ENVIRONMENTS_MAX_BYTES", 20 * 1024**3)
 # Build a new version's environment ahead of its first run (a job on the workers).
 PREPARE_ENVIRONMENTS = envbool("AICENTER_PREPARE_ENVIRONMENTS", True)
-# Resource limits of a run's process (0: no limit). The process count is not enforced for a
-# worker running as root with the user's code as root too (see AICENTER_RUN_AS_USER).
+# Resource limits of a run (0: no limit). Memory and processes count all its processes
+# together (a cgroup, or a watchdog where there is none); the disk quota counts its workspace.
 PIPELINE_MEMORY_LIMIT_MB = envint("AICENTER_RUN_MEMORY_MB", 16 * 1024)
+PIPELINE_DISK_LIMIT_MB = envint("AICENTER_RUN_DISK_MB", 50 * 1024)
 PIPELINE_FILE_SIZE_LIMIT_MB = envint("AICENTER_RUN_FILE_SIZE_MB", 20 * 1024)
 PIPELINE_OPEN_FILES_LIMIT = envint("AICENTER_RUN_OPEN_FILES", 4096)
 PIPELINE_PROCESSES_LIMIT = envint("AICENTER_RUN_PROCESSES", 1024)
-# A worker running as root runs package code as this unprivileged user ("" to disable).
-PIPELINE_RUN_AS_USER = os.environ.get(
-    "AICENTER_RUN_AS_USER", "nobody" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
+# Package code runs in a bubblewrap sandbox (pipelines/pipelines/sandbox.py). "off" runs it as a
+# plain process: only where no sandbox can be had, and every run then carries a warning.
+SANDBOX = "off" if os.environ.get("AICENTER_SANDBOX", "on").strip().lower() == "off" else "on"
+# A root worker runs each sandbox as its own uid from this range (no passwd entry needed).
+SANDBOX_UIDS = tuple(
+    int(n) for n in os.environ.get("AICENTER_SANDBOX_UIDS", "200000-299999").split("-", 1)
+)
+# cgroups for the whole-run memory and process limits where the machine allows them.
+SANDBOX_CGROUPS = envbool("AICENTER_SANDBOX_CGROUPS", True)
+# Folders every sandbox sees read-write at their own path. Not from the environment: for the
+# test suite's exchange folder only.
+SANDBOX_SHARED_DIRS = []
+# Environment builds install wheels only: no package's build code runs. True allows source
+# builds (sdists, VCS and local requirements), in the build sandbox.
+ENVIRONMENT_SOURCE_BUILDS = envbool("AICENTER_SOURCE_BUILDS", False)
+# The installers' download cache, shared by builds (written by the build sandbox only).
+INSTALLER_CACHE_DIR = Path(
+    os.environ.get("AICENTER_INSTALLER_CACHE_DIR", DATA_DIR / "installer-cache")
 )
 # A run's log is cut (with a note saying so) past this many characters.
 PIPELINE_LOG_MAX_CHARS = envint("AICENTER_LOG_MAX_CHARS", 20 * 1024 * 1024)

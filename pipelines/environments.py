@@ -23,6 +23,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from pipelines.sandbox import Sandbox, python_prefixes, sandbox_uid, status
+
 logger = logging.getLogger(__name__)
 READY = ".ready"
 
@@ -53,10 +55,7 @@ def environment_key(python_version: str, requirements: str) -> str:
 
 @cache
 def find_python(version: str) -> str | None:
-    """The interpreter of Python `version` ('3.11') on this machine, or None. When package code
-    runs as another user (see runner/isolation.py), one that user can start comes first."""
-    from pipelines.runner.isolation import can_run, run_as_ids
-
+    """The interpreter of Python `version` ('3.11') on this machine, or None."""
     candidates = []
     if version == f"{sys.version_info.major}.{sys.version_info.minor}":
         candidates.append(Path(sys.base_prefix) / "bin" / f"python{version}")
@@ -64,9 +63,6 @@ def find_python(version: str) -> str | None:
         candidates.append(Path(found))
     candidates += [Path(f"/usr/local/bin/python{version}"), Path(f"/usr/bin/python{version}")]
     candidates = [c for c in dict.fromkeys(candidates) if c.exists()]
-    ids = run_as_ids()
-    if ids:
-        candidates.sort(key=lambda c: not can_run(str(c), ids))
     for candidate in candidates:
         try:
             answer = subprocess.run(
@@ -181,37 +177,97 @@ def using_environment(*, python_version: str, requirements: str, log=None, on_bu
         # evicted between the two steps: build it again
 
 
-def _run(command, log):
+# What an installer may be told by the operator (which index, which proxy, which CA): the
+# only variables of the server's that reach a build.
+INSTALLER_VARIABLES = re.compile(
+    r"^(UV_(INDEX|DEFAULT_INDEX|EXTRA_INDEX|INDEX_URL|EXTRA_INDEX_URL|FIND_LINKS|NATIVE_TLS|"
+    r"INSECURE_HOST)|PIP_(INDEX_URL|EXTRA_INDEX_URL|FIND_LINKS|TRUSTED_HOST|CERT)|"
+    r"(HTTPS?|NO|ALL)_PROXY|(https?|no|all)_proxy|SSL_CERT_(FILE|DIR)|REQUESTS_CA_BUNDLE)$"
+)
+
+
+def _build_sandbox(path: Path, python: str, uv: str | None):
+    """A build sees the environment it builds and the installers' cache, read-write; the
+    Python and uv it runs, read-only; the package index through the network; nothing else.
+    It runs as the builds' own uid, with none of the server's variables."""
+    uid = sandbox_uid(0)
+    cache = settings.INSTALLER_CACHE_DIR
+    cache.mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True)
+    if os.geteuid() == 0:
+        os.chown(cache, uid, uid)
+        os.chown(path, uid, uid)
+    readable = python_prefixes(python) + ([uv] if uv else [])
+    environment = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(cache),
+        "LANG": "C.UTF-8",
+        "UV_CACHE_DIR": str(cache / "uv"),
+        "PIP_CACHE_DIR": str(cache / "pip"),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        **{k: v for k, v in os.environ.items() if INSTALLER_VARIABLES.match(k)},
+    }
+    if not status().enabled:
+        return None, environment
+    box = Sandbox(
+        f"build-{path.name}",
+        uid=uid,
+        writable=[path, cache],
+        readable=readable,
+        network=True,
+        installer=True,
+        home=str(cache),
+    )
+    return box, environment
+
+
+def _run(command, log, box, environment):
+    if box:
+        command = box.command(command, cwd="/")
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        env=environment,
+        pass_fds=box.fds if box else (),
+        start_new_session=True,
     )
+    if box:
+        box.started(process)
     output = []
-    for line in process.stdout:
-        output.append(line)
-        if log:
-            log(line)
-    return process.wait(), "".join(output)
+    try:
+        for line in process.stdout:
+            output.append(line)
+            if log:
+                log(line)
+        return process.wait(), "".join(output)
+    finally:
+        if box:
+            box.stop()
+            box.close()
 
 
 def _build(path: Path, python: str, requirements: str, log) -> None:
     uv = _uv()
     if log:
         log(f"[aicenter] building the package's environment with {'uv' if uv else 'pip'}\n")
+    box, environment = _build_sandbox(path, python, uv)
     if uv:
         create = [uv, "venv", "--python", python, "--no-python-downloads", "--quiet", str(path)]
     else:
         create = [python, "-m", "venv", str(path)]
-    code, output = _run(create, log)
+    code, output = _run(create, log, box, environment)
     if code:
         raise EnvironmentError_(f"could not create the environment: {output.strip()[-300:]}")
     if not requirements:
         return
     requirements_file = path / "requirements.txt"
     requirements_file.write_text(requirements + "\n")
+    # wheels only, unless the operator allows source builds: no package's code runs at all
+    binary = [] if settings.ENVIRONMENT_SOURCE_BUILDS else ["--only-binary", ":all:"]
     if uv:
         # compiled now, once: package code may not write .pyc files here, and without them
         # every run would spend seconds compiling pandas or scikit-learn on import
@@ -220,25 +276,42 @@ def _build(path: Path, python: str, requirements: str, log) -> None:
             "pip",
             "install",
             "--compile-bytecode",
+            *binary,
             "--python",
             str(path / "bin" / "python"),
             "-r",
             str(requirements_file),
         ]
     else:
-        install = [
-            str(path / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "-r",
-            str(requirements_file),
-        ]
-    code, output = _run(install, log)
+        install = [str(path / "bin" / "python"), "-m", "pip", "install", *binary]
+        install += ["-r", str(requirements_file)]
+    code, output = _run(install, log, box, environment)
     if code:
-        raise EnvironmentError_(
-            f"dependency install failed: {_failed_requirement(output, requirements)}"
+        reason = f"dependency install failed: {_failed_requirement(output, requirements)}"
+        if binary and _needs_source_build(output):
+            reason += (
+                " (it has no wheel for this machine's Python, and building packages from "
+                "source is off: set AICENTER_SOURCE_BUILDS=true to allow source builds, "
+                "which then run in the build sandbox)"
+            )
+        raise EnvironmentError_(reason)
+
+
+def _needs_source_build(output: str) -> bool:
+    words = output.lower()
+    return any(
+        phrase in words
+        for phrase in (
+            "no usable wheel",
+            "no wheels",
+            "building source distributions is disabled",
+            "building from source is disabled",
+            "only-binary",
+            "has no wheel",
+            "no matching distribution",
+            "source distribution",
         )
+    )
 
 
 def _failed_requirement(output: str, requirements: str) -> str:

@@ -61,6 +61,9 @@ class PipelineRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # The user's process group on that worker, so a lost run's processes can be ended.
     process_group = models.IntegerField(null=True, blank=True)
+    # What the run's sandbox gave it (pipelines/sandbox.py describe()): shown on its page and in
+    # _results.json. Empty until its code starts.
+    sandbox = models.JSONField(default=dict, blank=True)
     max_run_seconds = models.PositiveIntegerField(default=24 * 3600)
     # CUDA_VISIBLE_DEVICES the worker gave the run: empty means it ran without a GPU.
     gpu_devices = models.CharField(max_length=100, blank=True)

@@ -25,6 +25,7 @@ from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
 from pipelines.results import results_json
 from pipelines.runner.workspace import Workspace
+from pipelines.sandbox import remove_leftovers
 
 logger = logging.getLogger(__name__)
 MAX_ENQUEUES = 3
@@ -96,6 +97,7 @@ def _kill_leftovers(run) -> None:
             os.killpg(run.process_group, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    remove_leftovers(f"run-{run.pk}")
     for workspace in settings.WORKSPACES_DIR.glob(f"run-{run.pk}-*"):
         Workspace(workspace).remove()
 

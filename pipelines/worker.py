@@ -9,6 +9,7 @@
 import ctypes
 import logging
 import signal
+import sys
 import time
 
 from django.conf import settings
@@ -38,6 +39,20 @@ class PipelineWorker(Worker):
         self._last_sweep = 0.0
 
     def work(self, *args, **kwargs):
+        from pipelines.sandbox import refusal, status
+
+        if problem := refusal():  # never run package code unsandboxed by accident
+            logger.error("this worker runs no package code: %s", problem)
+            sys.exit(f"AI Center worker not started: {problem}")
+        current = status()
+        if current.enabled:
+            logger.info(
+                "package code runs sandboxed (bubblewrap, %s uid, memory limits by %s)",
+                "its own" if current.privileged else "this worker's",
+                current.memory_enforcement,
+            )
+        else:
+            logger.warning("AICENTER_SANDBOX=off: package code runs unsandboxed")
         kwargs["with_scheduler"] = True
         return super().work(*args, **kwargs)
 

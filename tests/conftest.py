@@ -5,7 +5,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import boto3
 import django_rq
@@ -192,6 +194,8 @@ def wait_for(run, *, statuses=PipelineRun.FINISHED, timeout=60):
     while time.monotonic() < deadline:
         run.refresh_from_db()
         if run.status in statuses:
+            if os.environ.get("AICENTER_TEST_SHOW_LOGS"):
+                print("".join(run.log_chunks.order_by("seq").values_list("text", flat=True)))
             return run
         time.sleep(0.05)
     raise TimeoutError(f"run {run.pk} still {run.status} after {timeout} s")
@@ -208,14 +212,16 @@ def wait_until(check, timeout, message):
 
 
 @pytest.fixture
-def tmp_path(tmp_path):
-    """pytest's tmp_path, opened up: package code run by a root worker runs as an unprivileged
-    user (pipelines/runner/isolation.py) and must reach the files tests hand to it."""
-    tmp_path.chmod(0o777)
-    for parent in list(tmp_path.parents)[:3]:
-        if parent.stat().st_uid == os.getuid() and str(parent).startswith("/tmp/"):
-            parent.chmod(parent.stat().st_mode | 0o111)
-    return tmp_path
+def tmp_path(request):
+    """A fresh folder that package code in its sandbox sees too, at the same path (the test
+    settings' SANDBOX_SHARED_DIRS): tests hand files to runs and runs leave notes in it."""
+    (shared,) = settings.SANDBOX_SHARED_DIRS
+    shared.mkdir(parents=True, exist_ok=True)
+    shared.chmod(0o777)
+    name = "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
+    folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=shared))
+    folder.chmod(0o777)
+    return folder
 
 
 # moto's S3-compatible server, for tests of storage on S3 (and of workers that only have S3).

@@ -45,6 +45,11 @@ PIPELINE_LOST_AFTER_SECONDS = 5
 PIPELINE_SWEEP_SECONDS = 1
 PIPELINE_KILL_GRACE_SECONDS = 2
 
+# The only folder sandboxes share with the tests (the tmp_path fixture makes folders in it).
+SANDBOX_SHARED_DIRS = [DATA_DIR / "shared"]  # noqa: F405
+SANDBOX_SHARED_DIRS[0].mkdir(mode=0o777, exist_ok=True)
+SANDBOX_SHARED_DIRS[0].chmod(0o777)
+
 # Small limits, so tests can hit them quickly.
 PIPELINE_MEMORY_LIMIT_MB = 2048
 PIPELINE_FILE_SIZE_LIMIT_MB = 50

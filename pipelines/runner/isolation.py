@@ -1,11 +1,9 @@
-"""Run the package's code as an unprivileged user when the worker runs as root, so it can't
-touch stored data, the database or other runs' workspaces: only its own workspace is
-writable to it. (A worker that is not root runs it as itself: use a dedicated account.)"""
+"""Workspace ownership and, only where the operator turned the sandbox off, what is left of
+isolation without it. The sandbox itself is pipelines/sandbox.py."""
 
 import functools
 import logging
 import os
-import pwd
 import subprocess
 
 from django.conf import settings
@@ -14,22 +12,9 @@ logger = logging.getLogger(__name__)
 
 
 @functools.cache
-def run_as_ids() -> tuple[int, int] | None:
-    """(uid, gid) to run package code as, or None to run it as the worker itself."""
-    name = settings.PIPELINE_RUN_AS_USER
-    if not name or os.geteuid() != 0:
-        return None
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        logger.error("AICENTER_RUN_AS_USER=%s: no such user; package code runs as root", name)
-        return None
-    return entry.pw_uid, entry.pw_gid
-
-
-@functools.cache
 def can_run(python: str, ids: tuple[int, int]) -> bool:
-    """Can that user start this interpreter? (Not when it lives in a folder only root reads.)"""
+    """Can that user start this interpreter outside a sandbox? (Not when it lives in a folder
+    only root reads.)"""
     try:
         return (
             subprocess.run(
@@ -47,8 +32,8 @@ def can_run(python: str, ids: tuple[int, int]) -> bool:
 
 
 def protect_directories() -> None:
-    """The data dir can be crossed but not read; storage, Redis and the database are root's;
-    environments are readable; workspaces are reached only by their own run."""
+    """Unsandboxed runs only: the data dir can be crossed but not read; storage, Redis and the
+    database are root's; environments are readable; workspaces are reached only by their run."""
     data = settings.DATA_DIR
     modes = [
         (data, 0o711),
@@ -66,10 +51,12 @@ def protect_directories() -> None:
             logger.warning("could not chmod %s", path)
 
 
-def hand_over(root, ids: tuple[int, int]) -> None:
-    """Give a workspace to the run's user."""
-    uid, gid = ids
-    os.chown(root, uid, gid)
-    for folder, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
+def hand_over(workspace, uid: int) -> None:
+    """Give the run's uid its package, home and tmp folders. The workspace's own folder stays
+    the worker's (crossable, not writable), so the run can't swap those folders for links."""
+    os.chmod(workspace.root, 0o711)
+    for top in (workspace.package, workspace.home, workspace.tmp):
+        os.chown(top, uid, uid)
+        for folder, dirnames, filenames in os.walk(top):
+            for name in dirnames + filenames:
+                os.chown(os.path.join(folder, name), uid, uid, follow_symlinks=False)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from pipelines.runner.workspace import disk_usage
+
 BOOTSTRAP = (Path(__file__).parent / "bootstrap.py").read_text()
 # What a Python process needs besides SPEC's variables; nothing of the server's environment.
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -26,6 +28,7 @@ class Outcome:
     started_at: float | None = None  # when the user's code began (bootstrap's first report)
     stopped: str = ""  # why the platform stopped it: "killed" or "timeout"
     spawned_at: float | None = None  # when the platform started the process
+    out_of_memory: bool = False  # the kernel killed one of its processes at the memory limit
 
     @property
     def succeeded(self):
@@ -61,40 +64,41 @@ def run_user_code(
     variables,
     plan,
     log,
+    sandbox=None,
     should_stop=None,
     on_start=None,
     extra_env=None,
     user_ids=None,
 ) -> Outcome:
-    """Run `plan` ([call, argument] pairs) on train.Main in a new session; stream its output into
-    `log` as it comes; return what happened. `should_stop()` returning a reason ends the whole
-    process group (SIGTERM, grace, SIGKILL)."""
+    """Run `plan` ([call, argument] pairs) on train.Main in `sandbox` (None: a plain process in
+    a new session, as `user_ids` if given); stream its output into `log` as it comes; return
+    what happened. `should_stop()` returning a reason ends everything the package started
+    (SIGTERM, grace, SIGKILL), and so does going over the memory limit or the disk quota."""
     outcome = Outcome()
     read_end, write_end = os.pipe()
     outcome.spawned_at = time.time()
-    process = subprocess.Popen(
-        [
-            python,
-            "-B",
-            "-u",
-            "-c",
-            BOOTSTRAP,
-            str(write_end),
-            json.dumps(plan),
-            json.dumps(run_limits()),
-        ],
-        cwd=workspace.package,
-        env={
-            **user_environment(python=python, workspace=workspace, variables=variables),
-            **(extra_env or {}),
-        },
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        pass_fds=(write_end,),
-        start_new_session=True,  # its own process group: kill reaches its children too
-        **({"user": user_ids[0], "group": user_ids[1], "extra_groups": []} if user_ids else {}),
-    )
+    argv = [python, "-B", "-u", "-c", BOOTSTRAP, str(write_end), json.dumps(plan)]
+    argv.append(json.dumps(run_limits()))
+    env = {
+        **user_environment(python=python, workspace=workspace, variables=variables),
+        **(extra_env or {}),
+    }
+    common = {
+        "env": env,
+        "stdin": subprocess.DEVNULL,
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.STDOUT,
+        "start_new_session": True,  # its own process group: kill reaches its children too
+    }
+    if sandbox:
+        command = sandbox.command(argv, cwd=str(workspace.package))
+        process = subprocess.Popen(command, pass_fds=(write_end, *sandbox.fds), **common)
+        sandbox.started(process)
+    else:
+        ids = {"user": user_ids[0], "group": user_ids[1], "extra_groups": []} if user_ids else {}
+        process = subprocess.Popen(
+            argv, cwd=workspace.package, pass_fds=(write_end,), **common, **ids
+        )
     os.close(write_end)
     if on_start:
         on_start(process.pid)
@@ -106,6 +110,14 @@ def run_user_code(
     selector.register(output, selectors.EVENT_READ, "output")
     selector.register(read_end, selectors.EVENT_READ, "reports")
     exited_at = None
+    limits = ResourceWatch(sandbox, workspace)
+
+    def stop(grace):
+        if sandbox:
+            sandbox.stop(grace)
+        else:
+            stop_process_group(process, grace)
+
     try:
         while selector.get_map():
             for key, _ in selector.select(timeout=0.25):
@@ -120,9 +132,12 @@ def run_user_code(
                     for line in lines:
                         _on_report(line, outcome, open_calls)
             log.flush_if_due()
+            if not outcome.stopped and (reason := limits.exceeded()):
+                outcome.stopped = reason
+                stop(0)  # over a limit: no grace, it would only grow
             if should_stop and not outcome.stopped and (reason := should_stop()):
                 outcome.stopped = reason
-                stop_process_group(process, grace=settings.PIPELINE_KILL_GRACE_SECONDS)
+                stop(settings.PIPELINE_KILL_GRACE_SECONDS)
             if process.poll() is not None:
                 # A child the package left behind may hold the pipes open: don't wait forever.
                 exited_at = exited_at or time.monotonic()
@@ -131,13 +146,40 @@ def run_user_code(
     finally:
         selector.close()
         os.close(read_end)
-        stop_process_group(process)
+        stop(0)
         process.stdout.close()
     log.write(decoder.decode(b"", final=True))
     outcome.exit_code = process.wait()
+    if sandbox:
+        if outcome.exit_code > 128:  # bwrap's way of saying the process died of a signal
+            outcome.exit_code = 128 - outcome.exit_code
+        outcome.out_of_memory = sandbox.out_of_memory()
     for name, start in open_calls.items():  # cut short by a kill or a time limit
         outcome.calls.append({"name": name, "start": start, "end": time.time()})
     return outcome
+
+
+class ResourceWatch:
+    """The limits no kernel mechanism enforces here: the workspace's disk quota, and the whole
+    run's memory where there is no cgroup. Checked at the log's rhythm, cheaply."""
+
+    def __init__(self, sandbox, workspace):
+        self.sandbox = sandbox
+        self.workspace = workspace
+        self.next_memory = self.next_disk = time.monotonic()
+
+    def exceeded(self) -> str:
+        now = time.monotonic()
+        if self.sandbox and self.sandbox.watchdog and now >= self.next_memory:
+            self.next_memory = now + 0.5
+            if self.sandbox.memory_over_limit():
+                return "memory"
+        quota = settings.PIPELINE_DISK_LIMIT_MB * 1024 * 1024
+        if quota and now >= self.next_disk:
+            self.next_disk = now + 2.0
+            if disk_usage(self.workspace.root) > quota:
+                return "disk"
+        return ""
 
 
 def _on_report(line: bytes, outcome: Outcome, open_calls: dict) -> None:

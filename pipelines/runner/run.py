@@ -1,5 +1,6 @@
 """The seed's four steps, made real, for one pipeline run on this worker."""
 
+import itertools
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from aicenter.manifests import (
 )
 from aicenter.templatetags.aicenter import duration
 from packages.services import package_version_create_trained
+from pipelines import sandbox
 from pipelines.environments import EnvironmentError_, environment_ready, using_environment
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun
@@ -29,7 +31,8 @@ from pipelines.results import results_json
 from pipelines.runner import isolation
 from pipelines.runner.process import run_user_code
 from pipelines.runner.watch import RunWatch
-from pipelines.runner.workspace import Workspace, collect_files
+from pipelines.runner.workspace import UnsafeOutput, Workspace, collected_files
+from pipelines.sandbox import python_prefixes, sandbox_summary, sandbox_uid
 
 logger = logging.getLogger(__name__)
 DIRECTORIES = (
@@ -158,18 +161,23 @@ class Runner:
         run = self.run
         if self.watch.killed.is_set():  # killed while its environment was being built
             return {"status": PipelineRun.KILLED}
-        user_ids = self._isolate(environment, workspace)
-        outcome = run_user_code(
-            python=environment.python,
-            workspace=workspace,
-            variables=variables,
-            plan=_plan(run, variables),
-            log=self.log,
-            should_stop=self._should_stop,
-            on_start=self._record_process_group,
-            extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
-            user_ids=user_ids,
-        )
+        box, user_ids = self._sandbox(environment, workspace)
+        try:
+            outcome = run_user_code(
+                python=environment.python,
+                workspace=workspace,
+                variables=variables,
+                plan=_plan(run, variables),
+                log=self.log,
+                sandbox=box,
+                should_stop=self._should_stop,
+                on_start=self._record_process_group,
+                extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
+                user_ids=user_ids,
+            )
+        finally:
+            if box:
+                box.close()
         if outcome.started_at:
             self.phases.append(
                 {"name": "python", "start": outcome.spawned_at, "end": outcome.started_at}
@@ -177,21 +185,41 @@ class Runner:
         self.phases += outcome.calls
         return self._finish(workspace, variables, outcome)
 
-    def _isolate(self, environment, workspace):
-        """The user to run the package's code as (None: the worker's own), its workspace given
-        to it."""
-        ids = isolation.run_as_ids()
-        if ids is None:
-            return None
-        isolation.protect_directories()  # the data dir must be crossable to reach the runtime
-        if not isolation.can_run(environment.python, ids):
+    def _sandbox(self, environment, workspace):
+        """The run's sandbox (or, with AICENTER_SANDBOX=off, None and the ids of the user to run
+        as), recorded on the run and said in its log."""
+        run = self.run
+        uid = sandbox_uid(run.pk)
+        root = os.geteuid() == 0
+        if root:
+            isolation.hand_over(workspace, uid)
+        run.sandbox = sandbox.describe(network=run.project.allow_network)
+        PipelineRun.objects.filter(pk=run.pk).update(sandbox=run.sandbox)
+        if not run.sandbox["enabled"]:
+            ids = (uid, uid) if root else None
+            if root:
+                isolation.protect_directories()
+                if not isolation.can_run(environment.python, ids):
+                    ids = None
             self.log.platform(
-                f"warning: user {settings.PIPELINE_RUN_AS_USER} can't start {environment.python}"
-                " (is its Python in a folder only root can read?): the package runs as root"
+                "warning: not sandboxed (AICENTER_SANDBOX=off): the package's code runs with "
+                + ("the worker's own rights" if ids is None else f"uid {uid}")
+                + ", may reach the network, and what it starts may outlive the run"
             )
-            return None
-        isolation.hand_over(workspace.root, ids)
-        return ids
+            return None, ids
+        self.log.platform(f"sandbox: {sandbox_summary(run.sandbox)}")
+        box = sandbox.Sandbox(
+            f"run-{run.pk}",
+            uid=uid,
+            writable=[workspace.root, *settings.SANDBOX_SHARED_DIRS],
+            readable=[environment.path, *python_prefixes(environment.python)],
+            network=run.project.allow_network,
+            memory=settings.PIPELINE_MEMORY_LIMIT_MB * 1024 * 1024,
+            processes=settings.PIPELINE_PROCESSES_LIMIT,
+            gpu=bool(run.gpu_devices),
+            home=str(workspace.home),
+        )
+        return box, None
 
     def _should_stop(self) -> str:
         if self.watch.killed.is_set():
@@ -223,22 +251,35 @@ class Runner:
         """Upload what the run produced; return how it ends (the arguments of _end)."""
         run = self.run
         with self.phase("upload"):
-            artifacts = _upload(
-                collect_files(workspace.package / variables["artifacts_directory"], exclude=[])
-            )
-            if not outcome.succeeded or outcome.stopped:
+            artifacts = None
+            try:
+                artifacts = _upload(
+                    collected_files(
+                        workspace.package, variables["artifacts_directory"], note=self.log.platform
+                    )
+                )
+                if outcome.succeeded and not outcome.stopped and run.type != PipelineRun.EVALUATE:
+                    version_files = _upload(
+                        collected_files(
+                            workspace.package,
+                            exclude=[variables[name] for name in DIRECTORIES],
+                            note=self.log.platform,
+                        )
+                    )
+                else:
+                    version_files = None
+            except UnsafeOutput as error:
+                if artifacts:
+                    manifest_delete(artifacts)
+                return {"status": PipelineRun.FAILED, "reason": error.reason}
+            if not outcome.succeeded or outcome.stopped or outcome.out_of_memory:
+                if version_files:
+                    manifest_delete(version_files)
                 return {
                     "status": _failed_status(outcome),
                     "reason": self._failure_reason(outcome),
                     "artifacts": artifacts,
                 }
-            version_files = None
-            if run.type in (PipelineRun.TRAIN, PipelineRun.FULL):
-                version_files = _upload(
-                    collect_files(
-                        workspace.package, exclude=[variables[name] for name in DIRECTORIES]
-                    )
-                )
             snapshot = evaluation_snapshot = None
             if run.dataset and variables["save_training_data"] == "true":
                 snapshot = manifest_copy(run.dataset.manifest, prefix=run.dataset_folder)
@@ -256,12 +297,27 @@ class Runner:
         }
 
     def _failure_reason(self, outcome) -> str:
+        if outcome.stopped == "memory" or (outcome.out_of_memory and outcome.stopped != "killed"):
+            return (
+                f"the run went over its memory limit of {settings.PIPELINE_MEMORY_LIMIT_MB:,} MB"
+                " (all its processes together)"
+            )
+        if outcome.stopped == "disk":
+            return (
+                f"the run went over its disk quota of {settings.PIPELINE_DISK_LIMIT_MB:,} MB"
+                " (the files in its workspace)"
+            )
         if outcome.stopped == "timeout":
             return f"timed out after {duration(self.run.max_run_seconds)}"
         if outcome.stopped == "killed":
             return ""  # the kill already said who
         if outcome.error:
             return outcome.error
+        if outcome.started_at is None and outcome.exit_code:
+            return (
+                f"the package's process could not start (exit code {outcome.exit_code}): "
+                "see the log"
+            )
         if outcome.exit_code is not None and outcome.exit_code < 0:
             return f"the package's process was killed by signal {-outcome.exit_code}"
         return f"the package's process exited with code {outcome.exit_code}"
@@ -322,16 +378,12 @@ def _failed_status(outcome):
 
 
 def _upload(files):
-    """Workspace files → a new manifest (None when there are none)."""
-    if not files:
+    """(path, open file) pairs → a new manifest (None when there are none)."""
+    files = iter(files)
+    first = next(files, None)
+    if first is None:
         return None
-
-    def opened():
-        for path, absolute in files:
-            with open(absolute, "rb") as fileobj:
-                yield path, fileobj
-
-    return manifest_from_files(opened())
+    return manifest_from_files(itertools.chain([first], files))
 
 
 def run_pipeline(run) -> None:

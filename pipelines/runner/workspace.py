@@ -6,6 +6,7 @@ afterwards the new version and artifacts collected from it.
     <workspace>/tmp       its TMPDIR
 """
 
+import errno
 import os
 import shutil
 import stat
@@ -90,26 +91,108 @@ def blob_copy(sha256: str, destination: Path) -> None:
             remaining -= copied
 
 
-def collect_files(root: Path, *, exclude: list[str]) -> list[tuple[str, Path]]:
-    """Every regular file under `root` as (relative '/' path, absolute path), skipping the
-    `exclude` folders, Python caches, symlinks and special files (never followed: user code
-    could point them anywhere on the worker)."""
+class UnsafeOutput(Exception):
+    """An output folder the run turned into a link: refused, with `reason` for the user."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+NO_FOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def open_folder(root: Path, relative: str = "") -> int | None:
+    """A directory fd for `root`/`relative`, reached one component at a time without following
+    a symbolic link (None if it doesn't exist). Raises UnsafeOutput when a component is a link."""
+    try:
+        fd = os.open(root, NO_FOLLOW | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise UnsafeOutput(f"the run's folder {root.name} was replaced by a link") from error
+    for part in [p for p in relative.split("/") if p]:
+        try:
+            child = os.open(part, NO_FOLLOW | os.O_DIRECTORY, dir_fd=fd)
+        except FileNotFoundError:
+            os.close(fd)
+            return None
+        except OSError as error:  # ELOOP: a symlink; ENOTDIR: a file where a folder should be
+            os.close(fd)
+            if error.errno == errno.ENOTDIR:
+                return None
+            raise UnsafeOutput(
+                f"'{relative}' is a symbolic link: outputs are never collected through links"
+            ) from error
+        os.close(fd)
+        fd = child
+    return fd
+
+
+def collected_files(root: Path, relative: str = "", *, exclude=(), note=None):
+    """Yield (relative '/' path, open file) for every regular file under `root`/`relative`,
+    skipping the `exclude` folders and Python caches. Nothing is ever followed: the walk holds
+    directory fds (os.fwalk), each file is opened relative to its folder with O_NOFOLLOW and its
+    type checked on the open file, so a link swapped in at any moment leads nowhere. Links and
+    special files are skipped with a `note(text)`."""
     excluded = {e.strip("/") for e in exclude if e}
-    found = []
-    for folder, dirnames, filenames in os.walk(root):
-        relative_folder = os.path.relpath(folder, root)
-        relative_folder = "" if relative_folder == "." else relative_folder
-        kept = []
-        for name in dirnames:
-            relative = f"{relative_folder}/{name}" if relative_folder else name
-            if name == "__pycache__" or relative in excluded:
-                continue
-            kept.append(name)
-        dirnames[:] = kept
-        for name in filenames:
-            path = Path(folder) / name
-            relative = f"{relative_folder}/{name}" if relative_folder else name
-            if relative in excluded or not stat.S_ISREG(os.lstat(path).st_mode):
-                continue
-            found.append((relative, path))
-    return sorted(found)
+    top = open_folder(root, relative)
+    if top is None:
+        return
+    try:
+        for folder, dirnames, filenames, dirfd in os.fwalk(".", dir_fd=top):
+            here = "" if folder == "." else folder[2:]
+            dirnames[:] = sorted(
+                name
+                for name in dirnames
+                if name != "__pycache__" and _join(here, name) not in excluded
+            )
+            for name in sorted(filenames):
+                path = _join(here, name)
+                if path in excluded:
+                    continue
+                opened = _open_regular(name, dirfd)
+                if isinstance(opened, str):
+                    if note:
+                        note(f"skipped {_join(relative, path)}: {opened}")
+                    continue
+                with opened:
+                    yield path, opened
+    finally:
+        os.close(top)
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
+def _open_regular(name: str, dirfd: int):
+    """The open file, or why it was skipped."""
+    try:
+        fd = os.open(name, NO_FOLLOW, dir_fd=dirfd)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link (outputs are never collected through links)"
+        return f"unreadable ({error.strerror})"
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return "not a regular file"
+    return os.fdopen(fd, "rb")
+
+
+def disk_usage(root: Path) -> int:
+    """Bytes the files under `root` take on disk (links not followed)."""
+    total, folders = 0, [str(root)]
+    while folders:
+        try:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(entry.path)
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+    return total

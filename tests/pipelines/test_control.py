@@ -15,6 +15,7 @@ from rq.job import Job
 
 from packages.models import PackageVersion
 from pipelines.models import PipelineRun, Schedule
+from pipelines.sandbox import sandbox_processes
 from tests.conftest import start_worker, stop, upload, wait_for, wait_for_workers, wait_until
 from tests.factories import package_zip
 
@@ -193,13 +194,16 @@ def test_a_full_pipeline_processes_trains_evaluates_and_saves(api):
 def test_kill_ends_the_whole_process_tree_within_5_seconds(api, tmp_path):
     run = start(api, parameters={"mode": "child", "pid_dir": str(tmp_path)})
     wait_until(lambda: (tmp_path / "child").exists(), 30, "train() never started its child")
-    user, child = (int((tmp_path / name).read_text()) for name in ("user", "child"))
-    assert alive(user) and alive(child)
+    run.refresh_from_db()
+    processes = sandbox_processes(run.process_group)  # train()'s process and its child
+    assert len(processes) == 2 and all(alive(pid) for pid in processes)
     killed_at = time.monotonic()
     response = api.post(f"{API}/pipelines/{run.pk}/kill")
     assert response.json()["status"] == "killed"
     gone = wait_until(
-        lambda: not alive(user) and not alive(child), 10, "the user's processes outlived the kill"
+        lambda: not any(alive(pid) for pid in [run.process_group, *processes]),
+        10,
+        "the user's processes outlived the kill",
     )
     assert gone - killed_at < 5
     run = wait_for(run)
@@ -228,7 +232,8 @@ def test_a_worker_killed_mid_run_is_noticed_and_the_queue_carries_on(api, tmp_pa
         run = start(api, gpu=True, parameters={"mode": "sleep", "pid_dir": str(tmp_path)})
         wait_for(run, statuses=[PipelineRun.RUNNING])
         wait_until(lambda: (tmp_path / "user").exists(), 30, "train() never started")
-        user = int((tmp_path / "user").read_text())
+        run.refresh_from_db()
+        (user,) = sandbox_processes(run.process_group)
         os.killpg(doomed.pid, signal.SIGKILL)  # the worker and its work horse, as in a crash
         doomed.wait()
         killed_at = time.monotonic()

@@ -195,11 +195,8 @@ def test_an_uploaded_version_gets_its_environment_before_its_first_run(api, sett
 
 def test_without_uv_pip_builds_the_environment(settings, tmp_path, monkeypatch):
     from pipelines import environments
-    from pipelines.runner import isolation
 
     settings.ENVIRONMENTS_DIR = tmp_path
-    settings.PIPELINE_RUN_AS_USER = ""  # the worker's own Python, which has venv and pip
-    isolation.run_as_ids.cache_clear()
     environments.find_python.cache_clear()
     monkeypatch.setattr(environments, "_uv", lambda: None)
     lines = []
@@ -208,7 +205,6 @@ def test_without_uv_pip_builds_the_environment(settings, tmp_path, monkeypatch):
             python_version="3.11", requirements="six==1.16.0", log=lines.append
         )
     finally:
-        isolation.run_as_ids.cache_clear()
         environments.find_python.cache_clear()
     assert "building the package's environment with pip" in "".join(lines)
     assert (environment.path / READY).exists()
