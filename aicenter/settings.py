@@ -128,7 +128,8 @@ LOGOUT_REDIRECT_URL = "login"
 # Login throttling (django-axes): this many failed logins for one username from one address
 # lock that pair out for the cool-off; a right password during it is refused too.
 AXES_FAILURE_LIMIT = envint("AICENTER_LOGIN_FAILURE_LIMIT", 5)
-AXES_COOLOFF_TIME = timedelta(minutes=envint("AICENTER_LOGIN_COOLOFF_MINUTES", 15))
+# At least a minute: django-axes reads no cool-off as locked out until an admin resets it.
+AXES_COOLOFF_TIME = timedelta(minutes=max(1, envint("AICENTER_LOGIN_COOLOFF_MINUTES", 15)))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "aicenter.security.login_locked_out"
