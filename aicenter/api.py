@@ -9,7 +9,14 @@ from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as SchemaError
 from ninja.security import HttpBearer, django_auth
 
-from aicenter.services import api_token_user, project_create, project_list_for_user
+from aicenter.services import (
+    ADMIN,
+    api_token_user,
+    project_create,
+    project_get_for_user,
+    project_list_for_user,
+    project_settings_update,
+)
 
 
 class BearerToken(HttpBearer):
@@ -93,7 +100,12 @@ class ProjectOut(Schema):
     slug: str
     name: str
     description: str
+    allow_network: bool
     created_at: datetime
+
+
+class ProjectSettingsIn(Schema):
+    allow_network: bool
 
 
 projects = Router(tags=["projects"])
@@ -108,6 +120,18 @@ def list_projects(request):
 def create_project(request, payload: ProjectIn):
     project = project_create(user=request.user, name=payload.name, description=payload.description)
     return Status(201, project)
+
+
+@projects.get("/{project}", response=ProjectOut)
+def get_project(request, project: str):
+    return project_get_for_user(user=request.user, slug=project)
+
+
+@projects.patch("/{project}", response=ProjectOut)
+def update_project(request, project: str, payload: ProjectSettingsIn):
+    """Project admins: `allow_network` lets the project's runs open outbound connections."""
+    project = project_get_for_user(user=request.user, slug=project, need=ADMIN)
+    return project_settings_update(project=project, allow_network=payload.allow_network)
 
 
 def _register_routers():

@@ -72,6 +72,16 @@ def project_create(*, user, name: str, description: str = "") -> Project:
     return project
 
 
+def project_settings_update(*, project, allow_network: bool) -> Project:
+    """Change a project's settings (the caller checked the actor is a project admin).
+    `allow_network`: its runs may open outbound connections (they have none by default)."""
+    if not isinstance(allow_network, bool):
+        raise ValidationError({"allow_network": "allow_network must be true or false."})
+    project.allow_network = allow_network
+    project.save(update_fields=["allow_network"])
+    return project
+
+
 def membership_set(*, project, username: str, role: str) -> Membership:
     """Add a member or change their role (the caller checked the actor is a project admin)."""
     if role not in _RANK:

@@ -14,6 +14,7 @@ urlpatterns = [
     path("", views.project_list, name="project-list"),
     path("p/<slug:project>/", views.project_home, name="project-home"),
     path("p/<slug:project>/members/", views.project_members, name="project-members"),
+    path("p/<slug:project>/settings/", views.project_settings, name="project-settings"),
     path("p/<slug:project>/datasets/", include("datasets.urls")),
     path("p/<slug:project>/packages/", include("packages.urls")),
     path("p/<slug:project>/pipelines/", include("pipelines.urls")),

@@ -11,6 +11,7 @@ from aicenter.services import (
     project_create,
     project_get_for_user,
     project_list_for_user,
+    project_settings_update,
 )
 from datasets.selectors import dataset_list
 from packages.selectors import package_list, with_latest_number
@@ -80,3 +81,15 @@ def project_members(request, project):
         {"project": project, "members": members, "roles": Membership.ROLES, "errors": errors},
         status=400 if errors else 200,
     )
+
+
+@login_required
+def project_settings(request, project):
+    project = project_get_for_user(user=request.user, slug=project)
+    if request.method == "POST":
+        project = project_get_for_user(user=request.user, slug=project.slug, need=ADMIN)
+        project_settings_update(
+            project=project, allow_network=request.POST.get("allow_network") == "on"
+        )
+        return redirect("project-settings", project=project.slug)
+    return render(request, "projects/settings.html", {"project": project})

@@ -73,6 +73,7 @@ class PipelineOut(Schema):
     scheduled_for: datetime | None
     schedule: int | None
     waiting_for: str | None
+    sandbox: dict
 
 
 def pipeline_out(run, worker_counts=None) -> dict:
@@ -103,6 +104,7 @@ def pipeline_out(run, worker_counts=None) -> dict:
         "scheduled_for": run.scheduled_for,
         "schedule": run.schedule_id,
         "waiting_for": waiting_for(run, worker_counts),
+        "sandbox": run.sandbox,
     }
 
 

@@ -126,6 +126,13 @@ class PipelineRun(models.Model):
         return ordered_parameters(self.parameters)
 
     @property
+    def sandbox_summary(self) -> str:
+        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB'"""
+        from pipelines.sandbox import sandbox_summary
+
+        return sandbox_summary(self.sandbox)
+
+    @property
     def results(self):
         return json.loads(self.results_text) if self.results_text else None
 

@@ -44,5 +44,7 @@ def results_json(run) -> dict:
                 "package": run.package.name if version else None,
                 "version": version.number if version else None,
             },
+            # what the run's code was given: network or not, its limits (null before it ran)
+            "sandbox": run.sandbox or None,
         },
     }

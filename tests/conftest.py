@@ -25,6 +25,16 @@ from pipelines.models import PipelineRun
 from tests.factories import package_zip
 
 
+def requires(available: bool, what: str) -> None:
+    """Skip a test that needs a tool this machine lacks; under CI=true, where every tool must
+    be there, fail it instead, so a missing install step can't pass for a green run."""
+    if available:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {what}")
+    pytest.skip(what)
+
+
 @pytest.fixture(autouse=True)
 def _clean_storage(settings):
     """Each test starts with empty local storage, so 'nothing stored' can be checked."""

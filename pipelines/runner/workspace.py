@@ -99,6 +99,7 @@ class UnsafeOutput(Exception):
         self.reason = reason
 
 
+LINK = "a symbolic link (outputs are never collected through links)"
 NO_FOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -117,9 +118,10 @@ def open_folder(root: Path, relative: str = "") -> int | None:
         except FileNotFoundError:
             os.close(fd)
             return None
-        except OSError as error:  # ELOOP: a symlink; ENOTDIR: a file where a folder should be
+        except OSError as error:  # a symlink, or a file where a folder should be
+            is_link = stat.S_ISLNK(os.lstat(part, dir_fd=fd).st_mode)
             os.close(fd)
-            if error.errno == errno.ENOTDIR:
+            if not is_link:
                 return None
             raise UnsafeOutput(
                 f"'{relative}' is a symbolic link: outputs are never collected through links"
@@ -142,11 +144,16 @@ def collected_files(root: Path, relative: str = "", *, exclude=(), note=None):
     try:
         for folder, dirnames, filenames, dirfd in os.fwalk(".", dir_fd=top):
             here = "" if folder == "." else folder[2:]
-            dirnames[:] = sorted(
-                name
-                for name in dirnames
-                if name != "__pycache__" and _join(here, name) not in excluded
-            )
+            kept = []
+            for name in sorted(dirnames):
+                if name == "__pycache__" or _join(here, name) in excluded:
+                    continue
+                if stat.S_ISLNK(os.lstat(name, dir_fd=dirfd).st_mode):  # fwalk won't enter it
+                    if note:
+                        note(f"skipped {_join(relative, _join(here, name))}: {LINK}")
+                    continue
+                kept.append(name)
+            dirnames[:] = kept
             for name in sorted(filenames):
                 path = _join(here, name)
                 if path in excluded:
@@ -172,7 +179,7 @@ def _open_regular(name: str, dirfd: int):
         fd = os.open(name, NO_FOLLOW, dir_fd=dirfd)
     except OSError as error:
         if error.errno == errno.ELOOP:
-            return "a symbolic link (outputs are never collected through links)"
+            return LINK
         return f"unreadable ({error.strerror})"
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
