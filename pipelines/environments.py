@@ -63,6 +63,12 @@ def find_python(version: str) -> str | None:
         candidates.append(Path(found))
     candidates += [Path(f"/usr/local/bin/python{version}"), Path(f"/usr/bin/python{version}")]
     candidates = [c for c in dict.fromkeys(candidates) if c.exists()]
+    if not status().enabled and os.geteuid() == 0:
+        # unsandboxed runs start as an unprivileged uid: one it can start comes first
+        from pipelines.runner.isolation import can_run
+
+        uid = sandbox_uid(1)
+        candidates.sort(key=lambda c: not can_run(str(c), (uid, uid)))
     for candidate in candidates:
         try:
             answer = subprocess.run(

@@ -221,14 +221,14 @@ class Cgroup:
         for pid in self.pids():  # nothing may outlive the sandbox
             _kill(pid, signal.SIGKILL)
         for path in self.paths:
-            for _ in range(50):  # the kernel frees a cgroup a moment after its last process
+            for _ in range(1000):  # the kernel frees a cgroup a moment after its last process
                 try:
                     path.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.01)
+                    time.sleep(0.0005)
 
 
 class Sandbox:

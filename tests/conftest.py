@@ -102,6 +102,13 @@ def pages_as(client):
     return login
 
 
+@pytest.fixture
+def runs_stay_here(monkeypatch):
+    """Runs created stay out of Redis, for tests that execute them with the runner in this
+    process (run_pipeline): a worker started by another test must not claim them first."""
+    monkeypatch.setattr("pipelines.services.pipeline_run_enqueue", lambda *, run: None)
+
+
 def upload(name="package.zip", content=None, **overrides):
     return SimpleUploadedFile(name, content if content is not None else package_zip(**overrides))
 

@@ -199,11 +199,14 @@ class Runner:
             ids = (uid, uid) if root else None
             if root:
                 isolation.protect_directories()
-                if not isolation.can_run(environment.python, ids):
-                    ids = None
+                if not isolation.can_run(environment.python, ids):  # never as root
+                    raise EnvironmentError_(
+                        f"not sandboxed (AICENTER_SANDBOX=off) and uid {uid} can't start "
+                        f"{environment.python} (is its Python in a folder only root reads?)"
+                    )
             self.log.platform(
                 "warning: not sandboxed (AICENTER_SANDBOX=off): the package's code runs with "
-                + ("the worker's own rights" if ids is None else f"uid {uid}")
+                + ("the worker's own uid" if ids is None else f"uid {uid}")
                 + ", may reach the network, and what it starts may outlive the run"
             )
             return None, ids

@@ -15,6 +15,12 @@ from tests.conftest import upload
 from tests.factories import package_zip
 
 HTMX = {"HX-Request": "true"}
+# Committed rows: the runner's watch thread reads the run on a connection of its own; the runs
+# are executed here, never by a worker.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("runs_stay_here"),
+]
 
 TRAIN = """\
 import os

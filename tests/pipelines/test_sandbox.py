@@ -27,6 +27,12 @@ from tests.conftest import requires, upload, wait_for, wait_until
 from tests.factories import package_zip
 
 API = "/api/v1/projects/alpha"
+# Committed rows: the runner's watch thread reads the run on a connection of its own; the runs
+# are executed here, never by a worker.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("runs_stay_here"),
+]
 SECRET = "TOPSECRET-not-for-package-code"
 
 
@@ -300,8 +306,10 @@ def test_a_project_admin_may_allow_outbound_network(db, project, bob, alice, lis
 # 5. Another run's processes, through /proc.
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_run_sees_no_other_run_and_not_its_environ(api_as, bob, worker, second_worker, tmp_path):
+def test_a_run_sees_no_other_run_and_not_its_environ(
+    api_as, bob, worker, second_worker, tmp_path, monkeypatch
+):
+    monkeypatch.undo()  # these runs go through the workers
     api = api_as(bob)
     train = train_py(
         """
@@ -535,14 +543,20 @@ def test_a_worker_without_bubblewrap_refuses_to_start(db, tmp_path):
     assert "AICENTER_SANDBOX=off" in log
 
 
-def test_with_the_sandbox_off_every_run_says_so(db, project, bob, settings, pages_as):
+def test_with_the_sandbox_off_every_run_says_so(db, project, bob, settings, pages_as, tmp_path):
+    from pipelines.environments import find_python
+
     settings.SANDBOX = "off"
+    settings.ENVIRONMENTS_DIR = tmp_path  # built anew, on a Python the run's uid can start
     sandbox.status.cache_clear()
+    find_python.cache_clear()
     try:
         run = run_here(project, bob, "(OUT / 'uid.txt').write_text(str(os.getuid()))")
     finally:
         sandbox.status.cache_clear()
+        find_python.cache_clear()
     assert run.status == "successful", run.failure_reason
+    assert files_of(run.artifacts)["uid.txt"] == str(sandbox.sandbox_uid(run.pk)).encode()
     assert run.sandbox == {"enabled": False}
     assert "warning: not sandboxed (AICENTER_SANDBOX=off)" in log_of(run)
     assert run.results["run_summary"]["sandbox"] == {"enabled": False}

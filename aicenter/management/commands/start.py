@@ -12,7 +12,7 @@ import time
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from aicenter.models import Membership, Project
 
@@ -39,6 +39,10 @@ class Command(BaseCommand):
             self.stdout.flush()
 
     def _start(self, addr, port, workers):
+        from pipelines.sandbox import refusal, status
+
+        if problem := refusal():  # the worker would refuse too: say it once, up front
+            raise CommandError(problem)
         call_command("migrate", interactive=False, verbosity=0)
         username, password = self._ensure_admin()
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
@@ -55,6 +59,11 @@ class Command(BaseCommand):
             + f"  Log in as '{username}' with password '{password}'\n"
             + f"  Data: {settings.DATA_DIR}\n"
             + f"  Redis: {'embedded, ' if settings.EMBEDDED_REDIS else ''}{settings.REDIS_URL}\n"
+            + (
+                "  Package code: sandboxed (bubblewrap)\n"
+                if status().enabled
+                else "  Package code: NOT sandboxed (AICENTER_SANDBOX=off)\n"
+            )
             + "  Press Ctrl-C to stop the web server, the worker"
             + (" and the embedded Redis.\n" if settings.EMBEDDED_REDIS else ".\n")
         )

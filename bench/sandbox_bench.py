@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+"""What the sandbox costs a run, measured. Run from the repository root with the venv's Python:
+
+    .venv/bin/python bench/sandbox_bench.py [--runs 40]
+
+Times the package's process as the runner starts it (the bootstrap calling train() and save()
+of a no-op package, in a real package environment), three ways, in the same process:
+
+1. baseline: a bare subprocess of the environment's Python, as before the sandbox;
+2. the sandbox as a root worker runs it: bubblewrap, setpriv to the run's own uid, a cgroup for
+   the whole run's memory and processes (made and removed each time, as for a run);
+3. the same without cgroups (the memory watchdog's case);
+
+and prints medians and what the sandbox adds (goal: ≤ 10 ms a run). Needs bwrap; cgroups need
+root. It uses its own data directory.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TRAIN = """\
+class Main:
+    def __init__(self):
+        pass
+
+    def train(self, data_directory):
+        pass
+
+    def evaluate(self, evaluation_directory):
+        return 1.0
+
+    def save(self):
+        pass
+"""
+
+
+def setup_django(data_dir):
+    os.environ["AICENTER_DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("SECRET_KEY", "sandbox-benchmark")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aicenter.settings")
+    import django
+
+    django.setup()
+
+
+def timed(command, **kwargs) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, **kwargs)
+    return (time.perf_counter() - started) * 1000
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40)
+    args = parser.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="aicenter-sandbox-bench-"))
+    setup_django(data_dir)
+    from django.conf import settings
+
+    from pipelines import sandbox
+    from pipelines.environments import environment_for
+    from pipelines.runner.process import BOOTSTRAP, run_limits
+
+    environment = environment_for(python_version="3.11", requirements="")
+    workspace = data_dir / "workspace"
+    (workspace / "package").mkdir(parents=True)
+    (workspace / "package" / "train.py").write_text(TRAIN)
+    uid = sandbox.sandbox_uid(1)
+    os.chown(workspace / "package", uid, uid)
+    plan = json.dumps([["train", "./data"], ["save", None]])
+    read_end, write_end = os.pipe()  # the bootstrap's report channel, drained below
+    argv = [environment.python, "-B", "-u", "-c", BOOTSTRAP, str(write_end), plan]
+    argv.append(json.dumps(run_limits()))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(workspace), "LANG": "C.UTF-8"}
+    cwd = str(workspace / "package")
+
+    def bare():
+        return timed(argv, cwd=cwd, env=env, pass_fds=(write_end,))
+
+    def sandboxed(cgroups):
+        def once():
+            box = sandbox.Sandbox(
+                "bench",
+                uid=uid,
+                writable=[workspace],
+                readable=[environment.path, *sandbox.python_prefixes(environment.python)],
+                memory=settings.PIPELINE_MEMORY_LIMIT_MB * 1024 * 1024,
+                processes=settings.PIPELINE_PROCESSES_LIMIT,
+                cgroups=sandbox.status().cgroups if cgroups else "",
+            )
+            started = time.perf_counter()
+            command = box.command(argv, cwd=cwd)
+            process = subprocess.Popen(
+                command, env=env, pass_fds=(write_end, *box.fds), stdout=subprocess.DEVNULL
+            )
+            box.started(process)
+            process.wait()
+            box.close()
+            elapsed = (time.perf_counter() - started) * 1000
+            if process.returncode:
+                raise SystemExit(f"the sandboxed run failed ({process.returncode})")
+            return elapsed
+
+        return once
+
+    ways = [("bare subprocess (baseline)", bare)]
+    if sandbox.status().enabled:
+        if sandbox.status().cgroups:
+            ways.append((f"sandbox, cgroup {sandbox.status().cgroups}", sandboxed(True)))
+        ways.append(("sandbox, memory watchdog", sandboxed(False)))
+    else:
+        print(f"no sandbox here: {sandbox.status().problem}")
+    times = {name: [] for name, _ in ways}
+    for _ in range(3):  # warm the page cache and the interpreter's .pyc files
+        for _, way in ways:
+            way()
+    for _ in range(args.runs):  # interleaved, so a busy moment hits every way alike
+        for name, way in ways:
+            times[name].append(way())
+            while True:
+                try:
+                    os.set_blocking(read_end, False)
+                    if not os.read(read_end, 65536):
+                        break
+                except BlockingIOError:
+                    break
+    base = statistics.median(times[ways[0][0]])
+    print(f"\nThe package's process, train() + save() of a no-op package, median of {args.runs}:")
+    print(f"{'':38} {'median':>9} {'p90':>9} {'added':>9} {'ratio':>7}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        p90 = sorted(values)[int(len(values) * 0.9) - 1]
+        print(
+            f"{name:38} {median:7.1f}ms {p90:7.1f}ms {median - base:+7.1f}ms {median / base:6.2f}×"
+        )
+    print("\nGoal: the sandbox adds ≤ 10 ms a run.")
+
+
+if __name__ == "__main__":
+    main()
