@@ -31,6 +31,7 @@ def main():
     requirements = "\n".join(args.requirements.split()) + "\n"
     data_dir = Path(tempfile.mkdtemp(prefix="aicenter-bench-env-"))
     os.environ["AICENTER_DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("SECRET_KEY", "benchmark-only")  # the settings require one
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aicenter.settings")
     import django
 

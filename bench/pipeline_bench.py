@@ -55,6 +55,7 @@ def free_port():
 
 def setup_django(data_dir):
     os.environ["AICENTER_DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("SECRET_KEY", "benchmark-only")  # the settings require one
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aicenter.settings")
     import django
 

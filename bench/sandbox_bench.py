@@ -27,21 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-TRAIN = """\
-class Main:
-    def __init__(self):
-        pass
-
-    def train(self, data_directory):
-        pass
-
-    def evaluate(self, evaluation_directory):
-        return 1.0
-
-    def save(self):
-        pass
-"""
+from pipeline_bench import TRAIN  # noqa: E402  the same no-op package
 
 
 def setup_django(data_dir):

@@ -156,7 +156,7 @@ class Camera:
         self.taken.append(name)
 
 
-def test_every_page_renders_without_overflow(page, alice, bob, vera, tmp_path):
+def test_every_page_renders_without_overflow(page, alice, bob, vera, tmp_path, runs_stay_here):
     SHOTS.mkdir(parents=True, exist_ok=True)
     project = Project.objects.get(slug="alpha")
     project.description = "Invoice processing models for the finance team."
@@ -173,6 +173,7 @@ def test_every_page_renders_without_overflow(page, alice, bob, vera, tmp_path):
 
     camera.shoot("04-project-overview-empty", "/p/alpha/")
     camera.shoot("05-members", "/p/alpha/members/")
+    camera.shoot("05-settings", "/p/alpha/settings/")
     camera.shoot("06-datasets-empty", "/p/alpha/datasets/")
     camera.shoot("07-packages-empty", "/p/alpha/packages/")
     camera.shoot("08-package-new", "/p/alpha/packages/new/")
@@ -222,4 +223,4 @@ def test_every_page_renders_without_overflow(page, alice, bob, vera, tmp_path):
     camera.shoot("23-package-as-viewer", "/p/alpha/packages/invoice_classifier/")
     camera.shoot("24-dataset-as-viewer", "/p/alpha/datasets/invoices/")
     assert Membership.objects.filter(user=vera, role=Membership.VIEWER).exists()
-    assert len(camera.taken) == 30
+    assert len(camera.taken) == 31
