@@ -23,7 +23,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from pipelines.sandbox import Sandbox, python_prefixes, sandbox_uid, status
+from pipelines.sandbox import Sandbox, python_prefixes, refusal, sandbox_uid, status
 
 logger = logging.getLogger(__name__)
 READY = ".ready"
@@ -214,6 +214,8 @@ def _build_sandbox(path: Path, python: str, uv: str | None):
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         **{k: v for k, v in os.environ.items() if INSTALLER_VARIABLES.match(k)},
     }
+    if problem := refusal():  # never unsandboxed unless the operator said so
+        raise EnvironmentError_(f"this worker can't sandbox environment builds: {problem}")
     if not status().enabled:
         return None, environment
     box = Sandbox(

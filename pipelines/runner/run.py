@@ -189,6 +189,8 @@ class Runner:
         """The run's sandbox (or, with AICENTER_SANDBOX=off, None and the ids of the user to run
         as), recorded on the run and said in its log."""
         run = self.run
+        if problem := sandbox.refusal():  # never unsandboxed unless the operator said so
+            raise EnvironmentError_(f"this worker can't sandbox package code: {problem}")
         uid = sandbox_uid(run.pk)
         root = os.geteuid() == 0
         if root:

@@ -569,3 +569,19 @@ def test_the_runs_page_says_what_the_sandbox_gave(db, project, bob, pages_as):
     page = pages_as(bob).get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
     assert "Sandboxed" in page
     assert "no network, memory ≤ 2,048 MB (cgroup v1)" in page
+
+
+def test_without_a_sandbox_the_runner_itself_refuses_to_run_package_code(
+    db, project, bob, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    sandbox.status.cache_clear()
+    try:
+        run = run_here(project, bob, "(OUT / 'ran.txt').write_text('yes')")
+    finally:
+        monkeypatch.undo()
+        sandbox.status.cache_clear()
+    assert run.status == "failed"
+    assert "can't sandbox" in run.failure_reason
+    assert "bubblewrap (bwrap) is not installed" in run.failure_reason
+    assert run.artifacts is None
