@@ -219,7 +219,7 @@ def _build_sandbox(path: Path, python: str, uv: str | None):
     if not status().enabled:
         return None, environment
     box = Sandbox(
-        f"build-{path.name}",
+        f"build-{path.name}-{os.getpid()}",
         uid=uid,
         writable=[path, cache],
         readable=readable,

@@ -304,8 +304,10 @@ class Sandbox:
 
         place("--proc", "/proc")
         place("--dev", "/dev")
+        # private, in memory: no bigger than the run's memory (a cgroup counts them in it)
+        size = ["--size", str(self.memory)] if self.memory else []
         for private in ("/tmp", "/var/tmp", "/dev/shm"):
-            place("--perms", "1777", "--tmpfs", private)
+            place("--perms", "1777", *size, "--tmpfs", private)
         place("--ro-bind", "/usr", "/usr")
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
             if os.path.islink(top):

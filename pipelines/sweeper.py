@@ -97,8 +97,8 @@ def _kill_leftovers(run) -> None:
             os.killpg(run.process_group, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    remove_leftovers(f"run-{run.pk}")
     for workspace in settings.WORKSPACES_DIR.glob(f"run-{run.pk}-*"):
+        remove_leftovers(workspace.name)  # its sandbox's cgroup bears the workspace's name
         Workspace(workspace).remove()
 
 

@@ -214,7 +214,7 @@ class Runner:
             return None, ids
         self.log.platform(f"sandbox: {sandbox_summary(run.sandbox)}")
         box = sandbox.Sandbox(
-            f"run-{run.pk}",
+            workspace.root.name,  # run-<id>-<random>: unique on this machine
             uid=uid,
             writable=[workspace.root, *settings.SANDBOX_SHARED_DIRS],
             readable=[environment.path, *python_prefixes(environment.python)],
