@@ -1,4 +1,5 @@
 import io
+import shutil
 import stat
 import zipfile
 
@@ -6,8 +7,8 @@ import pytest
 
 from aicenter.models import Blob, Manifest
 from packages.models import Package, PackageVersion
-from tests.conftest import stored_files, upload
-from tests.factories import make_zip, package_files, package_zip
+from tests.conftest import requires, stored_files, upload
+from tests.factories import info_zip, make_zip, package_files, package_zip, zip_with_raw_names
 
 URL = "/api/v1/projects/alpha/packages"
 
@@ -222,3 +223,104 @@ def test_unknown_package_and_version_are_404_json(api_as, bob):
     response = api.get(f"{URL}/classifier/versions/9.9/download")
     assert response.status_code == 404
     assert "no version 9.9" in response.json()["detail"]
+
+
+def _file_names(api, name="classifier"):
+    download = api.get(f"{URL}/{name}/versions/1.0/download")
+    names = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content))).namelist()
+    return {path.removeprefix(f"{name}/") for path in names}
+
+
+def test_it_reads_utf8_names_from_info_zip(api_as, bob):
+    requires(shutil.which("zip") is not None, "Info-ZIP's zip is not installed")
+    api = api_as(bob)
+    response = create(api, info_zip({**package_files(), "データ/データ_ñ.txt": "x"}))
+    assert response.status_code == 201, response.json()
+    assert "データ/データ_ñ.txt" in _file_names(api)
+
+
+def test_it_reads_unflagged_names_as_utf8_when_they_are_else_cp437(api_as, bob):
+    api = api_as(bob)
+    files = {name.encode(): content.encode() for name, content in package_files().items()}
+    files["データ_ñ.txt".encode()] = b"utf-8"
+    files[b"caf\x82.txt"] = b"cp437, from an old Windows zip"
+    assert create(api, zip_with_raw_names(files)).status_code == 201
+    assert {"データ_ñ.txt", "café.txt"} <= _file_names(api)
+
+
+def _damaged(content: bytes, old: bytes, new: bytes) -> bytes:
+    """`content` with the first `old` (in a stored zip, a member's bytes or its name in the
+    local header) replaced by `new`, its central directory untouched."""
+    assert old in content and len(old) == len(new)
+    return content.replace(old, new, 1)
+
+
+STORED = {**package_files(), "weights.bin": b"weights v1"}
+DAMAGED = [
+    (
+        _damaged(make_zip(STORED, compression=zipfile.ZIP_STORED), b"weights v1", b"weights v2"),
+        "The zip is damaged: weights.bin fails its CRC check.",
+    ),
+    (
+        _damaged(make_zip(STORED, compression=zipfile.ZIP_STORED), b"trained", b"TRAINED"),
+        "The zip is damaged: train.py fails its CRC check.",
+    ),
+    (
+        _damaged(make_zip(STORED, compression=zipfile.ZIP_STORED), b"weights.bin", b"weights.exe"),
+        "The zip is damaged: weights.bin has another name in its local header.",
+    ),
+    (
+        make_zip({**package_files(), "a": "file", "a/b.txt": "in a folder"}),
+        "'a' is both a file and a folder.",
+    ),
+    (make_zip({**package_files(), "a/": "", "a": "file"}), "'a' is both a file and a folder."),
+]
+DAMAGED_IDS = ["bad-crc", "bad-crc-in-train-py", "local-name-differs", "file-and-folder", "dir"]
+
+
+@pytest.mark.parametrize("content, message", DAMAGED, ids=DAMAGED_IDS)
+def test_it_refuses_a_damaged_zip_and_stores_nothing(api_as, bob, content, message):
+    response = create(api_as(bob), content)
+    assert response.status_code == 400
+    assert message in response.json()["errors"]["file"]
+    assert_nothing_stored()
+
+
+@pytest.mark.parametrize("content, message", DAMAGED, ids=DAMAGED_IDS)
+def test_it_refuses_a_damaged_new_version_and_stores_nothing(api_as, bob, content, message):
+    api = api_as(bob)
+    create(api, package_zip())
+    blobs, files = Blob.objects.count(), stored_files()
+    response = api.post(f"{URL}/classifier/versions", {"file": upload(content=content)})
+    assert response.status_code == 400
+    assert message in response.json()["errors"]["file"]
+    assert PackageVersion.objects.count() == 1
+    assert (Blob.objects.count(), stored_files()) == (blobs, files)
+
+
+def _with_central_header(content: bytes, name: bytes, *, flags: int = 0, method: int = 0) -> bytes:
+    """`content` with `name`'s central directory entry claiming these flags and this method."""
+    start = content.index(b"PK\x01\x02")
+    while content[start + 46 : start + 46 + len(name)] != name:
+        start = content.index(b"PK\x01\x02", start + 4)
+    header = bytearray(content)
+    header[start + 8 : start + 10] = flags.to_bytes(2, "little")
+    header[start + 10 : start + 12] = method.to_bytes(2, "little")
+    return bytes(header)
+
+
+@pytest.mark.parametrize(
+    "flags, method, message",
+    [
+        (0x1, zipfile.ZIP_STORED, "'weights.bin' is encrypted; upload a zip without a password."),
+        (0, 9, "'weights.bin' is compressed with a method this server can't read (method 9)"),
+    ],
+    ids=["encrypted", "deflate64"],
+)
+def test_it_refuses_members_it_cannot_read(api_as, bob, flags, method, message):
+    content = make_zip(STORED, compression=zipfile.ZIP_STORED)
+    content = _with_central_header(content, b"weights.bin", flags=flags, method=method)
+    response = create(api_as(bob), content)
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+    assert_nothing_stored()

@@ -2,16 +2,18 @@
 htmx)."""
 
 import io
+import shutil
 import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils.html import escape
 
 from aicenter.models import Blob
 from datasets.models import Dataset
 from packages.models import Package, PackageVersion
-from tests.conftest import stored_files, upload
-from tests.factories import make_zip, package_zip
+from tests.conftest import requires, stored_files, upload
+from tests.factories import info_zip, make_zip, package_zip, zip_with_raw_names
 
 HTMX = {"HX-Request": "true"}
 
@@ -161,6 +163,65 @@ def test_it_unpacks_a_zip_into_the_current_folder(bobs, dataset):
     )
     assert response.status_code == 302
     assert files_of(dataset) == ["raw/x/1.txt", "raw/x/2.txt"]
+
+
+def test_it_unpacks_utf8_names_from_info_zip(bobs, dataset):
+    requires(shutil.which("zip") is not None, "Info-ZIP's zip is not installed")
+    content = info_zip({"データ/データ_ñ.txt": "1"})
+    response = bobs.post(
+        "/p/alpha/datasets/invoices/upload-zip/", {"zip": SimpleUploadedFile("d.zip", content)}
+    )
+    assert response.status_code == 302
+    assert files_of(dataset) == ["データ/データ_ñ.txt"]
+
+
+def test_it_reads_unflagged_zip_names_as_utf8_when_they_are_else_cp437(bobs, dataset):
+    content = zip_with_raw_names({"データ_ñ.txt".encode(): b"1", b"caf\x82.txt": b"2"})
+    response = bobs.post(
+        "/p/alpha/datasets/invoices/upload-zip/", {"zip": SimpleUploadedFile("d.zip", content)}
+    )
+    assert response.status_code == 302
+    assert files_of(dataset) == ["café.txt", "データ_ñ.txt"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            make_zip({"a.csv": "first", "b.csv": "second"}, compression=zipfile.ZIP_STORED).replace(
+                b"second", b"SECOND"
+            ),
+            "The zip is damaged: b.csv fails its CRC check.",
+        ),
+        (
+            make_zip({"a.csv": "1"}, compression=zipfile.ZIP_STORED).replace(b"a.csv", b"x.csv", 1),
+            "The zip is damaged: a.csv has another name in its local header.",
+        ),
+        (make_zip({"a": "1", "a/b.txt": "2"}), "'a' is both a file and a folder."),
+    ],
+    ids=["bad-crc", "local-name-differs", "file-and-folder"],
+)
+def test_a_damaged_dataset_zip_is_refused_and_nothing_is_stored(bobs, dataset, content, message):
+    response = bobs.post(
+        "/p/alpha/datasets/invoices/upload-zip/", {"zip": SimpleUploadedFile("d.zip", content)}
+    )
+    assert response.status_code == 400
+    assert escape(message) in response.content.decode()
+    assert files_of(dataset) == []
+    assert Blob.objects.count() == 0
+    assert stored_files() == []
+
+
+def test_the_package_form_refuses_a_damaged_zip_and_stores_nothing(bobs):
+    content = package_zip(**{"a": "file", "a/b.txt": "in a folder"})
+    response = bobs.post(
+        "/p/alpha/packages/new/",
+        {"name": "classifier", "file": upload(content=content), "training_enabled": "on"},
+    )
+    assert response.status_code == 400
+    assert escape("'a' is both a file and a folder.") in response.content.decode()
+    assert not Package.objects.exists()
+    assert stored_files() == []
 
 
 @pytest.mark.parametrize(
