@@ -262,6 +262,10 @@ RQ = {"WORKER_CLASS": "pipelines.worker.PipelineWorker"}
 # Package environments: built on each worker machine, least recently used evicted past the budget.
 ENVIRONMENTS_DIR = Path(os.environ.get("AICENTER_ENVIRONMENTS_DIR", DATA_DIR / "environments"))
 ENVIRONMENTS_MAX_BYTES = envint("AICENTER_ENVIRONMENTS_MAX_BYTES", 20 * 1024**3)
+# A build that runs longer fails ("time limit"); a failed build is not tried again for this
+# long (its reason is given at once) unless someone uses Rebuild on the version.
+ENVIRONMENT_BUILD_MAX_SECONDS = envint("AICENTER_BUILD_MAX_SECONDS", 1800)
+ENVIRONMENT_FAILURE_TTL_SECONDS = envint("AICENTER_BUILD_FAILURE_TTL", 3600)
 # Build a new version's environment ahead of its first run (a job on the workers).
 PREPARE_ENVIRONMENTS = envbool("AICENTER_PREPARE_ENVIRONMENTS", True)
 # Resource limits of a run (0: no limit). Memory and processes count all its processes

@@ -11,12 +11,18 @@ from packages.services import package_create, package_delete, package_version_up
 router = Router(tags=["packages"])
 
 
+class EnvironmentStatus(Schema):
+    status: str  # pending | building | ready | failed
+    detail: str  # the installer's reason when it failed
+
+
 class VersionOut(Schema):
     version: str
     source: str
     pipeline: int | None = None
     parent: str | None = None
     created_at: datetime
+    environment: EnvironmentStatus
 
 
 class PackageOut(Schema):
@@ -49,7 +55,16 @@ def version_out(version) -> dict:
         "pipeline": getattr(version, "pipeline_run_id", None),
         "parent": version.parent.number if version.parent else None,
         "created_at": version.created_at,
+        "environment": _environment(version),
     }
+
+
+def _environment(version) -> dict:
+    """Its Python environment as the workers last built it (prefetched by version_list)."""
+    build = next(iter(version.environment_builds.all()), None)
+    if build is None:
+        return {"status": "pending", "detail": ""}
+    return {"status": build.status, "detail": build.detail}
 
 
 def package_out(package) -> dict:

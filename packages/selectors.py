@@ -1,6 +1,6 @@
 """Reads for ML packages."""
 
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.http import Http404
 
 from packages.models import Package, PackageVersion
@@ -14,6 +14,12 @@ def package_list(*, project):
             version_count=Count("versions"),
             latest_major=Subquery(latest.values("major")[:1]),
             latest_minor=Subquery(latest.values("minor")[:1]),
+            # a version whose environment failed to build (pipelines' EnvironmentBuild)
+            environment_failed=Exists(
+                PackageVersion.objects.filter(
+                    package=OuterRef("pk"), environment_builds__status="failed"
+                )
+            ),
         )
         .order_by("name")
     )
@@ -36,8 +42,10 @@ def package_get(*, project, name: str) -> Package:
 
 
 def version_list(*, package):
-    return package.versions.select_related("created_by", "parent", "pipeline_run").order_by(
-        "-major", "-minor"
+    return (
+        package.versions.select_related("created_by", "parent", "pipeline_run")
+        .prefetch_related("environment_builds")
+        .order_by("-major", "-minor")
     )
 
 

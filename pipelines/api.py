@@ -6,6 +6,8 @@ from ninja import Router, Schema, Status
 from aicenter.downloads import FilesOut, file_response, files_listing
 from aicenter.manifests import clean_folder, clean_path
 from aicenter.services import RUN, project_get_for_user
+from packages.selectors import package_get, version_get
+from pipelines.environments import environment_rebuild
 from pipelines.logs import run_log_text
 from pipelines.models import Schedule
 from pipelines.schedules import (
@@ -303,3 +305,21 @@ def list_snapshot(request, project: str, run_id: int, prefix: str = ""):
 @router.get("/{project}/pipelines/{run_id}/snapshot/{path:path}", response={200: None})
 def get_snapshot_file(request, project: str, run_id: int, path: str):
     return file_response(_output(request, project, run_id, "snapshot"), clean_path(path))
+
+
+class EnvironmentOut(Schema):
+    status: str
+    detail: str
+
+
+@router.post(
+    "/{project}/packages/{package}/versions/{version}/rebuild",
+    response=EnvironmentOut,
+    tags=["packages"],
+)
+def rebuild_environment(request, project: str, package: str, version: str):
+    """Build the version's Python environment again (after a failed build: its failure is
+    remembered for a while, and runs are refused with its reason meanwhile)."""
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    version = version_get(package=package_get(project=project, name=package), number=version)
+    return environment_rebuild(version=version)

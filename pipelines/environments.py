@@ -7,22 +7,30 @@ normalised requirements, built once per worker machine and reused.
     <ENVIRONMENTS_DIR>/<key>.lock      workers building or using the same key wait on it
 """
 
+import codecs
 import fcntl
 import hashlib
 import logging
 import os
 import re
+import selectors
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
+from aicenter.manifests import blob_open, manifest_file
+from pipelines.models import EnvironmentBuild, PipelineRun
 from pipelines.sandbox import Sandbox, python_prefixes, refusal, sandbox_uid, status
 
 logger = logging.getLogger(__name__)
@@ -35,6 +43,13 @@ class EnvironmentError_(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class BuildStopped(EnvironmentError_):
+    """The run that was building it was killed: the build stopped, nothing is cached."""
+
+    def __init__(self):
+        super().__init__("killed while its environment was being built")
 
 
 def normalise_requirements(text: str) -> str:
@@ -124,10 +139,14 @@ def environment_ready(*, python_version: str, requirements: str) -> bool:
     return (settings.ENVIRONMENTS_DIR / key / READY).exists()
 
 
-def environment_for(*, python_version: str, requirements: str, log=None, on_build=None):
+def environment_for(
+    *, python_version: str, requirements: str, log=None, on_build=None, should_stop=None
+):
     """The ready environment for these requirements, building it if needed (under a lock, so two
     workers never build the same one at once; a half-built one is removed and built again).
-    `on_build()` is called before a build starts; `log(text)` receives the installer's output.
+    `on_build()` is called before a build starts; `log(text)` receives the installer's output;
+    `should_stop()` true stops a build (BuildStopped). A build that failed lately is not tried
+    again until its Rebuild (or AICENTER_BUILD_FAILURE_TTL): its reason is raised at once.
     Raises EnvironmentError_ with a reason for the user."""
     key = environment_key(python_version, requirements)
     path = settings.ENVIRONMENTS_DIR / key
@@ -135,6 +154,7 @@ def environment_for(*, python_version: str, requirements: str, log=None, on_buil
     if (path / READY).exists():
         os.utime(path / READY)  # least recently used goes first when the disk budget is hit
         return environment
+    _raise_recent_failure(key)
     python = find_python(python_version)
     if python is None:
         raise EnvironmentError_(
@@ -150,30 +170,118 @@ def environment_for(*, python_version: str, requirements: str, log=None, on_buil
     with _locked(key, on_wait=waiting):
         if (path / READY).exists():  # another worker built it while we waited
             return environment
+        _raise_recent_failure(key)  # another worker failed it while we waited
         if on_build:
             on_build()
+        record = BuildRecord(key, python_version, log)
         if path.exists():
-            if log:
-                log("[aicenter] removing a half-built environment left by a crashed worker\n")
+            record.write("[aicenter] removing a half-built environment left by a crashed worker\n")
             shutil.rmtree(path)
         started = time.monotonic()
         try:
-            _build(path, python, normalise_requirements(requirements), log)
+            _build(path, python, normalise_requirements(requirements), record, should_stop)
+        except BuildStopped:
+            shutil.rmtree(path, ignore_errors=True)
+            record.end(EnvironmentBuild.PENDING)
+            raise
+        except EnvironmentError_ as error:
+            shutil.rmtree(path, ignore_errors=True)
+            record.end(EnvironmentBuild.FAILED, error.reason)
+            raise
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
+            record.end(EnvironmentBuild.PENDING)
             raise
         (path / READY).write_text(f"built in {time.monotonic() - started:.1f} s\n")
+        record.end(EnvironmentBuild.READY)
     evict_environments(keep=key)
     return environment
 
 
+def _raise_recent_failure(key: str) -> None:
+    """The same requirements failed to install lately: say so again instead of building again
+    (an index that never answers would hold a worker each time)."""
+    recent = timezone.now() - timedelta(seconds=settings.ENVIRONMENT_FAILURE_TTL_SECONDS)
+    failed = EnvironmentBuild.objects.filter(
+        key=key, status=EnvironmentBuild.FAILED, finished_at__gte=recent
+    ).first()
+    if failed:
+        raise EnvironmentError_(
+            f"{failed.detail} (the last build failed at {failed.finished_at:%H:%M} UTC; "
+            "use Rebuild on the version to try again)"
+        )
+
+
+class BuildRecord:
+    """The database's view of a build as it happens: status, the installer's output (every
+    half second, so any page shows it live), and the end. Runs queued on a version with these
+    requirements show Packaging meanwhile, whichever job builds it."""
+
+    OUTPUT_MAX_CHARS = 200_000
+
+    def __init__(self, key: str, python_version: str, log=None):
+        self.key = key
+        self.log = log
+        self.output = []
+        self.size = 0
+        self.flushed_at = time.monotonic()
+        EnvironmentBuild.objects.update_or_create(
+            key=key,
+            defaults={
+                "python_version": python_version,
+                "status": EnvironmentBuild.BUILDING,
+                "detail": "",
+                "output": "",
+                "started_at": timezone.now(),
+                "finished_at": None,
+            },
+        )
+        self.mark_waiting_runs()
+
+    def mark_waiting_runs(self) -> None:
+        """Runs queued on a version with these requirements (now, or since the last look)."""
+        PipelineRun.objects.filter(
+            status=PipelineRun.QUEUED, version__environment_builds__key=self.key
+        ).update(status=PipelineRun.PACKAGING)
+
+    def write(self, text: str) -> None:
+        if self.log:
+            self.log(text)
+        if self.size < self.OUTPUT_MAX_CHARS:
+            self.output.append(text)
+            self.size += len(text)
+        self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        """Every half second: the output so far, and the runs that came to wait meanwhile."""
+        if time.monotonic() - self.flushed_at < 0.5:
+            return
+        self.flushed_at = time.monotonic()
+        EnvironmentBuild.objects.filter(key=self.key).update(output="".join(self.output))
+        self.mark_waiting_runs()
+
+    def end(self, status: str, detail: str = "") -> None:
+        EnvironmentBuild.objects.filter(key=self.key).update(
+            status=status,
+            detail=detail,
+            output="".join(self.output),
+            finished_at=timezone.now(),
+        )
+
+
 @contextmanager
-def using_environment(*, python_version: str, requirements: str, log=None, on_build=None):
+def using_environment(
+    *, python_version: str, requirements: str, log=None, on_build=None, should_stop=None
+):
     """environment_for(), held in use (a shared lock) until the block ends, so eviction never
     removes an environment under a running package."""
     while True:
         environment = environment_for(
-            python_version=python_version, requirements=requirements, log=log, on_build=on_build
+            python_version=python_version,
+            requirements=requirements,
+            log=log,
+            on_build=on_build,
+            should_stop=should_stop,
         )
         with open(settings.ENVIRONMENTS_DIR / f"{environment.key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_SH)
@@ -230,7 +338,9 @@ def _build_sandbox(path: Path, python: str, uv: str | None):
     return box, environment
 
 
-def _run(command, log, box, environment):
+def _run(command, record, box, environment, deadline: float, should_stop=None):
+    """Run one step of a build, its output to `record` as it comes; stop it at the build's
+    deadline (EnvironmentError_) or when `should_stop()` says so (BuildStopped)."""
     if box:
         command = box.command(command, cwd="/")
     process = subprocess.Popen(
@@ -238,36 +348,55 @@ def _run(command, log, box, environment):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        text=True,
         env=environment,
         pass_fds=box.fds if box else (),
         start_new_session=True,
     )
     if box:
         box.started(process)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     output = []
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
     try:
-        for line in process.stdout:
-            output.append(line)
-            if log:
-                log(line)
+        while True:
+            if selector.select(timeout=0.25):
+                chunk = os.read(process.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                text = decoder.decode(chunk)
+                output.append(text)
+                record.write(text)
+            record.flush_if_due()  # also while the installer is silent
+            if should_stop and should_stop():
+                raise BuildStopped()
+            if time.monotonic() > deadline:
+                raise EnvironmentError_(
+                    "dependency install failed: the environment build went over its time limit "
+                    f"of {settings.ENVIRONMENT_BUILD_MAX_SECONDS} s (AICENTER_BUILD_MAX_SECONDS)"
+                )
         return process.wait(), "".join(output)
     finally:
+        selector.close()
         if box:
             box.stop()
             box.close()
+        elif process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        process.stdout.close()
 
 
-def _build(path: Path, python: str, requirements: str, log) -> None:
+def _build(path: Path, python: str, requirements: str, record, should_stop=None) -> None:
     uv = _uv()
-    if log:
-        log(f"[aicenter] building the package's environment with {'uv' if uv else 'pip'}\n")
+    record.write(f"[aicenter] building the package's environment with {'uv' if uv else 'pip'}\n")
     box, environment = _build_sandbox(path, python, uv)
+    deadline = time.monotonic() + settings.ENVIRONMENT_BUILD_MAX_SECONDS
     if uv:
         create = [uv, "venv", "--python", python, "--no-python-downloads", "--quiet", str(path)]
     else:
         create = [python, "-m", "venv", str(path)]
-    code, output = _run(create, log, box, environment)
+    code, output = _run(create, record, box, environment, deadline, should_stop)
     if code:
         raise EnvironmentError_(f"could not create the environment: {output.strip()[-300:]}")
     if not requirements:
@@ -293,7 +422,7 @@ def _build(path: Path, python: str, requirements: str, log) -> None:
     else:
         install = [str(path / "bin" / "python"), "-m", "pip", "install", *binary]
         install += ["-r", str(requirements_file)]
-    code, output = _run(install, log, box, environment)
+    code, output = _run(install, record, box, environment, deadline, should_stop)
     if code:
         reason = f"dependency install failed: {_failed_requirement(output, requirements)}"
         if binary and _needs_source_build(output):
@@ -376,10 +505,29 @@ def evict_environments(*, keep: str = "") -> None:
             logger.info("evicted environment %s (%d bytes)", path.name, sizes[path])
 
 
+def version_requirements(version) -> str:
+    entry = manifest_file(version.manifest, "requirements.txt")
+    if entry is None:
+        return ""
+    with blob_open(entry.blob) as stored:
+        return stored.read(1024 * 1024).decode("utf-8", errors="replace")
+
+
+def version_environment(version, requirements: str | None = None) -> EnvironmentBuild:
+    """The environment a version runs in, as recorded (pending until a worker builds it)."""
+    if requirements is None:
+        requirements = version_requirements(version)
+    key = environment_key(version.package.language, requirements)
+    record, _ = EnvironmentBuild.objects.get_or_create(
+        key=key, defaults={"python_version": version.package.language}
+    )
+    record.versions.add(version)
+    return record
+
+
 def prepare_environment(version_id: int) -> None:
     """Build a version's environment ahead of its first run (an RQ job queued at upload)."""
     from packages.models import PackageVersion
-    from pipelines.runner.run import _requirements
 
     version = (
         PackageVersion.objects.select_related("package", "manifest").filter(pk=version_id).first()
@@ -388,27 +536,42 @@ def prepare_environment(version_id: int) -> None:
         return
     try:
         environment_for(
-            python_version=version.package.language, requirements=_requirements(version)
+            python_version=version.package.language, requirements=version_requirements(version)
         )
-    except EnvironmentError_ as error:  # the first run will say it again, in its own logs
+    except EnvironmentError_ as error:  # the version's page and its first run say why
         logger.warning("environment of %s not built ahead: %s", version, error.reason)
 
 
 def prepare_environment_later(version) -> None:
-    """Queue the build of a new version's environment on the workers that will run it."""
+    """Record a new version's environment and queue its build on the workers that will run it."""
     import django_rq
 
     from pipelines.tasks import build_environment
 
+    version_environment(version)
     queues = ["pipelines"] + (["gpu"] if version.package.gpu_required else [])
     for name in queues:
         try:
             django_rq.get_queue(name).enqueue(
                 build_environment,
                 version.pk,
-                job_timeout=3600,
+                job_timeout=settings.ENVIRONMENT_BUILD_MAX_SECONDS + 600,
                 result_ttl=600,
                 description=f"environment of {version}",
             )
         except Exception:  # noqa: BLE001 - Redis away: the first run builds it
             logger.warning("could not queue the environment build of %s", version)
+
+
+def environment_rebuild(*, version) -> EnvironmentBuild:
+    """Forget a failed build of the version's environment and build it again (the caller
+    checked the actor may run pipelines in the project)."""
+    record = version_environment(version)
+    if record.status == EnvironmentBuild.BUILDING:
+        return record
+    EnvironmentBuild.objects.filter(pk=record.pk).update(
+        status=EnvironmentBuild.PENDING, detail="", finished_at=None
+    )
+    record.refresh_from_db()
+    transaction.on_commit(lambda: prepare_environment_later(version))
+    return record

@@ -205,3 +205,26 @@ class Schedule(models.Model):
         if self.every == 1:
             return f"every {self.unit[:-1]}"
         return f"every {self.every} {self.unit}"
+
+
+class EnvironmentBuild(models.Model):
+    """A package environment (a Python version and normalised requirements) as the workers last
+    built it: status, the installer's reason when it failed, its live output while it builds.
+    Shared by every version with the same requirements (runner: pipelines/environments.py)."""
+
+    PENDING, BUILDING, READY, FAILED = "pending", "building", "ready", "failed"
+    STATUSES = [(PENDING, "Pending"), (BUILDING, "Building"), (READY, "Ready"), (FAILED, "Failed")]
+
+    key = models.CharField(max_length=64, unique=True)
+    python_version = models.CharField(max_length=20)
+    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
+    detail = models.TextField(blank=True)
+    output = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    versions = models.ManyToManyField(
+        "packages.PackageVersion", related_name="environment_builds", blank=True
+    )
+
+    def __str__(self):
+        return f"environment {self.key[:12]} ({self.status})"

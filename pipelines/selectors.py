@@ -2,7 +2,7 @@
 
 from django.http import Http404
 
-from pipelines.models import PipelineRun
+from pipelines.models import EnvironmentBuild, PipelineRun
 
 
 def pipeline_run_list(*, project, status="", type="", package="", schedule=""):
@@ -134,3 +134,16 @@ def run_timeline(run) -> dict | None:
             }
         )
     return {"rows": rows, "total": total, **spent}
+
+
+def environment_built_elsewhere(run):
+    """The environment build a Packaging run waits for while another job runs it (the build
+    queued at upload, or another run's), or None."""
+    if run.status != PipelineRun.PACKAGING or run.started_at:
+        return None
+    return EnvironmentBuild.objects.filter(versions=run.version_id).first()
+
+
+def environment_of_version(version):
+    """The version's environment as last built ('pending' before any build)."""
+    return EnvironmentBuild.objects.filter(versions=version).first()

@@ -18,6 +18,7 @@ from datetime import timedelta
 import django_rq
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from rq.job import Job, JobStatus
 
@@ -117,7 +118,9 @@ def requeue_vanished_runs() -> None:
 
     settle = timezone.now() - timedelta(seconds=5)  # let fresh runs reach Redis first
     waiting = PipelineRun.objects.filter(
-        status__in=[PipelineRun.QUEUED, PipelineRun.SCHEDULED], created_at__lt=settle
+        Q(status__in=[PipelineRun.QUEUED, PipelineRun.SCHEDULED])
+        | Q(status=PipelineRun.PACKAGING, started_at__isnull=True),  # environment built elsewhere
+        created_at__lt=settle,
     ).select_related("project", "package", "version", "dataset", "evaluation_dataset")
     overdue = timezone.now() - timedelta(seconds=10)
     for run in waiting:

@@ -5,6 +5,11 @@ from pipelines import views
 urlpatterns = [
     path("", views.pipeline_list, name="pipeline-list"),
     path("new/", views.pipeline_new, name="pipeline-new"),
+    path(
+        "environments/<str:package>/<str:version>/rebuild/",
+        views.environment_rebuild_page,
+        name="environment-rebuild",
+    ),
     path("recurring/", views.schedule_list_page, name="schedule-list"),
     path("recurring/<int:schedule_id>/edit/", views.schedule_edit, name="schedule-edit"),
     path(

@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
@@ -10,7 +10,8 @@ from aicenter.downloads import file_response, zip_response
 from aicenter.forms import done, folder_context, form_errors, page_of
 from aicenter.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_list
-from packages.selectors import package_list
+from packages.selectors import package_get, package_list, version_get
+from pipelines.environments import environment_rebuild
 from pipelines.forms import (
     form_values,
     inputs_from,
@@ -30,6 +31,7 @@ from pipelines.schedules import (
 )
 from pipelines.selectors import (
     dataset_folders,
+    environment_built_elsewhere,
     pipeline_run_get,
     pipeline_run_list,
     run_timeline,
@@ -253,6 +255,7 @@ def _detail(request, project, run, *, errors=None, status=200):
         "can_edit": can(project, RUN),
         "errors": errors or {},
         "waiting_for": waiting_for(run),
+        "build": environment_built_elsewhere(run),
     }
     if request.htmx and request.GET.get("part") == "status":
         return render(request, "pipelines/detail.html#run-status", context)
@@ -354,3 +357,13 @@ def pipeline_delete_page(request, project, run_id):
         lambda run: pipeline_run_delete(run=run),
         lambda project, run, _: reverse("pipeline-list", args=[project.slug]),
     )
+
+
+@require_POST
+@login_required
+def environment_rebuild_page(request, project, package, version):
+    """Rebuild on a version whose environment failed: forget the failure, build it again."""
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    version = version_get(package=package_get(project=project, name=package), number=version)
+    environment_rebuild(version=version)
+    return redirect("version-detail", project=project.slug, package=package, version=version.number)

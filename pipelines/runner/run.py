@@ -11,19 +11,25 @@ from contextlib import ExitStack, contextmanager
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from aicenter.manifests import (
-    blob_open,
     manifest_copy,
     manifest_delete,
-    manifest_file,
     manifest_from_files,
 )
 from aicenter.templatetags.aicenter import duration
 from packages.services import package_version_create_trained
 from pipelines import sandbox
-from pipelines.environments import EnvironmentError_, environment_ready, using_environment
+from pipelines.environments import (
+    BuildStopped,
+    EnvironmentError_,
+    environment_ready,
+    using_environment,
+    version_environment,
+    version_requirements,
+)
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun
 from pipelines.parameters import run_variables
@@ -64,9 +70,11 @@ def _claim(run, status) -> bool:
     now = timezone.now()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     devices = settings.CUDA_VISIBLE_DEVICES if run.gpu and run.queue == "gpu" else ""
-    claimed = PipelineRun.objects.filter(
-        pk=run.pk, status__in=[PipelineRun.QUEUED, PipelineRun.SCHEDULED]
-    ).update(
+    waiting = Q(status__in=[PipelineRun.QUEUED, PipelineRun.SCHEDULED]) | Q(
+        status=PipelineRun.PACKAGING,
+        started_at__isnull=True,  # its environment built elsewhere
+    )
+    claimed = PipelineRun.objects.filter(waiting, pk=run.pk).update(
         status=status,
         started_at=now,
         heartbeat_at=now,
@@ -83,9 +91,10 @@ def _claim(run, status) -> bool:
 
 
 class Runner:
-    def __init__(self, run, requirements=""):
+    def __init__(self, run, requirements="", build=None):
         self.run = run
         self.requirements = requirements
+        self.build = build  # its environment's record (EnvironmentBuild), as of the claim
         self.log = RunLog(run)
         self.phases = []
         self.watch = RunWatch(run.pk)
@@ -100,10 +109,7 @@ class Runner:
         run = self.run
         workspace = None
         self.watch.start()
-        waited_from = run.scheduled_for or run.enqueued_at or run.created_at
-        self.phases.append(
-            {"name": "queued", "start": waited_from.timestamp(), "end": run.started_at.timestamp()}
-        )
+        self.phases += self._waiting()
         try:
             with ExitStack() as stack:
                 with self.phase("environment"):
@@ -113,6 +119,7 @@ class Runner:
                             requirements=self.requirements,
                             log=self._installer_output,
                             on_build=self._packaging,
+                            should_stop=self.watch.killed.is_set,
                         )
                     )
                     self._running()
@@ -129,6 +136,8 @@ class Runner:
             workspace.remove()  # before the status is final: a finished run left nothing behind
             workspace = None
             self._end(**ending)
+        except BuildStopped:
+            self._end(status=PipelineRun.KILLED)
         except EnvironmentError_ as error:
             self._end(status=PipelineRun.FAILED, reason=error.reason)
         except Exception as error:  # a platform failure, not the user's: say so and end the run
@@ -140,6 +149,32 @@ class Runner:
             self.log.flush()
             if workspace:
                 workspace.remove()
+
+    def _waiting(self) -> list[dict]:
+        """From enqueued to claimed: queued, but an environment built meanwhile by another job
+        (the build ahead at upload, another run's) shows as the environment phase it was, and
+        its installer output goes into this run's log."""
+        run, build = self.run, self.build
+        start, end = (
+            (run.scheduled_for or run.enqueued_at or run.created_at).timestamp(),
+            (run.started_at.timestamp()),
+        )
+        built = build and build.started_at and build.finished_at
+        if built:
+            began = max(start, build.started_at.timestamp())
+            ended = min(build.finished_at.timestamp(), end)
+        if not built or ended - began < 0.05:
+            return [{"name": "queued", "start": start, "end": end}]
+        self.log.platform(
+            f"its environment was built by another job while this run waited ({ended - began:.1f}"
+            " s); the installer said:"
+        )
+        self.log.write(build.output)
+        phases = [{"name": "queued", "start": start, "end": began}] if began > start else []
+        phases.append({"name": "environment", "start": began, "end": ended})
+        if end > ended:
+            phases.append({"name": "queued", "start": ended, "end": end})
+        return phases
 
     def _installer_output(self, text):
         self.log.write(text)
@@ -370,14 +405,6 @@ class Runner:
         self.log.flush()
 
 
-def _requirements(version) -> str:
-    entry = manifest_file(version.manifest, "requirements.txt")
-    if entry is None:
-        return ""
-    with blob_open(entry.blob) as stored:
-        return stored.read(1024 * 1024).decode("utf-8", errors="replace")
-
-
 def _failed_status(outcome):
     return PipelineRun.KILLED if outcome.stopped == "killed" else PipelineRun.FAILED
 
@@ -401,10 +428,11 @@ def run_pipeline(run) -> None:
         "evaluation_dataset__manifest",
         "created_by",
     ).get(pk=run.pk if isinstance(run, PipelineRun) else run)
-    requirements = _requirements(run.version)
+    requirements = version_requirements(run.version)
+    build = version_environment(run.version, requirements)
     # Packaging first when its environment must be built: statuses never go backwards
     ready = environment_ready(python_version=run.package.language, requirements=requirements)
     if not _claim(run, PipelineRun.RUNNING if ready else PipelineRun.PACKAGING):
         logger.info("pipeline run %s is %s, not queued: skipped", run.pk, run.status)
         return
-    Runner(run, requirements).handle()
+    Runner(run, requirements, build).handle()

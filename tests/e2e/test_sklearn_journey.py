@@ -18,9 +18,8 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
-from pipelines.environments import READY, environment_key
+from pipelines.environments import READY, environment_key, version_requirements
 from pipelines.models import PipelineRun
-from pipelines.runner.run import _requirements
 from tests.e2e.conftest import in_place, needs_chromium
 from tests.factories import make_zip
 
@@ -437,7 +436,7 @@ def test_a_scikit_learn_package_trains_on_a_csv_dataset_through_the_pages(
     archive.extractall(tmp_path / "v1.1")
     version = first.output_version
     assert (version.major, version.minor) == (1, 1)
-    key = environment_key(version.package.language, _requirements(version))
+    key = environment_key(version.package.language, version_requirements(version))
     python = settings.ENVIRONMENTS_DIR / key / "bin" / "python"
     assert (settings.ENVIRONMENTS_DIR / key / READY).exists()
     served = subprocess.run(

@@ -1,0 +1,177 @@
+"""Environment builds seen from outside (issue 9, items 3, 4 and 9): a run waiting for a build
+shows Packaging and the installer's output whichever job builds it; a failed build shows on
+the version and is not tried again until Rebuild; a kill stops a build; builds have a time limit.
+
+The package index here is a server of the test's own on loopback that answers slowly, then
+"not found": builds that take as long as the test needs, and fail for a known reason."""
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from pipelines.environments import EnvironmentError_, environment_for
+from pipelines.models import EnvironmentBuild, PipelineRun
+from tests.conftest import upload, wait_for, wait_until
+from tests.factories import package_zip
+from tests.pipelines.test_environments import TRAIN
+
+pytestmark = pytest.mark.django_db(transaction=True)
+API = "/api/v1/projects/alpha"
+
+
+class SlowIndex:
+    """A package index that takes `delay` seconds to say it has no such project."""
+
+    def __init__(self):
+        self.delay = 2.0
+        self.requests = 0
+        index = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                index.requests += 1
+                time.sleep(index.delay)
+                self.send_response(404)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def requirements(self):
+        port = self.server.server_address[1]
+        return f"--index-url http://127.0.0.1:{port}/simple\nslowpkg==1.0\n"
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def index():
+    server = SlowIndex()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def api(api_as, bob, worker):
+    api = api_as(bob)
+    api.post_json(f"{API}/datasets", {"name": "d"})
+    api.put(f"{API}/datasets/d/files/a.csv", b"1", content_type="application/octet-stream")
+    return api
+
+
+def upload_package(api, name, requirements):
+    content = package_zip(**{"train.py": TRAIN, "requirements.txt": requirements})
+    response = api.post(f"{API}/packages", {"name": name, "file": upload(content=content)})
+    assert response.status_code == 201, response.content
+
+
+def start(api, name):
+    response = api.post_json(
+        f"{API}/pipelines", {"type": "train", "package": name, "version": "1.0", "dataset": "d"}
+    )
+    assert response.status_code == 201, response.content
+    return PipelineRun.objects.get(pk=response.json()["id"])
+
+
+def version_environment(api, name):
+    (version,) = api.get(f"{API}/packages/{name}").json()["versions"]
+    return version["environment"]
+
+
+def test_a_run_waiting_for_the_build_ahead_shows_packaging_and_the_installer(
+    api, index, bob, pages_as
+):
+    index.delay = 4.0
+    upload_package(api, "ahead", index.requirements)  # its build is queued first, by itself
+    wait_until(lambda: index.requests, 30, "the build ahead never reached the index")
+    run = start(api, "ahead")
+    wait_until(
+        lambda: PipelineRun.objects.get(pk=run.pk).status == "packaging",
+        10,
+        "the run never showed Packaging while the build ahead ran",
+    )
+    assert PipelineRun.objects.get(pk=run.pk).started_at is None  # no worker has it yet
+    assert version_environment(api, "ahead")["status"] == "building"
+    page = pages_as(bob).get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
+    assert "in another job" in page
+    assert "building the package&#x27;s environment with uv" in page  # the installer's output
+    run = wait_for(run, timeout=60)
+    assert run.status == "failed"
+    assert run.failure_reason.startswith("dependency install failed: slowpkg")
+    phases = {phase["name"]: phase for phase in run.phases}
+    assert "environment" in phases
+    build = phases["environment"]
+    assert build["end"] - build["start"] >= 2.5  # the real time it waited for the build
+
+
+def test_a_failed_build_shows_on_the_version_and_waits_for_rebuild(
+    api, index, settings, pages_as, bob
+):
+    settings.PREPARE_ENVIRONMENTS = False
+    index.delay = 0.2
+    upload_package(api, "broken", index.requirements)
+    assert version_environment(api, "broken")["status"] == "pending"
+    first = wait_for(start(api, "broken"), timeout=60)
+    assert first.failure_reason.startswith("dependency install failed: slowpkg")
+    environment = version_environment(api, "broken")
+    assert environment["status"] == "failed"
+    assert "slowpkg" in environment["detail"]
+    pages = pages_as(bob)
+    listing = pages.get("/p/alpha/packages/").content.decode()
+    assert "Environment failed" in listing
+    versions = pages.get("/p/alpha/packages/broken/").content.decode()
+    assert "Rebuild" in versions
+    asked = index.requests
+    second = wait_for(start(api, "broken"), timeout=60)  # refused at once, not built again
+    assert second.status == "failed"
+    assert "use Rebuild on the version to try again" in second.failure_reason
+    assert index.requests == asked
+    rebuilt = api.post(f"{API}/packages/broken/versions/1.0/rebuild")
+    assert rebuilt.status_code == 200
+    assert rebuilt.json()["status"] in ("pending", "building", "failed")
+    wait_until(lambda: index.requests > asked, 30, "Rebuild built nothing")
+
+
+def test_rebuild_is_for_those_who_run_pipelines(api_as, vera, charlie, api, index, settings):
+    settings.PREPARE_ENVIRONMENTS = False
+    upload_package(api, "mine", "")
+    path = f"{API}/packages/mine/versions/1.0/rebuild"
+    assert api_as(vera).post(path).status_code == 403
+    assert api_as(charlie).post(path).status_code == 404
+    assert api.post(f"{API}/packages/mine/versions/9.9/rebuild").status_code == 404
+
+
+def test_kill_during_packaging_stops_the_build(api, index, settings):
+    settings.PREPARE_ENVIRONMENTS = False  # the run's own job builds
+    index.delay = 60.0
+    upload_package(api, "stuck", index.requirements)
+    run = start(api, "stuck")
+    wait_until(lambda: index.requests, 30, "the build never reached the index")
+    killed_at = time.monotonic()
+    assert api.post(f"{API}/pipelines/{run.pk}/kill").json()["status"] == "killed"
+    # the worker is free again within seconds: the next run starts and ends
+    upload_package(api, "quick", "")
+    after = wait_for(start(api, "quick"), timeout=30)
+    assert after.status == "successful", after.failure_reason
+    assert time.monotonic() - killed_at < 20
+    build = EnvironmentBuild.objects.get(versions__package__name="stuck")
+    assert build.status == "pending"  # stopped, not failed: the next run builds it again
+
+
+def test_a_build_has_a_time_limit(settings, index, tmp_path):
+    settings.ENVIRONMENTS_DIR = tmp_path
+    settings.ENVIRONMENT_BUILD_MAX_SECONDS = 2
+    index.delay = 30.0
+    started = time.monotonic()
+    with pytest.raises(EnvironmentError_) as raised:
+        environment_for(python_version="3.11", requirements=index.requirements)
+    assert time.monotonic() - started < 10
+    assert "went over its time limit of 2 s (AICENTER_BUILD_MAX_SECONDS)" in raised.value.reason
