@@ -5,6 +5,21 @@ from aicenter.models import ApiToken, Blob, Manifest, ManifestEntry, Membership,
 admin.site.site_header = "AI Center administration"
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows only the product writes (runs, versions, logs, blobs): viewed here, never added,
+    changed or deleted behind the services' back (an added run would never run; a deleted
+    version would leave its blobs and lineage behind). The pages and the API do those."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 1
@@ -34,7 +49,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(Blob)
-class BlobAdmin(admin.ModelAdmin):
+class BlobAdmin(ReadOnlyAdmin):
     list_display = ["sha256", "size", "created_at"]
     search_fields = ["sha256"]
     date_hierarchy = "created_at"
@@ -50,12 +65,12 @@ class ManifestEntryInline(admin.TabularInline):
 
 
 @admin.register(Manifest)
-class ManifestAdmin(admin.ModelAdmin):
+class ManifestAdmin(ReadOnlyAdmin):
     list_display = ["id", "created_at"]
 
 
 @admin.register(ManifestEntry)
-class ManifestEntryAdmin(admin.ModelAdmin):
+class ManifestEntryAdmin(ReadOnlyAdmin):
     list_display = ["path", "manifest", "size", "blob"]
     search_fields = ["path", "blob__sha256"]
     list_select_related = ["manifest", "blob"]

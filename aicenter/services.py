@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -57,7 +58,18 @@ def can(project, need: str) -> bool:
     return _RANK[project.role] >= _NEEDED[need]
 
 
+def can_create_projects(user) -> bool:
+    return user.is_staff or settings.PROJECT_CREATORS == "everyone"
+
+
 def project_create(*, user, name: str, description: str = "") -> Project:
+    """A new project, its creator its Project admin. Only staff create projects unless
+    AICENTER_PROJECT_CREATORS=everyone."""
+    if not can_create_projects(user):
+        raise PermissionDenied(
+            "Only staff users create projects here: ask an administrator, or a Project admin "
+            "to add you to their project."
+        )
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "A name is required."})

@@ -136,6 +136,12 @@ AXES_LOCKOUT_CALLABLE = "aicenter.security.login_locked_out"
 AXES_CLIENT_IP_CALLABLE = "aicenter.security.client_ip"
 AXES_VERBOSE = False  # no banner at every manage.py command; lock-outs are still logged
 
+# Who may create projects: "staff" (default; everyone else is added to projects by their
+# Project admins) or "everyone".
+PROJECT_CREATORS = (
+    "everyone" if os.environ.get("AICENTER_PROJECT_CREATORS") == "everyone" else ("staff")
+)
+
 # Behind a proxy that terminates TLS (and sets X-Forwarded-Proto and X-Forwarded-For): https
 # only, secure cookies. Off by default, so `python3 run.py` works over plain http.
 BEHIND_TLS_PROXY = envbool("AICENTER_BEHIND_TLS_PROXY", False)

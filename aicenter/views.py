@@ -6,6 +6,7 @@ from aicenter.forms import form_errors
 from aicenter.models import Membership
 from aicenter.services import (
     ADMIN,
+    can_create_projects,
     membership_remove,
     membership_set,
     project_create,
@@ -35,7 +36,12 @@ def project_list(request):
     return render(
         request,
         "projects/list.html",
-        {"projects": projects, "errors": errors, "values": values},
+        {
+            "projects": projects,
+            "errors": errors,
+            "values": values,
+            "can_create": can_create_projects(request.user),
+        },
         status=400 if errors else 200,
     )
 

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from aicenter.admin import ReadOnlyAdmin
 from packages.models import Package, PackageVersion
 
 
@@ -21,7 +22,7 @@ class PackageAdmin(admin.ModelAdmin):
 
 
 @admin.register(PackageVersion)
-class PackageVersionAdmin(admin.ModelAdmin):
+class PackageVersionAdmin(ReadOnlyAdmin):
     list_display = ["package", "major", "minor", "source", "file_count", "size", "created_at"]
     list_filter = ["source", "package__project"]
     search_fields = ["package__name"]

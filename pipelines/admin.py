@@ -1,10 +1,11 @@
 from django.contrib import admin
 
-from pipelines.models import LogChunk, PipelineRun, Schedule
+from aicenter.admin import ReadOnlyAdmin
+from pipelines.models import EnvironmentBuild, LogChunk, PipelineRun, Schedule
 
 
 @admin.register(PipelineRun)
-class PipelineRunAdmin(admin.ModelAdmin):
+class PipelineRunAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "name",
@@ -38,7 +39,7 @@ class PipelineRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(LogChunk)
-class LogChunkAdmin(admin.ModelAdmin):
+class LogChunkAdmin(ReadOnlyAdmin):
     list_display = ["run", "seq", "created_at"]
     raw_id_fields = ["run"]
     search_fields = ["text"]
@@ -58,3 +59,11 @@ class ScheduleAdmin(admin.ModelAdmin):
     ]
     list_filter = ["paused", "unit", "project"]
     search_fields = ["name", "cron"]
+
+
+@admin.register(EnvironmentBuild)
+class EnvironmentBuildAdmin(ReadOnlyAdmin):
+    list_display = ["key", "python_version", "status", "started_at", "finished_at"]
+    list_filter = ["status", "python_version"]
+    search_fields = ["key", "detail"]
+    exclude = ["versions"]

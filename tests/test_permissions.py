@@ -74,16 +74,35 @@ def test_a_project_admin_manages_members(pages_as, alice, charlie):
 
 
 def test_creating_a_project_makes_its_creator_admin(api_as, charlie):
+    charlie.is_staff = True
+    charlie.save()
     response = api_as(charlie).post_json("/api/v1/projects", {"name": "Charlie's lab"})
     assert response.status_code == 201
     project = Project.objects.get(slug=response.json()["slug"])
     assert Membership.objects.get(project=project).role == Membership.ADMIN
 
 
+def test_only_staff_create_projects_unless_the_setting_says_everyone(
+    api_as, charlie, pages_as, settings
+):
+    response = api_as(charlie).post_json("/api/v1/projects", {"name": "Charlie's lab"})
+    assert response.status_code == 403
+    assert "Only staff users create projects" in response.json()["detail"]
+    page = pages_as(charlie)
+    assert "Create project" not in page.get("/").content.decode()
+    assert page.post("/", {"name": "Charlie's lab"}).status_code == 403
+    assert not Project.objects.filter(name="Charlie's lab").exists()
+    settings.PROJECT_CREATORS = "everyone"
+    assert "Create project" in page.get("/").content.decode()
+    assert api_as(charlie).post_json("/api/v1/projects", {"name": "Lab"}).status_code == 201
+
+
 @pytest.mark.parametrize(
     "payload, message", [({"name": ""}, "A name is required"), ({"name": "Alpha"}, "already")]
 )
 def test_a_bad_project_is_refused(api_as, charlie, project, payload, message):
+    charlie.is_staff = True
+    charlie.save()
     response = api_as(charlie).post_json("/api/v1/projects", payload)
     assert response.status_code == 400
     assert message in response.json()["errors"]["name"][0]
