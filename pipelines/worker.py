@@ -3,7 +3,10 @@
 - it sweeps for lost runs, vanished jobs and due schedules every few seconds, idle or busy, so
   nothing needs a separate monitor process;
 - it always runs RQ's scheduler (for runs and schedules that start later);
-- its work horse dies with it, so a killed worker leaves no run behind that looks alive.
+- its work horse and its scheduler die with it, so a killed worker leaves no run behind that
+  looks alive and no scheduler holding the lock its successor needs;
+- it rides out a Redis outage (Redis stopped, restarted empty, unreachable): it waits, says so
+  once, and once Redis answers again it registers again and takes work as before.
 """
 
 import ctypes
@@ -12,12 +15,15 @@ import signal
 import sys
 import time
 
+import redis
 from django.conf import settings
-from rq import Worker
-from rq.defaults import DEFAULT_WORKER_TTL
+from rq import Worker, worker_registration
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, DEFAULT_WORKER_TTL
+from rq.scheduler import RQScheduler
 
 logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def die_with_parent() -> None:
@@ -28,7 +34,30 @@ def die_with_parent() -> None:
         pass
 
 
+class PipelineScheduler(RQScheduler):
+    """RQ's scheduler (a process forked by the worker), dying with its worker and riding out
+    Redis outages instead of exiting."""
+
+    def work(self):
+        die_with_parent()
+        said_at = None
+        while True:
+            try:
+                return super().work()
+            except REDIS_DOWN as error:
+                if self._stop_requested:
+                    return None
+                if said_at is None or time.monotonic() - said_at >= 60:
+                    said_at = time.monotonic()
+                    logger.warning("scheduler: Redis unreachable (%s); trying every second", error)
+                time.sleep(1)
+
+
 class PipelineWorker(Worker):
+    # While Redis is away, RQ tries to dequeue again after 1, 2, 4 s…: at most 5 s, so work
+    # resumes within seconds of Redis coming back (RQ's own limit is a minute).
+    max_connection_wait_time = 5.0
+
     def __init__(self, *args, **kwargs):
         # Wake from the blocking dequeue and from watching a busy horse every few seconds.
         # RQ blocks on dequeue for worker_ttl - 15 s; rqworker passes its default, 420
@@ -37,6 +66,7 @@ class PipelineWorker(Worker):
         kwargs.setdefault("job_monitoring_interval", 5)
         super().__init__(*args, **kwargs)
         self._last_sweep = 0.0
+        self._redis_lost_at = None  # monotonic time Redis stopped answering, while it doesn't
 
     def work(self, *args, **kwargs):
         from pipelines.sandbox import refusal, status
@@ -56,15 +86,114 @@ class PipelineWorker(Worker):
         kwargs["with_scheduler"] = True
         return super().work(*args, **kwargs)
 
-    def heartbeat(self, *args, **kwargs):
-        super().heartbeat(*args, **kwargs)
+    def heartbeat(self, timeout=None, pipeline=None):
+        if pipeline is not None:  # one command of maintain_heartbeats' pipeline
+            return super().heartbeat(timeout, pipeline=pipeline)
+        try:
+            with self.connection.pipeline() as commands:
+                commands.sismember(self.redis_workers_keys, self.key)
+                super().heartbeat(timeout, pipeline=commands)
+                registered = commands.execute()[0]
+            if not registered:  # Redis restarted empty (or forgot us while away)
+                self._register_again()
+            self._redis_answers()
+        except REDIS_DOWN as error:
+            self._redis_unreachable(error)
+            return None
         if time.monotonic() - self._last_sweep >= settings.PIPELINE_SWEEP_SECONDS:
             self._last_sweep = time.monotonic()
             self._sweep()
+        return None
 
     def maintain_heartbeats(self, *args, **kwargs):
-        super().maintain_heartbeats(*args, **kwargs)
+        # while a job runs: without Redis, the work horse goes on (the run's row in the
+        # database is its record) and this worker keeps watching it
+        try:
+            super().maintain_heartbeats(*args, **kwargs)
+        except REDIS_DOWN as error:
+            self._redis_unreachable(error)
         self.heartbeat()
+
+    # RQ's work loop quits on any Redis error outside its dequeue: these ride it out instead.
+
+    def check_for_suspension(self, burst):
+        try:
+            super().check_for_suspension(burst)
+        except REDIS_DOWN as error:  # not suspended as far as anyone can tell: dequeue waits
+            self._redis_unreachable(error)
+
+    def run_maintenance_tasks(self):
+        try:
+            super().run_maintenance_tasks()
+        except REDIS_DOWN as error:
+            self._redis_unreachable(error)
+
+    def execute_job(self, job, queue):
+        try:
+            super().execute_job(job, queue)
+        except REDIS_DOWN as error:
+            # the run's outcome is in the database; only RQ's record of the job is behind
+            self._redis_unreachable(error)
+            logger.warning("job %s: Redis was unreachable around its start or end", job.id)
+
+    def teardown(self):
+        try:
+            super().teardown()
+        except REDIS_DOWN as error:  # stopping without Redis: nothing to unregister from
+            logger.warning("stopped without unregistering: Redis unreachable (%s)", error)
+
+    def _redis_unreachable(self, error):
+        if self._redis_lost_at is None:
+            self._redis_lost_at = time.monotonic()
+            logger.warning(
+                "Redis unreachable (%s): waiting for it; work goes on when it answers", error
+            )
+
+    def _redis_answers(self):
+        if self._redis_lost_at is not None:
+            logger.warning(
+                "Redis answers again after %.0f s", time.monotonic() - self._redis_lost_at
+            )
+            self._redis_lost_at = None
+
+    def _register_again(self):
+        """Put this worker back in Redis's list of workers (RQ's register_birth refuses a
+        name whose hash exists, and the heartbeat has just written to it)."""
+        with self.connection.pipeline() as commands:
+            commands.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
+            worker_registration.register(self, commands)
+            commands.expire(self.key, self.worker_ttl + 60)
+            commands.execute()
+        logger.warning("worker %s registered again (Redis had lost it)", self.name)
+
+    def _start_scheduler(
+        self,
+        burst=False,
+        logging_level="INFO",
+        date_format=DEFAULT_LOGGING_DATE_FORMAT,
+        log_format=DEFAULT_LOGGING_FORMAT,
+    ):
+        """RQ's own, but with a scheduler process that dies with this worker."""
+        self.scheduler = PipelineScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            serializer=self.serializer,
+            date_format=date_format,
+            log_format=log_format,
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if burst:
+            try:
+                self.scheduler.register_birth()
+                self.scheduler.enqueue_scheduled_jobs()
+            finally:
+                self.scheduler.release_locks()
+                self.scheduler.register_death()
+        else:
+            self.scheduler.start()
 
     def _sweep(self):
         from django.db import connections
@@ -78,6 +207,8 @@ class PipelineWorker(Worker):
             if scheduler and (not scheduler._process or not scheduler._process.is_alive()):
                 scheduler.acquire_locks(auto_start=True)
             sweep()
+        except REDIS_DOWN as error:
+            self._redis_unreachable(error)
         except Exception:  # never let the sweeper take the worker down
             logger.exception("sweep failed")
         finally:

@@ -1,5 +1,6 @@
 """Everything one machine needs, in one command: migrate, the default project and an admin
 login, the embedded Redis when REDIS_URL is unset, the web server and one worker.
+A worker that dies is started again (after a pause that grows while it keeps dying);
 Ctrl-C stops them all."""
 
 import os
@@ -15,6 +16,61 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from aicenter.models import Membership, Project
+
+# A worker that dies is started again after 1 s, then 2, 4 … up to a minute while it keeps
+# dying soon after each start; one that ran a minute before dying starts over at 1 s.
+FIRST_RESTART_DELAY = 1
+LONGEST_RESTART_DELAY = 60
+STABLE_SECONDS = 60
+
+
+class WorkerProcess:
+    """One pipelines worker of this command, restarted with backoff when it dies."""
+
+    def __init__(self, number, command):
+        self.number, self.command = number, command
+        self.delay = FIRST_RESTART_DELAY
+        self.restart_at = None
+        self.start()
+
+    def start(self):
+        self.process = subprocess.Popen(self.command)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def check(self, say):
+        """Start it again if it died and its pause is over; say what happens."""
+        if self.restart_at is None:
+            code = self.process.poll()
+            if code is None:
+                return
+            if time.monotonic() - self.started_at >= STABLE_SECONDS:
+                self.delay = FIRST_RESTART_DELAY
+            how = (
+                f"was killed by {signal.Signals(-code).name}"
+                if code < 0 and -code in signal.valid_signals()
+                else f"exited with code {code}"
+            )
+            say(
+                f"Worker {self.number} (pid {self.process.pid}) {how}; "
+                f"restarting it in {self.delay} s."
+            )
+            self.restart_at = time.monotonic() + self.delay
+            self.delay = min(self.delay * 2, LONGEST_RESTART_DELAY)
+        elif time.monotonic() >= self.restart_at:
+            self.start()
+            say(f"Worker {self.number} restarted (pid {self.process.pid}).")
+
+    def stop(self):
+        if self.restart_at is None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, deadline):
+        try:
+            self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 class Command(BaseCommand):
@@ -46,12 +102,10 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         username, password = self._ensure_admin()
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-        children = [
-            subprocess.Popen([*manage, "runserver", f"{addr}:{port}", "--noreload"]),
-            *(
-                subprocess.Popen([*manage, "rqworker", "pipelines", "--with-scheduler"])
-                for _ in range(workers)
-            ),
+        web = subprocess.Popen([*manage, "runserver", f"{addr}:{port}", "--noreload"])
+        worker_processes = [
+            WorkerProcess(number, [*manage, "rqworker", "pipelines", "--with-scheduler"])
+            for number in range(1, workers + 1)
         ]
         url = f"http://{'localhost' if addr in ('127.0.0.1', '0.0.0.0') else addr}:{port}/"
         self.stdout.write(
@@ -69,7 +123,7 @@ class Command(BaseCommand):
         )
         # stdout is a pipe under a supervisor or `docker logs`: the login must show right away
         self.stdout.flush()
-        self._wait(children)
+        self._wait(web, worker_processes)
 
     def _ensure_admin(self):
         """The admin login: created once, its password kept in the data dir so every start can
@@ -93,7 +147,13 @@ class Command(BaseCommand):
         )
         return username, password
 
-    def _wait(self, children):
+    def _say(self, text):
+        self.stdout.write(text)
+        self.stdout.flush()
+
+    def _wait(self, web, workers):
+        """Until Ctrl-C (or SIGTERM), or the web server exits (say, its port is taken): dead
+        workers are started again meanwhile."""
         stopping = False
 
         def stop(*_):
@@ -103,18 +163,25 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
-            while not stopping and all(child.poll() is None for child in children):
+            while not stopping and web.poll() is None:
+                for worker in workers:
+                    if stopping:  # a Ctrl-C stops workers too: not a death to restart
+                        break
+                    worker.check(self._say)
                 time.sleep(0.2)
+            if not stopping:
+                self._say(f"The web server exited with code {web.returncode}.")
         finally:
-            self.stdout.write("\nStopping…")
-            self.stdout.flush()
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
+            self._say("\nStopping…")
+            if web.poll() is None:
+                web.send_signal(signal.SIGTERM)
+            for worker in workers:
+                worker.stop()
             deadline = time.monotonic() + 10
-            for child in children:
-                try:
-                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+            for worker in workers:
+                worker.wait(deadline)
+            try:
+                web.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                web.kill()
+                web.wait()
