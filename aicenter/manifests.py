@@ -42,6 +42,14 @@ def clean_path(path: str, *, field: str = "path") -> str:
             )
         if any(ord(c) < 32 for c in part):
             raise ValidationError({field: f"'{original}' contains control characters."})
+        if len(part.encode()) > 255:  # every file system's limit on one name, counted in bytes
+            shown = part if len(part) <= 40 else part[:40] + "…"
+            raise ValidationError(
+                {
+                    field: f"'{shown}' is longer than 255 bytes ({len(part.encode())}): a file or "
+                    "folder name can have at most 255 bytes in UTF-8."
+                }
+            )
     if len(path.encode()) > 1000:
         raise ValidationError({field: "The path is longer than 1000 bytes."})
     return path

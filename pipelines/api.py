@@ -1,13 +1,14 @@
 from datetime import datetime
 
 from django.http import Http404, HttpResponse
-from ninja import Router, Schema, Status
+from ninja import Query, Router, Schema, Status
 
 from aicenter.downloads import FilesOut, file_response, files_listing
 from aicenter.manifests import clean_folder, clean_path
 from aicenter.services import RUN, project_get_for_user
 from packages.selectors import package_get, version_get
 from pipelines.environments import environment_rebuild
+from pipelines.forms import LAST_LOG_CHUNK
 from pipelines.logs import run_log_text
 from pipelines.models import Schedule
 from pipelines.schedules import (
@@ -266,10 +267,20 @@ def get_results(request, project: str, run_id: int):
 
 
 @router.get("/{project}/pipelines/{run_id}/logs", response={200: None})
-def get_logs(request, project: str, run_id: int):
+def get_logs(
+    request,
+    project: str,
+    run_id: int,
+    after: int = Query(0, ge=0, le=LAST_LOG_CHUNK),  # noqa: B008
+):
+    """The run's log as text; with `after`, only what came after that log chunk. The header
+    `X-Log-Last-Chunk` numbers the last chunk sent: pass it as `after` to read on."""
     project = project_get_for_user(user=request.user, slug=project)
     run = pipeline_run_get(project=project, run_id=run_id)
-    return HttpResponse(run_log_text(run)[0], content_type="text/plain; charset=utf-8")
+    text, last = run_log_text(run, after=after)
+    response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+    response["X-Log-Last-Chunk"] = str(last)
+    return response
 
 
 OUTPUTS = {

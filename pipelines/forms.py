@@ -185,3 +185,16 @@ def when_from(values) -> dict | None:
         )
         return {**rule, "timezone": values["timezone"], "starts_at": values["starts_at"] or None}
     return None
+
+
+LAST_LOG_CHUNK = 2**31 - 1  # LogChunk.seq's largest value on every database
+
+
+def log_after(data) -> int:
+    """The `after` of a log poll: the number of the last log chunk the page has (0: none)."""
+    raw = (data.get("after") or "0").strip()
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) <= LAST_LOG_CHUNK):
+        raise ValidationError(
+            {"after": f"after must be the number of a log chunk (0 or more), not '{raw[:40]}'."}
+        )
+    return int(raw)

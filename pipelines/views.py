@@ -1,6 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
@@ -15,6 +15,7 @@ from pipelines.environments import environment_rebuild
 from pipelines.forms import (
     form_values,
     inputs_from,
+    log_after,
     values_from_run,
     values_from_schedule,
     when_from,
@@ -273,7 +274,12 @@ def pipeline_log_tail(request, project, run_id):
     """New log text after chunk `after`, appended in place by htmx while the run runs."""
     project = project_get_for_user(user=request.user, slug=project)
     run = pipeline_run_get(project=project, run_id=run_id)
-    after = int(request.GET.get("after", 0) or 0)
+    try:
+        after = log_after(request.GET)
+    except ValidationError as error:
+        return HttpResponseBadRequest(
+            " ".join(error.messages), content_type="text/plain; charset=utf-8"
+        )
     text, seq = run_log_text(run, after=after)
     return render(
         request,
