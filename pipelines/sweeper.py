@@ -5,7 +5,8 @@ a Redis lock); it only needs the database and Redis, so any worker on any machin
   ends Failed with reason "worker lost";
 - a queued run whose job vanished from Redis (Redis restarted empty, or enqueueing failed) is
   enqueued again, up to three times, then ends Failed saying so;
-- schedules whose wake-up RQ lost are re-armed, and missed firings happen now.
+- schedules whose wake-up RQ lost are re-armed, and missed firings happen now;
+- workspaces that finished runs left on this machine (their removal failed) are removed.
 """
 
 import json
@@ -43,6 +44,7 @@ def sweep() -> None:
         fail_lost_runs()
         requeue_vanished_runs()
         arm_schedules()
+        remove_finished_workspaces()
     finally:
         try:
             lock.release()
@@ -101,6 +103,27 @@ def _kill_leftovers(run) -> None:
     for workspace in settings.WORKSPACES_DIR.glob(f"run-{run.pk}-*"):
         remove_leftovers(workspace.name)  # its sandbox's cgroup bears the workspace's name
         Workspace(workspace).remove()
+
+
+def remove_finished_workspaces() -> None:
+    """Workspaces on this machine of runs that finished here: their worker's removal failed
+    (a busy mount, say) and is tried again now. Nothing of a run still going is touched, nor of
+    a run another machine ran, nor of a run this database does not know."""
+    folders = {}
+    for folder in settings.WORKSPACES_DIR.glob("run-*-*"):  # run-<id>-<random>, see Workspace
+        run_id = folder.name.split("-")[1]
+        if run_id.isdigit():
+            folders.setdefault(int(run_id), []).append(folder)
+    if not folders:
+        return
+    finished = PipelineRun.objects.filter(pk__in=folders, status__in=PipelineRun.FINISHED)
+    for run_id, worker in finished.values_list("pk", "worker"):
+        if worker.rsplit(":", 1)[0] != socket.gethostname():
+            continue
+        for folder in folders[run_id]:
+            remove_leftovers(folder.name)  # any process still in its sandbox's cgroup
+            if Workspace(folder).remove():
+                logger.warning("removed the workspace %s left by run %s", folder.name, run_id)
 
 
 def _job_alive(run) -> bool:

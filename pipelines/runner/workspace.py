@@ -7,6 +7,7 @@ afterwards the new version and artifacts collected from it.
 """
 
 import errno
+import logging
 import os
 import shutil
 import stat
@@ -18,6 +19,8 @@ from django.core.files.storage import default_storage
 
 from aicenter.manifests import CHUNK, under_folder
 from aicenter.models import blob_storage_name
+
+logger = logging.getLogger(__name__)
 
 
 class Workspace:
@@ -58,14 +61,28 @@ class Workspace:
             blob_copy(sha256, destination)
         return len(files)
 
-    def remove(self):
-        def make_writable_and_retry(function, path, _exc_info):
+    def remove(self) -> bool:
+        """Delete the workspace; True when it is gone. A failure (say, a busy mount) is logged,
+        not raised: the run's outcome stands, and the sweeper removes the leftovers of finished
+        runs later."""
+
+        def make_writable_and_retry(function, path, exc_info):
+            if issubclass(exc_info[0], FileNotFoundError):
+                return  # removed meanwhile (by the sweeper, or the runner)
             os.chmod(os.path.dirname(path), 0o700)
             if os.path.isdir(path) and not os.path.islink(path):
                 os.chmod(path, 0o700)
             function(path)
 
-        shutil.rmtree(self.root, onerror=make_writable_and_retry)
+        try:
+            shutil.rmtree(self.root, onerror=make_writable_and_retry)
+        except OSError as error:
+            logger.warning(
+                "could not remove the workspace %s (%s); a later sweep will try again",
+                self.root,
+                error,
+            )
+        return not self.root.exists()
 
 
 def blob_copy(sha256: str, destination: Path) -> None:
