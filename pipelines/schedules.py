@@ -17,7 +17,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from pipelines.models import Schedule
-from pipelines.services import When, clean_run_inputs, pipeline_run_create, rq_moment
+from pipelines.services import (
+    When,
+    clean_run_inputs,
+    pipeline_run_create,
+    rq_moment,
+    wait_for_moment,
+)
 
 logger = logging.getLogger(__name__)
 TIMEZONES = sorted(zoneinfo.available_timezones())
@@ -198,6 +204,9 @@ def schedule_arm(schedule) -> None:
 
 def schedule_fire(schedule_id: int, due: int) -> None:
     """Start the run due at `due` (epoch seconds) once, whoever calls; then arm the next one."""
+    moment = Schedule.objects.filter(pk=schedule_id).values_list("next_run_at", flat=True).first()
+    if moment is not None and int(moment.timestamp()) == due:
+        wait_for_moment(moment)  # RQ wakes us up to a second early (rq_moment)
     with transaction.atomic():
         schedule = Schedule.objects.select_for_update().filter(pk=schedule_id).first()
         if (
@@ -221,7 +230,7 @@ def schedule_fire(schedule_id: int, due: int) -> None:
             logger.warning("schedule %s could not start a run: %s", schedule.pk, error)
         now = timezone.now()
         schedule.last_run_at = now
-        # after the due time too: RQ may wake us a little early, and that firing is done
+        # after the due time too: that firing is done even if the clock is a little behind
         schedule.next_run_at = next_run_time(schedule, max(now, schedule.next_run_at))
         schedule.job_id = ""
         schedule.save(update_fields=["last_run_at", "next_run_at", "job_id"])

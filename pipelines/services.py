@@ -1,6 +1,7 @@
 """Writes for pipeline runs. Views and the API both call these."""
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -183,12 +184,21 @@ def pipeline_run_create(
 
 
 def rq_moment(moment: datetime) -> datetime:
-    """RQ's scheduler keeps whole seconds, rounded down: round up, so nothing starts early."""
-    return (
-        moment
-        if moment.microsecond == 0
-        else (moment.replace(microsecond=0) + timedelta(seconds=1))
-    )
+    """When to arm RQ's scheduler for `moment`: the start of its second. RQ keeps whole
+    seconds and looks once a second, so rounding up could start a run two seconds late; this
+    wakes the job up to a second early instead, and the job waits out the rest
+    (`wait_for_moment`), so it starts within about a second of its moment, never before."""
+    return moment.replace(microsecond=0)
+
+
+def wait_for_moment(moment: datetime | float | None) -> None:
+    """Sleep until `moment` (a datetime or epoch seconds), for a job RQ woke early (see
+    rq_moment). At most a second: more would be a clock apart from the scheduler's, not RQ."""
+    if moment is None:
+        return
+    if isinstance(moment, datetime):
+        moment = moment.timestamp()
+    time.sleep(min(max(0.0, moment - time.time()), 1.0))
 
 
 def pipeline_run_enqueue(*, run) -> None:
@@ -200,16 +210,19 @@ def pipeline_run_enqueue(*, run) -> None:
     job_id = f"pipeline-run-{run.pk}-{run.enqueue_count + 1}"
     options = {
         "job_id": job_id,
-        "timeout": run.max_run_seconds + 3600,
+        "job_timeout": run.max_run_seconds + 3600,  # RQ's name; `timeout` would go to the run
         "result_ttl": 3600,
         "failure_ttl": 7 * 24 * 3600,
         "description": f"pipeline run {run.pk}",
     }
     try:
         if run.status == PipelineRun.SCHEDULED:
-            queue.enqueue_at(rq_moment(run.scheduled_for), execute_run, run.pk, **options)
+            moment = run.scheduled_for
+            queue.enqueue_at(
+                rq_moment(moment), execute_run, run.pk, not_before=moment.timestamp(), **options
+            )
         else:
-            queue.enqueue_call(execute_run, args=(run.pk,), **options)
+            queue.enqueue(execute_run, run.pk, **options)
     except Exception:  # Redis down: the run stays queued in the database, the sweeper retries
         logger.exception("could not enqueue pipeline run %s; the sweeper will retry", run.pk)
         return

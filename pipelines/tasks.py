@@ -3,7 +3,10 @@
 from pipelines.runner import run_pipeline
 
 
-def execute_run(run_id: int) -> None:
+def execute_run(run_id: int, not_before: float | None = None) -> None:
+    from pipelines.services import wait_for_moment
+
+    wait_for_moment(not_before)  # a scheduled run: RQ wakes it up to a second early
     run_pipeline(run_id)
 
 

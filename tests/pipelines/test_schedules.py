@@ -1,12 +1,17 @@
-"""When recurring pipelines fire: croniter and wall-clock intervals in any time zone."""
+"""When recurring pipelines fire: croniter and wall-clock intervals in any time zone; runs at
+a moment and recurring firings start on time on a real worker."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django_rq import get_queue
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from pipelines.models import Schedule
+from pipelines.models import PipelineRun, Schedule
 from pipelines.schedules import clean_when, next_run_time
+from tests.conftest import upload, wait_until
 
 
 def utc(*args):
@@ -105,3 +110,83 @@ def test_a_firing_missed_while_everything_was_down_happens_on_restart(bob, proje
     assert schedule.next_run_at == missed + timedelta(days=1)
     arm_schedules()  # and never twice
     assert schedule.runs.count() == 1
+
+
+# On time, with exactly the processes the README lists: one `rqworker pipelines` (the session's
+# `worker`), whose RQ scheduler wakes runs and schedules. Nothing crashes on the way (no failed
+# job left in RQ) and nothing waits for the sweeper's rescue.
+
+API = "/api/v1/projects/alpha"
+
+
+@pytest.fixture
+def ready(api_as, bob, worker):
+    """Bob's API, a package whose environment is built and a dataset, the worker idle."""
+    api = api_as(bob)
+    assert api.post(f"{API}/packages", {"name": "p", "file": upload()}).status_code == 201
+    api.post_json(f"{API}/datasets", {"name": "d"})
+    api.put(f"{API}/datasets/d/files/a.csv", b"1\n", content_type="application/octet-stream")
+    queue = get_queue("pipelines")
+    wait_until(
+        lambda: queue.count == 0 and StartedJobRegistry(queue=queue).count == 0,
+        60,
+        "the worker is still busy with the upload's environment build",
+    )
+    return api
+
+
+def failed_jobs(prefix):
+    registry = FailedJobRegistry(queue=get_queue("pipelines"))
+    return [job_id for job_id in registry.get_job_ids() if job_id.startswith(prefix)]
+
+
+def a_moment_ahead():
+    """3 to 4 s from now, just after a whole second: the worst case for RQ's whole seconds."""
+    return (timezone.now() + timedelta(seconds=4)).replace(microsecond=1000)
+
+
+def assert_started_on_time(run, moment):
+    wait_until(lambda: PipelineRun.objects.get(pk=run.pk).started_at, 15, "the run never started")
+    run.refresh_from_db()
+    late = (run.started_at - moment).total_seconds()
+    assert 0 <= late <= 2, f"started {late:.2f} s after its moment"
+    assert failed_jobs(f"pipeline-run-{run.pk}-") == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_at_a_moment_starts_within_two_seconds_and_leaves_no_failed_job(ready):
+    at = a_moment_ahead()
+    response = ready.post_json(
+        f"{API}/pipelines",
+        {
+            "type": "train",
+            "package": "p",
+            "version": "1.0",
+            "dataset": "d",
+            "schedule": {"at": at.isoformat()},
+        },
+    )
+    assert response.status_code == 201, response.content
+    run = PipelineRun.objects.get(pk=response.json()["id"])
+    assert run.status == PipelineRun.SCHEDULED
+    assert_started_on_time(run, at)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_recurring_pipeline_fires_within_two_seconds_and_leaves_no_failed_job(ready):
+    starts = a_moment_ahead()
+    response = ready.post_json(
+        f"{API}/pipelines",
+        {
+            "type": "train",
+            "package": "p",
+            "version": "1.0",
+            "dataset": "d",
+            "schedule": {"every": 1, "unit": "hours", "starts_at": starts.isoformat()},
+        },
+    )
+    assert response.status_code == 201, response.content
+    schedule = Schedule.objects.get(pk=response.json()["id"])
+    wait_until(lambda: schedule.runs.exists(), 15, "the schedule never fired")
+    assert_started_on_time(schedule.runs.get(), starts)
+    assert failed_jobs(f"schedule-{schedule.pk}-") == []
