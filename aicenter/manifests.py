@@ -21,6 +21,7 @@ from django.db.models import ProtectedError, Q
 from django.db.models.functions import Left
 from django.db.models.lookups import Exact
 
+from aicenter.database import retry_when_locked
 from aicenter.models import Blob, Manifest, ManifestEntry, blob_storage_name
 
 CHUNK = 1024 * 1024
@@ -92,9 +93,8 @@ def _store_spooled(batch: list[tuple[str, int, object]]) -> None:
             spool.seek(0)
             default_storage.save(blob_storage_name(sha), File(spool))
             new[sha] = size
-    Blob.objects.bulk_create(
-        [Blob(sha256=s, size=n) for s, n in new.items()], ignore_conflicts=True
-    )
+    rows = [Blob(sha256=s, size=n) for s, n in new.items()]
+    retry_when_locked(lambda: Blob.objects.bulk_create(rows, ignore_conflicts=True))
 
 
 def store_files(items, *, batch_size: int = 200):
@@ -208,27 +208,44 @@ def manifest_delete_path(manifest: Manifest, path: str) -> int:
     return count
 
 
+def _manifest_write(rows: list[tuple[str, str | None, int]]) -> Manifest:
+    """A new manifest of (path, sha256, size) rows, in one transaction of its own. Runs make
+    theirs this way (artifacts, versions, snapshots): a database locked by someone else is
+    waited out, it doesn't fail the run."""
+
+    def write():
+        with transaction.atomic():
+            manifest = Manifest.objects.create()
+            ManifestEntry.objects.bulk_create(
+                [
+                    ManifestEntry(manifest=manifest, path=path, blob_id=sha, size=size)
+                    for path, sha, size in rows
+                ],
+                batch_size=2000,
+            )
+        return manifest
+
+    return retry_when_locked(write)
+
+
 def manifest_copy(manifest: Manifest, *, prefix: str = "") -> Manifest:
     """A new manifest holding the files under `prefix`, re-rooted there. No bytes are copied."""
-    copy = Manifest.objects.create()
     entries = manifest.entries.all()
     if prefix:
         # the folder's own marker ('prefix/') would become a nameless entry: the new root
         entries = entries.filter(under_folder(prefix + "/")).exclude(path=prefix + "/")
     cut = len(prefix) + 1 if prefix else 0
-    ManifestEntry.objects.bulk_create(
+    return _manifest_write(
         [
-            ManifestEntry(manifest=copy, path=path[cut:], blob_id=blob_id, size=size)
+            (path[cut:], blob_id, size)
             for path, blob_id, size in entries.values_list("path", "blob_id", "size").iterator()
-        ],
-        batch_size=2000,
+        ]
     )
-    return copy
 
 
 def manifest_delete(manifest: Manifest) -> None:
     shas = set(manifest.entries.exclude(blob=None).values_list("blob_id", flat=True))
-    manifest.delete()
+    retry_when_locked(manifest.delete)  # one transaction (Django's delete is atomic)
     transaction.on_commit(lambda: blob_collect_garbage(shas))
 
 
@@ -346,12 +363,4 @@ def manifest_zip_file(manifest: Manifest, *, prefix: str = "", root: str = ""):
 
 def manifest_from_files(items: Iterable[tuple[str, object]]) -> Manifest:
     """A new manifest from (clean path, file object) pairs, e.g. an unpacked zip."""
-    manifest = Manifest.objects.create()
-    ManifestEntry.objects.bulk_create(
-        [
-            ManifestEntry(manifest=manifest, path=path, blob_id=sha, size=size)
-            for path, sha, size in store_files(items)
-        ],
-        batch_size=2000,
-    )
-    return manifest
+    return _manifest_write(list(store_files(items)))

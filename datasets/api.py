@@ -5,6 +5,7 @@ from ninja import Router, Schema, Status
 from aicenter.downloads import FileOut, FilesOut, file_response, files_listing
 from aicenter.manifests import clean_folder, clean_path, manifest_file
 from aicenter.services import RUN, project_get_for_user
+from aicenter.uploads import request_body
 from datasets.selectors import dataset_get, dataset_list
 from datasets.services import dataset_create, dataset_delete, dataset_file_put, dataset_path_delete
 
@@ -61,9 +62,12 @@ def list_files(request, project: str, dataset: str, prefix: str = ""):
 
 @router.put("/{project}/datasets/{dataset}/files/{path:path}", response={201: FileOut})
 def put_file(request, project: str, dataset: str, path: str):
+    """The request's body becomes the file at `path`. A body shorter than its Content-Length
+    (an interrupted upload), or not matching `x-checksum-sha256` (hex or base64) or
+    `Content-MD5` when sent, is refused with 400 and stores nothing."""
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     dataset = dataset_get(project=project, name=dataset)
-    dataset_file_put(dataset=dataset, path=path, fileobj=request)
+    dataset_file_put(dataset=dataset, path=path, fileobj=request_body(request))
     entry = manifest_file(dataset.manifest, clean_path(path))
     return Status(201, {"path": entry.path, "size": entry.size})
 

@@ -81,9 +81,12 @@ def dataset_zip_upload(*, dataset, file, folder: str = "") -> int:
 
 
 def dataset_file_put(*, dataset, path: str, fileobj) -> None:
-    """The API's PUT: one file at `path`, folders created as needed."""
-    with transaction.atomic():
-        manifest_put_file(dataset.manifest, clean_path(path), fileobj)
+    """The API's PUT: one file at `path`, folders created as needed. `fileobj` may be a
+    request body still arriving (an aicenter.uploads.ReceivedBody, which refuses a body that
+    did not arrive whole): it is read to its end into a temporary file before any write, and
+    no transaction is open meanwhile. With SQLite a transaction holds the one write lock of
+    the whole database, so a client sending slowly would hold up everyone's writes."""
+    manifest_put_file(dataset.manifest, clean_path(path), fileobj)
 
 
 def dataset_folder_create(*, dataset, folder: str, name: str) -> str:

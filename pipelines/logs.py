@@ -8,7 +8,12 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db.models import Max
 
+from aicenter.database import retry_when_locked
 from pipelines.models import LogChunk
+
+# Past the cap the platform's own lines still go in, up to this much more: a few short lines
+# in a normal run, but never an unbounded amount.
+PLATFORM_CHARS_PAST_CAP = 64 * 1024
 
 
 class RunLog:
@@ -21,9 +26,31 @@ class RunLog:
         self.last_flush = time.monotonic()
         self.at_line_start = True
 
-    def write(self, text: str) -> None:
-        if not text or self.truncated:
+    def write(self, text: str, *, platform: bool = False) -> None:
+        """Append output; past the cap only the platform's own lines still go in."""
+        if not text or (self.truncated and not platform):
             return
+        cap = settings.PIPELINE_LOG_MAX_CHARS
+        if self.truncated and self.size > cap + PLATFORM_CHARS_PAST_CAP:
+            return
+        line_ended = self.at_line_start
+        stamped = self._stamped(text)
+        if not self.truncated and self.size + len(stamped) > cap:
+            kept = "" if platform else stamped[: cap - self.size]  # a platform line stays whole
+            if not (kept.endswith("\n") if kept else line_ended):
+                kept += "\n"  # the note on a line of its own
+            self._append(
+                f"{kept}[aicenter] the log was cut here: it reached its limit of {cap:,} "
+                "characters (AICENTER_LOG_MAX_CHARS); the run goes on\n"
+            )
+            self.truncated = True
+            self.at_line_start = True
+            if not platform:
+                return
+            stamped = self._stamped(text)  # now at the start of a line
+        self._append(stamped)
+
+    def _stamped(self, text: str) -> str:
         stamp = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3] + " "
         pieces = []
         for piece in text.splitlines(keepends=True):
@@ -31,21 +58,16 @@ class RunLog:
                 pieces.append(stamp)
             pieces.append(piece)
             self.at_line_start = piece.endswith("\n")
-        text = "".join(pieces)
-        cap = settings.PIPELINE_LOG_MAX_CHARS
-        if self.size + len(text) > cap:
-            text = text[: cap - self.size]
-            text += (
-                f"\n[aicenter] the log was cut here: it reached its limit of {cap:,} "
-                "characters (AICENTER_LOG_MAX_CHARS); the run goes on\n"
-            )
-            self.truncated = True
+        return "".join(pieces)
+
+    def _append(self, text: str) -> None:
         self.size += len(text)
         self.buffer.append(text)
 
     def platform(self, message: str) -> None:
-        """A line from the platform itself, so the user sees where the time goes."""
-        self.write(f"[aicenter] {message}\n")
+        """A line from the platform itself, so the user sees where the time goes. Kept even
+        past the cap: the log must still say how the run ended ('new version …', 'Successful')."""
+        self.write(f"[aicenter] {message}\n", platform=True)
 
     def flush_if_due(self) -> None:
         if self.buffer and time.monotonic() - self.last_flush >= settings.LOG_FLUSH_SECONDS:
@@ -55,7 +77,9 @@ class RunLog:
         self.last_flush = time.monotonic()
         if not self.buffer:
             return
-        LogChunk.objects.create(run=self.run, seq=self.seq, text="".join(self.buffer))
+        text = "".join(self.buffer)
+        # a database locked by someone else's write waits, it doesn't fail the run
+        retry_when_locked(lambda: LogChunk.objects.create(run=self.run, seq=self.seq, text=text))
         self.seq += 1
         self.buffer = []
 

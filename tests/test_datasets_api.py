@@ -1,3 +1,7 @@
+import base64
+import hashlib
+import io
+
 import pytest
 
 from aicenter.models import Blob
@@ -140,3 +144,105 @@ def test_the_schema_and_docs_are_served(api):
     schema = api.get("/api/v1/openapi.json").json()
     assert "/api/v1/projects/{project}/datasets/{dataset}/files/{path}" in schema["paths"]
     assert api.get("/api/v1/docs").status_code == 200
+
+
+# An upload that did not arrive whole stores nothing and leaves the old file as it was.
+
+GOOD = b"good," * 400
+
+
+def put_raw(api, path, body: bytes, **headers):
+    """A PUT whose body is exactly `body`, whatever Content-Length says (as when the client's
+    connection drops midway); `headers` are WSGI keys, e.g. CONTENT_LENGTH."""
+    return api.put(
+        f"{URL}/invoices/files/{path}",
+        body,
+        content_type="application/octet-stream",
+        **{"wsgi.input": io.BytesIO(body), **headers},
+    )
+
+
+def assert_old_file_intact(api, before):
+    assert stored_files() == before
+    assert Blob.objects.count() == 1
+    assert api.get(f"{URL}/invoices/files/a.txt").getvalue() == GOOD
+
+
+def test_it_refuses_a_body_shorter_than_its_content_length(api):
+    assert put(api, "a.txt", GOOD).status_code == 201
+    before = stored_files()
+    response = put_raw(api, "a.txt", GOOD[:1000], CONTENT_LENGTH=str(len(GOOD)))
+    assert response.status_code == 400, response.content
+    assert response.json() == {
+        "detail": "Content-Length: The upload was cut short: 1,000 of the 2,000 bytes announced "
+        "by Content-Length arrived. Nothing was stored; send the file again.",
+        "errors": {
+            "Content-Length": [
+                "The upload was cut short: 1,000 of the 2,000 bytes announced by Content-Length "
+                "arrived. Nothing was stored; send the file again."
+            ]
+        },
+    }
+    assert_old_file_intact(api, before)
+
+
+@pytest.mark.parametrize(
+    "header, value",
+    [
+        ("HTTP_X_CHECKSUM_SHA256", hashlib.sha256(GOOD).hexdigest()),
+        ("HTTP_X_CHECKSUM_SHA256", base64.b64encode(hashlib.sha256(GOOD).digest()).decode()),
+        ("HTTP_CONTENT_MD5", base64.b64encode(hashlib.md5(GOOD).digest()).decode()),
+    ],
+)
+def test_it_refuses_a_body_that_does_not_match_its_checksum(api, header, value):
+    assert put(api, "a.txt", GOOD).status_code == 201
+    before = stored_files()
+    corrupt = GOOD[:100] + b"X" + GOOD[101:]
+    response = put_raw(api, "a.txt", corrupt, **{header: value})
+    assert response.status_code == 400, response.content
+    name = "x-checksum-sha256" if "SHA256" in header else "Content-MD5"
+    (message,) = response.json()["errors"][name]
+    assert message.startswith("The file arrived corrupted: its ")
+    assert message.endswith(f"not the {value} sent in {name}. Nothing was stored; send it again.")
+    assert_old_file_intact(api, before)
+
+
+def test_it_stores_a_body_that_matches_its_checksums(api):
+    assert put(api, "a.txt", GOOD).status_code == 201
+    new = b"new," * 300
+    response = put_raw(
+        api,
+        "a.txt",
+        new,
+        CONTENT_LENGTH=str(len(new)),
+        HTTP_X_CHECKSUM_SHA256=hashlib.sha256(new).hexdigest(),
+        HTTP_CONTENT_MD5=base64.b64encode(hashlib.md5(new).digest()).decode(),
+    )
+    assert response.status_code == 201, response.content
+    assert response.json() == {"path": "a.txt", "size": len(new)}
+    assert api.get(f"{URL}/invoices/files/a.txt").getvalue() == new
+
+
+@pytest.mark.parametrize(
+    "header, value, name",
+    [
+        ("HTTP_X_CHECKSUM_SHA256", "abc", "x-checksum-sha256"),
+        ("HTTP_CONTENT_MD5", "not base64!", "Content-MD5"),
+    ],
+)
+def test_it_refuses_a_checksum_it_cannot_read(api, header, value, name):
+    response = put_raw(api, "a.txt", GOOD, **{header: value})
+    assert response.status_code == 400, response.content
+    assert list(response.json()["errors"]) == [name]
+    assert stored_files() == []
+
+
+def test_it_refuses_a_chunked_body_it_would_read_as_empty(api):
+    response = api.put(
+        f"{URL}/invoices/files/a.txt",
+        content_type="application/octet-stream",
+        HTTP_TRANSFER_ENCODING="chunked",
+    )
+    assert response.status_code == 400, response.content
+    assert "Content-Length" in response.json()["errors"]
+    assert stored_files() == []

@@ -322,6 +322,20 @@ def test_a_log_is_cut_at_its_limit_with_a_note(bobs, project, bob, settings):
     assert "line 499" not in text
 
 
+def test_the_log_cap_keeps_the_platforms_final_lines(bobs, project, bob, settings):
+    """Cut early, the log still says how the run ended."""
+    from pipelines.logs import run_log_text
+
+    settings.PIPELINE_LOG_MAX_CHARS = 100
+    run = finished_run(project, bob)
+    assert run.status == PipelineRun.SUCCESSFUL
+    text, _ = run_log_text(run)
+    assert "the log was cut here: it reached its limit of 100 characters" in text
+    assert "epoch 1 loss 0.5" not in text  # the package's output past the cap is dropped
+    last_lines = [line.split(" ", 1)[1] for line in text.splitlines()[-2:]]
+    assert last_lines == ["[aicenter] new version classifier 1.1", "[aicenter] Successful"]
+
+
 def test_a_long_log_is_shown_by_its_end(bobs, project, bob):
     from pipelines.logs import run_log_tail
     from pipelines.models import LogChunk
