@@ -31,15 +31,30 @@ class Package(models.Model):
         return self.name
 
 
+class LiveVersions(models.Manager):
+    """Versions that exist, without the tombstones of deleted ones."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at=None)
+
+
 class PackageVersion(models.Model):
-    """An immutable version N.m: its files are a manifest; it says where it came from."""
+    """An immutable version N.m: its files are a manifest; it says where it came from.
+
+    Deleting a version keeps its row as a tombstone (`deleted_at`, no files), so its number is
+    never given again (the unique constraint below sees it) and runs that made it still name
+    it. `PackageVersion.objects` and `package.versions` leave tombstones out;
+    `PackageVersion.with_deleted` has them."""
 
     UPLOADED, TRAINED = "uploaded", "trained"
 
     package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="versions")
     major = models.PositiveIntegerField()
     minor = models.PositiveIntegerField()
-    manifest = models.OneToOneField(Manifest, on_delete=models.PROTECT, related_name="+")
+    # None once deleted: the files go, the number stays
+    manifest = models.OneToOneField(
+        Manifest, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     source = models.CharField(
         max_length=10, choices=[(UPLOADED, "Uploaded"), (TRAINED, "Trained")], default=UPLOADED
     )
@@ -62,10 +77,17 @@ class PackageVersion(models.Model):
     file_count = models.PositiveIntegerField(default=0)
     size = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    # Tombstones are left out by default (`objects`, `package.versions`); a run's output_version
+    # and a version's parent still find theirs (Django follows those with a plain manager).
+    objects = LiveVersions()
+    with_deleted = models.Manager()  # noqa: DJ012 - a manager, which ruff takes for a field
 
     class Meta:
         constraints = [
-            # Two runs finishing at once can never both get N.k: the database refuses one.
+            # Two runs finishing at once can never both get N.k, and a deleted N.k (a tombstone)
+            # is never given again: the database refuses them.
             models.UniqueConstraint(fields=["package", "major", "minor"], name="version_once")
         ]
         ordering = ["-major", "-minor"]

@@ -1,6 +1,6 @@
 """Reads for ML packages."""
 
-from django.db.models import Count, Exists, OuterRef, Subquery
+from django.db.models import Count, Exists, Max, OuterRef, Q, Subquery
 from django.http import Http404
 
 from packages.models import Package, PackageVersion
@@ -11,7 +11,7 @@ def package_list(*, project):
     return (
         Package.objects.filter(project=project)
         .annotate(
-            version_count=Count("versions"),
+            version_count=Count("versions", filter=Q(versions__deleted_at=None)),
             latest_major=Subquery(latest.values("major")[:1]),
             latest_minor=Subquery(latest.values("minor")[:1]),
             # a version whose environment failed to build (pipelines' EnvironmentBuild)
@@ -39,6 +39,13 @@ def package_get(*, project, name: str) -> Package:
     if package is None:
         raise Http404(f"No package '{name}' in this project.")
     return package
+
+
+def version_next_major(*, package) -> int:
+    """The major of the package's next upload: one more than any ever given, deleted ones
+    included (their numbers are not given again)."""
+    top = PackageVersion.with_deleted.filter(package=package).aggregate(top=Max("major"))["top"]
+    return (top or 0) + 1
 
 
 def version_list(*, package):

@@ -3,10 +3,12 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError, Sum
+from django.db.models import Max, ProtectedError, Sum
+from django.utils import timezone
 
 from aicenter.manifests import clean_path, manifest_delete, manifest_from_files
 from packages.models import Package, PackageVersion
+from packages.selectors import version_next_major
 from packages.validation import read_package_zip
 
 
@@ -96,14 +98,17 @@ def package_create(
 
 
 def package_version_upload(*, package, user, file) -> PackageVersion:
-    """A new zip for an existing package becomes its next major version, N.0."""
+    """A new zip for an existing package becomes its next major version, N.0 (never the
+    number of a deleted one)."""
     archive = read_package_zip(file, training_enabled=package.training_enabled)
     for _attempt in range(5):
-        latest = package.versions.order_by("-major").values_list("major", flat=True).first()
         try:
             with transaction.atomic():
                 return _version_from_archive(
-                    package=package, major=(latest or 0) + 1, archive=archive, user=user
+                    package=package,
+                    major=version_next_major(package=package),
+                    archive=archive,
+                    user=user,
                 )
         except IntegrityError:
             continue  # another upload took that number a moment ago: take the next one
@@ -111,7 +116,11 @@ def package_version_upload(*, package, user, file) -> PackageVersion:
 
 
 def _refuse_in_use(thing: str, error: ProtectedError):
-    runs = sorted({str(getattr(obj, "pk", obj)) for obj in error.protected_objects})
+    _refuse_used_by(thing, {getattr(obj, "pk", obj) for obj in error.protected_objects})
+
+
+def _refuse_used_by(thing: str, runs):
+    runs = [str(pk) for pk in sorted(runs)]
     raise ValidationError(
         f"{thing} can't be deleted: pipeline run(s) {', '.join(runs)} use it. "
         "Delete those runs first."
@@ -119,17 +128,23 @@ def _refuse_in_use(thing: str, error: ProtectedError):
 
 
 def package_version_delete(*, version) -> None:
+    """Delete a version's files and keep its row as a tombstone: its number is never given
+    again, and runs that made it still name it ("1.1 (deleted)"). Refused while runs use it."""
+    if runs := set(version.pipeline_runs.values_list("pk", flat=True)):
+        _refuse_used_by(f"Version {version.number}", runs)
     manifest = version.manifest
-    try:
-        with transaction.atomic():
-            version.delete()
+    with transaction.atomic():
+        # the unique constraint also sees tombstones: nobody can take this number meanwhile
+        PackageVersion.with_deleted.filter(pk=version.pk).update(
+            deleted_at=timezone.now(), manifest=None
+        )
+        version.environment_builds.clear()
+        if manifest is not None:
             manifest_delete(manifest)
-    except ProtectedError as error:
-        _refuse_in_use(f"Version {version.number}", error)
 
 
 def package_delete(*, package) -> None:
-    manifests = [v.manifest for v in package.versions.select_related("manifest")]
+    manifests = [v.manifest for v in package.versions.select_related("manifest")]  # live ones
     try:
         with transaction.atomic():
             package.delete()
@@ -141,17 +156,17 @@ def package_delete(*, package) -> None:
 
 def package_version_create_trained(*, run, manifest) -> PackageVersion:
     """The files of a successful run (`manifest`) become version N.k of the run's package, k one
-    more than the highest minor of major N right now.
+    more than the highest minor of major N ever given (deleted versions included).
 
     The unique constraint on (package, major, minor) decides between runs finishing at once:
     the loser takes the next number."""
-    from django.db.models import Count, Max
+    from django.db.models import Count
 
     parent = run.version
     totals = manifest.entries.exclude(blob=None).aggregate(size=Sum("size"), count=Count("id"))
     folder = f"/{run.dataset_folder}" if run.dataset_folder else ""
     trained_on = f"{run.dataset.name}{folder}" if run.dataset else ""
-    siblings = PackageVersion.objects.filter(package_id=parent.package_id, major=parent.major)
+    siblings = PackageVersion.with_deleted.filter(package_id=parent.package_id, major=parent.major)
     for _attempt in range(50):
         minor = (siblings.aggregate(top=Max("minor"))["top"] or 0) + 1
         try:

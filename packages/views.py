@@ -14,6 +14,7 @@ from packages.selectors import (
     package_list,
     version_get,
     version_list,
+    version_next_major,
     with_latest_number,
 )
 from packages.services import (
@@ -80,6 +81,7 @@ def _package_page(request, project, package, *, errors=None, status=200, partial
         "project": project,
         "package": package,
         "versions": versions,
+        "next_major": version_next_major(package=package),
         "errors": errors or {},
         "can_edit": can(project, RUN),
     }

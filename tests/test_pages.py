@@ -348,3 +348,14 @@ def test_an_upload_says_how_many_files_arrived(bobs, dataset):
         follow=True,
     )
     assert "Unpacked 1 file from the zip." in response.content.decode()
+
+
+def test_a_deleted_major_is_never_given_again(bobs):
+    bobs.post("/p/alpha/packages/new/", {"name": "p", "file": upload(), "training_enabled": "on"})
+    assert bobs.post("/p/alpha/packages/p/upload/", {"file": upload()}).status_code == 302
+    assert bobs.post("/p/alpha/packages/p/2.0/delete/").status_code == 302
+    assert "The zip becomes version 3.0" in bobs.get("/p/alpha/packages/p/").content.decode()
+    assert bobs.post("/p/alpha/packages/p/upload/", {"file": upload()}).status_code == 302
+    numbers = [v.number for v in Package.objects.get(name="p").versions.all()]
+    assert numbers == ["3.0", "1.0"]
+    assert bobs.get("/p/alpha/packages/p/2.0/").status_code == 404

@@ -376,3 +376,61 @@ def test_concurrent_version_allocation_is_decided_by_the_database(bob, project, 
         thread.join()
     assert errors == []
     assert sorted(v.minor for v in made) == list(range(1, 9))
+
+
+def test_a_deleted_version_number_is_never_given_again(
+    api, pages_as, bob, worker, package, dataset
+):
+    package(), dataset()
+    first = wait_for(start(api))
+    assert first.status == "successful", first.failure_reason
+    assert first.output_version.number == "1.1"
+    pages = pages_as(bob)
+    assert pages.post("/p/alpha/packages/classifier/1.1/delete/").status_code == 302
+    assert pages.get("/p/alpha/packages/classifier/1.1/").status_code == 404
+    listed = api.get(f"{API}/packages/classifier").json()["versions"]
+    assert [v["version"] for v in listed] == ["1.0"]
+
+    second = wait_for(start(api))
+    assert second.status == "successful", second.failure_reason
+    assert api.get(f"{API}/pipelines/{second.pk}").json()["output_version"] == "1.2"
+
+    # the earlier run still names the number it made, and says it is gone
+    assert api.get(f"{API}/pipelines/{first.pk}").json()["output_version"] == "1.1"
+    results = api.get(f"{API}/pipelines/{first.pk}/results").json()
+    assert results["run_summary"]["outputs"]["version"] == "1.1"
+    page = pages.get(f"/p/alpha/pipelines/{first.pk}/").content.decode()
+    assert "version 1.1 (deleted)" in page
+    assert "/packages/classifier/1.1/" not in page  # no link to a version that is gone
+    runs = pages.get("/p/alpha/pipelines/").content.decode()
+    assert "1.1 (deleted)" in runs and "/packages/classifier/1.1/" not in runs
+
+
+def test_a_version_trained_from_a_deleted_one_says_so(bob, project, pages_as):
+    """1.2 was trained from 1.1; the run is deleted, then 1.1: 1.2's lineage keeps the number."""
+    from aicenter.manifests import manifest_from_files
+    from packages.services import (
+        package_create,
+        package_version_create_trained,
+        package_version_delete,
+    )
+    from pipelines.services import pipeline_run_delete
+
+    package = package_create(project=project, user=bob, name="p", file=upload())
+
+    def train(version):
+        run = PipelineRun.objects.create(
+            project=project, package=package, version=version, created_by=bob, status="successful"
+        )
+        manifest = manifest_from_files([("model.txt", io.BytesIO(b"w"))])
+        return run, package_version_create_trained(run=run, manifest=manifest)
+
+    _, one_one = train(package.versions.get())
+    run, one_two = train(one_one)
+    pipeline_run_delete(run=run)
+    package_version_delete(version=one_one)
+    page = pages_as(bob).get("/p/alpha/packages/p/").content.decode()
+    assert "from version 1.1 (deleted)" in page
+    assert "/packages/p/1.1/" not in page
+    _, one_three = train(one_two)
+    assert one_three.number == "1.3"
