@@ -68,6 +68,9 @@ class PipelineRun(models.Model):
     # CUDA_VISIBLE_DEVICES the worker gave the run: empty means it ran without a GPU.
     gpu_devices = models.CharField(max_length=100, blank=True)
     scheduled_for = models.DateTimeField(null=True, blank=True)
+    # The time zone it was scheduled in (at a moment, or by its recurring pipeline), to show
+    # its times as its author set them; empty for a run started now.
+    timezone = models.CharField(max_length=64, blank=True)
     schedule = models.ForeignKey(
         "pipelines.Schedule", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
     )

@@ -1,5 +1,7 @@
 """Reads for pipeline runs and the create form's choices."""
 
+import zoneinfo
+
 from django.http import Http404
 
 from pipelines.models import EnvironmentBuild, PipelineRun
@@ -82,7 +84,9 @@ def waiting_for(run, worker_counts: dict | None = None) -> str | None:
     """What a queued run waits for, in words, when it is not just its turn. Pass one dict for
     many runs: each queue's workers are then counted once."""
     if run.status == PipelineRun.SCHEDULED and run.scheduled_for:
-        return f"scheduled for {run.scheduled_for:%Y-%m-%d %H:%M:%S} UTC"
+        zone = run.timezone or "UTC"  # the zone its author gave
+        local = run.scheduled_for.astimezone(zoneinfo.ZoneInfo(zone))
+        return f"scheduled for {local:%Y-%m-%d %H:%M:%S} {zone}"
     if run.status != PipelineRun.QUEUED:
         return None
     counts = {} if worker_counts is None else worker_counts
@@ -133,6 +137,16 @@ def run_timeline(run) -> dict | None:
                 "width": max(100 * seconds / total, 0.4),
             }
         )
+    reason = run.failure_reason
+    if (
+        run.status == PipelineRun.FAILED
+        and not reason.startswith("platform error")
+        and "has no method" not in reason  # a call missing from train.py never started
+    ):
+        # the package's call that raised (or ran out of time): the last one of its code
+        failed = [row for row in rows if row["kind"] == "code"][-1:]
+        for row in failed:
+            row["failed"] = True
     return {"rows": rows, "total": total, **spent}
 
 

@@ -160,10 +160,18 @@ def run_inputs(run) -> dict:
 
 
 def pipeline_run_create(
-    *, project, user, name: str = "", start_at: datetime | None = None, schedule=None, **inputs
+    *,
+    project,
+    user,
+    name: str = "",
+    start_at: datetime | None = None,
+    zone: str = "",
+    schedule=None,
+    **inputs,
 ) -> PipelineRun:
     """Check every input, then store the run and enqueue it once the transaction commits (or,
-    with `start_at`, keep it Scheduled until then). Nothing is stored on error."""
+    with `start_at`, keep it Scheduled until then; `zone` is the time zone it was given in).
+    Nothing is stored on error."""
     fields = clean_run_inputs(project=project, **inputs)
     scheduled = start_at is not None and start_at > timezone.now()
     with transaction.atomic():
@@ -172,6 +180,7 @@ def pipeline_run_create(
             name=(name or "").strip()[:200],
             status=PipelineRun.SCHEDULED if scheduled else PipelineRun.QUEUED,
             scheduled_for=start_at if scheduled else None,
+            timezone=zone or (schedule.timezone if schedule else ""),
             created_by=user,
             schedule=schedule,
             **fields,
@@ -316,4 +325,11 @@ def pipeline_start(*, project, user, when: When | None = None, name: str = "", *
         return schedule_create(project=project, user=user, when=when, name=name, inputs=inputs)
     if when.kind == "at" and when.at <= timezone.now() - timedelta(seconds=5):
         raise ValidationError({"schedule": "That moment has passed; pick a time in the future."})
-    return pipeline_run_create(project=project, user=user, name=name, start_at=when.at, **inputs)
+    return pipeline_run_create(
+        project=project,
+        user=user,
+        name=name,
+        start_at=when.at,
+        zone=when.timezone if when.kind == "at" else "",
+        **inputs,
+    )

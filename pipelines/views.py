@@ -47,6 +47,7 @@ from pipelines.services import (
     pipeline_run_retry,
     pipeline_start,
 )
+from pipelines.tracebacks import failure_traceback
 
 
 @login_required
@@ -251,6 +252,7 @@ def _detail(request, project, run, *, errors=None, status=200):
         "run": run,
         "log": log,
         "log_cut": log_cut,
+        "traceback": failure_traceback(log, run_id=run.pk) if run.status == "failed" else "",
         "timeline": run_timeline(run),
         "log_seq": log_seq,
         "can_edit": can(project, RUN),

@@ -1,4 +1,7 @@
+import zoneinfo
+
 from django import template
+from django.utils import dateformat, timezone
 
 register = template.Library()
 
@@ -33,3 +36,19 @@ def duration(seconds):
 @register.filter
 def status_style(status):
     return STATUS_STYLE.get(status, "neutral")
+
+
+@register.filter
+def moment(value, zone=""):
+    """A time with its zone, and its date when not today there: '09:08:20 UTC',
+    'Nov 26, 2026 09:08:20 UTC'; in `zone` ('Europe/Paris') when given, else the site's."""
+    if not value:
+        return "—"
+    try:
+        tz = zoneinfo.ZoneInfo(zone) if zone else timezone.get_current_timezone()
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        tz, zone = timezone.get_current_timezone(), ""
+    local = timezone.localtime(value, tz)
+    today = timezone.localtime(timezone.now(), tz).date()
+    shape = "H:i:s" if local.date() == today else "M j, Y H:i:s"
+    return f"{dateformat.format(local, shape)} {zone or timezone.get_current_timezone_name()}"

@@ -63,6 +63,22 @@
       if (!zone.dataset.bound) { zone.dataset.bound = "1"; bind(zone); }
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { bindAll(document); });
+  // A run's live log (#log-text) opens at its last line and follows new output, unless the
+  // user scrolled up to read: then it stays where they are until they scroll back down.
+  function followLog(log) {
+    var pinned = true;
+    function atBottom() { return log.scrollHeight - log.scrollTop - log.clientHeight < 4; }
+    log.scrollTop = log.scrollHeight;
+    log.addEventListener("scroll", function () { pinned = atBottom(); });
+    new MutationObserver(function () {
+      if (pinned) log.scrollTop = log.scrollHeight;
+    }).observe(log, { childList: true, characterData: true, subtree: true });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    bindAll(document);
+    var log = document.getElementById("log-text");
+    if (log) followLog(log);
+  });
   document.addEventListener("htmx:load", function (event) { bindAll(event.target); });
 })();

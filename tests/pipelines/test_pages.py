@@ -1,7 +1,9 @@
 """The pipeline pages through the test client; runs executed by the runner itself (no Redis)."""
 
 import io
+import re
 import zipfile
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils.html import strip_tags
@@ -351,3 +353,81 @@ def test_a_long_log_is_shown_by_its_end(bobs, project, bob):
     assert len(text) <= 5000
     page = bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
     assert "The log is long: showing its end." in page
+
+
+def test_a_failed_run_shows_its_traceback_under_the_reason_and_where_it_failed(bobs, project, bob):
+    failing = TRAIN.replace(
+        '        print("epoch 1 loss 0.5")\n',
+        '        print("epoch 1 loss 0.5")\n'
+        '        raise ValueError("no invoices in " + data_directory)\n',
+    )
+    package_create(
+        project=project,
+        user=bob,
+        name="broken",
+        file=upload(content=package_zip(**{"train.py": failing})),
+    )
+    run = pipeline_run_create(
+        project=project, user=bob, type="train", package="broken", version="1.0", dataset="invoices"
+    )
+    run_pipeline(run)
+    run.refresh_from_db()
+    assert run.status == "failed" and run.failure_reason == "ValueError: no invoices in ./data"
+    page = bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
+    alert = page.split('class="alert error failure"')[1].split("</div>")[0]
+    traceback = strip_tags(alert.split('<pre class="code traceback">')[1].split("</pre>")[0])
+    assert traceback == (
+        "Traceback (most recent call last):\n"
+        "  File &quot;train.py&quot;, line 16, in train\n"
+        "    raise ValueError(&quot;no invoices in &quot; + data_directory)\n"
+        "ValueError: no invoices in ./data"
+    )
+    assert "run-" not in strip_tags(alert)  # no workspace path, no runner frame (<string>)
+    # the log keeps it all, word for word
+    assert "&lt;string&gt;" in page.split('id="log-text"')[1]
+    # _results.json is there, collapsed, below
+    assert '<details class="results">' in page
+    assert page.index("traceback") < page.index('<details class="results">')
+    failed_rows = re.findall(r'<tr class="phase-code failed"><td>([^<]*)', page)
+    assert failed_rows == ["train() "]
+
+
+def test_times_show_their_zone_and_their_date_when_not_today(bobs, project, bob):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    at = (timezone.now() + timedelta(days=30)).astimezone(ZoneInfo("Europe/Paris"))
+    response = bobs.post(
+        "/p/alpha/pipelines/new/",
+        {
+            "type": "train",
+            "package": "classifier",
+            "major": "1",
+            "minor": "0",
+            "dataset": "invoices",
+            "when": "at",
+            "at": f"{at:%Y-%m-%dT%H:%M}",
+            "timezone": "Europe/Paris",
+        },
+    )
+    assert response.status_code == 302
+    scheduled = PipelineRun.objects.get()
+    assert (scheduled.status, scheduled.timezone) == ("scheduled", "Europe/Paris")
+    page = strip_tags(bobs.get(f"/p/alpha/pipelines/{scheduled.pk}/").content.decode())
+    in_utc = scheduled.scheduled_for.astimezone(ZoneInfo("UTC"))
+    assert f"{at:%b} {at.day}, {at:%Y %H:%M}:00 Europe/Paris" in page  # as it was given
+    assert f"({in_utc:%b} {in_utc.day}, {in_utc:%Y %H:%M}:00 UTC)" in page
+    assert f"Scheduled for {at:%Y-%m-%d %H:%M}:00 Europe/Paris" in page  # the status line
+
+    run = finished_run(project, bob)
+    page = strip_tags(bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode())
+    started = timezone.localtime(run.started_at)
+    assert f"Started{started:%H:%M:%S} UTC" in page  # today: the time and its zone
+    yesterday = run.started_at - timedelta(days=1)
+    PipelineRun.objects.filter(pk=run.pk).update(
+        started_at=yesterday, finished_at=yesterday + timedelta(seconds=5)
+    )
+    page = strip_tags(bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode())
+    for label, moment in (("Started", yesterday), ("Finished", yesterday + timedelta(seconds=5))):
+        assert f"{label}{moment:%b} {moment.day}, {moment:%Y %H:%M:%S} UTC" in page, label
