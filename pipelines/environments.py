@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from aicenter.database import retry_when_locked
 from aicenter.manifests import blob_open, manifest_file
 from pipelines.models import EnvironmentBuild, PipelineRun
 from pipelines.sandbox import Sandbox, python_prefixes, refusal, sandbox_uid, status
@@ -225,8 +226,12 @@ class BuildRecord:
         self.output = []
         self.size = 0
         self.flushed_at = time.monotonic()
+        retry_when_locked(lambda: self._start(python_version))
+        self.mark_waiting_runs()
+
+    def _start(self, python_version: str) -> None:
         EnvironmentBuild.objects.update_or_create(
-            key=key,
+            key=self.key,
             defaults={
                 "python_version": python_version,
                 "status": EnvironmentBuild.BUILDING,
@@ -236,13 +241,14 @@ class BuildRecord:
                 "finished_at": None,
             },
         )
-        self.mark_waiting_runs()
 
     def mark_waiting_runs(self) -> None:
         """Runs queued on a version with these requirements (now, or since the last look)."""
-        PipelineRun.objects.filter(
-            status=PipelineRun.QUEUED, version__environment_builds__key=self.key
-        ).update(status=PipelineRun.PACKAGING)
+        retry_when_locked(
+            lambda: PipelineRun.objects.filter(
+                status=PipelineRun.QUEUED, version__environment_builds__key=self.key
+            ).update(status=PipelineRun.PACKAGING)
+        )
 
     def write(self, text: str) -> None:
         if self.log:
@@ -257,15 +263,18 @@ class BuildRecord:
         if time.monotonic() - self.flushed_at < 0.5:
             return
         self.flushed_at = time.monotonic()
-        EnvironmentBuild.objects.filter(key=self.key).update(output="".join(self.output))
+        output = "".join(self.output)
+        retry_when_locked(
+            lambda: EnvironmentBuild.objects.filter(key=self.key).update(output=output)
+        )
         self.mark_waiting_runs()
 
     def end(self, status: str, detail: str = "") -> None:
-        EnvironmentBuild.objects.filter(key=self.key).update(
-            status=status,
-            detail=detail,
-            output="".join(self.output),
-            finished_at=timezone.now(),
+        output, now = "".join(self.output), timezone.now()
+        retry_when_locked(
+            lambda: EnvironmentBuild.objects.filter(key=self.key).update(
+                status=status, detail=detail, output=output, finished_at=now
+            )
         )
 
 

@@ -257,7 +257,11 @@ def pipeline_run_kill(*, run, user) -> PipelineRun:
                 f"Pipeline run {run.pk} is already {run.get_status_display().lower()}; "
                 "there is nothing to kill."
             )
-        was_running = run.status in (PipelineRun.PACKAGING, PipelineRun.RUNNING)
+        # claimed by a worker (a run can show Packaging while another job builds its environment)
+        was_running = run.started_at is not None and run.status in (
+            PipelineRun.PACKAGING,
+            PipelineRun.RUNNING,
+        )
         run.status = PipelineRun.KILLED
         run.finished_at = timezone.now()
         run.failure_reason = f"killed by {user.username}"

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from aicenter.database import retry_when_locked
 from aicenter.manifests import (
     manifest_copy,
     manifest_delete,
@@ -74,19 +75,13 @@ def _claim(run, status) -> bool:
         status=PipelineRun.PACKAGING,
         started_at__isnull=True,  # its environment built elsewhere
     )
-    claimed = PipelineRun.objects.filter(waiting, pk=run.pk).update(
-        status=status,
-        started_at=now,
-        heartbeat_at=now,
-        worker=worker,
-        gpu_devices=devices,
+    claimed = retry_when_locked(
+        lambda: PipelineRun.objects.filter(waiting, pk=run.pk).update(
+            status=status, started_at=now, heartbeat_at=now, worker=worker, gpu_devices=devices
+        )
     )
-    run.status, run.started_at, run.worker, run.gpu_devices = (
-        status,
-        now,
-        worker,
-        devices,
-    )
+    if claimed:  # only then is it this worker's: a killed run keeps saying so in logs
+        run.status, run.started_at, run.worker, run.gpu_devices = status, now, worker, devices
     return bool(claimed)
 
 
@@ -95,15 +90,18 @@ class Runner:
         self.run = run
         self.requirements = requirements
         self.build = build  # its environment's record (EnvironmentBuild), as of the claim
+        self.environment_from = None  # when another job began building its environment
         self.log = RunLog(run)
         self.phases = []
         self.watch = RunWatch(run.pk)
 
     @contextmanager
-    def phase(self, name):
-        start = time.time()
-        yield
-        self.phases.append({"name": name, "start": start, "end": time.time()})
+    def phase(self, name, start=None):
+        start = start or time.time()
+        try:
+            yield
+        finally:  # a phase that failed took its time too
+            self.phases.append({"name": name, "start": start, "end": time.time()})
 
     def handle(self):
         run = self.run
@@ -112,7 +110,7 @@ class Runner:
         self.phases += self._waiting()
         try:
             with ExitStack() as stack:
-                with self.phase("environment"):
+                with self.phase("environment", start=self.environment_from):
                     environment = stack.enter_context(
                         using_environment(
                             python_version=run.package.language,
@@ -170,11 +168,8 @@ class Runner:
             " s); the installer said:"
         )
         self.log.write(build.output)
-        phases = [{"name": "queued", "start": start, "end": began}] if began > start else []
-        phases.append({"name": "environment", "start": began, "end": ended})
-        if end > ended:
-            phases.append({"name": "queued", "start": ended, "end": end})
-        return phases
+        self.environment_from = began  # the environment phase starts with that build
+        return [{"name": "queued", "start": start, "end": began}]
 
     def _installer_output(self, text):
         self.log.write(text)
@@ -182,14 +177,18 @@ class Runner:
 
     def _packaging(self):
         """The environment must be built first: the run shows Packaging meanwhile."""
-        PipelineRun.objects.filter(pk=self.run.pk, status=PipelineRun.RUNNING).update(
-            status=PipelineRun.PACKAGING
+        retry_when_locked(
+            lambda: PipelineRun.objects.filter(pk=self.run.pk, status=PipelineRun.RUNNING).update(
+                status=PipelineRun.PACKAGING
+            )
         )
         self.log.flush()
 
     def _running(self):
-        PipelineRun.objects.filter(pk=self.run.pk, status=PipelineRun.PACKAGING).update(
-            status=PipelineRun.RUNNING
+        retry_when_locked(
+            lambda: PipelineRun.objects.filter(pk=self.run.pk, status=PipelineRun.PACKAGING).update(
+                status=PipelineRun.RUNNING
+            )
         )
 
     def _execute(self, environment, workspace, variables) -> dict:
@@ -231,7 +230,7 @@ class Runner:
         if root:
             isolation.hand_over(workspace, uid)
         run.sandbox = sandbox.describe(network=run.project.allow_network)
-        PipelineRun.objects.filter(pk=run.pk).update(sandbox=run.sandbox)
+        retry_when_locked(lambda: PipelineRun.objects.filter(pk=run.pk).update(sandbox=run.sandbox))
         if not run.sandbox["enabled"]:
             ids = (uid, uid) if root else None
             if root:
@@ -269,7 +268,9 @@ class Runner:
         return ""
 
     def _record_process_group(self, pid):
-        PipelineRun.objects.filter(pk=self.run.pk).update(process_group=pid)
+        retry_when_locked(
+            lambda: PipelineRun.objects.filter(pk=self.run.pk).update(process_group=pid)
+        )
 
     def _materialise_data(self, workspace, variables):
         run = self.run
@@ -364,10 +365,22 @@ class Runner:
 
     def _end(self, *, status, reason="", version_files=None, **outputs):
         """Record the end in one transaction with the run's row locked: a kill that came first
-        keeps its status, and then nothing becomes a version."""
+        keeps its status, and then nothing becomes a version. A locked database is waited out
+        (the whole transaction is tried again): a platform hiccup never fails a user's run."""
         run = self.run
         for name, value in outputs.items():
             setattr(run, name, value)
+        ended = retry_when_locked(lambda: self._record_end(status, reason, version_files))
+        if ended is None:  # deleted meanwhile
+            return
+        status, reason = ended
+        if run.output_version:
+            self.log.platform(f"new version {run.package.name} {run.output_version.number}")
+        self.log.platform(f"{run.get_status_display()}" + (f": {reason}" if reason else ""))
+        self.log.flush()
+
+    def _record_end(self, status, reason, version_files):
+        run = self.run
         with transaction.atomic():
             current = (
                 PipelineRun.objects.select_for_update()
@@ -375,19 +388,18 @@ class Runner:
                 .values_list("status", "failure_reason", "finished_at")
                 .first()
             )
-            if current is None:  # deleted meanwhile
-                return
+            if current is None:
+                return None
+            run.output_version = None
             if current[0] == PipelineRun.KILLED:
                 status, reason, run.finished_at = current
                 run.snapshot = run.evaluation_snapshot = run.score = None
             elif version_files is not None and status == PipelineRun.SUCCESSFUL:
                 run.output_version = package_version_create_trained(run=run, manifest=version_files)
-                self.log.platform(f"new version {run.package.name} {run.output_version.number}")
             run.status, run.failure_reason = status, reason
             run.finished_at = run.finished_at or timezone.now()
             run.phases = self.phases
             run.results_text = json.dumps(results_json(run), indent=2, ensure_ascii=False)
-            self.log.platform(f"{run.get_status_display()}" + (f": {reason}" if reason else ""))
             PipelineRun.objects.filter(pk=run.pk).update(
                 status=status,
                 failure_reason=reason,
@@ -402,7 +414,7 @@ class Runner:
             )
             if version_files is not None and run.output_version is None:
                 manifest_delete(version_files)  # killed at the last moment: no version
-        self.log.flush()
+        return status, reason
 
 
 def _failed_status(outcome):

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from aicenter.database import retry_when_locked
 from pipelines.models import PipelineRun
 
 
@@ -26,7 +27,7 @@ class RunWatch(threading.Thread):
             while not self.finished.wait(0.25):
                 runs = PipelineRun.objects.filter(pk=self.run_id)
                 if time.monotonic() - last_beat >= settings.PIPELINE_HEARTBEAT_SECONDS:
-                    runs.update(heartbeat_at=timezone.now())
+                    retry_when_locked(lambda runs=runs: runs.update(heartbeat_at=timezone.now()))
                     last_beat = time.monotonic()
                 status = runs.values_list("status", flat=True).first()
                 if status in (None, PipelineRun.KILLED):  # killed, or deleted under us
