@@ -153,6 +153,10 @@ def test_it_starts_everything_and_stops_it_on_ctrl_c(tmp_path):
             assert response.url == f"{base}/"  # redirected to the projects
             home = response.read().decode()
         assert 'href="/p/default/"' in home
+        # a production WSGI server, with its static files (whitenoise), and no warning
+        with urllib.request.urlopen(f"{base}/static/css/app.css", timeout=5) as response:
+            assert response.status == 200
+        assert "development server" not in log.read_text()
 
         connection = _redis(sock)
         workers = _wait_for(

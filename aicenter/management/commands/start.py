@@ -73,6 +73,9 @@ class WorkerProcess:
             self.process.wait()
 
 
+WEB_THREADS = 8  # requests served at once; pages answer in milliseconds
+
+
 class Command(BaseCommand):
     help = "Set up and start AI Center: web server and one pipelines worker (Ctrl-C stops all)."
 
@@ -102,7 +105,19 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         username, password = self._ensure_admin()
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-        web = subprocess.Popen([*manage, "runserver", f"{addr}:{port}", "--noreload"])
+        # a production WSGI server, not Django's development server (whitenoise serves the
+        # static files either way)
+        web = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "waitress",
+                f"--listen={addr}:{port}",
+                f"--threads={WEB_THREADS}",
+                "aicenter.wsgi:application",
+            ],
+            cwd=settings.BASE_DIR,
+        )
         worker_processes = [
             WorkerProcess(number, [*manage, "rqworker", "pipelines", "--with-scheduler"])
             for number in range(1, workers + 1)
