@@ -1,17 +1,24 @@
 """The JSON API, v1 (SPEC's table). Every endpoint calls the same services as the pages."""
 
 from datetime import datetime
+from typing import Literal
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import OperationalError
 from django.http import Http404
 from ninja import NinjaAPI, Router, Schema, Status
 from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as SchemaError
 from ninja.security import HttpBearer, django_auth
 
+from aicenter.database import is_locked
+from aicenter.errors import ErrorOut
 from aicenter.services import (
     ADMIN,
     api_token_user,
+    is_name_taken,
+    membership_remove,
+    membership_set,
     project_create,
     project_get_for_user,
     project_list_for_user,
@@ -45,12 +52,14 @@ def _messages(error: ValidationError):
 
 @api.exception_handler(ValidationError)
 def invalid_input(request, error):
+    """400, or 409 when the only problem is a name that already exists."""
     errors = _messages(error)
     if errors:
         detail = " ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items())
     else:
         detail = " ".join(error.messages)
-    return api.create_response(request, {"detail": detail, "errors": errors}, status=400)
+    status = 409 if is_name_taken(error) else 400
+    return api.create_response(request, {"detail": detail, "errors": errors}, status=status)
 
 
 @api.exception_handler(SchemaError)
@@ -77,6 +86,18 @@ def forbidden(request, error):
 @api.exception_handler(Http404)
 def not_found(request, error):
     return api.create_response(request, {"detail": str(error) or "Not found."}, status=404)
+
+
+@api.exception_handler(OperationalError)
+def database_busy(request, error):
+    """SQLite's one write lock held past the busy timeout: try again, nothing was stored."""
+    if not is_locked(error):
+        raise error
+    response = api.create_response(
+        request, {"detail": "The database is busy; try again in a few seconds."}, status=503
+    )
+    response["Retry-After"] = "5"
+    return response
 
 
 @api.exception_handler(AuthenticationError)
@@ -116,7 +137,7 @@ def list_projects(request):
     return list(project_list_for_user(request.user))
 
 
-@projects.post("", response={201: ProjectOut})
+@projects.post("", response={201: ProjectOut, 409: ErrorOut})
 def create_project(request, payload: ProjectIn):
     project = project_create(user=request.user, name=payload.name, description=payload.description)
     return Status(201, project)
@@ -134,15 +155,80 @@ def update_project(request, project: str, payload: ProjectSettingsIn):
     return project_settings_update(project=project, allow_network=payload.allow_network)
 
 
+class MemberOut(Schema):
+    username: str
+    role: Literal["admin", "data_scientist", "viewer"]
+
+
+class MemberIn(Schema):
+    role: Literal["admin", "data_scientist", "viewer"]
+
+
+def member_out(membership) -> dict:
+    return {"username": membership.user.username, "role": membership.role}
+
+
+@projects.get("/{project}/members", response=list[MemberOut], tags=["members"])
+def list_members(request, project: str):
+    project = project_get_for_user(user=request.user, slug=project)
+    memberships = project.memberships.select_related("user").order_by("user__username")
+    return [member_out(m) for m in memberships]
+
+
+@projects.put("/{project}/members/{username}", response=MemberOut, tags=["members"])
+def set_member(request, project: str, username: str, payload: MemberIn):
+    """Project admins: add a user to the project with a role, or change their role."""
+    project = project_get_for_user(user=request.user, slug=project, need=ADMIN)
+    return member_out(membership_set(project=project, username=username, role=payload.role))
+
+
+@projects.delete("/{project}/members/{username}", response={204: None}, tags=["members"])
+def remove_member(request, project: str, username: str):
+    """Project admins: take a user out of the project (nothing happens if they are not in it)."""
+    project = project_get_for_user(user=request.user, slug=project, need=ADMIN)
+    membership_remove(project=project, username=username)
+    return Status(204, None)
+
+
+def _checks_its_input(operation) -> bool:
+    """Anything besides plain text in the path is checked against the schema (422)."""
+    for model in operation.models:
+        if model.__ninja_param_source__ != "path":
+            return True
+        if any(field.annotation is not str for field in model.model_fields.values()):
+            return True
+    return False
+
+
+def document_errors(router: Router) -> None:
+    """Add to each operation of `router` the error statuses it can answer, with ErrorOut:
+    401 (no valid token) always; 404 under a project (no project, or not yours, or no such
+    thing in it); 422 when its input is checked against the schema; for writes 400 (invalid
+    input, with each field's messages), 403 (your role doesn't allow it) and 503 (the
+    database is busy). 409 (a name that already exists) and a 400 that a read can answer are
+    declared by the operations themselves."""
+    for path, path_view in router.path_operations.items():
+        for operation in path_view.operations:
+            statuses = {401}
+            if "{project}" in path:
+                statuses.add(404)
+            if _checks_its_input(operation):
+                statuses.add(422)
+            if set(operation.methods) - {"GET"}:
+                statuses |= {400, 403, 503}
+            for status in sorted(statuses):
+                if status not in operation.response_models:
+                    operation.response_models[status] = operation._create_response_model(ErrorOut)
+
+
 def _register_routers():
     from datasets.api import router as datasets
     from packages.api import router as packages
     from pipelines.api import router as pipelines
 
-    api.add_router("/projects", projects)
-    api.add_router("/projects", datasets)
-    api.add_router("/projects", packages)
-    api.add_router("/projects", pipelines)
+    for router in (projects, datasets, packages, pipelines):
+        document_errors(router)
+        api.add_router("/projects", router)
 
 
 _register_routers()

@@ -6,19 +6,34 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils.text import slugify
 
 from aicenter.models import ApiToken, Membership, Project
 
 VIEW, RUN, ADMIN = "view", "run", "admin"
+DUPLICATE = "duplicate"
 _RANK = {Membership.VIEWER: 0, Membership.DATA_SCIENTIST: 1, Membership.ADMIN: 2}
 _NEEDED = {VIEW: 0, RUN: 1, ADMIN: 2}
 _NEED_TEXT = {
     RUN: "the Data scientist or Project admin role",
     ADMIN: "the Project admin role",
 }
+
+
+def name_taken(message: str) -> ValidationError:
+    """The error for a name that already exists: a form error on the pages, 409 in the API
+    (which tells it from other invalid input by its code)."""
+    return ValidationError(message, code=DUPLICATE)
+
+
+def is_name_taken(error: ValidationError) -> bool:
+    """Every problem in `error` is a name that already exists."""
+    if not hasattr(error, "error_dict"):
+        return False
+    problems = [e for errors in error.error_dict.values() for e in errors]
+    return bool(problems) and all(e.code == DUPLICATE for e in problems)
 
 
 def project_role(*, user, project) -> str | None:
@@ -77,10 +92,15 @@ def project_create(*, user, name: str, description: str = "") -> Project:
     if not slug:
         raise ValidationError({"name": "The name needs at least one letter or digit."})
     if Project.objects.filter(slug=slug).exists():
-        raise ValidationError({"name": f"A project named '{slug}' already exists."})
-    with transaction.atomic():
-        project = Project.objects.create(slug=slug, name=name, description=description)
-        Membership.objects.create(project=project, user=user, role=Membership.ADMIN)
+        raise ValidationError({"name": name_taken(f"A project named '{slug}' already exists.")})
+    try:
+        with transaction.atomic():
+            project = Project.objects.create(slug=slug, name=name, description=description)
+            Membership.objects.create(project=project, user=user, role=Membership.ADMIN)
+    except IntegrityError:  # created by someone else a moment ago
+        raise ValidationError(
+            {"name": name_taken(f"A project named '{slug}' already exists.")}
+        ) from None
     return project
 
 

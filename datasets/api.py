@@ -1,13 +1,22 @@
 from datetime import datetime
 
-from ninja import Router, Schema, Status
+from ninja import File, Form, Router, Schema, Status
+from ninja.files import UploadedFile
 
 from aicenter.downloads import FileOut, FilesOut, file_response, files_listing
+from aicenter.errors import ErrorOut
 from aicenter.manifests import clean_folder, clean_path, manifest_file
 from aicenter.services import RUN, project_get_for_user
 from aicenter.uploads import request_body
 from datasets.selectors import dataset_get, dataset_list
-from datasets.services import dataset_create, dataset_delete, dataset_file_put, dataset_path_delete
+from datasets.services import (
+    dataset_create,
+    dataset_delete,
+    dataset_file_put,
+    dataset_folder_create,
+    dataset_path_delete,
+    dataset_zip_upload,
+)
 
 router = Router(tags=["datasets"])
 
@@ -31,7 +40,20 @@ def list_datasets(request, project: str):
     return list(dataset_list(project=project))
 
 
-@router.post("/{project}/datasets", response={201: DatasetOut})
+class FolderIn(Schema):
+    name: str
+    folder: str = ""  # where to make it; the dataset's top by default
+
+
+class FolderOut(Schema):
+    path: str
+
+
+class UnpackedOut(Schema):
+    files: int  # how many files the zip held
+
+
+@router.post("/{project}/datasets", response={201: DatasetOut, 409: ErrorOut})
 def create_dataset(request, project: str, payload: DatasetIn):
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     dataset = dataset_create(
@@ -53,7 +75,27 @@ def delete_dataset(request, project: str, dataset: str):
     return Status(204, None)
 
 
-@router.get("/{project}/datasets/{dataset}/files", response=FilesOut)
+@router.post("/{project}/datasets/{dataset}/folders", response={201: FolderOut})
+def create_folder(request, project: str, dataset: str, payload: FolderIn):
+    """An empty folder `name` inside `folder` (as the page's New folder does)."""
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    dataset = dataset_get(project=project, name=dataset)
+    path = dataset_folder_create(dataset=dataset, folder=payload.folder, name=payload.name)
+    return Status(201, {"path": path})
+
+
+@router.post("/{project}/datasets/{dataset}/zip", response={201: UnpackedOut})
+def upload_zip(
+    request, project: str, dataset: str, zip: UploadedFile = File(None), folder: str = Form("")
+):
+    """Unpack a zip (multipart field `zip`) into `folder`, replacing files of the same paths.
+    A zip that is damaged, unsafe or too big stores nothing (400)."""
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    dataset = dataset_get(project=project, name=dataset)
+    return Status(201, {"files": dataset_zip_upload(dataset=dataset, folder=folder, file=zip)})
+
+
+@router.get("/{project}/datasets/{dataset}/files", response={200: FilesOut, 400: ErrorOut})
 def list_files(request, project: str, dataset: str, prefix: str = ""):
     project = project_get_for_user(user=request.user, slug=project)
     dataset = dataset_get(project=project, name=dataset)
@@ -72,7 +114,7 @@ def put_file(request, project: str, dataset: str, path: str):
     return Status(201, {"path": entry.path, "size": entry.size})
 
 
-@router.get("/{project}/datasets/{dataset}/files/{path:path}", response={200: None})
+@router.get("/{project}/datasets/{dataset}/files/{path:path}", response={200: None, 400: ErrorOut})
 def get_file(request, project: str, dataset: str, path: str):
     project = project_get_for_user(user=request.user, slug=project)
     dataset = dataset_get(project=project, name=dataset)

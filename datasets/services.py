@@ -17,6 +17,7 @@ from aicenter.manifests import (
     manifest_put_files,
     manifest_put_folder,
 )
+from aicenter.services import name_taken
 from aicenter.zips import open_safe_zip
 from datasets.models import Dataset
 
@@ -35,7 +36,7 @@ def dataset_create(*, project, user, name: str, description: str = "") -> Datase
             }
         )
     if Dataset.objects.filter(project=project, name=name).exists():
-        raise ValidationError({"name": f"A dataset named '{name}' already exists."})
+        raise ValidationError({"name": name_taken(f"A dataset named '{name}' already exists.")})
     try:
         with transaction.atomic():
             return Dataset.objects.create(
@@ -46,7 +47,9 @@ def dataset_create(*, project, user, name: str, description: str = "") -> Datase
                 created_by=user,
             )
     except IntegrityError:
-        raise ValidationError({"name": f"A dataset named '{name}' already exists."}) from None
+        raise ValidationError(
+            {"name": name_taken(f"A dataset named '{name}' already exists.")}
+        ) from None
 
 
 def _join(folder: str, path: str) -> str:

@@ -4,9 +4,15 @@ from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from aicenter.downloads import zip_response
+from aicenter.errors import ErrorOut
 from aicenter.services import RUN, project_get_for_user
 from packages.selectors import package_get, package_list, version_get, version_list
-from packages.services import package_create, package_delete, package_version_upload
+from packages.services import (
+    package_create,
+    package_delete,
+    package_version_delete,
+    package_version_upload,
+)
 
 router = Router(tags=["packages"])
 
@@ -86,7 +92,7 @@ def list_packages(request, project: str):
     ]
 
 
-@router.post("/{project}/packages", response={201: PackageOut})
+@router.post("/{project}/packages", response={201: PackageOut, 409: ErrorOut})
 def create_package(
     request,
     project: str,
@@ -148,3 +154,13 @@ def download_version(request, project: str, package: str, version: str):
         filename=f"{package.name}-{version.number}.zip",
         root=f"{package.name}",
     )
+
+
+@router.delete("/{project}/packages/{package}/versions/{version}", response={204: None})
+def delete_version(request, project: str, package: str, version: str):
+    """Delete a version's files. Its number is never given again, and runs that made it still
+    name it; refused (400) while pipeline runs use it."""
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    package = package_get(project=project, name=package)
+    package_version_delete(version=version_get(package=package, number=version))
+    return Status(204, None)

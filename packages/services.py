@@ -7,6 +7,7 @@ from django.db.models import Max, ProtectedError, Sum
 from django.utils import timezone
 
 from aicenter.manifests import clean_path, manifest_delete, manifest_from_files
+from aicenter.services import name_taken
 from packages.models import Package, PackageVersion
 from packages.selectors import version_next_major
 from packages.validation import read_package_zip
@@ -22,7 +23,7 @@ def _clean_package_fields(*, project, name, input_type, language) -> dict:
             "not starting with a digit."
         )
     elif Package.objects.filter(project=project, name=name).exists():
-        errors["name"] = f"A package named '{name}' already exists in this project."
+        errors["name"] = name_taken(f"A package named '{name}' already exists in this project.")
     if input_type not in dict(Package.INPUT_TYPES):
         errors["input_type"] = f"'{input_type}' is not an input type; use json, file or files."
     if language not in settings.PYTHON_VERSIONS:
@@ -92,7 +93,7 @@ def package_create(
             _version_from_archive(package=package, major=1, archive=archive, user=user)
     except IntegrityError:
         raise ValidationError(
-            {"name": f"A package named '{name}' already exists in this project."}
+            {"name": name_taken(f"A package named '{name}' already exists in this project.")}
         ) from None
     return package
 

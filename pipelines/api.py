@@ -4,6 +4,7 @@ from django.http import Http404, HttpResponse
 from ninja import Query, Router, Schema, Status
 
 from aicenter.downloads import FilesOut, file_response, files_listing
+from aicenter.errors import ErrorOut
 from aicenter.manifests import clean_folder, clean_path
 from aicenter.services import RUN, project_get_for_user
 from packages.selectors import package_get, version_get
@@ -16,10 +17,12 @@ from pipelines.schedules import (
     schedule_delete,
     schedule_pause,
     schedule_resume,
+    schedule_update,
 )
 from pipelines.selectors import (
     pipeline_run_get,
     pipeline_run_list,
+    pipeline_run_results,
     schedule_get,
     schedule_list,
     waiting_for,
@@ -165,6 +168,22 @@ def list_pipelines(
     return [pipeline_out(run, counts) for run in runs[max(offset, 0) : max(offset, 0) + limit]]
 
 
+def _inputs(payload: PipelineIn) -> dict:
+    """A run's inputs as pipeline_start and schedule_update take them."""
+    return {
+        "type": payload.type,
+        "package": payload.package,
+        "version": payload.version,
+        "dataset": payload.dataset or "",
+        "dataset_folder": payload.dataset_folder or "",
+        "evaluation_dataset": payload.evaluation_dataset or "",
+        "evaluation_folder": payload.evaluation_folder or "",
+        "parameters": payload.parameters,
+        "gpu": payload.gpu,
+        "max_run_seconds": payload.max_run_seconds,
+    }
+
+
 @router.post("/{project}/pipelines", response={201: PipelineOut | ScheduleOut})
 def create_pipeline(request, project: str, payload: PipelineIn):
     """A run now (`schedule`: null), at a moment (`{"at": "2026-12-01T08:00", "timezone":
@@ -177,16 +196,7 @@ def create_pipeline(request, project: str, payload: PipelineIn):
         user=request.user,
         when=clean_when(payload.schedule),
         name=payload.name,
-        type=payload.type,
-        package=payload.package,
-        version=payload.version,
-        dataset=payload.dataset or "",
-        dataset_folder=payload.dataset_folder or "",
-        evaluation_dataset=payload.evaluation_dataset or "",
-        evaluation_folder=payload.evaluation_folder or "",
-        parameters=payload.parameters,
-        gpu=payload.gpu,
-        max_run_seconds=payload.max_run_seconds,
+        **_inputs(payload),
     )
     if isinstance(started, Schedule):
         return Status(201, schedule_out(started))
@@ -219,6 +229,22 @@ def list_schedules(request, project: str):
 def get_schedule(request, project: str, schedule_id: int):
     project = project_get_for_user(user=request.user, slug=project)
     return schedule_out(schedule_get(project=project, schedule_id=schedule_id))
+
+
+@router.put("/{project}/schedules/{schedule_id}", response=ScheduleOut, tags=["schedules"])
+def update_schedule(request, project: str, schedule_id: int, payload: PipelineIn):
+    """Edit a recurring pipeline as the page's Edit does: its name, inputs and rule, all given
+    again (`schedule` as when creating it, recurring: `every` and `unit`, or `cron`). Its next
+    run is counted from now by the new rule; the runs it already started stay as they are."""
+    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    schedule = schedule_get(project=project, schedule_id=schedule_id)
+    schedule = schedule_update(
+        schedule=schedule,
+        when=clean_when(payload.schedule),
+        name=payload.name,
+        inputs=_inputs(payload),
+    )
+    return schedule_out(schedule)
 
 
 @router.post("/{project}/schedules/{schedule_id}/pause", response=ScheduleOut, tags=["schedules"])
@@ -261,9 +287,7 @@ def delete_pipeline(request, project: str, run_id: int):
 def get_results(request, project: str, run_id: int):
     project = project_get_for_user(user=request.user, slug=project)
     run = pipeline_run_get(project=project, run_id=run_id)
-    if not run.results_text:
-        raise Http404(f"Pipeline run {run.pk} has not finished: _results.json comes at the end.")
-    return HttpResponse(run.results_text, content_type="application/json")
+    return HttpResponse(pipeline_run_results(run), content_type="application/json")
 
 
 @router.get("/{project}/pipelines/{run_id}/logs", response={200: None})
@@ -286,6 +310,7 @@ def get_logs(
 OUTPUTS = {
     "artifacts": "artifacts",
     "snapshot": "data snapshot (save_training_data was not true)",
+    "evaluation_snapshot": "evaluation data snapshot (save_test_data was not true)",
 }
 
 
@@ -298,24 +323,47 @@ def _output(request, project, run_id, field):
     return manifest
 
 
-@router.get("/{project}/pipelines/{run_id}/artifacts", response=FilesOut)
+@router.get("/{project}/pipelines/{run_id}/artifacts", response={200: FilesOut, 400: ErrorOut})
 def list_artifacts(request, project: str, run_id: int, prefix: str = ""):
     return files_listing(_output(request, project, run_id, "artifacts"), clean_folder(prefix))
 
 
-@router.get("/{project}/pipelines/{run_id}/artifacts/{path:path}", response={200: None})
+@router.get(
+    "/{project}/pipelines/{run_id}/artifacts/{path:path}", response={200: None, 400: ErrorOut}
+)
 def get_artifact(request, project: str, run_id: int, path: str):
     return file_response(_output(request, project, run_id, "artifacts"), clean_path(path))
 
 
-@router.get("/{project}/pipelines/{run_id}/snapshot", response=FilesOut)
+@router.get("/{project}/pipelines/{run_id}/snapshot", response={200: FilesOut, 400: ErrorOut})
 def list_snapshot(request, project: str, run_id: int, prefix: str = ""):
     return files_listing(_output(request, project, run_id, "snapshot"), clean_folder(prefix))
 
 
-@router.get("/{project}/pipelines/{run_id}/snapshot/{path:path}", response={200: None})
+@router.get(
+    "/{project}/pipelines/{run_id}/snapshot/{path:path}", response={200: None, 400: ErrorOut}
+)
 def get_snapshot_file(request, project: str, run_id: int, path: str):
     return file_response(_output(request, project, run_id, "snapshot"), clean_path(path))
+
+
+@router.get(
+    "/{project}/pipelines/{run_id}/evaluation-snapshot",
+    response={200: FilesOut, 400: ErrorOut},
+)
+def list_evaluation_snapshot(request, project: str, run_id: int, prefix: str = ""):
+    """The evaluation data the run was given, kept when `save_test_data` was true."""
+    manifest = _output(request, project, run_id, "evaluation_snapshot")
+    return files_listing(manifest, clean_folder(prefix))
+
+
+@router.get(
+    "/{project}/pipelines/{run_id}/evaluation-snapshot/{path:path}",
+    response={200: None, 400: ErrorOut},
+)
+def get_evaluation_snapshot_file(request, project: str, run_id: int, path: str):
+    manifest = _output(request, project, run_id, "evaluation_snapshot")
+    return file_response(manifest, clean_path(path))
 
 
 class EnvironmentOut(Schema):

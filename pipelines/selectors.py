@@ -38,6 +38,14 @@ def pipeline_run_get(*, project, run_id) -> PipelineRun:
     return run
 
 
+def pipeline_run_results(run) -> str:
+    """The run's _results.json, for the page's download and the API alike: written at the end
+    of every run, so an unfinished one has none yet (404, in both)."""
+    if not run.results_text:
+        raise Http404(f"Pipeline run {run.pk} has not finished: _results.json comes at the end.")
+    return run.results_text
+
+
 def dataset_folders(dataset, limit=2000) -> list[str]:
     """Every folder of a dataset ('a', 'a/b', ...), for the sub-folder choice."""
     folders = set()

@@ -35,6 +35,7 @@ from pipelines.selectors import (
     environment_built_elsewhere,
     pipeline_run_get,
     pipeline_run_list,
+    pipeline_run_results,
     run_timeline,
     schedule_get,
     schedule_list,
@@ -294,7 +295,7 @@ def pipeline_log_tail(request, project, run_id):
 def pipeline_results(request, project, run_id):
     project = project_get_for_user(user=request.user, slug=project)
     run = pipeline_run_get(project=project, run_id=run_id)
-    response = HttpResponse(run.results_text or "{}", content_type="application/json")
+    response = HttpResponse(pipeline_run_results(run), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="_results_{run.pk}.json"'
     return response
 

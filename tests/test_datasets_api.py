@@ -3,10 +3,12 @@ import hashlib
 import io
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from aicenter.models import Blob
 from datasets.models import Dataset
 from tests.conftest import stored_files
+from tests.factories import make_zip
 
 URL = "/api/v1/projects/alpha/datasets"
 
@@ -86,7 +88,6 @@ def test_it_deletes_a_dataset(api, django_capture_on_commit_callbacks):
         ({"name": ""}, "name", "A name is required"),
         ({"name": "a/b"}, "name", "not a valid dataset name"),
         ({"name": "../x"}, "name", "not a valid dataset name"),
-        ({"name": "invoices"}, "name", "already exists"),
         ({}, "name", "required"),
         ({"name": 5}, "name", "string"),
     ],
@@ -95,6 +96,16 @@ def test_it_refuses_a_bad_dataset(api, payload, field, message):
     response = api.post_json(URL, payload)
     assert 400 <= response.status_code < 500
     assert message in " ".join(response.json()["errors"][field])
+    assert Dataset.objects.count() == 1
+
+
+def test_it_answers_409_for_a_taken_name(api):
+    response = api.post_json(URL, {"name": "invoices"})
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "name: A dataset named 'invoices' already exists.",
+        "errors": {"name": ["A dataset named 'invoices' already exists."]},
+    }
     assert Dataset.objects.count() == 1
 
 
@@ -245,4 +256,80 @@ def test_it_refuses_a_chunked_body_it_would_read_as_empty(api):
     )
     assert response.status_code == 400, response.content
     assert "Content-Length" in response.json()["errors"]
+    assert stored_files() == []
+
+
+# What the dataset page offers besides single files: a zip unpacked, a new folder.
+
+
+def test_it_unpacks_a_zip_into_a_folder(api):
+    content = make_zip({"x/1.txt": "1", "x/2.txt": "22", "__MACOSX/._junk": "j"})
+    response = api.post(
+        f"{URL}/invoices/zip", {"zip": SimpleUploadedFile("d.zip", content), "folder": "raw"}
+    )
+    assert response.status_code == 201, response.content
+    assert response.json() == {"files": 2}
+    files = api.get(f"{URL}/invoices/files").json()["files"]
+    assert files == [{"path": "raw/x/1.txt", "size": 1}, {"path": "raw/x/2.txt", "size": 2}]
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({}, "Choose a zip file."),
+        ({"zip": SimpleUploadedFile("d.zip", b"not a zip")}, "not a zip archive"),
+        ({"zip": SimpleUploadedFile("d.zip", make_zip({"../x": "1"}))}, "points outside"),
+        (
+            {"zip": SimpleUploadedFile("d.zip", make_zip({"a": "1", "a/b.txt": "2"}))},
+            "'a' is both a file and a folder.",
+        ),
+    ],
+)
+def test_it_refuses_a_bad_zip_and_stores_nothing(api, data, message):
+    response = api.post(f"{URL}/invoices/zip", data)
+    assert response.status_code == 400, response.content
+    assert message in " ".join(response.json()["errors"]["zip"])
+    assert api.get(f"{URL}/invoices/files").json()["files"] == []
+    assert Blob.objects.count() == 0
+    assert stored_files() == []
+
+
+def test_it_creates_an_empty_folder(api):
+    response = api.post_json(f"{URL}/invoices/folders", {"name": "train"})
+    assert response.status_code == 201, response.content
+    assert response.json() == {"path": "train"}
+    response = api.post_json(f"{URL}/invoices/folders", {"folder": "train", "name": "données"})
+    assert response.json() == {"path": "train/données"}
+    dataset = Dataset.objects.get()
+    assert sorted(dataset.manifest.entries.values_list("path", flat=True)) == [
+        "train/",
+        "train/données/",
+    ]
+    assert api.delete(f"{URL}/invoices/files/train/données").status_code == 204
+
+
+@pytest.mark.parametrize(
+    "payload, field, message",
+    [
+        ({"name": ""}, "name", "Give the new folder a name"),
+        ({"name": "a/b"}, "name", "'/'"),
+        ({"name": ".."}, "name", "'..'"),
+        ({"name": "x", "folder": "../up"}, "folder", "'..'"),
+    ],
+)
+def test_it_refuses_a_bad_folder_and_stores_nothing(api, payload, field, message):
+    response = api.post_json(f"{URL}/invoices/folders", payload)
+    assert response.status_code == 400, response.content
+    assert message in " ".join(response.json()["errors"][field])
+    assert not Dataset.objects.get().manifest.entries.exists()
+
+
+def test_viewers_and_outsiders_neither_unpack_nor_make_folders(api, api_as, vera, charlie):
+    zip_upload = {"zip": SimpleUploadedFile("d.zip", make_zip({"a.txt": "1"}))}
+    for who, status in ((vera, 403), (charlie, 404)):
+        client = api_as(who)
+        assert client.post(f"{URL}/invoices/zip", dict(zip_upload)).status_code == status
+        response = client.post_json(f"{URL}/invoices/folders", {"name": "x"})
+        assert response.status_code == status
+    assert not Dataset.objects.get().manifest.entries.exists()
     assert stored_files() == []

@@ -91,6 +91,52 @@ def test_it_deletes_a_package_and_its_bytes(api_as, bob, django_capture_on_commi
     assert_nothing_stored()
 
 
+def test_it_deletes_a_version_and_never_gives_its_number_again(
+    api_as, bob, django_capture_on_commit_callbacks
+):
+    api = api_as(bob)
+    create(api, package_zip())
+    api.post(f"{URL}/classifier/versions", {"file": upload(content=package_zip(extra="2"))})
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.delete(f"{URL}/classifier/versions/2.0").status_code == 204
+    assert [v["version"] for v in api.get(f"{URL}/classifier").json()["versions"]] == ["1.0"]
+    assert api.get(f"{URL}/classifier/versions/2.0/download").status_code == 404
+    assert api.delete(f"{URL}/classifier/versions/2.0").status_code == 404
+    assert len(stored_files()) == 3  # version 1.0's files only
+    response = api.post(f"{URL}/classifier/versions", {"file": upload(content=package_zip())})
+    assert response.json()["version"] == "3.0"
+
+
+def test_a_version_that_runs_use_is_not_deleted(api_as, bob, project):
+    from datasets.services import dataset_create, dataset_file_put
+    from pipelines.services import pipeline_run_create
+
+    api = api_as(bob)
+    create(api, package_zip())
+    dataset = dataset_create(project=project, user=bob, name="invoices")
+    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
+    run = pipeline_run_create(
+        project=project,
+        user=bob,
+        type="train",
+        package="classifier",
+        version="1.0",
+        dataset="invoices",
+    )
+    response = api.delete(f"{URL}/classifier/versions/1.0")
+    assert response.status_code == 400
+    assert f"pipeline run(s) {run.pk} use it" in response.json()["detail"]
+    assert PackageVersion.objects.get().deleted_at is None
+
+
+def test_viewers_and_outsiders_cannot_delete_a_version(api_as, bob, vera, charlie):
+    create(api_as(bob), package_zip())
+    assert api_as(vera).delete(f"{URL}/classifier/versions/1.0").status_code == 403
+    assert api_as(charlie).delete(f"{URL}/classifier/versions/1.0").status_code == 404
+    assert api_as(bob).delete(f"{URL}/classifier/versions/one").status_code == 404
+    assert PackageVersion.objects.get().deleted_at is None
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -185,13 +231,22 @@ def test_it_refuses_a_bad_name(api_as, bob, name, message):
     assert_nothing_stored()
 
 
-def test_it_refuses_a_taken_name(api_as, bob):
+def test_it_answers_409_for_a_taken_name(api_as, bob):
     api = api_as(bob)
     create(api, package_zip())
     response = create(api, package_zip())
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "already exists" in response.json()["errors"]["name"][0]
     assert Package.objects.count() == 1
+    assert PackageVersion.objects.count() == 1
+
+
+def test_a_taken_name_with_other_problems_is_400(api_as, bob):
+    api = api_as(bob)
+    create(api, package_zip())
+    response = create(api, b"not a zip")
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"name", "file"}
 
 
 def test_it_reports_field_and_file_errors_together(api_as, bob):

@@ -98,14 +98,16 @@ def test_only_staff_create_projects_unless_the_setting_says_everyone(
 
 
 @pytest.mark.parametrize(
-    "payload, message", [({"name": ""}, "A name is required"), ({"name": "Alpha"}, "already")]
+    "payload, status, message",
+    [({"name": ""}, 400, "A name is required"), ({"name": "Alpha"}, 409, "already exists")],
 )
-def test_a_bad_project_is_refused(api_as, charlie, project, payload, message):
+def test_a_bad_project_is_refused(api_as, charlie, project, payload, status, message):
     charlie.is_staff = True
     charlie.save()
     response = api_as(charlie).post_json("/api/v1/projects", payload)
-    assert response.status_code == 400
+    assert response.status_code == status
     assert message in response.json()["errors"]["name"][0]
+    assert Project.objects.filter(slug="alpha").count() == 1
 
 
 @pytest.mark.parametrize("header", ["", "Bearer", "Bearer nope", "Basic abc"])
@@ -135,3 +137,45 @@ def test_the_api_token_command_prints_the_token_last(alice, client):
 
 def test_the_default_project_exists(db):
     assert Project.objects.filter(slug="default").exists()
+
+
+def test_a_project_admin_manages_members_through_the_api(api_as, alice, bob, charlie):
+    api = api_as(alice)
+    response = api.put(f"{API}/members/charlie", {"role": "viewer"}, "application/json")
+    assert response.status_code == 200, response.content
+    assert response.json() == {"username": "charlie", "role": "viewer"}
+    api.put(f"{API}/members/charlie", {"role": "data_scientist"}, "application/json")
+    assert api_as(charlie).get(f"{API}/members").json() == [
+        {"username": "alice", "role": "admin"},
+        {"username": "bob", "role": "data_scientist"},
+        {"username": "charlie", "role": "data_scientist"},
+    ]
+    assert api.delete(f"{API}/members/charlie").status_code == 204
+    assert not Membership.objects.filter(user=charlie).exists()
+    assert api_as(charlie).get(f"{API}/members").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "username, payload, status, field, message",
+    [
+        ("nobody", {"role": "viewer"}, 400, "username", "There is no user 'nobody'"),
+        ("charlie", {"role": "owner"}, 422, "role", "Input should be"),
+        ("charlie", {}, 422, "role", "Field required"),
+    ],
+)
+def test_a_bad_member_is_refused(api_as, alice, charlie, username, payload, status, field, message):
+    response = api_as(alice).put(f"{API}/members/{username}", payload, "application/json")
+    assert response.status_code == status, response.content
+    assert message in " ".join(response.json()["errors"][field])
+    assert not Membership.objects.filter(user=charlie).exists()
+
+
+def test_only_project_admins_manage_members_through_the_api(api_as, alice, bob, vera, charlie):
+    for who, status in ((bob, 403), (vera, 403), (charlie, 404)):
+        api = api_as(who)
+        response = api.put(f"{API}/members/charlie", {"role": "admin"}, "application/json")
+        assert response.status_code == status
+        assert api.delete(f"{API}/members/vera").status_code == status
+    assert api_as(vera).get(f"{API}/members").status_code == 200
+    assert not Membership.objects.filter(user=charlie).exists()
+    assert Membership.objects.get(user=vera).role == Membership.VIEWER

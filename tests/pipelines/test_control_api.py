@@ -155,3 +155,92 @@ def test_a_viewer_can_neither_kill_nor_retry(api, api_as, vera):
     run_id = api.post_json(f"{API}/pipelines", RUN).json()["id"]
     assert api_as(vera).post(f"{API}/pipelines/{run_id}/kill").status_code == 403
     assert api_as(vera).post(f"{API}/pipelines/{run_id}/retry").status_code == 403
+
+
+def test_a_recurring_pipeline_is_edited(api):
+    created = api.post_json(
+        f"{API}/pipelines", {**RUN, "name": "nightly", "schedule": {"every": 1, "unit": "days"}}
+    ).json()
+    response = api.put(
+        f"{API}/schedules/{created['id']}",
+        {
+            **RUN,
+            "name": "weekly",
+            "parameters": {"epochs": "3"},
+            "schedule": {"cron": "0 3 * * 1", "timezone": "Europe/Paris"},
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["id"], body["name"], body["rule"]) == (created["id"], "weekly", "cron 0 3 * * 1")
+    assert body["timezone"] == "Europe/Paris"
+    assert body["inputs"]["parameters"] == {"epochs": "3"}
+    schedule = Schedule.objects.get()
+    assert (schedule.name, schedule.cron, schedule.every) == ("weekly", "0 3 * * 1", None)
+
+
+@pytest.mark.parametrize(
+    "change, field, message",
+    [
+        ({"schedule": None}, "schedule", "needs 'every' or a cron rule"),
+        ({"schedule": {"cron": "61 * * * *"}}, "schedule", "not a cron expression"),
+        ({"dataset": "nope"}, "dataset", "There is no dataset 'nope'"),
+        ({"max_run_seconds": -5}, "max_run_seconds", "time limit"),
+    ],
+)
+def test_a_bad_edit_is_refused_and_changes_nothing(api, change, field, message):
+    created = api.post_json(
+        f"{API}/pipelines", {**RUN, "name": "nightly", "schedule": {"every": 1, "unit": "days"}}
+    ).json()
+    edit = {**RUN, "name": "edited", "schedule": {"every": 2, "unit": "hours"}, **change}
+    response = api.put(f"{API}/schedules/{created['id']}", edit, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert message in " ".join(response.json()["errors"][field])
+    schedule = Schedule.objects.get()
+    assert (schedule.name, schedule.every, schedule.unit) == ("nightly", 1, "days")
+
+
+def test_viewers_and_outsiders_cannot_edit_a_recurring_pipeline(api, api_as, vera, charlie):
+    created = api.post_json(
+        f"{API}/pipelines", {**RUN, "name": "nightly", "schedule": {"every": 1, "unit": "days"}}
+    ).json()
+    edit = {**RUN, "name": "mine", "schedule": {"every": 2, "unit": "hours"}}
+    url = f"{API}/schedules/{created['id']}"
+    assert api_as(vera).put(url, edit, content_type="application/json").status_code == 403
+    assert api_as(charlie).put(url, edit, content_type="application/json").status_code == 404
+    assert api.put(f"{API}/schedules/999", edit, content_type="application/json").status_code == 404
+    assert Schedule.objects.get().name == "nightly"
+
+
+def test_results_of_an_unfinished_run_are_404_on_the_page_and_in_the_api(api, pages_as, bob):
+    run_id = api.post_json(f"{API}/pipelines", RUN).json()["id"]
+    response = api.get(f"{API}/pipelines/{run_id}/results")
+    assert response.status_code == 404
+    assert "has not finished" in response.json()["detail"]
+    assert pages_as(bob).get(f"/p/alpha/pipelines/{run_id}/results/").status_code == 404
+    api.post(f"{API}/pipelines/{run_id}/kill")
+    api_results = api.get(f"{API}/pipelines/{run_id}/results")
+    page_results = pages_as(bob).get(f"/p/alpha/pipelines/{run_id}/results/")
+    assert api_results.status_code == page_results.status_code == 200
+    assert api_results.json() == page_results.json()
+
+
+def test_the_evaluation_snapshot_is_listed_and_downloaded(api, api_as, vera, charlie):
+    from aicenter.manifests import manifest_create, manifest_put_file
+
+    run_id = api.post_json(f"{API}/pipelines", RUN).json()["id"]
+    url = f"{API}/pipelines/{run_id}/evaluation-snapshot"
+    response = api.get(url)
+    assert response.status_code == 404
+    assert "no evaluation data snapshot" in response.json()["detail"]
+    snapshot = manifest_create()
+    manifest_put_file(snapshot, "test/é.csv", io.BytesIO(b"a,b\n"))
+    PipelineRun.objects.filter(pk=run_id).update(evaluation_snapshot=snapshot)
+    assert api.get(url).json() == {"files": [{"path": "test/é.csv", "size": 4}]}
+    assert api_as(vera).get(url, {"prefix": "test"}).json()["files"][0]["path"] == "test/é.csv"
+    download = api_as(vera).get(f"{url}/test/é.csv")
+    assert b"".join(download.streaming_content) == b"a,b\n"
+    assert api.get(f"{url}/nope.csv").status_code == 404
+    assert api.get(url, {"prefix": "../x"}).status_code == 400
+    assert api_as(charlie).get(url).status_code == 404
