@@ -16,6 +16,10 @@ from aicenter.services import (
 )
 from datasets.selectors import dataset_list
 from packages.selectors import package_list, with_latest_number
+from pipelines.selectors import pipeline_run_list
+
+RECENT = 5  # rows in each of the Overview's cards
+USED_BY_SHOWN = 50  # runs listed on a delete confirmation page; the rest are counted
 
 
 @login_required
@@ -48,16 +52,21 @@ def project_list(request):
 
 @login_required
 def project_home(request, project):
+    """The Overview: counts, and the newest datasets, packages and runs (a query each)."""
     project = project_get_for_user(user=request.user, slug=project)
+    newest = ("-created_at", "-id")
+    packages = package_list(project=project).order_by(*newest)[:RECENT]
     return render(
         request,
         "projects/home.html",
         {
             "project": project,
-            "datasets": dataset_list(project=project)[:5],
-            "packages": with_latest_number(package_list(project=project)[:5]),
+            "datasets": dataset_list(project=project).order_by(*newest)[:RECENT],
+            "packages": with_latest_number(packages),
+            "runs": pipeline_run_list(project=project)[:RECENT],
             "dataset_count": project.datasets.count(),
             "package_count": project.packages.count(),
+            "run_count": project.pipeline_runs.count(),
         },
     )
 
@@ -99,3 +108,20 @@ def project_settings(request, project):
         )
         return redirect("project-settings", project=project.slug)
     return render(request, "projects/settings.html", {"project": project})
+
+
+def delete_confirmation(request, project, *, thing, name, runs, errors=None, **urls):
+    """The page before deleting a dataset or package: the runs that use it (with links), or
+    the button that deletes it. `urls`: back_url, action_url and optionally runs_url (all the
+    runs, filtered); `what` says what goes with it."""
+    context = {
+        "project": project,
+        "thing": thing,
+        "name": name,
+        "run_count": runs.count(),
+        "runs": runs[:USED_BY_SHOWN],
+        "errors": errors or {},
+        **urls,
+    }
+    status = 400 if request.method == "POST" else 200
+    return render(request, "confirm_delete.html", context, status=status)

@@ -11,6 +11,7 @@ from aicenter.downloads import file_response
 from aicenter.forms import done, folder_context, form_errors, page_of
 from aicenter.manifests import clean_folder, clean_path
 from aicenter.services import RUN, can, project_get_for_user
+from aicenter.views import delete_confirmation
 from datasets.selectors import dataset_get, dataset_list
 from datasets.services import (
     dataset_create,
@@ -20,6 +21,7 @@ from datasets.services import (
     dataset_path_delete,
     dataset_zip_upload,
 )
+from pipelines.selectors import pipeline_runs_using
 
 
 def _browse_url(project, dataset, folder=""):
@@ -148,15 +150,31 @@ def dataset_delete_path(request, project, dataset):
 
 
 @login_required
-@require_POST
 def dataset_delete_page(request, project, dataset):
+    """GET: which runs use the dataset (it can't go while they exist), or the button that
+    deletes it. POST: delete it, or, when runs use it, that same list."""
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     dataset = dataset_get(project=project, name=dataset)
-    try:
-        dataset_delete(dataset=dataset)
-    except ValidationError as error:
-        return _browse(request, project, dataset, errors=form_errors(error), status=400)
-    return done(request, reverse("dataset-list", args=[project.slug]))
+    runs = pipeline_runs_using(project=project, dataset=dataset)
+    errors = None
+    if request.method == "POST" and not runs.exists():
+        try:
+            dataset_delete(dataset=dataset)
+            return done(request, reverse("dataset-list", args=[project.slug]))
+        except ValidationError as error:  # a run started on it meanwhile
+            errors = form_errors(error)
+    url = reverse("dataset-delete", args=[project.slug, dataset.name])
+    return delete_confirmation(
+        request,
+        project,
+        thing="dataset",
+        name=dataset.name,
+        runs=runs,
+        errors=errors,
+        what="the dataset and all its files",
+        back_url=_browse_url(project, dataset),
+        action_url=url,
+    )
 
 
 @login_required

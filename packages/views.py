@@ -3,11 +3,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from aicenter.downloads import file_response, zip_response
 from aicenter.forms import done, folder_context, form_errors, page_of, truthy
 from aicenter.services import RUN, can, project_get_for_user
+from aicenter.views import delete_confirmation
 from packages.models import Package
 from packages.selectors import (
     package_get,
@@ -23,6 +25,7 @@ from packages.services import (
     package_version_delete,
     package_version_upload,
 )
+from pipelines.selectors import pipeline_runs_using
 
 
 @login_required
@@ -110,15 +113,33 @@ def package_upload(request, project, package):
 
 
 @login_required
-@require_POST
 def package_delete_page(request, project, package):
+    """GET: which runs use the package (it can't go while they exist), or the button that
+    deletes it. POST: delete it, or, when runs use it, that same list."""
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     package = package_get(project=project, name=package)
-    try:
-        package_delete(package=package)
-    except ValidationError as error:
-        return _package_page(request, project, package, errors=form_errors(error), status=400)
-    return done(request, reverse("package-list", args=[project.slug]))
+    runs = pipeline_runs_using(project=project, package=package)
+    errors = None
+    if request.method == "POST" and not runs.exists():
+        try:
+            package_delete(package=package)
+            return done(request, reverse("package-list", args=[project.slug]))
+        except ValidationError as error:  # a run started on it meanwhile
+            errors = form_errors(error)
+    detail = reverse("package-detail", args=[project.slug, package.name])
+    runs_url = reverse("pipeline-list", args=[project.slug])
+    return delete_confirmation(
+        request,
+        project,
+        thing="package",
+        name=package.name,
+        runs=runs,
+        errors=errors,
+        what="the package and all its versions",
+        back_url=detail,
+        action_url=reverse("package-delete", args=[project.slug, package.name]),
+        runs_url=f"{runs_url}?{urlencode({'package': package.name})}",
+    )
 
 
 @login_required

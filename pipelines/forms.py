@@ -67,11 +67,13 @@ def _base_values(**values) -> dict:
 
 
 def values_from_run(run) -> dict:
-    """Run again: the run's inputs, ready to change."""
+    """Run again: the run's inputs and name, ready to change."""
     from pipelines.parameters import ordered_parameters
+    from pipelines.services import own_run_name
 
     return _base_values(
         type=run.type,
+        name=own_run_name(run),
         package=run.package.name,
         major=str(run.version.major),
         minor=str(run.version.minor),

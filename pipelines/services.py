@@ -186,10 +186,21 @@ def pipeline_run_create(
             **fields,
         )
         if not run.name:
-            run.name = f"{run.package.name}-{run.version.number}-{run.type}-{run.pk}"
+            run.name = default_run_name(run)
             run.save(update_fields=["name"])
         transaction.on_commit(lambda: pipeline_run_enqueue(run=run))
     return run
+
+
+def default_run_name(run) -> str:
+    """The name of a run its user didn't name: package, version, type and its own number."""
+    return f"{run.package.name}-{run.version.number}-{run.type}-{run.pk}"
+
+
+def own_run_name(run) -> str:
+    """The name the user gave the run, or "" when it has the default (which names its number,
+    so a new run from it gets a default of its own)."""
+    return "" if run.name == default_run_name(run) else run.name
 
 
 def rq_moment(moment: datetime) -> datetime:
@@ -288,8 +299,11 @@ def _cancel_job(run) -> None:
 
 
 def pipeline_run_retry(*, run, user) -> PipelineRun:
-    """A new run with the same inputs (checked again: a dataset may have gone since)."""
-    return pipeline_run_create(project=run.project, user=user, **run_inputs(run))
+    """A new run with the same inputs (checked again: a dataset may have gone since) and the
+    same name, unless it had the default one."""
+    return pipeline_run_create(
+        project=run.project, user=user, name=own_run_name(run), **run_inputs(run)
+    )
 
 
 def pipeline_run_delete(*, run) -> None:

@@ -1,5 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -184,7 +185,7 @@ def schedule_edit(request, project, schedule_id):
 @login_required
 def schedule_list_page(request, project):
     project = project_get_for_user(user=request.user, slug=project)
-    schedules = list(schedule_list(project=project))
+    schedules = list(schedule_list(project=project).annotate(run_count=Count("runs")))
     return render(
         request,
         "pipelines/schedules.html",
