@@ -22,13 +22,17 @@ from aicenter.zips import open_safe_zip
 from datasets.models import Dataset
 
 NAME_RE = re.compile(r"^[\w][\w.\- ]*$")
+# The same rule for the name as given (before spaces around it are dropped), for the API schema.
+NAME_PATTERN = r"^\s*\w[\w.\- ]*\s*$"
 
 
 def dataset_create(*, project, user, name: str, description: str = "") -> Dataset:
-    name = (name or "").strip()
+    name = name or ""
+    too_long = len(name) > 100
+    name = name.strip()
     if not name:
         raise ValidationError({"name": "A name is required."})
-    if not NAME_RE.match(name) or len(name) > 100:
+    if not NAME_RE.match(name) or too_long:
         raise ValidationError(
             {
                 "name": f"'{name}' is not a valid dataset name: use letters, digits, spaces, "
@@ -94,8 +98,12 @@ def dataset_file_put(*, dataset, path: str, fileobj) -> None:
 
 def dataset_folder_create(*, dataset, folder: str, name: str) -> str:
     name = (name or "").strip()
-    if not name or "/" in name or "\\" in name:
-        raise ValidationError({"name": "Give the new folder a name without '/'."})
+    if not name:
+        raise ValidationError({"name": "Give the new folder a name."})
+    if "/" in name or "\\" in name:
+        raise ValidationError(
+            {"name": "A folder name can't contain '/' or '\\': create one folder at a time."}
+        )
     path = clean_path(_join(clean_folder(folder), name), field="name")
     manifest_put_folder(dataset.manifest, path)
     return path

@@ -26,7 +26,17 @@ FIELDS = (
     "starts_at",
     "time_limit",
 )
-SHOWN_DEFAULTS = ("artifacts_directory", "save_training_data")
+# SPEC's variables the form shows as rows for each type: the folder the artifacts come from,
+# and the snapshots that type can keep (training data, and the evaluation data or test split).
+SHOWN_DEFAULTS = {
+    PipelineRun.TRAIN: ("artifacts_directory", "save_training_data"),
+    PipelineRun.EVALUATE: ("artifacts_directory", "save_test_data"),
+    PipelineRun.FULL: ("artifacts_directory", "save_training_data", "save_test_data"),
+}
+
+
+def _shown(type_: str) -> tuple[str, ...]:
+    return SHOWN_DEFAULTS.get(type_, SHOWN_DEFAULTS[PipelineRun.TRAIN])
 
 
 def form_values(data) -> dict:
@@ -41,7 +51,9 @@ def form_values(data) -> dict:
     names, texts = data.getlist("param_name"), data.getlist("param_value")
     rows = [[n.strip(), v] for n, v in zip(names, texts, strict=False)]
     if "param_name" not in data and "param_value" not in data:
-        rows = [[name, DEFAULTS[name]] for name in SHOWN_DEFAULTS]
+        rows = [[name, DEFAULTS[name]] for name in _shown(values["type"])]
+    elif data.get("params_for", values["type"]) != values["type"]:
+        rows = _rows_for_type(rows, data["params_for"], values["type"])
     remove = data.get("remove_param")
     if remove is not None and remove.isdigit() and int(remove) < len(rows):
         rows.pop(int(remove))
@@ -51,13 +63,26 @@ def form_values(data) -> dict:
     return values
 
 
-def _param_rows(parameters: dict) -> list[list[str]]:
+def _rows_for_type(rows, old_type: str, new_type: str) -> list[list[str]]:
+    """The type changed in place: the old type's shown defaults go if left untouched, the new
+    type's come (with SPEC's values) unless there; the user's own rows stay as they are."""
+    new = _shown(new_type)
+    kept = [
+        [name, value]
+        for name, value in rows
+        if name in new or name not in _shown(old_type) or value != DEFAULTS.get(name)
+    ]
+    present = {name for name, _ in kept}
+    return kept + [[name, DEFAULTS[name]] for name in new if name not in present]
+
+
+def _param_rows(parameters: dict, type_: str) -> list[list[str]]:
     """Parameters worth showing: the user's own, those changed from SPEC's defaults, and the
-    two defaults the form always shows."""
+    defaults the form always shows for the type."""
     return [
         [name, value]
         for name, value in parameters.items()
-        if name not in DEFAULTS or value != DEFAULTS[name] or name in SHOWN_DEFAULTS
+        if name not in DEFAULTS or value != DEFAULTS[name] or name in _shown(type_)
     ]
 
 
@@ -82,7 +107,7 @@ def values_from_run(run) -> dict:
         evaluation_dataset=run.evaluation_dataset.name if run.evaluation_dataset else "",
         evaluation_folder=run.evaluation_folder,
         gpu=run.gpu,
-        params=_param_rows(ordered_parameters(run.parameters)),
+        params=_param_rows(ordered_parameters(run.parameters), run.type),
         time_limit=_minutes(run.max_run_seconds),
     )
 
@@ -105,7 +130,10 @@ def values_from_schedule(schedule) -> dict:
         evaluation_dataset=inputs.get("evaluation_dataset", ""),
         evaluation_folder=inputs.get("evaluation_folder", ""),
         gpu=inputs.get("gpu", False),
-        params=_param_rows(ordered_parameters(clean_parameters(inputs.get("parameters")))),
+        params=_param_rows(
+            ordered_parameters(clean_parameters(inputs.get("parameters"))),
+            inputs.get("type", "train"),
+        ),
         time_limit=_minutes(inputs.get("max_run_seconds")),
         when="recurring",
         timezone=schedule.timezone,
@@ -139,21 +167,32 @@ def parameters_from(values) -> tuple[dict, list[str]]:
     return parameters, problems
 
 
-def inputs_from(values) -> dict:
-    """The form's values as clean_run_inputs takes them; ValidationError for the rows and the
-    time limit, which only the form has."""
+def _time_limit(text: str) -> int | None:
+    """Minutes → seconds (None: no limit given); ValueError saying what is wrong."""
+    if not text:
+        return None
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise ValueError("The time limit is a number of minutes, like 90.") from None
+    if not minutes > 0:  # also NaN
+        raise ValueError("The time limit must be positive: a number of minutes, like 90.")
+    if minutes == float("inf"):
+        raise ValueError("The time limit is a number of minutes, like 90.")
+    return max(1, round(minutes * 60))
+
+
+def inputs_from(values) -> tuple[dict, dict]:
+    """The form's values as clean_run_inputs takes them, and the problems with what only the
+    form has (the rows, the time limit in minutes): the inputs come either way, so the services
+    check the rest and the user sees every problem at once."""
     parameters, problems = parameters_from(values)
     errors = {"parameters": problems} if problems else {}
-    max_run_seconds = None
-    if values["time_limit"]:
-        try:
-            max_run_seconds = round(float(values["time_limit"]) * 60)
-            if max_run_seconds < 1:
-                raise ValueError
-        except ValueError:
-            errors["max_run_seconds"] = "The time limit is a number of minutes, like 90."
-    if errors:
-        raise ValidationError(errors)
+    try:
+        max_run_seconds = _time_limit(values["time_limit"])
+    except ValueError as error:
+        max_run_seconds = None
+        errors["max_run_seconds"] = [str(error)]
     evaluate = values["type"] == PipelineRun.EVALUATE
     return {
         "type": values["type"],
@@ -170,7 +209,7 @@ def inputs_from(values) -> dict:
         "parameters": parameters,
         "gpu": values["gpu"],
         "max_run_seconds": max_run_seconds,
-    }
+    }, errors
 
 
 def when_from(values) -> dict | None:

@@ -108,26 +108,25 @@ def _form_context(project, values, errors=None):
 def _submit(values, *, project, user, schedule=None):
     """Create (or, for `schedule`, update) from the form; every problem at once, field by
     field."""
-    errors = {}
-    inputs = when = None
-    try:
-        inputs = inputs_from(values)
-    except ValidationError as error:
-        errors.update(error.message_dict)
+    inputs, errors = inputs_from(values)
+    when = None
     try:
         when = clean_when(when_from(values))
     except ValidationError as error:
         errors.update(error.message_dict)
     try:
         if errors:  # still check the inputs, so the user sees all problems together
-            if inputs:
-                clean_run_inputs(project=project, **inputs)
+            clean_run_inputs(project=project, **inputs)
             raise ValidationError(errors)
         if schedule is not None:
             return schedule_update(schedule=schedule, when=when, name=values["name"], inputs=inputs)
         return pipeline_start(project=project, user=user, when=when, name=values["name"], **inputs)
     except ValidationError as error:
-        raise ValidationError({**error.message_dict, **errors}) from None
+        merged = {field: list(messages) for field, messages in error.message_dict.items()}
+        for field, messages in errors.items():
+            messages = [messages] if isinstance(messages, str) else messages
+            merged[field] = [*merged.get(field, []), *messages]
+        raise ValidationError({f: list(dict.fromkeys(m)) for f, m in merged.items()}) from None
 
 
 def _render_form(request, project, values, errors, schedule=None):

@@ -2,6 +2,7 @@
 htmx)."""
 
 import io
+import re
 import shutil
 import zipfile
 
@@ -240,7 +241,7 @@ def test_the_package_form_refuses_a_damaged_zip_and_stores_nothing(bobs):
             "points outside",
         ),
         ("folders/", {"name": ""}, "Give the new folder a name"),
-        ("folders/", {"name": "a/b"}, "Give the new folder a name"),
+        ("folders/", {"name": "a/b"}, "one folder at a time"),
         ("folders/", {"name": ".."}, "not a valid path"),
     ],
 )
@@ -359,3 +360,34 @@ def test_a_deleted_major_is_never_given_again(bobs):
     numbers = [v.number for v in Package.objects.get(name="p").versions.all()]
     assert numbers == ["3.0", "1.0"]
     assert bobs.get("/p/alpha/packages/p/2.0/").status_code == 404
+
+
+def test_the_package_form_keeps_the_chosen_zip_in_place_or_says_to_choose_it_again(bobs):
+    bobs.post("/p/alpha/packages/new/", {"name": "taken", "file": upload()})
+    # htmx swaps the form in place: the file input is kept as it is, with the chosen zip
+    partial = bobs.post(
+        "/p/alpha/packages/new/", {"name": "taken", "file": upload()}, headers=HTMX
+    ).content.decode()
+    assert "already exists" in partial
+    assert re.search(r'<label class="dropzone"[^>]* id="package-zip"[^>]* hx-preserve', partial)
+    # without JavaScript the page is reloaded, and the browser forgets the file: say so
+    page = bobs.post("/p/alpha/packages/new/", {"name": "taken", "file": upload()})
+    assert "Choose the zip again" in page.content.decode()
+    assert Package.objects.count() == 1
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_a_blank_folder_name_says_give_it_a_name(bobs, dataset, name):
+    response = bobs.post("/p/alpha/datasets/invoices/folders/", {"name": name}, headers=HTMX)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Give the new folder a name." in page
+    assert "without" not in page
+    assert files_of(dataset) == []
+
+
+def test_a_bad_folder_name_is_kept_in_the_field(bobs, dataset):
+    response = bobs.post("/p/alpha/datasets/invoices/folders/", {"name": "a/b"}, headers=HTMX)
+    page = response.content.decode()
+    assert "one folder at a time" in page
+    assert 'value="a/b"' in page

@@ -75,10 +75,28 @@ def _timed(name, function, *args):
         _send(event="end", call=name, t=time.time())
 
 
+def _listing(folder):
+    """Every entry under `folder` (and the folder itself) with its size and time of change:
+    what a call must leave as it found it. Links are listed, never followed."""
+    paths = [folder]
+    for parent, folders, files in os.walk(folder):
+        paths += [os.path.join(parent, name) for name in folders + files]
+    found = set()
+    for path in paths:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        found.add((path, info.st_size, info.st_mtime_ns))
+    return found
+
+
 try:
     Main = _timed("import", lambda: __import__("train").Main)
     model = _timed("__init__", Main)
-    for call, argument in _plan:
+    # A step is [call, argument], or [call, argument, {"unchanged": folder, "reason": text}]:
+    # then the call must leave that folder as it found it, or the run ends with that reason.
+    for call, argument, *guard in _plan:
         if not callable(getattr(model, call, None)):
             _send(
                 event="error",
@@ -93,7 +111,11 @@ try:
                 ),
             )
             sys.exit(3)
+        before = _listing(guard[0]["unchanged"]) if guard else None
         result = _timed(call, getattr(model, call), *([] if argument is None else [argument]))
+        if guard and _listing(guard[0]["unchanged"]) != before:
+            _send(event="error", reason=guard[0]["reason"])
+            sys.exit(3)
         if call == "evaluate":
             if isinstance(result, bool) or not isinstance(result, (int, float)):
                 _send(

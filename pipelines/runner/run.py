@@ -57,8 +57,21 @@ def _plan(run, variables) -> list[list]:
         return [["train", here["data_directory"]], ["save", None]]
     if run.type == PipelineRun.EVALUATE:
         return [["evaluate", here["data_directory"]]]
+    process_data = ["process_data", here["data_directory"]]
+    if run.evaluation_dataset:  # it is at test_data_directory: never mixed with a test split
+        process_data.append(
+            {
+                "unchanged": here["test_data_directory"],
+                "reason": (
+                    "process_data wrote into test_data_directory "
+                    f"({variables['test_data_directory']}), where the evaluation dataset is: "
+                    "with an evaluation dataset, evaluate() scores it as given, so process_data "
+                    "must write no test split"
+                ),
+            }
+        )
     return [
-        ["process_data", here["data_directory"]],
+        process_data,
         ["train", here["training_data_directory"]],
         ["evaluate", here["test_data_directory"]],
         ["save", None],
@@ -292,7 +305,7 @@ class Runner:
         """Upload what the run produced; return how it ends (the arguments of _end)."""
         run = self.run
         with self.phase("upload"):
-            artifacts = None
+            artifacts = version_files = test_split = None
             try:
                 artifacts = _upload(
                     collected_files(
@@ -307,21 +320,29 @@ class Runner:
                             note=self.log.platform,
                         )
                     )
-                else:
-                    version_files = None
+                if outcome.succeeded and not outcome.stopped and self._keeps_test_split(variables):
+                    test_split = _upload(
+                        collected_files(
+                            workspace.package,
+                            variables["test_data_directory"],
+                            note=self.log.platform,
+                        )
+                    )
             except UnsafeOutput as error:
-                if artifacts:
-                    manifest_delete(artifacts)
+                for manifest in (artifacts, version_files):
+                    if manifest:
+                        manifest_delete(manifest)
                 return {"status": PipelineRun.FAILED, "reason": error.reason}
             if not outcome.succeeded or outcome.stopped or outcome.out_of_memory:
-                if version_files:
-                    manifest_delete(version_files)
+                for manifest in (version_files, test_split):
+                    if manifest:
+                        manifest_delete(manifest)
                 return {
                     "status": _failed_status(outcome),
                     "reason": self._failure_reason(outcome),
                     "artifacts": artifacts,
                 }
-            snapshot = evaluation_snapshot = None
+            snapshot, evaluation_snapshot = None, test_split
             if run.dataset and variables["save_training_data"] == "true":
                 snapshot = manifest_copy(run.dataset.manifest, prefix=run.dataset_folder)
             if run.evaluation_dataset and variables["save_test_data"] == "true":
@@ -336,6 +357,17 @@ class Runner:
             "evaluation_snapshot": evaluation_snapshot,
             "score": outcome.score,
         }
+
+    def _keeps_test_split(self, variables) -> bool:
+        """A full run without an evaluation dataset evaluates the test split process_data
+        wrote at test_data_directory: that folder, as the run left it, is its evaluation
+        snapshot when save_test_data is true. (With an evaluation dataset, that dataset is.)"""
+        run = self.run
+        return (
+            run.type == PipelineRun.FULL
+            and not run.evaluation_dataset
+            and variables["save_test_data"] == "true"
+        )
 
     def _failure_reason(self, outcome) -> str:
         if outcome.stopped == "memory" or (outcome.out_of_memory and outcome.stopped != "killed"):

@@ -58,6 +58,18 @@
       text.textContent = n === 1 ? input.files[0].name : n + " files chosen";
     });
   }
+  // <input type=file data-fills-name="name">: a chosen file's name (without extension, made a
+  // valid identifier) fills the form's name field, unless the user typed a name of their own.
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.matches || !input.matches("input[type=file][data-fills-name]") || !input.files.length) return;
+    var field = input.form && input.form.elements[input.dataset.fillsName];
+    if (!field || (field.value && field.value !== field.dataset.filled)) return;
+    var name = input.files[0].name.replace(/\.[^.]*$/, "").replace(/[^A-Za-z0-9_]+/g, "_").replace(/^_+|_+$/g, "");
+    if (/^[0-9]/.test(name)) name = "_" + name;
+    field.value = field.dataset.filled = name;
+  });
+
   function bindAll(root) {
     (root.querySelectorAll ? root : document).querySelectorAll("[data-dropzone]").forEach(function (zone) {
       if (!zone.dataset.bound) { zone.dataset.bound = "1"; bind(zone); }

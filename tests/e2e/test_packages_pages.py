@@ -64,3 +64,29 @@ def test_it_shows_what_is_missing_and_creates_nothing(alice_page, tmp_path):
     expect(page.get_by_label("Enable training")).to_be_checked()
     assert not Package.objects.exists()
     assert stored_files() == []
+
+
+def test_the_name_comes_from_the_zip_and_the_zip_stays_chosen_after_an_error(alice_page, tmp_path):
+    page = alice_page
+    taken = tmp_path / "invoice-model v2.zip"
+    taken.write_bytes(package_zip())
+    page.goto("/p/alpha/packages/new/")
+    page.locator("input[name=file]").set_input_files(taken)
+    expect(page.get_by_label("Name")).to_have_value("invoice_model_v2")
+    page.get_by_role("button", name="Create package").click()
+    expect(page).to_have_url("/p/alpha/packages/invoice_model_v2/")
+
+    page.goto("/p/alpha/packages/new/")
+    page.locator("input[name=file]").set_input_files(taken)
+    page.get_by_role("button", name="Create package").click()
+    expect(page.locator(".field-errors")).to_contain_text("already exists")
+    # the form was swapped in place, and the chosen zip is still there
+    expect(page.locator(".dropzone-text")).to_have_text("invoice-model v2.zip")
+    assert page.locator("input[name=file]").evaluate("input => input.files.length") == 1
+    # a name the user typed is theirs: choosing another zip doesn't replace it
+    page.get_by_label("Name").fill("invoice_model_v3")
+    page.locator("input[name=file]").set_input_files(taken)
+    expect(page.get_by_label("Name")).to_have_value("invoice_model_v3")
+    page.get_by_role("button", name="Create package").click()
+    expect(page).to_have_url("/p/alpha/packages/invoice_model_v3/")
+    assert Package.objects.count() == 2

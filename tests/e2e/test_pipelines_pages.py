@@ -251,3 +251,15 @@ def test_a_training_run_from_the_form_to_its_artifacts(alice_page, alpha, worker
         "classifier/train.py",
     ]
     assert archive.read("classifier/model.bin") == b"weights:a.csv,b.csv"
+
+
+def test_the_form_shows_every_problem_at_once_in_the_browser(alice_page):
+    page = alice_page
+    page.goto("/p/alpha/pipelines/new/")
+    page.locator("input[name=time_limit]").fill("-5")
+    page.get_by_role("button", name="Create").click()  # no browser bubble for one field at a time
+    errors = page.locator("#pipeline-form .field-errors")
+    expect(errors.filter(has_text="The time limit must be positive")).to_be_visible()
+    expect(errors.filter(has_text="Choose a package")).to_be_visible()
+    expect(errors.filter(has_text="Choose the input dataset")).to_be_visible()
+    assert not PipelineRun.objects.exists()

@@ -48,6 +48,10 @@ class Main:
         train.mkdir(parents=True)
         for path in Path(data_directory).iterdir():
             (train / path.name).write_bytes(path.read_bytes())
+        if ENV.get("split") == "yes":
+            test = Path(ENV["test_data_directory"])
+            test.mkdir(parents=True, exist_ok=True)
+            (test / "split.csv").write_text("5,6\\n")
 
     def train(self, data_directory):
         note("user", os.getpid())
@@ -189,6 +193,43 @@ def test_a_full_pipeline_processes_trains_evaluates_and_saves(api):
     version_files = set(run.output_version.manifest.entries.values_list("path", flat=True))
     assert "model.txt" in version_files
     assert not any(path.startswith(("dataset/", "data/", "artifacts/")) for path in version_files)
+
+
+def snapshot_files(manifest):
+    return sorted(manifest.entries.values_list("path", flat=True)) if manifest else None
+
+
+def test_a_full_run_snapshots_its_test_split_and_never_mixes_it_with_an_evaluation_dataset(api):
+    # no evaluation dataset: process_data's test split is evaluated and, asked to, kept
+    split = start(api, type="full", parameters={"split": "yes", "save_test_data": "true"})
+    # an evaluation dataset: it is kept as given, and process_data may not write beside it
+    given = start(
+        api, type="full", evaluation_dataset="holdout", parameters={"save_test_data": "true"}
+    )
+    mixed = start(
+        api,
+        type="full",
+        evaluation_dataset="holdout",
+        parameters={"split": "yes", "save_test_data": "true"},
+    )
+    split, given, mixed = wait_for(split), wait_for(given), wait_for(mixed)
+    assert split.status == "successful", split.failure_reason
+    assert snapshot_files(split.evaluation_snapshot) == ["split.csv"]
+    results = json.loads(split.results_text)
+    assert results["parameters"]["inputs"]["evaluation_data"] is None
+    assert results["run_summary"]["outputs"]["evaluation_data"] == (
+        f"alpha/pipelines/{split.pk}/evaluation-snapshot"
+    )
+    assert given.status == "successful", given.failure_reason
+    assert snapshot_files(given.evaluation_snapshot) == ["h.csv"]
+    assert mixed.status == "failed"
+    assert mixed.failure_reason.startswith(
+        "process_data wrote into test_data_directory (dataset/test), where the evaluation "
+        "dataset is"
+    )
+    assert mixed.output_version is None and mixed.evaluation_snapshot is None
+    phases = [p["name"] for p in mixed.phases]
+    assert "process_data" in phases and "train" not in phases  # stopped before training
 
 
 def test_kill_ends_the_whole_process_tree_within_5_seconds(api, tmp_path):

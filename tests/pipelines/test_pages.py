@@ -431,3 +431,91 @@ def test_times_show_their_zone_and_their_date_when_not_today(bobs, project, bob)
     page = strip_tags(bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode())
     for label, moment in (("Started", yesterday), ("Finished", yesterday + timedelta(seconds=5))):
         assert f"{label}{moment:%b} {moment.day}, {moment:%Y %H:%M:%S} UTC" in page, label
+
+
+def test_the_form_shows_every_problem_at_once_and_a_negative_time_limit_must_be_positive(bobs):
+    response = bobs.post(
+        "/p/alpha/pipelines/new/",
+        {
+            "type": "train",
+            "package": "",
+            "dataset": "",
+            "time_limit": "-5",
+            "param_name": ["bad name"],
+            "param_value": ["1"],
+            "when": "at",
+            "at": "",
+        },
+        headers=HTMX,
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    for message in (
+        "The time limit must be positive",
+        "Choose a package",
+        "Choose the input dataset",
+        "not a valid variable name",
+        "Choose the date and time",
+    ):
+        assert message in page, message
+    assert not PipelineRun.objects.exists()
+
+
+def param_rows(page):
+    names = re.findall(r'name="param_name" value="([^"]*)"', page)
+    values = re.findall(r'name="param_value" value="([^"]*)"', page)
+    return dict(zip(names, values, strict=True))
+
+
+def test_the_evaluation_form_pre_fills_save_test_data(bobs, project, bob):
+    page = bobs.get("/p/alpha/pipelines/new/", {"type": "evaluate"}).content.decode()
+    assert param_rows(page) == {"artifacts_directory": "artifacts", "save_test_data": "false"}
+    full = bobs.get("/p/alpha/pipelines/new/", {"type": "full"}).content.decode()
+    assert param_rows(full) == {
+        "artifacts_directory": "artifacts",
+        "save_training_data": "false",
+        "save_test_data": "false",
+    }
+    # the form says where the evaluation dataset and process_data's test split go
+    text = " ".join(strip_tags(full).split())
+    assert "placed at test_data_directory" in text
+    assert "process_data must not write there" in text
+    # switched in place from a training form: the rows follow the type, the user's own stay
+    switched = bobs.get(
+        "/p/alpha/pipelines/new/",
+        {
+            "type": "evaluate",
+            "params_for": "train",
+            "param_name": ["artifacts_directory", "save_training_data", "epochs"],
+            "param_value": ["artifacts", "false", "5"],
+        },
+        headers=HTMX,
+    ).content.decode()
+    assert param_rows(switched) == {
+        "artifacts_directory": "artifacts",
+        "epochs": "5",
+        "save_test_data": "false",
+    }
+    # a row the user removed stays removed while the type is the same
+    removed = bobs.get(
+        "/p/alpha/pipelines/new/",
+        {
+            "type": "evaluate",
+            "params_for": "evaluate",
+            "param_name": ["artifacts_directory", "save_test_data"],
+            "param_value": ["artifacts", "false"],
+            "remove_param": "1",
+        },
+        headers=HTMX,
+    ).content.decode()
+    assert param_rows(removed) == {"artifacts_directory": "artifacts"}
+    run = pipeline_run_create(
+        project=project,
+        user=bob,
+        type="evaluate",
+        package="classifier",
+        version="1.0",
+        evaluation_dataset="invoices",
+    )
+    again = bobs.get("/p/alpha/pipelines/new/", {"from_run": run.pk}).content.decode()
+    assert param_rows(again) == {"artifacts_directory": "artifacts", "save_test_data": "false"}
