@@ -6,15 +6,17 @@ from typing import Literal
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import OperationalError
 from django.http import Http404
-from ninja import NinjaAPI, Router, Schema, Status
+from ninja import Field, NinjaAPI, Router, Schema, Status
 from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as SchemaError
 from ninja.security import HttpBearer, django_auth
+from pydantic import ConfigDict
 
 from aicenter.database import is_locked
 from aicenter.errors import ErrorOut
 from aicenter.services import (
     ADMIN,
+    PROJECT_NAME_PATTERN,
     api_token_user,
     is_name_taken,
     membership_remove,
@@ -23,6 +25,7 @@ from aicenter.services import (
     project_get_for_user,
     project_list_for_user,
     project_settings_update,
+    user_get,
 )
 
 
@@ -113,7 +116,12 @@ def unauthenticated(request, error):
 
 
 class ProjectIn(Schema):
-    name: str
+    model_config = ConfigDict(strict=True)
+
+    name: str = Field(
+        json_schema_extra={"maxLength": 100, "pattern": PROJECT_NAME_PATTERN},
+        description="At least one letter (A-Z) or digit; the project's address is made of them.",
+    )
     description: str = ""
 
 
@@ -126,6 +134,8 @@ class ProjectOut(Schema):
 
 
 class ProjectSettingsIn(Schema):
+    model_config = ConfigDict(strict=True)
+
     allow_network: bool
 
 
@@ -161,6 +171,8 @@ class MemberOut(Schema):
 
 
 class MemberIn(Schema):
+    model_config = ConfigDict(strict=True)
+
     role: Literal["admin", "data_scientist", "viewer"]
 
 
@@ -179,7 +191,8 @@ def list_members(request, project: str):
 def set_member(request, project: str, username: str, payload: MemberIn):
     """Project admins: add a user to the project with a role, or change their role."""
     project = project_get_for_user(user=request.user, slug=project, need=ADMIN)
-    return member_out(membership_set(project=project, username=username, role=payload.role))
+    user = user_get(username=username)
+    return member_out(membership_set(project=project, username=user.username, role=payload.role))
 
 
 @projects.delete("/{project}/members/{username}", response={204: None}, tags=["members"])

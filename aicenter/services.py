@@ -1,6 +1,7 @@
 """Projects, memberships and API tokens: who may see and do what."""
 
 import hashlib
+import re
 import secrets
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from aicenter.models import ApiToken, Membership, Project
 
 VIEW, RUN, ADMIN = "view", "run", "admin"
 DUPLICATE = "duplicate"
+PROJECT_NAME_PATTERN = r"[A-Za-z0-9]"  # its slug, the project's address, is made of these
 _RANK = {Membership.VIEWER: 0, Membership.DATA_SCIENTIST: 1, Membership.ADMIN: 2}
 _NEEDED = {VIEW: 0, RUN: 1, ADMIN: 2}
 _NEED_TEXT = {
@@ -85,12 +87,15 @@ def project_create(*, user, name: str, description: str = "") -> Project:
             "Only staff users create projects here: ask an administrator, or a Project admin "
             "to add you to their project."
         )
-    name = (name or "").strip()
+    name = name or ""
+    if len(name) > 100:
+        raise ValidationError({"name": "The name is too long: 100 characters at most."})
+    name = name.strip()
     if not name:
         raise ValidationError({"name": "A name is required."})
     slug = slugify(name)
-    if not slug:
-        raise ValidationError({"name": "The name needs at least one letter or digit."})
+    if not slug or not re.search(PROJECT_NAME_PATTERN, name):
+        raise ValidationError({"name": "The name needs at least one letter (A-Z) or digit."})
     if Project.objects.filter(slug=slug).exists():
         raise ValidationError({"name": name_taken(f"A project named '{slug}' already exists.")})
     try:
@@ -112,6 +117,14 @@ def project_settings_update(*, project, allow_network: bool) -> Project:
     project.allow_network = allow_network
     project.save(update_fields=["allow_network"])
     return project
+
+
+def user_get(*, username: str):
+    """An active or inactive user by username, for the members API's path."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise Http404(f"There is no user '{username}'.")
+    return user
 
 
 def membership_set(*, project, username: str, role: str) -> Membership:

@@ -1,7 +1,8 @@
 from datetime import datetime
 
-from ninja import File, Form, Router, Schema, Status
+from ninja import Field, File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
+from pydantic import ConfigDict
 
 from aicenter.downloads import FileOut, FilesOut, file_response, files_listing
 from aicenter.errors import ErrorOut
@@ -10,6 +11,7 @@ from aicenter.services import RUN, project_get_for_user
 from aicenter.uploads import request_body
 from datasets.selectors import dataset_get, dataset_list
 from datasets.services import (
+    NAME_PATTERN,
     dataset_create,
     dataset_delete,
     dataset_file_put,
@@ -22,7 +24,9 @@ router = Router(tags=["datasets"])
 
 
 class DatasetIn(Schema):
-    name: str
+    model_config = ConfigDict(strict=True)
+
+    name: str = Field(json_schema_extra={"maxLength": 100, "pattern": NAME_PATTERN})
     description: str = ""
 
 
@@ -41,6 +45,8 @@ def list_datasets(request, project: str):
 
 
 class FolderIn(Schema):
+    model_config = ConfigDict(strict=True)
+
     name: str
     folder: str = ""  # where to make it; the dataset's top by default
 

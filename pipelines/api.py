@@ -2,6 +2,7 @@ from datetime import datetime
 
 from django.http import Http404, HttpResponse
 from ninja import Query, Router, Schema, Status
+from pydantic import ConfigDict
 
 from aicenter.downloads import FilesOut, file_response, files_listing
 from aicenter.errors import ErrorOut
@@ -38,6 +39,8 @@ router = Router(tags=["pipelines"])
 
 
 class PipelineIn(Schema):
+    model_config = ConfigDict(strict=True)
+
     type: str = "train"
     name: str = ""
     package: str

@@ -90,6 +90,9 @@ def test_it_deletes_a_dataset(api, django_capture_on_commit_callbacks):
         ({"name": "../x"}, "name", "not a valid dataset name"),
         ({}, "name", "required"),
         ({"name": 5}, "name", "string"),
+        ({"name": "x" * 101}, "name", "100 at most"),
+        ({"name": "  " + "x" * 99}, "name", "100 at most"),
+        ({"name": "x", "description": 5}, "description", "string"),
     ],
 )
 def test_it_refuses_a_bad_dataset(api, payload, field, message):

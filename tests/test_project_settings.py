@@ -42,7 +42,13 @@ def test_the_api_reads_and_changes_it(api_as, alice, bob, charlie, project):
 
 
 def test_the_api_refuses_a_value_that_is_not_true_or_false(api_as, alice, project):
-    for body in ({"allow_network": "maybe"}, {}, {"allow_network": [1]}):
+    for body in (
+        {"allow_network": "maybe"},
+        {},
+        {"allow_network": [1]},
+        {"allow_network": 0},
+        {"allow_network": "true"},
+    ):
         response = api_as(alice).patch(API, body, content_type="application/json")
         assert response.status_code == 422, body
         assert "allow_network" in str(response.json())

@@ -1,0 +1,96 @@
+"""The OpenAPI schema tells the truth: Schemathesis generates requests from
+/api/v1/openapi.json (valid and invalid ones) against a live server and runs all its checks:
+no server error, every status and body as documented, invalid input refused, valid input
+accepted (or refused only as documented: 401, 403, 404, 409)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aicenter.services import api_token_create
+from tests.conftest import requires
+
+MAX_EXAMPLES = 8
+
+# Path parameters that lead to existing things, so generated requests reach past the 404 of
+# an unknown project: the project Alpha.
+CONFIG = """
+[parameters]
+"path.project" = "alpha"
+"""
+
+# Requests the schema can't tell from valid ones, refused with 400 and each field's message:
+# a zip's contents (a package's main.py and train.py, a dataset zip's paths), a path's rules
+# (at most 255 UTF-8 bytes a name, no '.' or '..' part, not where a file or folder already
+# is), and a run's inputs against what the project holds (that package and version, a dataset
+# that isn't empty, the methods train.py has). Everything else valid by the schema must be
+# accepted.
+CHECKED_AGAINST_CONTENTS = [
+    "POST /api/v1/projects/{project}/packages",
+    "POST /api/v1/projects/{project}/packages/{package}/versions",
+    "POST /api/v1/projects/{project}/datasets/{dataset}/zip",
+    "POST /api/v1/projects/{project}/datasets/{dataset}/folders",
+    "PUT /api/v1/projects/{project}/datasets/{dataset}/files/{path}",
+    "POST /api/v1/projects/{project}/pipelines",
+    "PUT /api/v1/projects/{project}/schedules/{schedule_id}",
+]
+ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
+
+
+def _config() -> str:
+    exceptions = "".join(
+        f"""
+[[operations]]
+include-name = "{name}"
+checks.positive_data_acceptance.expected-statuses = {ACCEPTED + ["400"]}
+"""
+        for name in CHECKED_AGAINST_CONTENTS
+    )
+    return CONFIG + exceptions
+
+
+@pytest.fixture
+def nothing_leaves_the_process(monkeypatch):
+    """Runs and recurring pipelines created by generated requests stay in the database: no
+    job for a worker of another test, no wake-up armed in RQ's scheduler."""
+    monkeypatch.setattr("pipelines.services.pipeline_run_enqueue", lambda *, run: None)
+    monkeypatch.setattr("pipelines.schedules.schedule_arm", lambda schedule: None)
+
+
+def test_schemathesis_finds_nothing_wrong(
+    live_server, project, django_user_model, tmp_path, nothing_leaves_the_process
+):
+    st = shutil.which("st", path=str(Path(sys.executable).parent))
+    requires(st is not None, "Schemathesis is not installed (pip install -e '.[dev]')")
+    # A superuser: Project admin everywhere, whatever generated requests do to the members,
+    # and staff, so creating projects answers 201 and 409 too.
+    root = django_user_model.objects.create_superuser("root", "", "pw-root")
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(_config())
+    command = [
+        st,
+        "--config-file",
+        str(config),
+        "run",
+        f"{live_server.url}/api/v1/openapi.json",
+        "--checks",
+        "all",
+        "--header",
+        f"Authorization: Bearer {api_token_create(user=root)}",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        "9",
+        "--workers",
+        "1",
+        "--no-color",
+        "--generation-database",
+        "none",
+        "--report-dir",
+        str(tmp_path / "report"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
