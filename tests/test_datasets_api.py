@@ -336,3 +336,20 @@ def test_viewers_and_outsiders_neither_unpack_nor_make_folders(api, api_as, vera
         assert response.status_code == status
     assert not Dataset.objects.get().manifest.entries.exists()
     assert stored_files() == []
+
+
+def test_the_schema_documents_every_error_status_with_the_error_body(api):
+    schema = api.get("/api/v1/openapi.json").json()
+    error = {"$ref": "#/components/schemas/ErrorOut"}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            expected = {"401"} | ({"404"} if "{project}" in path else set())
+            if method != "get":
+                expected |= {"400", "403", "503"}
+            assert expected <= set(responses), (method, path, sorted(responses))
+            for status in expected:
+                assert responses[status]["content"]["application/json"]["schema"] == error
+    creates = ("/api/v1/projects", "/api/v1/projects/{project}/datasets")
+    for path in (*creates, "/api/v1/projects/{project}/packages"):
+        assert "409" in schema["paths"][path]["post"]["responses"]
