@@ -31,7 +31,8 @@ from django.utils import timezone
 
 from aicenter.database import retry_when_locked
 from aicenter.manifests import blob_open, manifest_file
-from pipelines.models import EnvironmentBuild, PipelineRun
+from pipelines import transitions
+from pipelines.models import EnvironmentBuild
 from pipelines.sandbox import Sandbox, python_prefixes, refusal, sandbox_uid, status
 
 logger = logging.getLogger(__name__)
@@ -244,11 +245,7 @@ class BuildRecord:
 
     def mark_waiting_runs(self) -> None:
         """Runs queued on a version with these requirements (now, or since the last look)."""
-        retry_when_locked(
-            lambda: PipelineRun.objects.filter(
-                status=PipelineRun.QUEUED, version__environment_builds__key=self.key
-            ).update(status=PipelineRun.PACKAGING)
-        )
+        transitions.waiting_for_build(self.key)
 
     def write(self, text: str) -> None:
         if self.log:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from aicenter.manifests import clean_folder, manifest_delete, manifest_folder_exists
 from datasets.models import Dataset
 from packages.models import Package
+from pipelines import transitions
 from pipelines.models import PipelineRun
 from pipelines.parameters import clean_parameters
 
@@ -255,34 +256,10 @@ def pipeline_run_enqueue(*, run) -> None:
 def pipeline_run_kill(*, run, user) -> PipelineRun:
     """Stop a scheduled, queued or running run: status Killed at once; a running one's worker
     sees it within a second and ends the user's whole process tree (SIGTERM, then SIGKILL)."""
-    from pipelines.results import results_json
-
-    with transaction.atomic():
-        run = (
-            PipelineRun.objects.select_for_update(of=("self",))
-            .select_related("project", "package", "version")
-            .get(pk=run.pk)
-        )
-        if run.is_finished:
-            raise ValidationError(
-                f"Pipeline run {run.pk} is already {run.get_status_display().lower()}; "
-                "there is nothing to kill."
-            )
-        # claimed by a worker (a run can show Packaging while another job builds its environment)
-        was_running = run.started_at is not None and run.status in (
-            PipelineRun.PACKAGING,
-            PipelineRun.RUNNING,
-        )
-        run.status = PipelineRun.KILLED
-        run.finished_at = timezone.now()
-        run.failure_reason = f"killed by {user.username}"
-        fields = ["status", "finished_at", "failure_reason"]
-        if not was_running:  # no worker will write its results
-            import json
-
-            run.results_text = json.dumps(results_json(run), indent=2, ensure_ascii=False)
-            fields.append("results_text")
-        run.save(update_fields=fields)
+    try:
+        run, was_running = transitions.kill(run.pk, by=user.username)
+    except ValueError as refused:
+        raise ValidationError(str(refused)) from None
     if not was_running and run.job_id:
         transaction.on_commit(lambda: _cancel_job(run))
     return run

@@ -9,7 +9,6 @@ a Redis lock); it only needs the database and Redis, so any worker on any machin
 - workspaces that finished runs left on this machine (their removal failed) are removed.
 """
 
-import json
 import logging
 import os
 import signal
@@ -18,14 +17,12 @@ from datetime import timedelta
 
 import django_rq
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from rq.job import Job, JobStatus
 
+from pipelines import transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
-from pipelines.results import results_json
 from pipelines.runner.workspace import Workspace
 from pipelines.sandbox import remove_leftovers
 
@@ -53,20 +50,10 @@ def sweep() -> None:
 
 
 def _end_lost(run, reason) -> bool:
-    with transaction.atomic():
-        locked = (
-            PipelineRun.objects.select_for_update(of=("self",))
-            .select_related("project", "package", "version", "dataset", "evaluation_dataset")
-            .filter(pk=run.pk, status=run.status)
-            .first()
-        )
-        if locked is None:
-            return False
-        locked.status, locked.failure_reason = PipelineRun.FAILED, reason
-        locked.finished_at = timezone.now()
-        locked.results_text = json.dumps(results_json(locked), indent=2, ensure_ascii=False)
-        locked.save(update_fields=["status", "failure_reason", "finished_at", "results_text"])
-    log = RunLog(locked)
+    ended = transitions.lost(run, reason=reason)
+    if ended is None:
+        return False
+    log = RunLog(ended)
     log.platform(f"Failed: {reason}")
     log.flush()
     return True
@@ -141,8 +128,7 @@ def requeue_vanished_runs() -> None:
 
     settle = timezone.now() - timedelta(seconds=5)  # let fresh runs reach Redis first
     waiting = PipelineRun.objects.filter(
-        Q(status__in=[PipelineRun.QUEUED, PipelineRun.SCHEDULED])
-        | Q(status=PipelineRun.PACKAGING, started_at__isnull=True),  # environment built elsewhere
+        transitions.UNCLAIMED,
         created_at__lt=settle,
     ).select_related("project", "package", "version", "dataset", "evaluation_dataset")
     overdue = timezone.now() - timedelta(seconds=10)
@@ -161,10 +147,8 @@ def requeue_vanished_runs() -> None:
             "pipeline run %s lost its job %r (or is late): enqueueing it again", run.pk, run.job_id
         )
         if run.status == PipelineRun.SCHEDULED and run.scheduled_for <= timezone.now():
-            run.status = PipelineRun.QUEUED  # its moment passed while nobody listened
-            PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.SCHEDULED).update(
-                status=PipelineRun.QUEUED
-            )
+            if transitions.due(run.pk):  # its moment passed while nobody listened
+                run.status = PipelineRun.QUEUED
         pipeline_run_enqueue(run=run)
 
 

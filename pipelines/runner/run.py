@@ -1,17 +1,13 @@
 """The seed's four steps, made real, for one pipeline run on this worker."""
 
 import itertools
-import json
 import logging
 import os
-import socket
 import time
 import traceback
 from contextlib import ExitStack, contextmanager
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from aicenter.database import retry_when_locked
@@ -22,7 +18,7 @@ from aicenter.manifests import (
 )
 from aicenter.templatetags.aicenter import duration
 from packages.services import package_version_create_trained
-from pipelines import sandbox
+from pipelines import sandbox, transitions
 from pipelines.environments import (
     BuildStopped,
     EnvironmentError_,
@@ -34,7 +30,6 @@ from pipelines.environments import (
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun
 from pipelines.parameters import run_variables
-from pipelines.results import results_json
 from pipelines.runner import isolation
 from pipelines.runner.process import run_user_code
 from pipelines.runner.watch import RunWatch
@@ -76,26 +71,6 @@ def _plan(run, variables) -> list[list]:
         ["evaluate", here["test_data_directory"]],
         ["save", None],
     ]
-
-
-def _claim(run, status) -> bool:
-    """Queued (or Scheduled and now due) → Packaging or Running, unless someone killed or
-    deleted it."""
-    now = timezone.now()
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    devices = settings.CUDA_VISIBLE_DEVICES if run.gpu and run.queue == "gpu" else ""
-    waiting = Q(status__in=[PipelineRun.QUEUED, PipelineRun.SCHEDULED]) | Q(
-        status=PipelineRun.PACKAGING,
-        started_at__isnull=True,  # its environment built elsewhere
-    )
-    claimed = retry_when_locked(
-        lambda: PipelineRun.objects.filter(waiting, pk=run.pk).update(
-            status=status, started_at=now, heartbeat_at=now, worker=worker, gpu_devices=devices
-        )
-    )
-    if claimed:  # only then is it this worker's: a killed run keeps saying so in logs
-        run.status, run.started_at, run.worker, run.gpu_devices = status, now, worker, devices
-    return bool(claimed)
 
 
 class Runner:
@@ -190,19 +165,11 @@ class Runner:
 
     def _packaging(self):
         """The environment must be built first: the run shows Packaging meanwhile."""
-        retry_when_locked(
-            lambda: PipelineRun.objects.filter(pk=self.run.pk, status=PipelineRun.RUNNING).update(
-                status=PipelineRun.PACKAGING
-            )
-        )
+        transitions.packaging(self.run.pk)
         self.log.flush()
 
     def _running(self):
-        retry_when_locked(
-            lambda: PipelineRun.objects.filter(pk=self.run.pk, status=PipelineRun.PACKAGING).update(
-                status=PipelineRun.RUNNING
-            )
-        )
+        transitions.running(self.run.pk)
 
     def _execute(self, environment, workspace, variables) -> dict:
         run = self.run
@@ -396,13 +363,20 @@ class Runner:
         return f"the package's process exited with code {outcome.exit_code}"
 
     def _end(self, *, status, reason="", version_files=None, **outputs):
-        """Record the end in one transaction with the run's row locked: a kill that came first
-        keeps its status, and then nothing becomes a version. A locked database is waited out
-        (the whole transaction is tried again): a platform hiccup never fails a user's run."""
+        """Record how it ended (transitions.finish: a kill that came first wins, and then
+        nothing becomes a version), then say so in the log."""
         run = self.run
         for name, value in outputs.items():
             setattr(run, name, value)
-        ended = retry_when_locked(lambda: self._record_end(status, reason, version_files))
+        run.phases = self.phases
+        new_version = None
+        if version_files is not None:
+            new_version = lambda: package_version_create_trained(  # noqa: E731
+                run=run, manifest=version_files
+            )
+        ended = transitions.finish(run, status=status, reason=reason, new_version=new_version)
+        if version_files is not None and run.output_version is None:
+            manifest_delete(version_files)  # killed at the last moment: no version
         if ended is None:  # deleted meanwhile
             return
         status, reason = ended
@@ -410,43 +384,6 @@ class Runner:
             self.log.platform(f"new version {run.package.name} {run.output_version.number}")
         self.log.platform(f"{run.get_status_display()}" + (f": {reason}" if reason else ""))
         self.log.flush()
-
-    def _record_end(self, status, reason, version_files):
-        run = self.run
-        with transaction.atomic():
-            current = (
-                PipelineRun.objects.select_for_update()
-                .filter(pk=run.pk)
-                .values_list("status", "failure_reason", "finished_at")
-                .first()
-            )
-            if current is None:
-                return None
-            run.output_version = None
-            if current[0] == PipelineRun.KILLED:
-                status, reason, run.finished_at = current
-                run.snapshot = run.evaluation_snapshot = run.score = None
-            elif version_files is not None and status == PipelineRun.SUCCESSFUL:
-                run.output_version = package_version_create_trained(run=run, manifest=version_files)
-            run.status, run.failure_reason = status, reason
-            run.finished_at = run.finished_at or timezone.now()
-            run.phases = self.phases
-            run.results_text = json.dumps(results_json(run), indent=2, ensure_ascii=False)
-            PipelineRun.objects.filter(pk=run.pk).update(
-                status=status,
-                failure_reason=reason,
-                finished_at=run.finished_at,
-                phases=run.phases,
-                results_text=run.results_text,
-                output_version=run.output_version,
-                artifacts=run.artifacts,
-                snapshot=run.snapshot,
-                evaluation_snapshot=run.evaluation_snapshot,
-                score=run.score,
-            )
-            if version_files is not None and run.output_version is None:
-                manifest_delete(version_files)  # killed at the last moment: no version
-        return status, reason
 
 
 def _failed_status(outcome):
@@ -476,7 +413,7 @@ def run_pipeline(run) -> None:
     build = version_environment(run.version, requirements)
     # Packaging first when its environment must be built: statuses never go backwards
     ready = environment_ready(python_version=run.package.language, requirements=requirements)
-    if not _claim(run, PipelineRun.RUNNING if ready else PipelineRun.PACKAGING):
+    if not transitions.claim(run, status=PipelineRun.RUNNING if ready else PipelineRun.PACKAGING):
         logger.info("pipeline run %s is %s, not queued: skipped", run.pk, run.status)
         return
     Runner(run, requirements, build).handle()
