@@ -2,10 +2,13 @@
 
 import zoneinfo
 
+import django_rq
+import redis
 from django.db.models import Q
 from django.http import Http404
 
 from pipelines.models import EnvironmentBuild, PipelineRun
+from pipelines.worker import live_worker_count
 
 
 def pipeline_run_list(*, project, status="", type="", package="", schedule=""):
@@ -41,7 +44,9 @@ def pipeline_run_get(*, project, run_id) -> PipelineRun:
         raise Http404(f"'{run_id}' is not a pipeline run number.") from None
     run = (
         pipeline_run_list(project=project)
-        .select_related("artifacts", "snapshot", "evaluation_snapshot", "version__manifest")
+        .select_related(
+            "artifacts", "snapshot", "evaluation_snapshot", "version__manifest", "schedule"
+        )
         .filter(pk=run_id)
         .first()
     )
@@ -89,14 +94,11 @@ def schedule_get(*, project, schedule_id):
 
 
 def queue_worker_count(queue: str) -> int:
-    """Live workers listening on `queue` (RQ keeps a worker's key only while it beats)."""
-    import django_rq
-    from rq import Worker
-
+    """Live workers listening on `queue`: not those that died without unregistering. Counted
+    once every few seconds per process (pipelines/worker.py), not at each page's poll."""
     try:
-        connection = django_rq.get_connection(queue)
-        return sum(queue in w.queue_names() for w in Worker.all(connection=connection))
-    except Exception:  # noqa: BLE001 - Redis away: we can't tell
+        return live_worker_count(django_rq.get_connection(queue), queue)
+    except redis.exceptions.RedisError:  # Redis away: we can't tell
         return -1
 
 

@@ -246,23 +246,35 @@ def pipeline_retry_page(request, project, run_id):
     )
 
 
-def _detail(request, project, run, *, errors=None, status=200):
-    log, log_seq, log_cut = run_log_tail(run)
-    context = {
+def _status_context(project, run, *, log=None, errors=None):
+    """What the run-status partial shows: the run row, and only what its status calls for
+    (the log for a failed run's traceback, the workers for a queued one, the build for a
+    packaging one), so the 1 s poll reads no log and lists no workers while a run runs."""
+    failed = run.status == PipelineRun.FAILED
+    if failed and log is None:
+        log = run_log_tail(run)[0]
+    return {
         "project": project,
         "run": run,
-        "log": log,
-        "log_cut": log_cut,
-        "traceback": failure_traceback(log, run_id=run.pk) if run.status == "failed" else "",
+        "traceback": failure_traceback(log, run_id=run.pk) if failed else "",
         "timeline": run_timeline(run),
-        "log_seq": log_seq,
         "can_edit": can(project, RUN),
         "errors": errors or {},
         "waiting_for": waiting_for(run),
         "build": environment_built_elsewhere(run),
     }
+
+
+def _detail(request, project, run, *, errors=None, status=200):
     if request.htmx and request.GET.get("part") == "status":
-        return render(request, "pipelines/detail.html#run-status", context)
+        return render(request, "pipelines/detail.html#run-status", _status_context(project, run))
+    log, log_seq, log_cut = run_log_tail(run)
+    context = {
+        **_status_context(project, run, log=log, errors=errors),
+        "log": log,
+        "log_cut": log_cut,
+        "log_seq": log_seq,
+    }
     return render(request, "pipelines/detail.html", context, status=status)
 
 

@@ -6,24 +6,45 @@
 - its work horse and its scheduler die with it, so a killed worker leaves no run behind that
   looks alive and no scheduler holding the lock its successor needs;
 - it rides out a Redis outage (Redis stopped, restarted empty, unreachable): it waits, says so
-  once, and once Redis answers again it registers again and takes work as before.
+  once, and once Redis answers again it registers again and takes work as before;
+- it takes workers that died without unregistering (SIGKILL, power loss) out of Redis's lists
+  of workers, and pages count only live workers when they say a run waits for one.
 """
 
 import ctypes
 import logging
+import os
 import signal
+import socket
 import sys
 import time
+from datetime import UTC, datetime
 
 import redis
 from django.conf import settings
 from rq import Worker, worker_registration
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, DEFAULT_WORKER_TTL
 from rq.scheduler import RQScheduler
+from rq.utils import as_text, utcparse
 
 logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# RQ blocks on dequeue for worker_ttl - 15 s and beats after each: 20 s makes an idle worker
+# beat (and sweep) every 5 s. rqworker passes RQ's default, 420 s: far too slow for that.
+WORKER_TTL_SECONDS = 20
+# How often a busy worker wakes from watching its work horse, to beat and sweep.
+JOB_MONITORING_SECONDS = 5
+# A worker beats every 5 s (above); one silent this long is dead, even on another machine
+# whose clock is some seconds off ours. RQ itself forgets it only when its key expires (80 s).
+WORKER_SILENT_SECONDS = 30
+# Pages poll every second: each process counts a queue's workers at most this often, unless a
+# worker registers or unregisters meanwhile (one cheap SCARD per poll notices that).
+WORKER_COUNT_KEPT_SECONDS = 5
+# Redis unreachable: the scheduler tries again this often (work resumes within a second of
+# Redis answering), and says so in its log at most every REDIS_DOWN_WARNING_SECONDS.
+REDIS_RETRY_SECONDS = 1
+REDIS_DOWN_WARNING_SECONDS = 60
 
 
 def die_with_parent() -> None:
@@ -47,10 +68,10 @@ class PipelineScheduler(RQScheduler):
             except REDIS_DOWN as error:
                 if self._stop_requested:
                     return None
-                if said_at is None or time.monotonic() - said_at >= 60:
+                if said_at is None or time.monotonic() - said_at >= REDIS_DOWN_WARNING_SECONDS:
                     said_at = time.monotonic()
                     logger.warning("scheduler: Redis unreachable (%s); trying every second", error)
-                time.sleep(1)
+                time.sleep(REDIS_RETRY_SECONDS)
 
 
 class PipelineWorker(Worker):
@@ -60,10 +81,9 @@ class PipelineWorker(Worker):
 
     def __init__(self, *args, **kwargs):
         # Wake from the blocking dequeue and from watching a busy horse every few seconds.
-        # RQ blocks on dequeue for worker_ttl - 15 s; rqworker passes its default, 420
         if kwargs.get("worker_ttl") in (None, DEFAULT_WORKER_TTL):
-            kwargs["worker_ttl"] = 20
-        kwargs.setdefault("job_monitoring_interval", 5)
+            kwargs["worker_ttl"] = WORKER_TTL_SECONDS
+        kwargs.setdefault("job_monitoring_interval", JOB_MONITORING_SECONDS)
         super().__init__(*args, **kwargs)
         self._last_sweep = 0.0
         self._redis_lost_at = None  # monotonic time Redis stopped answering, while it doesn't
@@ -207,6 +227,7 @@ class PipelineWorker(Worker):
             if scheduler and (not scheduler._process or not scheduler._process.is_alive()):
                 scheduler.acquire_locks(auto_start=True)
             sweep()
+            prune_dead_workers(self.connection)
         except REDIS_DOWN as error:
             self._redis_unreachable(error)
         except Exception:  # never let the sweeper take the worker down
@@ -217,3 +238,87 @@ class PipelineWorker(Worker):
     def main_work_horse(self, *args, **kwargs):
         die_with_parent()
         return super().main_work_horse(*args, **kwargs)
+
+
+# Which workers are alive. RQ lists a worker from its birth until it unregisters; one that died
+# without unregistering stays listed until its key expires, and would hide "waiting for a GPU
+# worker" meanwhile. These tell the living from the dead, for the pages and for the sweep.
+
+
+def _registered_workers(connection, *queues: str) -> dict:
+    """{worker key: (last heartbeat, hostname, pid)} of the workers RQ lists on `queues` (on any
+    queue, and in its list of all workers, when none is given): one listing and one pipelined
+    read, however many workers there are."""
+    lists = [worker_registration.WORKERS_BY_QUEUE_KEY % queue for queue in queues]
+    if not queues:
+        lists = [worker_registration.REDIS_WORKER_KEYS] + [
+            worker_registration.WORKERS_BY_QUEUE_KEY % queue for queue in settings.RQ_QUEUES
+        ]
+    keys = sorted(as_text(key) for key in connection.sunion(lists))
+    with connection.pipeline(transaction=False) as commands:
+        for key in keys:
+            commands.hmget(key, "last_heartbeat", "hostname", "pid")
+        facts = commands.execute()
+    return {
+        key: tuple(None if value is None else as_text(value) for value in row)
+        for key, row in zip(keys, facts, strict=True)
+    }
+
+
+def _alive(facts, now: datetime) -> bool:
+    beat, hostname, pid = facts
+    if beat is None:
+        return False  # its key expired: RQ's own sign of a dead worker
+    if (now - utcparse(beat)).total_seconds() > WORKER_SILENT_SECONDS:
+        return False
+    if hostname == socket.gethostname() and pid:  # this machine: ask the kernel
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # alive, as another user
+    return True
+
+
+_counts = {}  # queue -> (monotonic time counted, workers registered then, live workers)
+
+
+def live_worker_count(connection, queue: str) -> int:
+    """Workers alive on `queue`, counted at most every WORKER_COUNT_KEPT_SECONDS in this
+    process, or at once when one has registered or unregistered since."""
+    registered = connection.scard(worker_registration.WORKERS_BY_QUEUE_KEY % queue)
+    counted_at, was_registered, live = _counts.get(queue, (None, None, 0))
+    if (
+        counted_at is not None
+        and was_registered == registered
+        and time.monotonic() - counted_at < WORKER_COUNT_KEPT_SECONDS
+    ):
+        return live
+    now = datetime.now(UTC)
+    live = sum(_alive(facts, now) for facts in _registered_workers(connection, queue).values())
+    _counts[queue] = (time.monotonic(), registered, live)
+    return live
+
+
+def forget_worker_counts() -> None:
+    """Count every queue's workers afresh at the next ask (for tests)."""
+    _counts.clear()
+
+
+def prune_dead_workers(connection) -> list[str]:
+    """Take workers that died without unregistering out of RQ's lists of workers (all, and
+    each queue's), as RQ's clean_worker_registry does for expired keys but without waiting for
+    them to expire. A live PipelineWorker judged dead registers again at its next beat."""
+    now = datetime.now(UTC)
+    registered = _registered_workers(connection)
+    dead = [key for key, facts in registered.items() if not _alive(facts, now)]
+    if not dead:
+        return []
+    with connection.pipeline() as commands:
+        commands.srem(worker_registration.REDIS_WORKER_KEYS, *dead)
+        for queue in settings.RQ_QUEUES:
+            commands.srem(worker_registration.WORKERS_BY_QUEUE_KEY % queue, *dead)
+        commands.execute()
+    logger.warning("unregistered workers that died without saying so: %s", ", ".join(dead))
+    return dead
