@@ -14,15 +14,22 @@ from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 
 logger = logging.getLogger(__name__)
 
+# A locked database is tried again after 0.1 s, then 0.2, 0.4 … at most 2 s apart: SQLite's
+# writes take milliseconds, a long one (a 1,000-file upload) about a second.
 FIRST_PAUSE = 0.1
 LONGEST_PAUSE = 2.0
+# How long a caller waits out a locked database by default before the error goes up: longer
+# than any write this app makes, short enough that a stuck one is noticed.
+LOCKED_WAIT_SECONDS = 60.0
 
 
 def is_locked(error: Exception) -> bool:
     return isinstance(error, OperationalError) and "locked" in str(error)
 
 
-def retry_when_locked(function, *, seconds: float = 60.0, using: str = DEFAULT_DB_ALIAS):
+def retry_when_locked(
+    function, *, seconds: float = LOCKED_WAIT_SECONDS, using: str = DEFAULT_DB_ALIAS
+):
     """Call `function()` and return its result. While it fails because the database is
     locked, call it again after a pause that doubles from 0.1 s up to 2 s, until `seconds`
     have passed; then the last error goes up.

@@ -12,6 +12,12 @@ from packages.models import Package, PackageVersion
 from packages.selectors import version_next_major
 from packages.validation import read_package_zip
 
+# Two writers racing for one version number: the loser takes the next one, this many times.
+# Uploads race rarely (people, one zip each); trained versions more (runs of one recurring
+# pipeline finishing together), so theirs is larger.
+UPLOAD_NUMBER_ATTEMPTS = 5
+TRAINED_NUMBER_ATTEMPTS = 50
+
 
 def _clean_package_fields(*, project, name, input_type, language) -> dict:
     errors = {}
@@ -102,7 +108,7 @@ def package_version_upload(*, package, user, file) -> PackageVersion:
     """A new zip for an existing package becomes its next major version, N.0 (never the
     number of a deleted one)."""
     archive = read_package_zip(file, training_enabled=package.training_enabled)
-    for _attempt in range(5):
+    for _attempt in range(UPLOAD_NUMBER_ATTEMPTS):
         try:
             with transaction.atomic():
                 return _version_from_archive(
@@ -168,7 +174,7 @@ def package_version_create_trained(*, run, manifest) -> PackageVersion:
     folder = f"/{run.dataset_folder}" if run.dataset_folder else ""
     trained_on = f"{run.dataset.name}{folder}" if run.dataset else ""
     siblings = PackageVersion.with_deleted.filter(package_id=parent.package_id, major=parent.major)
-    for _attempt in range(50):
+    for _attempt in range(TRAINED_NUMBER_ATTEMPTS):
         minor = (siblings.aggregate(top=Max("minor"))["top"] or 0) + 1
         try:
             with transaction.atomic():

@@ -37,6 +37,17 @@ from pipelines.sandbox import Sandbox, python_prefixes, refusal, sandbox_uid, st
 
 logger = logging.getLogger(__name__)
 READY = ".ready"
+# Asking an interpreter its version: instant, unless the machine is in trouble.
+PYTHON_VERSION_TIMEOUT_SECONDS = 10
+# A build's output goes to the database this often, for the pages of the runs waiting on it.
+BUILD_FLUSH_SECONDS = 0.5
+# The installer's output loop wakes at least this often to flush.
+OUTPUT_WAIT_SECONDS = 0.25
+# RQ's own time limit for a build job: the build's limit plus slack, so the build's own
+# timeout (which records why) fires first.
+BUILD_JOB_SLACK_SECONDS = 600
+# RQ keeps a build job's result this long, for its dashboard only (the build row is the record).
+BUILD_RESULT_TTL_SECONDS = 600
 
 
 class EnvironmentError_(Exception):
@@ -92,7 +103,7 @@ def find_python(version: str) -> str | None:
                 [str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                 capture_output=True,
                 text=True,
-                timeout=10,
+                timeout=PYTHON_VERSION_TIMEOUT_SECONDS,
             )
         except OSError:
             continue
@@ -257,7 +268,7 @@ class BuildRecord:
 
     def flush_if_due(self) -> None:
         """Every half second: the output so far, and the runs that came to wait meanwhile."""
-        if time.monotonic() - self.flushed_at < 0.5:
+        if time.monotonic() - self.flushed_at < BUILD_FLUSH_SECONDS:
             return
         self.flushed_at = time.monotonic()
         output = "".join(self.output)
@@ -366,7 +377,7 @@ def _run(command, record, box, environment, deadline: float, should_stop=None):
     selector.register(process.stdout, selectors.EVENT_READ)
     try:
         while True:
-            if selector.select(timeout=0.25):
+            if selector.select(timeout=OUTPUT_WAIT_SECONDS):
                 chunk = os.read(process.stdout.fileno(), 65536)
                 if not chunk:
                     break
@@ -561,8 +572,8 @@ def prepare_environment_later(version) -> None:
             django_rq.get_queue(name).enqueue(
                 build_environment,
                 version.pk,
-                job_timeout=settings.ENVIRONMENT_BUILD_MAX_SECONDS + 600,
-                result_ttl=600,
+                job_timeout=settings.ENVIRONMENT_BUILD_MAX_SECONDS + BUILD_JOB_SLACK_SECONDS,
+                result_ttl=BUILD_RESULT_TTL_SECONDS,
                 description=f"environment of {version}",
             )
         except Exception:  # noqa: BLE001 - Redis away: the first run builds it

@@ -14,6 +14,9 @@ from pipelines.models import LogChunk
 # Past the cap the platform's own lines still go in, up to this much more: a few short lines
 # in a normal run, but never an unbounded amount.
 PLATFORM_CHARS_PAST_CAP = 64 * 1024
+# A run's page shows the log's last 200,000 characters (its Download has all of it): enough for
+# any traceback and the lines before it, little enough for a browser to render at once.
+PAGE_LOG_CHARS = 200_000
 
 
 class RunLog:
@@ -84,7 +87,7 @@ class RunLog:
         self.buffer = []
 
 
-def run_log_tail(run, *, max_chars: int = 200_000) -> tuple[str, int, bool]:
+def run_log_tail(run, *, max_chars: int = PAGE_LOG_CHARS) -> tuple[str, int, bool]:
     """The end of the log for a page: (text, last chunk number, whether the start was cut).
     Reads chunks from the end until it has enough, not the whole log."""
     pieces, size, last, cut = [], 0, 0, False

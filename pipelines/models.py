@@ -5,6 +5,12 @@ from django.db import models
 
 from aicenter.models import Manifest, Project
 
+# A run's time limit when it gives none: a day (AICENTER_MAX_RUN_SECONDS caps what one may give).
+DEFAULT_MAX_RUN_SECONDS = 24 * 3600
+# A finished run's worker writes its results a moment later; pages poll this long at most for
+# them, in case that worker is gone.
+SETTLE_SECONDS = 30
+
 
 class PipelineRun(models.Model):
     """One pipeline run. This row is the system of record; Redis only carries the job."""
@@ -64,7 +70,7 @@ class PipelineRun(models.Model):
     # What the run's sandbox gave it (pipelines/sandbox.py describe()): shown on its page and in
     # _results.json. Empty until its code starts.
     sandbox = models.JSONField(default=dict, blank=True)
-    max_run_seconds = models.PositiveIntegerField(default=24 * 3600)
+    max_run_seconds = models.PositiveIntegerField(default=DEFAULT_MAX_RUN_SECONDS)
     # CUDA_VISIBLE_DEVICES the worker gave the run: empty means it ran without a GPU.
     gpu_devices = models.CharField(max_length=100, blank=True)
     scheduled_for = models.DateTimeField(null=True, blank=True)
@@ -120,7 +126,7 @@ class PipelineRun(models.Model):
             return True
         from django.utils import timezone
 
-        return (timezone.now() - self.finished_at).total_seconds() > 30
+        return (timezone.now() - self.finished_at).total_seconds() > SETTLE_SECONDS
 
     @property
     def ordered_parameters(self):

@@ -31,6 +31,15 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# The probe runs /bin/true in a sandbox: seconds on a busy machine, never this long unless
+# bubblewrap hangs, which then reads as "no sandbox" rather than a worker that never starts.
+PROBE_TIMEOUT_SECONDS = 30
+# The kernel frees a cgroup a moment after its last process exits: try its rmdir this often,
+# this many times (half a second in all) before leaving it to the sweeper.
+CGROUP_REMOVE_ATTEMPTS = 1000
+CGROUP_REMOVE_PAUSE_SECONDS = 0.0005
+# How often stop() looks whether the package's processes have gone during their grace.
+STOP_POLL_SECONDS = 0.05
 # What of /etc a Python process may need: the dynamic linker's cache, TLS certificates, time
 # zones, name service switch. Nothing else of the host's configuration.
 ETC = (
@@ -88,7 +97,7 @@ def status() -> Status:
             probe.command(["/bin/true"], cwd="/"),
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=PROBE_TIMEOUT_SECONDS,
             pass_fds=probe.fds,
         )
     except OSError as error:
@@ -221,14 +230,14 @@ class Cgroup:
         for pid in self.pids():  # nothing may outlive the sandbox
             _kill(pid, signal.SIGKILL)
         for path in self.paths:
-            for _ in range(1000):  # the kernel frees a cgroup a moment after its last process
+            for _ in range(CGROUP_REMOVE_ATTEMPTS):
                 try:
                     path.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.0005)
+                    time.sleep(CGROUP_REMOVE_PAUSE_SECONDS)
 
 
 class Sandbox:
@@ -413,7 +422,7 @@ class Sandbox:
                 _kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + grace
             while time.monotonic() < deadline and self.processes():
-                time.sleep(0.05)
+                time.sleep(STOP_POLL_SECONDS)
         if self.process.poll() is None:
             for init in _children().get(self.process.pid, []):
                 _kill(init, signal.SIGKILL)

@@ -27,6 +27,9 @@ from pipelines.services import (
 
 logger = logging.getLogger(__name__)
 TIMEZONES = sorted(zoneinfo.available_timezones())
+# RQ keeps a fired schedule's job result this long: only for its dashboard, the schedule's row
+# says what happened.
+SCHEDULE_RESULT_TTL_SECONDS = 600
 STEPS = {
     Schedule.HOURS: timedelta(hours=1),
     Schedule.DAYS: timedelta(days=1),
@@ -194,7 +197,7 @@ def schedule_arm(schedule) -> None:
             int(schedule.next_run_at.timestamp()),
             job_id=job_id,
             description=f"schedule {schedule.pk}",
-            result_ttl=600,
+            result_ttl=SCHEDULE_RESULT_TTL_SECONDS,
         )
     except Exception:  # noqa: BLE001 - Redis away: the sweeper arms it later
         logger.exception("could not arm schedule %s", schedule.pk)

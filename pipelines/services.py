@@ -20,6 +20,17 @@ from pipelines.parameters import clean_parameters
 
 logger = logging.getLogger(__name__)
 TYPES = dict(PipelineRun.TYPES)
+# RQ wakes a scheduled job up to a second early (rq_moment); the job waits out at most this
+# much: more would be a clock apart from the scheduler's.
+EARLY_WAKE_SECONDS = 1.0
+# RQ's time limit for a run's job: the run's own limit plus this, so the runner's limit (which
+# ends the run and says why) fires first.
+JOB_TIMEOUT_SLACK_SECONDS = 3600
+# How long RQ keeps a finished job, for its dashboard only: the run's row is the record.
+JOB_RESULT_TTL_SECONDS = 3600
+JOB_FAILURE_TTL_SECONDS = 7 * 24 * 3600
+# "at" a moment this far in the past is refused; less is a form sent within seconds of it.
+PAST_MOMENT_SECONDS = 5
 
 
 def _dataset(project, name, folder, field, errors):
@@ -219,7 +230,7 @@ def wait_for_moment(moment: datetime | float | None) -> None:
         return
     if isinstance(moment, datetime):
         moment = moment.timestamp()
-    time.sleep(min(max(0.0, moment - time.time()), 1.0))
+    time.sleep(min(max(0.0, moment - time.time()), EARLY_WAKE_SECONDS))
 
 
 def pipeline_run_enqueue(*, run) -> None:
@@ -231,9 +242,10 @@ def pipeline_run_enqueue(*, run) -> None:
     job_id = f"pipeline-run-{run.pk}-{run.enqueue_count + 1}"
     options = {
         "job_id": job_id,
-        "job_timeout": run.max_run_seconds + 3600,  # RQ's name; `timeout` would go to the run
-        "result_ttl": 3600,
-        "failure_ttl": 7 * 24 * 3600,
+        # RQ's name; `timeout` would go to the run
+        "job_timeout": run.max_run_seconds + JOB_TIMEOUT_SLACK_SECONDS,
+        "result_ttl": JOB_RESULT_TTL_SECONDS,
+        "failure_ttl": JOB_FAILURE_TTL_SECONDS,
         "description": f"pipeline run {run.pk}",
     }
     try:
@@ -318,7 +330,7 @@ def pipeline_start(*, project, user, when: When | None = None, name: str = "", *
         from pipelines.schedules import schedule_create
 
         return schedule_create(project=project, user=user, when=when, name=name, inputs=inputs)
-    if when.kind == "at" and when.at <= timezone.now() - timedelta(seconds=5):
+    if when.kind == "at" and when.at <= timezone.now() - timedelta(seconds=PAST_MOMENT_SECONDS):
         raise ValidationError({"schedule": "That moment has passed; pick a time in the future."})
     return pipeline_run_create(
         project=project,

@@ -28,6 +28,14 @@ from pipelines.sandbox import remove_leftovers
 
 logger = logging.getLogger(__name__)
 MAX_ENQUEUES = 3
+# A run created this recently may not have reached Redis yet (its enqueue waits for the commit):
+# not lost, just young.
+ENQUEUE_SETTLE_SECONDS = 5
+# A scheduled run still Scheduled this long after its moment: RQ's scheduler lost its job.
+SCHEDULED_OVERDUE_SECONDS = 10
+# A recurring pipeline's firing missed by this much (every process down, or Redis forgot it)
+# happens now rather than waiting for RQ.
+SCHEDULE_MISSED_SECONDS = 30
 DEAD_JOB = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
@@ -126,12 +134,12 @@ def _job_alive(run) -> bool:
 def requeue_vanished_runs() -> None:
     from pipelines.services import pipeline_run_enqueue
 
-    settle = timezone.now() - timedelta(seconds=5)  # let fresh runs reach Redis first
+    settle = timezone.now() - timedelta(seconds=ENQUEUE_SETTLE_SECONDS)
     waiting = PipelineRun.objects.filter(
         transitions.UNCLAIMED,
         created_at__lt=settle,
     ).select_related("project", "package", "version", "dataset", "evaluation_dataset")
-    overdue = timezone.now() - timedelta(seconds=10)
+    overdue = timezone.now() - timedelta(seconds=SCHEDULED_OVERDUE_SECONDS)
     for run in waiting:
         late = run.status == PipelineRun.SCHEDULED and run.scheduled_for < overdue
         if _job_alive(run) and not late:
@@ -156,7 +164,7 @@ def arm_schedules() -> None:
     from pipelines.schedules import schedule_arm, schedule_fire
 
     for schedule in Schedule.objects.filter(paused=False, next_run_at__isnull=False):
-        if schedule.next_run_at <= timezone.now() - timedelta(seconds=30):
+        if schedule.next_run_at <= timezone.now() - timedelta(seconds=SCHEDULE_MISSED_SECONDS):
             # missed while every process was down (or Redis forgot it): fire it now
             schedule_fire(schedule.pk, int(schedule.next_run_at.timestamp()))
             continue

@@ -9,6 +9,8 @@ import subprocess
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
+# Starting an interpreter to see whether a uid may: a second at most, unless the disk hangs.
+PROBE_TIMEOUT_SECONDS = 30
 
 
 @functools.cache
@@ -23,7 +25,7 @@ def can_run(python: str, ids: tuple[int, int]) -> bool:
                 group=ids[1],
                 extra_groups=[],
                 capture_output=True,
-                timeout=30,
+                timeout=PROBE_TIMEOUT_SECONDS,
             ).returncode
             == 0
         )

@@ -17,6 +17,18 @@ from pipelines.runner.workspace import disk_usage
 BOOTSTRAP = (Path(__file__).parent / "bootstrap.py").read_text()
 # What a Python process needs besides SPEC's variables; nothing of the server's environment.
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+# The output loop wakes at least this often (no output) to flush the log and check the limits.
+OUTPUT_WAIT_SECONDS = 0.25
+# After the package's process exits, a child it left holding the pipes gets this long.
+PIPES_AFTER_EXIT_SECONDS = 1.0
+# Memory summed over the sandbox's processes (no cgroup) is read this often: cheap, /proc.
+MEMORY_CHECK_SECONDS = 0.5
+# The workspace's disk usage is walked this often: a walk of the whole folder costs more.
+DISK_CHECK_SECONDS = 2.0
+# stop_process_group's grace when none is given (settings.PIPELINE_KILL_GRACE_SECONDS's default).
+DEFAULT_GRACE_SECONDS = 3.0
+# How often a stopping process group is looked at during its grace.
+STOP_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -120,7 +132,7 @@ def run_user_code(
 
     try:
         while selector.get_map():
-            for key, _ in selector.select(timeout=0.25):
+            for key, _ in selector.select(timeout=OUTPUT_WAIT_SECONDS):
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
                     selector.unregister(key.fd)
@@ -141,7 +153,7 @@ def run_user_code(
             if process.poll() is not None:
                 # A child the package left behind may hold the pipes open: don't wait forever.
                 exited_at = exited_at or time.monotonic()
-                if time.monotonic() - exited_at > 1.0:
+                if time.monotonic() - exited_at > PIPES_AFTER_EXIT_SECONDS:
                     break
     finally:
         selector.close()
@@ -171,12 +183,12 @@ class ResourceWatch:
     def exceeded(self) -> str:
         now = time.monotonic()
         if self.sandbox and self.sandbox.watchdog and now >= self.next_memory:
-            self.next_memory = now + 0.5
+            self.next_memory = now + MEMORY_CHECK_SECONDS
             if self.sandbox.memory_over_limit():
                 return "memory"
         quota = settings.PIPELINE_DISK_LIMIT_MB * 1024 * 1024
         if quota and now >= self.next_disk:
-            self.next_disk = now + 2.0
+            self.next_disk = now + DISK_CHECK_SECONDS
             if disk_usage(self.workspace.root) > quota:
                 return "disk"
         return ""
@@ -209,7 +221,7 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def stop_process_group(process, grace: float = 3.0) -> None:
+def stop_process_group(process, grace: float = DEFAULT_GRACE_SECONDS) -> None:
     """SIGTERM the whole process group, then SIGKILL what is left after `grace` seconds."""
     process.poll()  # reap the leader if it exited, so it doesn't count as alive
     if not _group_alive(process.pid):
@@ -220,7 +232,7 @@ def stop_process_group(process, grace: float = 3.0) -> None:
         process.poll()
         if not _group_alive(process.pid):
             return
-        time.sleep(0.05)
+        time.sleep(STOP_POLL_SECONDS)
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:

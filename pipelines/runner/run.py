@@ -37,6 +37,9 @@ from pipelines.runner.workspace import UnsafeOutput, Workspace, collected_files
 from pipelines.sandbox import python_prefixes, sandbox_summary, sandbox_uid
 
 logger = logging.getLogger(__name__)
+# A build done elsewhere that overlapped this run's wait by less than this is no phase of its
+# own on the timeline (it would be a sliver).
+SHORTEST_BUILD_PHASE_SECONDS = 0.05
 DIRECTORIES = (
     "data_directory",
     "artifacts_directory",
@@ -149,7 +152,7 @@ class Runner:
         if built:
             began = max(start, build.started_at.timestamp())
             ended = min(build.finished_at.timestamp(), end)
-        if not built or ended - began < 0.05:
+        if not built or ended - began < SHORTEST_BUILD_PHASE_SECONDS:
             return [{"name": "queued", "start": start, "end": end}]
         self.log.platform(
             f"its environment was built by another job while this run waited ({ended - began:.1f}"

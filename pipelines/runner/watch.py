@@ -10,6 +10,11 @@ from django.utils import timezone
 from aicenter.database import retry_when_locked
 from pipelines.models import PipelineRun
 
+# How often the watch reads the run's status: a kill reaches the run's processes this fast.
+STATUS_CHECK_SECONDS = 0.25
+# stop() waits this long for the watch's last database write before the run's end goes on.
+STOP_WAIT_SECONDS = 5
+
 
 class RunWatch(threading.Thread):
     """Every quarter second, read the run's status (a kill is a status); every few seconds, renew
@@ -24,7 +29,7 @@ class RunWatch(threading.Thread):
     def run(self):
         last_beat = 0.0
         try:
-            while not self.finished.wait(0.25):
+            while not self.finished.wait(STATUS_CHECK_SECONDS):
                 runs = PipelineRun.objects.filter(pk=self.run_id)
                 if time.monotonic() - last_beat >= settings.PIPELINE_HEARTBEAT_SECONDS:
                     retry_when_locked(lambda runs=runs: runs.update(heartbeat_at=timezone.now()))
@@ -37,4 +42,4 @@ class RunWatch(threading.Thread):
 
     def stop(self):
         self.finished.set()
-        self.join(timeout=5)
+        self.join(timeout=STOP_WAIT_SECONDS)

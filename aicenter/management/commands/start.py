@@ -22,6 +22,13 @@ from aicenter.models import Membership, Project
 FIRST_RESTART_DELAY = 1
 LONGEST_RESTART_DELAY = 60
 STABLE_SECONDS = 60
+# How often this command looks whether the web server or a worker died (a restart is that late).
+CHECK_SECONDS = 0.2
+# Ctrl-C: the web server and the workers get SIGTERM, then SIGKILL if still there this much
+# later (together): time for a worker to end its run's processes and unregister.
+STOP_SECONDS = 10
+# Past the deadline, a process still gets this long to answer SIGTERM before SIGKILL.
+LAST_WAIT_SECONDS = 0.1
 
 
 class WorkerProcess:
@@ -67,7 +74,7 @@ class WorkerProcess:
 
     def wait(self, deadline):
         try:
-            self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            self.process.wait(timeout=max(LAST_WAIT_SECONDS, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -183,7 +190,7 @@ class Command(BaseCommand):
                     if stopping:  # a Ctrl-C stops workers too: not a death to restart
                         break
                     worker.check(self._say)
-                time.sleep(0.2)
+                time.sleep(CHECK_SECONDS)
             if not stopping:
                 self._say(f"The web server exited with code {web.returncode}.")
         finally:
@@ -192,11 +199,11 @@ class Command(BaseCommand):
                 web.send_signal(signal.SIGTERM)
             for worker in workers:
                 worker.stop()
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + STOP_SECONDS
             for worker in workers:
                 worker.wait(deadline)
             try:
-                web.wait(timeout=max(0.1, deadline - time.monotonic()))
+                web.wait(timeout=max(LAST_WAIT_SECONDS, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 web.kill()
                 web.wait()
