@@ -96,3 +96,13 @@ def stop(data_dir: Path) -> None:
             _client(sock).shutdown(nosave=False)
         except redis.ConnectionError:
             pass  # shutdown closes the connection under us
+
+
+def ensure_embedded_redis() -> None:
+    """Start the embedded Redis if this installation uses one (REDIS_URL unset). Called by the
+    processes that talk to Redis (the web application, workers, the test session), not by every
+    Django process: `manage.py migrate` or `makemigrations --check` start no server."""
+    from django.conf import settings
+
+    if settings.EMBEDDED_REDIS:
+        ensure_running(settings.DATA_DIR)

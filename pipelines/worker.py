@@ -80,6 +80,9 @@ class PipelineWorker(Worker):
     max_connection_wait_time = 5.0
 
     def __init__(self, *args, **kwargs):
+        from aicenter.embedded_redis import ensure_embedded_redis
+
+        ensure_embedded_redis()  # REDIS_URL unset: the worker may be the first to need it
         # Wake from the blocking dequeue and from watching a busy horse every few seconds.
         if kwargs.get("worker_ttl") in (None, DEFAULT_WORKER_TTL):
             kwargs["worker_ttl"] = WORKER_TTL_SECONDS

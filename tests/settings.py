@@ -53,3 +53,10 @@ SANDBOX_SHARED_DIRS[0].chmod(0o777)
 # Small limits, so tests can hit them quickly.
 PIPELINE_MEMORY_LIMIT_MB = 2048
 PIPELINE_FILE_SIZE_LIMIT_MB = 50
+
+# The test session and the workers it starts talk to Redis: the embedded one, when REDIS_URL
+# is unset, runs from the moment these settings load.
+if EMBEDDED_REDIS:  # noqa: F405
+    from aicenter.embedded_redis import ensure_running
+
+    ensure_running(DATA_DIR)  # noqa: F405
