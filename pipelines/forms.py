@@ -1,6 +1,8 @@
 """The create-pipeline form's values: read from a request, pre-filled from a run, a schedule or
 a version, and turned into the services' arguments."""
 
+from zoneinfo import ZoneInfo
+
 from django.core.exceptions import ValidationError
 
 from pipelines.models import PipelineRun
@@ -118,7 +120,7 @@ def values_from_schedule(schedule) -> dict:
 
     inputs = schedule.inputs
     major, _, minor = str(inputs.get("version", "")).partition(".")
-    zone = schedule.starts_at.astimezone(__import__("zoneinfo").ZoneInfo(schedule.timezone))
+    zone = schedule.starts_at.astimezone(ZoneInfo(schedule.timezone))
     return _base_values(
         type=inputs.get("type", "train"),
         name=schedule.name,
