@@ -19,9 +19,8 @@ from aicenter.manifests import (
 from aicenter.templatetags.aicenter import duration
 from packages.services import package_version_create_trained
 from pipelines import sandbox, transitions
+from pipelines.builds import BuildStopped, EnvironmentUnavailable
 from pipelines.environments import (
-    BuildStopped,
-    EnvironmentError_,
     environment_ready,
     using_environment,
     version_environment,
@@ -127,7 +126,7 @@ class Runner:
             self._end(**ending)
         except BuildStopped:
             self._end(status=PipelineRun.KILLED)
-        except EnvironmentError_ as error:
+        except EnvironmentUnavailable as error:
             self._end(status=PipelineRun.FAILED, reason=error.reason)
         except Exception as error:  # a platform failure, not the user's: say so and end the run
             logger.exception("pipeline run %s failed in the platform", run.pk)
@@ -207,7 +206,7 @@ class Runner:
         as), recorded on the run and said in its log."""
         run = self.run
         if problem := sandbox.refusal():  # never unsandboxed unless the operator said so
-            raise EnvironmentError_(f"this worker can't sandbox package code: {problem}")
+            raise EnvironmentUnavailable(f"this worker can't sandbox package code: {problem}")
         uid = sandbox_uid(run.pk)
         root = os.geteuid() == 0
         if root:
@@ -219,7 +218,7 @@ class Runner:
             if root:
                 isolation.protect_directories()
                 if not isolation.can_run(environment.python, ids):  # never as root
-                    raise EnvironmentError_(
+                    raise EnvironmentUnavailable(
                         f"not sandboxed (AICENTER_SANDBOX=off) and uid {uid} can't start "
                         f"{environment.python} (is its Python in a folder only root reads?)"
                     )

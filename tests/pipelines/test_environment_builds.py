@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipelines.environments import EnvironmentError_, environment_for
+from pipelines.builds import EnvironmentUnavailable
+from pipelines.environments import environment_for
 from pipelines.models import EnvironmentBuild, PipelineRun
 from tests.conftest import upload, wait_for, wait_until
 from tests.factories import package_zip
@@ -170,7 +171,7 @@ def test_a_build_has_a_time_limit(settings, index, tmp_path):
     settings.ENVIRONMENT_BUILD_MAX_SECONDS = 2
     index.delay = 30.0
     started = time.monotonic()
-    with pytest.raises(EnvironmentError_) as raised:
+    with pytest.raises(EnvironmentUnavailable) as raised:
         environment_for(python_version="3.11", requirements=index.requirements)
     assert time.monotonic() - started < 10
     assert "went over its time limit of 2 s (AICENTER_BUILD_MAX_SECONDS)" in raised.value.reason

@@ -198,7 +198,7 @@ def test_without_uv_pip_builds_the_environment(settings, tmp_path, monkeypatch):
 
     settings.ENVIRONMENTS_DIR = tmp_path
     environments.find_python.cache_clear()
-    monkeypatch.setattr(environments, "_uv", lambda: None)
+    monkeypatch.setattr("pipelines.builds.find_uv", lambda: None)
     lines = []
     try:
         environment = environments.environment_for(

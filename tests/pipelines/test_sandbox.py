@@ -19,7 +19,8 @@ from aicenter.models import Blob
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
 from pipelines import sandbox
-from pipelines.environments import EnvironmentError_, environment_for
+from pipelines.builds import EnvironmentUnavailable
+from pipelines.environments import environment_for
 from pipelines.models import PipelineRun
 from pipelines.runner import run_pipeline
 from pipelines.services import pipeline_run_create
@@ -494,7 +495,7 @@ def evil_source(settings, tmp_path):
 
 
 def test_builds_install_wheels_only_and_say_so(evil_source):
-    with pytest.raises(EnvironmentError_) as raised:
+    with pytest.raises(EnvironmentUnavailable) as raised:
         environment_for(python_version="3.11", requirements=f"evilpkg @ file://{evil_source}")
     assert "dependency install failed: evilpkg" in raised.value.reason
     assert "AICENTER_SOURCE_BUILDS=true" in raised.value.reason
@@ -511,7 +512,7 @@ def test_source_builds_when_allowed_run_sandboxed_as_the_builds_uid(evil_source,
             requirements=f"evilpkg @ file://{evil_source}",
             log=lines.append,
         )
-    except EnvironmentError_:
+    except EnvironmentUnavailable:
         pass  # whether it installs does not matter: what its build code could do does
     proof_file = evil_source / "proof.json"
     assert proof_file.exists(), "".join(lines)
