@@ -136,10 +136,21 @@ class PipelineRun(models.Model):
 
     @property
     def sandbox_summary(self) -> str:
-        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB'"""
-        from pipelines.sandbox import sandbox_summary
-
-        return sandbox_summary(self.sandbox)
+        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB', for the log and page."""
+        description = self.sandbox
+        if not description:
+            return ""
+        if not description.get("enabled"):
+            return "not sandboxed (AICENTER_SANDBOX=off)"
+        parts = [
+            "outbound network allowed by the project" if description["network"] else "no network",
+        ]
+        if description.get("memory_mb"):
+            enforced = description["memory_enforced_by"]
+            parts.append(f"memory ≤ {description['memory_mb']:,} MB ({enforced})")
+        if description.get("disk_mb"):
+            parts.append(f"disk ≤ {description['disk_mb']:,} MB")
+        return ", ".join(parts)
 
     @property
     def results(self):

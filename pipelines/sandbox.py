@@ -29,15 +29,12 @@ from pathlib import Path
 
 from django.conf import settings
 
+from pipelines.cgroups import Cgroup, cgroup_version, kill
+
 logger = logging.getLogger(__name__)
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 # The probe runs /bin/true in a sandbox: seconds on a busy machine, never this long unless
 # bubblewrap hangs, which then reads as "no sandbox" rather than a worker that never starts.
 PROBE_TIMEOUT_SECONDS = 30
-# The kernel frees a cgroup a moment after its last process exits: try its rmdir this often,
-# this many times (half a second in all) before leaving it to the sweeper.
-CGROUP_REMOVE_ATTEMPTS = 1000
-CGROUP_REMOVE_PAUSE_SECONDS = 0.0005
 # How often stop() looks whether the package's processes have gone during their grace.
 STOP_POLL_SECONDS = 0.05
 # What of /etc a Python process may need: the dynamic linker's cache, TLS certificates, time
@@ -56,10 +53,6 @@ ETC = (
 )
 ETC_WITH_NETWORK = ("hosts", "resolv.conf", "gai.conf", "host.conf")
 INSTALLER_ETC = ("pip.conf", "xdg/pip")
-
-
-class SandboxUnavailable(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -115,7 +108,7 @@ def status() -> Status:
                 "AICENTER_SANDBOX=off to run package code unsandboxed at your own risk"
             ),
         )
-    return Status(enabled=True, bwrap=bwrap, privileged=privileged, cgroups=_cgroup_version())
+    return Status(enabled=True, bwrap=bwrap, privileged=privileged, cgroups=cgroup_version())
 
 
 def refusal() -> str:
@@ -146,98 +139,6 @@ def sandbox_uid(index: int) -> int:
     if index == 0:
         return first
     return first + 1 + index % (last - first)
-
-
-def _cgroup_version() -> str:
-    """'v1' or 'v2' if this (root) worker can make cgroups with a memory controller, else ''."""
-    if os.geteuid() != 0 or not settings.SANDBOX_CGROUPS:
-        return ""
-    try:
-        if (CGROUP_ROOT / "memory" / "memory.limit_in_bytes").exists() and (
-            CGROUP_ROOT / "pids"
-        ).is_dir():
-            for controller in ("memory", "pids"):
-                (CGROUP_ROOT / controller / "aicenter").mkdir(exist_ok=True)
-            return "v1"
-        controllers = CGROUP_ROOT / "cgroup.controllers"
-        if controllers.exists() and "memory" in controllers.read_text().split():
-            (CGROUP_ROOT / "cgroup.subtree_control").write_text("+memory +pids")
-            (CGROUP_ROOT / "aicenter").mkdir(exist_ok=True)
-            (CGROUP_ROOT / "aicenter" / "cgroup.subtree_control").write_text("+memory +pids")
-            return "v2"
-    except OSError as error:
-        logger.info("no cgroups for sandboxes (%s): a watchdog enforces memory limits", error)
-    return ""
-
-
-class Cgroup:
-    """The cgroup(s) of one sandbox: its memory and process limits, its processes."""
-
-    def __init__(self, name: str, version: str):
-        self.version = version
-        if version == "v1":
-            self.paths = [CGROUP_ROOT / c / "aicenter" / name for c in ("memory", "pids")]
-        else:
-            self.paths = [CGROUP_ROOT / "aicenter" / name]
-
-    def create(self, *, memory: int, processes: int) -> None:
-        for path in self.paths:
-            path.mkdir(exist_ok=True)
-        if self.version == "v1":
-            memory_dir, pids_dir = self.paths
-            if memory:
-                (memory_dir / "memory.limit_in_bytes").write_text(str(memory))
-                swap = memory_dir / "memory.memsw.limit_in_bytes"
-                if swap.exists():  # no swapping past the limit either
-                    swap.write_text(str(memory))
-            if processes:
-                (pids_dir / "pids.max").write_text(str(processes))
-        else:
-            (path,) = self.paths
-            if memory:
-                (path / "memory.max").write_text(str(memory))
-                if (path / "memory.swap.max").exists():
-                    (path / "memory.swap.max").write_text("0")
-            if processes:
-                (path / "pids.max").write_text(str(processes))
-
-    @property
-    def procs_files(self) -> list[str]:
-        return [str(path / "cgroup.procs") for path in self.paths]
-
-    def pids(self) -> list[int]:
-        found = set()
-        for name in self.procs_files:
-            try:
-                found.update(int(line) for line in Path(name).read_text().split())
-            except OSError:
-                pass
-        return sorted(found)
-
-    def oom_killed(self) -> bool:
-        """Did the kernel kill one of its processes for going over the memory limit?"""
-        events = self.paths[0] / ("memory.oom_control" if self.version == "v1" else "memory.events")
-        try:
-            for line in events.read_text().splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill" and int(value) > 0:
-                    return True
-        except (OSError, ValueError):
-            pass
-        return False
-
-    def remove(self) -> None:
-        for pid in self.pids():  # nothing may outlive the sandbox
-            _kill(pid, signal.SIGKILL)
-        for path in self.paths:
-            for _ in range(CGROUP_REMOVE_ATTEMPTS):
-                try:
-                    path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(CGROUP_REMOVE_PAUSE_SECONDS)
 
 
 class Sandbox:
@@ -419,17 +320,17 @@ class Sandbox:
             return
         if grace and self.process.poll() is None:
             for pid in self.processes():
-                _kill(pid, signal.SIGTERM)
+                kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + grace
             while time.monotonic() < deadline and self.processes():
                 time.sleep(STOP_POLL_SECONDS)
         if self.process.poll() is None:
             for init in _children().get(self.process.pid, []):
-                _kill(init, signal.SIGKILL)
-            _kill(self.process.pid, signal.SIGKILL)
+                kill(init, signal.SIGKILL)
+            kill(self.process.pid, signal.SIGKILL)
         if self.cgroup:
             for pid in self.cgroup.pids():
-                _kill(pid, signal.SIGKILL)
+                kill(pid, signal.SIGKILL)
 
     def close(self) -> None:
         """Free what the last command held; the sandbox may run another command after."""
@@ -440,13 +341,6 @@ class Sandbox:
         self._oom = False
         if self.cgroup:
             self.cgroup.remove()
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def sandbox_processes(bwrap_pid: int) -> list[int]:
@@ -491,21 +385,3 @@ def python_prefixes(python: str) -> list[str]:
     if prefix == Path("/usr") or str(prefix).startswith("/usr/") or prefix == Path("/"):
         return []
     return [str(prefix)]
-
-
-def sandbox_summary(description: dict) -> str:
-    """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB' for the log and the page."""
-    if not description:
-        return ""
-    if not description.get("enabled"):
-        return "not sandboxed (AICENTER_SANDBOX=off)"
-    parts = [
-        "outbound network allowed by the project" if description["network"] else "no network",
-    ]
-    if description.get("memory_mb"):
-        parts.append(
-            f"memory ≤ {description['memory_mb']:,} MB ({description['memory_enforced_by']})"
-        )
-    if description.get("disk_mb"):
-        parts.append(f"disk ≤ {description['disk_mb']:,} MB")
-    return ", ".join(parts)

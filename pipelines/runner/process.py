@@ -12,6 +12,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from aicenter.durations import duration_text
+from pipelines.models import PipelineRun
 from pipelines.runner.workspace import disk_usage
 
 BOOTSTRAP = (Path(__file__).parent / "bootstrap.py").read_text()
@@ -45,6 +47,36 @@ class Outcome:
     @property
     def succeeded(self):
         return self.exit_code == 0 and not self.error
+
+    @property
+    def failed_status(self) -> str:
+        return PipelineRun.KILLED if self.stopped == "killed" else PipelineRun.FAILED
+
+    def failure_reason(self, *, time_limit: int) -> str:
+        """Why it failed, in the user's words ('' for a kill: the kill already said who)."""
+        if self.stopped == "memory" or (self.out_of_memory and self.stopped != "killed"):
+            return (
+                f"the run went over its memory limit of {settings.PIPELINE_MEMORY_LIMIT_MB:,} MB"
+                " (all its processes together)"
+            )
+        if self.stopped == "disk":
+            return (
+                f"the run went over its disk quota of {settings.PIPELINE_DISK_LIMIT_MB:,} MB"
+                " (the files in its workspace)"
+            )
+        if self.stopped == "timeout":
+            return f"timed out after {duration_text(time_limit)}"
+        if self.stopped == "killed":
+            return ""
+        if self.error:
+            return self.error
+        if self.started_at is None and self.exit_code:
+            return (
+                f"the package's process could not start (exit code {self.exit_code}): see the log"
+            )
+        if self.exit_code is not None and self.exit_code < 0:
+            return f"the package's process was killed by signal {-self.exit_code}"
+        return f"the package's process exited with code {self.exit_code}"
 
 
 def run_limits() -> dict:

@@ -16,7 +16,6 @@ from aicenter.manifests import (
     manifest_delete,
     manifest_from_files,
 )
-from aicenter.templatetags.aicenter import duration
 from packages.services import package_version_create_trained
 from pipelines import sandbox, transitions
 from pipelines.builds import BuildStopped, EnvironmentUnavailable
@@ -33,7 +32,7 @@ from pipelines.runner import isolation
 from pipelines.runner.process import run_user_code
 from pipelines.runner.watch import RunWatch
 from pipelines.runner.workspace import UnsafeOutput, Workspace, collected_files
-from pipelines.sandbox import python_prefixes, sandbox_summary, sandbox_uid
+from pipelines.sandbox import python_prefixes, sandbox_uid
 
 logger = logging.getLogger(__name__)
 # A build done elsewhere that overlapped this run's wait by less than this is no phase of its
@@ -228,7 +227,7 @@ class Runner:
                 + ", may reach the network, and what it starts may outlive the run"
             )
             return None, ids
-        self.log.platform(f"sandbox: {sandbox_summary(run.sandbox)}")
+        self.log.platform(f"sandbox: {run.sandbox_summary}")
         box = sandbox.Sandbox(
             workspace.root.name,  # run-<id>-<random>: unique on this machine
             uid=uid,
@@ -307,8 +306,8 @@ class Runner:
                     if manifest:
                         manifest_delete(manifest)
                 return {
-                    "status": _failed_status(outcome),
-                    "reason": self._failure_reason(outcome),
+                    "status": outcome.failed_status,
+                    "reason": outcome.failure_reason(time_limit=self.run.max_run_seconds),
                     "artifacts": artifacts,
                 }
             snapshot, evaluation_snapshot = None, test_split
@@ -338,32 +337,6 @@ class Runner:
             and variables["save_test_data"] == "true"
         )
 
-    def _failure_reason(self, outcome) -> str:
-        if outcome.stopped == "memory" or (outcome.out_of_memory and outcome.stopped != "killed"):
-            return (
-                f"the run went over its memory limit of {settings.PIPELINE_MEMORY_LIMIT_MB:,} MB"
-                " (all its processes together)"
-            )
-        if outcome.stopped == "disk":
-            return (
-                f"the run went over its disk quota of {settings.PIPELINE_DISK_LIMIT_MB:,} MB"
-                " (the files in its workspace)"
-            )
-        if outcome.stopped == "timeout":
-            return f"timed out after {duration(self.run.max_run_seconds)}"
-        if outcome.stopped == "killed":
-            return ""  # the kill already said who
-        if outcome.error:
-            return outcome.error
-        if outcome.started_at is None and outcome.exit_code:
-            return (
-                f"the package's process could not start (exit code {outcome.exit_code}): "
-                "see the log"
-            )
-        if outcome.exit_code is not None and outcome.exit_code < 0:
-            return f"the package's process was killed by signal {-outcome.exit_code}"
-        return f"the package's process exited with code {outcome.exit_code}"
-
     def _end(self, *, status, reason="", version_files=None, **outputs):
         """Record how it ended (transitions.finish: a kill that came first wins, and then
         nothing becomes a version), then say so in the log."""
@@ -386,10 +359,6 @@ class Runner:
             self.log.platform(f"new version {run.package.name} {run.output_version.number}")
         self.log.platform(f"{run.get_status_display()}" + (f": {reason}" if reason else ""))
         self.log.flush()
-
-
-def _failed_status(outcome):
-    return PipelineRun.KILLED if outcome.stopped == "killed" else PipelineRun.FAILED
 
 
 def _upload(files):
