@@ -2,8 +2,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 
-from aicenter.forms import form_errors
 from aicenter.models import Membership
+from aicenter.pages import form_errors
 from aicenter.services import (
     ADMIN,
     can_create_projects,

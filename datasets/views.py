@@ -8,8 +8,8 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from aicenter.downloads import file_response
-from aicenter.forms import done, folder_context, form_errors, page_of
 from aicenter.manifests import clean_folder, clean_path
+from aicenter.pages import done, folder_context, form_errors, page_of
 from aicenter.services import RUN, can, project_get_for_user
 from aicenter.views import delete_confirmation
 from datasets.selectors import dataset_get, dataset_list

@@ -7,7 +7,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from aicenter.downloads import file_response, zip_response
-from aicenter.forms import done, folder_context, form_errors, page_of, truthy
+from aicenter.pages import done, folder_context, form_errors, page_of, truthy
 from aicenter.services import RUN, can, project_get_for_user
 from aicenter.views import delete_confirmation
 from packages.models import Package

@@ -8,7 +8,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from aicenter.downloads import file_response, zip_response
-from aicenter.forms import done, folder_context, form_errors, page_of
+from aicenter.pages import done, folder_context, form_errors, page_of
 from aicenter.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_list
 from packages.selectors import package_get, package_list, version_get
