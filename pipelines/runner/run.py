@@ -27,7 +27,7 @@ from pipelines.environments import (
 )
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun
-from pipelines.parameters import run_variables
+from pipelines.parameters import DIRECTORIES, run_variables
 from pipelines.runner import isolation
 from pipelines.runner.process import run_user_code
 from pipelines.runner.watch import RunWatch
@@ -38,12 +38,6 @@ logger = logging.getLogger(__name__)
 # A build done elsewhere that overlapped this run's wait by less than this is no phase of its
 # own on the timeline (it would be a sliver).
 SHORTEST_BUILD_PHASE_SECONDS = 0.05
-DIRECTORIES = (
-    "data_directory",
-    "artifacts_directory",
-    "training_data_directory",
-    "test_data_directory",
-)
 
 
 def _plan(run, variables) -> list[list]:
