@@ -1,3 +1,4 @@
+import io
 import logging
 import os
 import shutil
@@ -12,16 +13,29 @@ from pathlib import Path
 import boto3
 import django_rq
 import pytest
+import redis
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from moto.server import ThreadedMotoServer
 from rq import Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.registry import (
+    CanceledJobRegistry,
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+)
 
 from aicenter.models import Membership, Project
 from aicenter.services import api_token_create
+from datasets.services import dataset_create, dataset_file_put
+from packages.services import package_create
 from pipelines.models import PipelineRun
+from pipelines.worker import forget_worker_counts
 from tests.factories import package_zip
 
 
@@ -113,6 +127,15 @@ def upload(name="package.zip", content=None, **overrides):
     return SimpleUploadedFile(name, content if content is not None else package_zip(**overrides))
 
 
+def classifier_and_invoices(project, user, *, content=b"1,2\n"):
+    """What a run needs, made through the services: the package `classifier` 1.0 (the
+    factory's zip) and the dataset `invoices` holding one file, a.csv."""
+    package_create(project=project, user=user, name="classifier", file=upload())
+    dataset = dataset_create(project=project, user=user, name="invoices")
+    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(content))
+    return dataset
+
+
 def stored_files():
     """Every file under local storage (blobs included)."""
     root = settings.DATA_DIR / "storage"
@@ -155,6 +178,30 @@ def _log_tail(process, lines=30):
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a parent that doesn't reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def worker_alive(worker: Worker) -> bool:
+    """False for a worker of this machine whose process is gone: a SIGKILLed worker can't
+    unregister, and RQ keeps its key for minutes. Another machine's worker can't be checked."""
+    if worker.hostname != socket.gethostname() or not worker.pid:
+        return True
+    return alive(worker.pid)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on (for a server the test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def wait_for_workers(count, queue="pipelines", timeout=30, process=None):
     connection_ = django_rq.get_connection(queue)
     deadline = time.monotonic() + timeout
@@ -163,7 +210,11 @@ def wait_for_workers(count, queue="pipelines", timeout=30, process=None):
             raise RuntimeError(
                 f"the worker exited with code {process.returncode}:\n{_log_tail(process)}"
             )
-        listening = [w for w in Worker.all(connection=connection_) if queue in w.queue_names()]
+        listening = [
+            w
+            for w in Worker.all(connection=connection_)
+            if queue in w.queue_names() and worker_alive(w)
+        ]
         if len(listening) >= count:
             return
         time.sleep(0.1)
@@ -181,15 +232,60 @@ def stop(process):
             process.wait()
 
 
-@pytest.fixture(scope="session")
-def _redis_clean(django_db_setup):
-    for name in ("pipelines", "gpu"):
-        django_rq.get_queue(name).empty()
+_FINISHED_WITH = (
+    FinishedJobRegistry,
+    FailedJobRegistry,
+    DeferredJobRegistry,
+    ScheduledJobRegistry,
+    CanceledJobRegistry,
+)
+
+
+def redis_forget_earlier_tests() -> None:
+    """Redis as a test expects to find it: no worker registered whose process is gone (a
+    SIGKILLed GPU worker would count as a GPU worker for the rest of the session), and no job
+    an earlier test left queued, scheduled or finished. The session's worker and its job, if it
+    is still busy with an earlier test's run, are left alone."""
+    connection = django_rq.get_connection("pipelines")
+    for worker in Worker.all(connection=connection):
+        if not worker_alive(worker):
+            if job_id := worker.get_current_job_id():
+                _delete_job(job_id, connection)
+            worker.register_death()
+    for name in settings.RQ_QUEUES:
+        queue = django_rq.get_queue(name)
+        queue.empty()
+        for registry_class in _FINISHED_WITH:
+            registry = registry_class(name, connection=queue.connection)
+            for job_id in registry.get_job_ids(cleanup=False):
+                _delete_job(job_id, queue.connection)
+            queue.connection.delete(registry.key)
+
+
+def _delete_job(job_id, connection):
+    try:
+        Job.fetch(job_id, connection=connection).delete()
+    except NoSuchJobError:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def _redis_clean():
+    """Each test's Redis state is its own (see redis_forget_earlier_tests), and so are the
+    worker counts this process keeps for a few seconds."""
+    try:
+        redis_forget_earlier_tests()
+    except redis.ConnectionError:
+        pass  # no Redis running: nothing of an earlier test's is in it
+    forget_worker_counts()
 
 
 @pytest.fixture(scope="session")
-def worker(django_db_setup, django_db_blocker, _redis_clean):
+def worker(django_db_setup, django_db_blocker):
     """One warm `manage.py rqworker pipelines` for the session."""
+    # Before it starts: a job left in a shared Redis by an earlier session names a run id that
+    # this session's fresh database may give to another run.
+    redis_forget_earlier_tests()
     with django_db_blocker.unblock():
         process = start_worker("pipelines")
         wait_for_workers(1, process=process)
@@ -245,16 +341,10 @@ def tmp_path(request):
 BUCKET = "aicenter-test"
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def s3_server():
     """moto's S3 server on loopback, speaking real HTTP, with one empty bucket."""
-    port = _free_port()
+    port = free_port()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -5,7 +5,6 @@ import http.cookiejar
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from aicenter.embedded_redis import socket_path
+from tests.conftest import alive, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for(check, *, timeout, what):
@@ -54,15 +48,6 @@ def _answers(sock: Path) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    """Running, not a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
-
-
 def _group_members(pgid: int) -> list[int]:
     members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -80,7 +65,7 @@ def _app(tmp_path):
     """`manage.py start` on its own data dir and port, in its own process group as a terminal
     gives it (Ctrl-C signals the whole group); whatever is left of it is killed afterwards."""
     data_dir = tmp_path / "d"
-    port = _free_port()
+    port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -171,7 +156,7 @@ def test_it_starts_everything_and_stops_it_on_ctrl_c(tmp_path):
 
         _stop_with_ctrl_c(process)
         assert not _answers(sock)
-        _wait_for(lambda: not _alive(redis_pid), timeout=5, what="redis-server to exit")
+        _wait_for(lambda: not alive(redis_pid), timeout=5, what="redis-server to exit")
 
 
 def _listening_worker(connection, *, not_pid=None):
@@ -181,7 +166,7 @@ def _listening_worker(connection, *, not_pid=None):
     except (redis.ConnectionError, OSError):
         return None
     for worker in workers:
-        if "pipelines" in worker.queue_names() and worker.pid != not_pid and _alive(worker.pid):
+        if "pipelines" in worker.queue_names() and worker.pid != not_pid and alive(worker.pid):
             return worker.pid
     return None
 

@@ -1,26 +1,20 @@
 """Input that makes no sense is refused with a message saying why: never a 500, never stored."""
 
-import io
-
 import pytest
 from django.core.exceptions import ValidationError
 
 from aicenter.manifests import clean_path
 from aicenter.models import Blob
-from datasets.services import dataset_create, dataset_file_put
-from packages.services import package_create
 from pipelines.models import LogChunk
 from pipelines.services import pipeline_run_create
-from tests.conftest import upload
+from tests.conftest import classifier_and_invoices
 
 pytestmark = pytest.mark.usefixtures("runs_stay_here")
 
 
 @pytest.fixture
 def run(project, bob):
-    package_create(project=project, user=bob, name="classifier", file=upload())
-    dataset = dataset_create(project=project, user=bob, name="invoices")
-    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1,2"))
+    classifier_and_invoices(project, bob)
     run = pipeline_run_create(
         project=project,
         user=bob,

@@ -15,7 +15,7 @@ from packages.services import package_create
 from pipelines.models import PipelineRun
 from pipelines.schedules import schedule_create
 from pipelines.services import When, pipeline_run_create, pipeline_run_kill
-from tests.conftest import upload
+from tests.conftest import classifier_and_invoices, upload
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -25,9 +25,7 @@ pytestmark = [
 
 @pytest.fixture
 def bobs(pages_as, bob, project):
-    package_create(project=project, user=bob, name="classifier", file=upload())
-    dataset = dataset_create(project=project, user=bob, name="invoices")
-    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
+    classifier_and_invoices(project, bob)
     return pages_as(bob)
 
 

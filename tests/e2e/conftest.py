@@ -1,12 +1,12 @@
 """Shared fixtures for the browser tests: one Chromium per session, a fresh context per test.
 
 Playwright drives Debian's Chromium (never a downloaded one); without it the e2e tests are
-skipped with a reason instead of failing."""
+skipped with a reason, except under CI=true, where they fail (see `requires`)."""
 
-import os
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import requires
 
@@ -14,20 +14,13 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1366, "height": 900}
 
-# Under CI=true a missing Chromium fails the tests instead (the browser fixture says so).
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists() and os.environ.get("CI", "").lower() != "true",
-    reason=f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)",
-)
-
 
 @pytest.fixture(scope="session")
 def browser():
     requires(
         CHROMIUM.exists(), f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"
     )
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
@@ -64,8 +57,6 @@ def alice_page(page, alice):
 def in_place(page, action):
     """Do what makes htmx re-render the create form in place, and wait until the new form is in
     and htmx has settled it (its selects answer a change only from then on)."""
-    from playwright.sync_api import expect
-
     page.locator("#pipeline-form").evaluate(
         """form => {
             form.dataset.stale = '1';

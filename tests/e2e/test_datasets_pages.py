@@ -3,10 +3,9 @@ from playwright.sync_api import expect
 
 from aicenter.models import Project
 from datasets.services import dataset_create
-from tests.e2e.conftest import needs_chromium
 from tests.factories import make_zip
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+pytestmark = [pytest.mark.browser]
 
 RESUME = "Résumé des données: 10 lignes, 3 colonnes.\n".encode()
 README = b"scanned invoices\n"

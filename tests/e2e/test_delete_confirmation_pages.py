@@ -2,7 +2,6 @@
 with links, before anything is confirmed; once those runs are gone it deletes. Also the pages
 that show runs in context (Overview, Recurring), screenshot each."""
 
-import io
 import re
 
 import pytest
@@ -10,15 +9,12 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from datasets.models import Dataset
-from datasets.services import dataset_create, dataset_file_put
 from packages.models import Package
-from packages.services import package_create
 from pipelines.schedules import schedule_create
 from pipelines.services import When, pipeline_run_create, pipeline_run_kill
-from tests.conftest import upload
-from tests.e2e.conftest import needs_chromium
+from tests.conftest import classifier_and_invoices
 
-pytestmark = [pytest.mark.browser, needs_chromium, pytest.mark.usefixtures("runs_stay_here")]
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("runs_stay_here")]
 
 SHOTS = settings.BASE_DIR / "test-artifacts" / "screenshots"
 INPUTS = {"type": "train", "package": "classifier", "version": "1.0", "dataset": "invoices"}
@@ -38,9 +34,7 @@ def shoot(page, name):
 @pytest.fixture
 def used(project, alice):
     """A package and a dataset, and a killed run on them named 'nightly retrain'."""
-    package_create(project=project, user=alice, name="classifier", file=upload())
-    dataset = dataset_create(project=project, user=alice, name="invoices")
-    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
+    classifier_and_invoices(project, alice)
     run = pipeline_run_create(project=project, user=alice, name="nightly retrain", **INPUTS)
     return pipeline_run_kill(run=run, user=alice)
 

@@ -1,9 +1,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import needs_chromium
-
-pytestmark = [pytest.mark.browser, needs_chromium]
+pytestmark = [pytest.mark.browser]
 
 
 def test_it_logs_in_through_the_form_after_a_wrong_password(page, alice):

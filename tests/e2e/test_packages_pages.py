@@ -3,10 +3,9 @@ from playwright.sync_api import expect
 
 from packages.models import Package
 from tests.conftest import stored_files
-from tests.e2e.conftest import needs_chromium
 from tests.factories import TRAIN_PY, package_zip
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+pytestmark = [pytest.mark.browser]
 
 TRAIN_PY_WITHOUT_SAVE = TRAIN_PY.split("    def save(self):")[0]
 

@@ -12,10 +12,9 @@ from packages.services import package_create
 from pipelines.runner import run_pipeline
 from pipelines.services import pipeline_run_create
 from tests.conftest import upload
-from tests.e2e.conftest import needs_chromium
 from tests.factories import package_zip
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+pytestmark = [pytest.mark.browser]
 
 WIDE_CSV = ",".join(f"feature_{i}" for i in range(30)) + "\n" + ",".join("0.5" for _ in range(30))
 TRAIN = """\

@@ -21,10 +21,10 @@ from pipelines.models import PipelineRun, Schedule
 from pipelines.schedules import schedule_create
 from pipelines.services import When, pipeline_run_create
 from tests.conftest import upload, wait_for
-from tests.e2e.conftest import in_place, needs_chromium
+from tests.e2e.conftest import in_place
 from tests.factories import package_zip
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+pytestmark = [pytest.mark.browser]
 
 SHOTS = settings.BASE_DIR / "test-artifacts" / "screenshots"
 
@@ -135,7 +135,7 @@ def test_kill_a_running_run_then_run_again_and_retry(alice_page, alice, project,
     kill.click()
     expect(badge).to_have_text("Killed", timeout=5_000)
     expect(status.locator(".alert")).to_contain_text("Killed by alice.", timeout=5_000)
-    assert time.monotonic() - clicked < 5
+    assert time.monotonic() - clicked < 8  # seconds, with headroom for a loaded 2-core machine
     expect(page).to_have_url(f"/p/alpha/pipelines/{run.pk}/")
     expect(status.get_by_role("button", name="Kill", exact=True)).to_have_count(0)
     expect(status.get_by_role("button", name="Retry")).to_be_visible()

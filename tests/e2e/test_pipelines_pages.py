@@ -16,10 +16,10 @@ from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
 from pipelines.models import PipelineRun
 from tests.conftest import upload
-from tests.e2e.conftest import in_place, needs_chromium
+from tests.e2e.conftest import in_place
 from tests.factories import package_zip
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+pytestmark = [pytest.mark.browser]
 
 SHOTS = settings.BASE_DIR / "test-artifacts" / "screenshots"
 

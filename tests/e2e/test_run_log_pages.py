@@ -1,19 +1,14 @@
 """A run's live log in Chromium: it opens at its last line and follows new output, unless the
 user scrolled up to read."""
 
-import io
-
 import pytest
 from playwright.sync_api import expect
 
-from datasets.services import dataset_create, dataset_file_put
-from packages.services import package_create
 from pipelines.models import LogChunk
 from pipelines.services import pipeline_run_create
-from tests.conftest import upload
-from tests.e2e.conftest import needs_chromium
+from tests.conftest import classifier_and_invoices
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+pytestmark = [pytest.mark.browser]
 
 AT_BOTTOM = "el => el.scrollHeight - el.scrollTop - el.clientHeight < 4"
 
@@ -22,9 +17,7 @@ AT_BOTTOM = "el => el.scrollHeight - el.scrollTop - el.clientHeight < 4"
 def running(alice, project, runs_stay_here):
     """A run that stays unfinished (nothing executes it), with a long log so far: the test
     appends to its log as a worker would."""
-    package_create(project=project, user=alice, name="classifier", file=upload())
-    dataset = dataset_create(project=project, user=alice, name="invoices")
-    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1,2\n"))
+    classifier_and_invoices(project, alice)
     run = pipeline_run_create(
         project=project, user=alice, type="train", package="classifier", version="1.0",
         dataset="invoices",

@@ -14,10 +14,10 @@ from packages.models import Package
 from packages.services import package_create, package_version_upload
 from pipelines.runner.run import run_pipeline
 from pipelines.services import pipeline_run_create
-from tests.e2e.conftest import log_in, needs_chromium
+from tests.e2e.conftest import log_in
 from tests.factories import TRAIN_PY, package_zip
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+pytestmark = [pytest.mark.browser]
 
 SHOTS = settings.BASE_DIR / "test-artifacts" / "screenshots"
 

@@ -11,9 +11,9 @@ from playwright.sync_api import expect
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
 from tests.conftest import upload
-from tests.e2e.conftest import in_place, log_in, needs_chromium
+from tests.e2e.conftest import in_place, log_in
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+pytestmark = [pytest.mark.browser]
 
 SHOTS = settings.BASE_DIR / "test-artifacts" / "screenshots"
 

@@ -20,10 +20,10 @@ from playwright.sync_api import expect
 
 from pipelines.environments import READY, environment_key, version_requirements
 from pipelines.models import PipelineRun
-from tests.e2e.conftest import in_place, needs_chromium
+from tests.e2e.conftest import in_place
 from tests.factories import make_zip
 
-pytestmark = [pytest.mark.browser, needs_chromium]
+pytestmark = [pytest.mark.browser]
 
 SHOTS = settings.BASE_DIR / "test-artifacts" / "screenshots"
 BUILD_LINE = "building the package's environment with uv"

@@ -6,7 +6,6 @@ import os
 import signal
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import django_rq
 import pytest
@@ -16,7 +15,15 @@ from rq.job import Job
 from packages.models import PackageVersion
 from pipelines.models import PipelineRun, Schedule
 from pipelines.sandbox import sandbox_processes
-from tests.conftest import start_worker, stop, upload, wait_for, wait_for_workers, wait_until
+from tests.conftest import (
+    alive,
+    start_worker,
+    stop,
+    upload,
+    wait_for,
+    wait_for_workers,
+    wait_until,
+)
 from tests.factories import package_zip
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -114,15 +121,6 @@ def artifact(api, run, path):
     response = api.get(f"{API}/pipelines/{run.pk}/artifacts/{path}")
     assert response.status_code == 200, response.content
     return b"".join(response.streaming_content).decode()
-
-
-def alive(pid: int) -> bool:
-    """Running, not a zombie waiting for a parent that doesn't reap it."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
 
 
 def test_an_evaluation_run_scores_the_version(api, pages_as, bob):

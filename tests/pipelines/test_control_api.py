@@ -6,10 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from datasets.services import dataset_create, dataset_file_put
-from packages.services import package_create
 from pipelines.models import PipelineRun, Schedule
-from tests.conftest import upload
+from tests.conftest import classifier_and_invoices
 
 API = "/api/v1/projects/alpha"
 RUN = {"type": "train", "package": "classifier", "version": "1.0", "dataset": "invoices"}
@@ -17,9 +15,7 @@ RUN = {"type": "train", "package": "classifier", "version": "1.0", "dataset": "i
 
 @pytest.fixture
 def api(api_as, bob, project):
-    package_create(project=project, user=bob, name="classifier", file=upload())
-    dataset = dataset_create(project=project, user=bob, name="invoices")
-    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
+    classifier_and_invoices(project, bob)
     return api_as(bob)
 
 

