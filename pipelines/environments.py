@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from aicenter.manifests import blob_open, manifest_file
+from pipelines import queue
 from pipelines.builds import BuildRecord, BuildStopped, EnvironmentUnavailable, build
 from pipelines.models import EnvironmentBuild
 from pipelines.sandbox import sandbox_uid, status
@@ -288,16 +289,13 @@ def prepare_environment(version_id: int) -> None:
 
 def prepare_environment_later(version) -> None:
     """Record a new version's environment and queue its build on the workers that will run it."""
-    import django_rq
-
-    from pipelines.tasks import build_environment
-
     version_environment(version)
     queues = ["pipelines"] + (["gpu"] if version.package.gpu_required else [])
     for name in queues:
         try:
-            django_rq.get_queue(name).enqueue(
-                build_environment,
+            queue.enqueue(
+                name,
+                "pipelines.tasks.build_environment",
                 version.pk,
                 job_timeout=settings.ENVIRONMENT_BUILD_MAX_SECONDS + BUILD_JOB_SLACK_SECONDS,
                 result_ttl=BUILD_RESULT_TTL_SECONDS,

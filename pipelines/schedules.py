@@ -10,12 +10,12 @@ import math
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 
-import django_rq
 from croniter import croniter
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from pipelines import queue
 from pipelines.models import Schedule
 from pipelines.services import (
     When,
@@ -183,18 +183,16 @@ def _job_id(schedule) -> str:
 
 def schedule_arm(schedule) -> None:
     """Ask RQ's scheduler to wake `fire_schedule` at next_run_at (idempotent)."""
-    from pipelines.tasks import fire_schedule
-
     if schedule.paused or schedule.next_run_at is None:
         return
     job_id = _job_id(schedule)
-    queue = django_rq.get_queue("pipelines")
     try:
-        queue.enqueue_at(
-            rq_moment(schedule.next_run_at),
-            fire_schedule,
+        queue.enqueue(
+            "pipelines",
+            "pipelines.tasks.fire_schedule",
             schedule.pk,
             int(schedule.next_run_at.timestamp()),
+            at=rq_moment(schedule.next_run_at),
             job_id=job_id,
             description=f"schedule {schedule.pk}",
             result_ttl=SCHEDULE_RESULT_TTL_SECONDS,

@@ -2,11 +2,11 @@
 
 import zoneinfo
 
-import django_rq
 import redis
 from django.db.models import Q
 from django.http import Http404
 
+from pipelines import queue as queues
 from pipelines.models import EnvironmentBuild, PipelineRun
 from pipelines.worker import live_worker_count
 
@@ -97,7 +97,7 @@ def queue_worker_count(queue: str) -> int:
     """Live workers listening on `queue`: not those that died without unregistering. Counted
     once every few seconds per process (pipelines/worker.py), not at each page's poll."""
     try:
-        return live_worker_count(django_rq.get_connection(queue), queue)
+        return live_worker_count(queues.connection(queue), queue)
     except redis.exceptions.RedisError:  # Redis away: we can't tell
         return -1
 

@@ -5,7 +5,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import django_rq
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -14,7 +13,7 @@ from django.utils import timezone
 from aicenter.manifests import clean_folder, manifest_delete, manifest_folder_exists
 from datasets.models import Dataset
 from packages.models import Package
-from pipelines import transitions
+from pipelines import queue, transitions
 from pipelines.models import PipelineRun
 from pipelines.parameters import clean_parameters
 
@@ -236,9 +235,6 @@ def wait_for_moment(moment: datetime | float | None) -> None:
 def pipeline_run_enqueue(*, run) -> None:
     """Hand a queued run to RQ (or arm RQ's scheduler for a scheduled one). The row stays the
     truth: if Redis is unreachable now, the sweeper enqueues it later."""
-    from pipelines.tasks import execute_run
-
-    queue = django_rq.get_queue(run.queue)
     job_id = f"pipeline-run-{run.pk}-{run.enqueue_count + 1}"
     options = {
         "job_id": job_id,
@@ -251,11 +247,16 @@ def pipeline_run_enqueue(*, run) -> None:
     try:
         if run.status == PipelineRun.SCHEDULED:
             moment = run.scheduled_for
-            queue.enqueue_at(
-                rq_moment(moment), execute_run, run.pk, not_before=moment.timestamp(), **options
+            queue.enqueue(
+                run.queue,
+                "pipelines.tasks.execute_run",
+                run.pk,
+                at=rq_moment(moment),
+                not_before=moment.timestamp(),
+                **options,
             )
         else:
-            queue.enqueue(execute_run, run.pk, **options)
+            queue.enqueue(run.queue, "pipelines.tasks.execute_run", run.pk, **options)
     except Exception:  # Redis down: the run stays queued in the database, the sweeper retries
         logger.exception("could not enqueue pipeline run %s; the sweeper will retry", run.pk)
         return
@@ -273,18 +274,8 @@ def pipeline_run_kill(*, run, user) -> PipelineRun:
     except ValueError as refused:
         raise ValidationError(str(refused)) from None
     if not was_running and run.job_id:
-        transaction.on_commit(lambda: _cancel_job(run))
+        transaction.on_commit(lambda: queue.cancel(run.queue, run.job_id))
     return run
-
-
-def _cancel_job(run) -> None:
-    from rq.job import Job
-
-    try:
-        job = Job.fetch(run.job_id, connection=django_rq.get_connection(run.queue))
-        job.cancel()
-    except Exception:  # noqa: BLE001 - gone already, or Redis away: the claim check still holds
-        logger.info("job %s of run %s not cancelled", run.job_id, run.pk)
 
 
 def pipeline_run_retry(*, run, user) -> PipelineRun:

@@ -15,12 +15,10 @@ import signal
 import socket
 from datetime import timedelta
 
-import django_rq
 from django.conf import settings
 from django.utils import timezone
-from rq.job import Job, JobStatus
 
-from pipelines import transitions
+from pipelines import queue, transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
 from pipelines.runner.workspace import Workspace
@@ -36,13 +34,12 @@ SCHEDULED_OVERDUE_SECONDS = 10
 # A recurring pipeline's firing missed by this much (every process down, or Redis forgot it)
 # happens now rather than waiting for RQ.
 SCHEDULE_MISSED_SECONDS = 30
-DEAD_JOB = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
 def sweep() -> None:
     # Short-lived: a worker killed while sweeping must not stop the others for long.
     timeout = max(2, 2 * settings.PIPELINE_SWEEP_SECONDS)
-    lock = django_rq.get_connection("pipelines").lock("aicenter:sweep", timeout=timeout)
+    lock = queue.lock("aicenter:sweep", timeout=timeout)
     if not lock.acquire(blocking=False):
         return  # another worker is sweeping right now
     try:
@@ -121,16 +118,6 @@ def remove_finished_workspaces() -> None:
                 logger.warning("removed the workspace %s left by run %s", folder.name, run_id)
 
 
-def _job_alive(run) -> bool:
-    if not run.job_id:
-        return False
-    try:
-        job = Job.fetch(run.job_id, connection=django_rq.get_connection(run.queue))
-    except Exception:  # noqa: BLE001 - NoSuchJobError: gone with Redis
-        return False
-    return job.get_status(refresh=False) not in DEAD_JOB
-
-
 def requeue_vanished_runs() -> None:
     from pipelines.services import pipeline_run_enqueue
 
@@ -142,7 +129,7 @@ def requeue_vanished_runs() -> None:
     overdue = timezone.now() - timedelta(seconds=SCHEDULED_OVERDUE_SECONDS)
     for run in waiting:
         late = run.status == PipelineRun.SCHEDULED and run.scheduled_for < overdue
-        if _job_alive(run) and not late:
+        if queue.job_alive(run.queue, run.job_id) and not late:
             continue
         if run.enqueue_count >= MAX_ENQUEUES:
             _end_lost(
@@ -168,13 +155,5 @@ def arm_schedules() -> None:
             # missed while every process was down (or Redis forgot it): fire it now
             schedule_fire(schedule.pk, int(schedule.next_run_at.timestamp()))
             continue
-        if not schedule.job_id or not _schedule_job_alive(schedule):
+        if not schedule.job_id or not queue.job_exists("pipelines", schedule.job_id):
             schedule_arm(schedule)
-
-
-def _schedule_job_alive(schedule) -> bool:
-    try:
-        Job.fetch(schedule.job_id, connection=django_rq.get_connection("pipelines"))
-        return True
-    except Exception:  # noqa: BLE001
-        return False

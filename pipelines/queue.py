@@ -1,0 +1,72 @@
+"""The only module that talks to RQ (the workers' own class aside, pipelines/worker.py).
+
+Jobs are named by dotted path ("pipelines.tasks.execute_run"), so nothing imports tasks.py and
+no import circle runs through it. Redis is only a transport: the run or schedule row stays the
+truth, and the sweeper repairs what Redis forgot. With settings.PIPELINE_QUEUE_IMMEDIATE, jobs
+run in the calling process at once instead (NetBox's immediate=True), for tests.
+"""
+
+import logging
+from datetime import datetime
+
+import django_rq
+from django.conf import settings
+from django.utils.module_loading import import_string
+from rq.job import Job, JobStatus
+
+logger = logging.getLogger(__name__)
+# A job in one of these states will never run again.
+DEAD_JOB = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+
+def enqueue(queue: str, function: str, *args, at: datetime | None = None, **options) -> None:
+    """Queue `function` (a dotted path) with `args` on `queue`, or for the moment `at` (RQ's
+    scheduler, which every worker runs, wakes it then). `options` are RQ's (job_id,
+    job_timeout, result_ttl, failure_ttl, description) plus keyword arguments of the function.
+    Raises when Redis can't be reached: the caller says what happens then."""
+    if getattr(settings, "PIPELINE_QUEUE_IMMEDIATE", False):
+        rq_options = {"job_id", "job_timeout", "result_ttl", "failure_ttl", "description"}
+        import_string(function)(*args, **{k: v for k, v in options.items() if k not in rq_options})
+        return
+    rq_queue = django_rq.get_queue(queue)
+    if at is None:
+        rq_queue.enqueue(function, *args, **options)
+    else:
+        rq_queue.enqueue_at(at, function, *args, **options)
+
+
+def job_alive(queue: str, job_id: str) -> bool:
+    """Is the job still in Redis and able to run (queued, scheduled, started)?"""
+    if not job_id:
+        return False
+    try:
+        job = Job.fetch(job_id, connection=django_rq.get_connection(queue))
+    except Exception:  # noqa: BLE001 - NoSuchJobError: gone with Redis, or Redis away
+        return False
+    return job.get_status(refresh=False) not in DEAD_JOB
+
+
+def job_exists(queue: str, job_id: str) -> bool:
+    try:
+        Job.fetch(job_id, connection=django_rq.get_connection(queue))
+        return True
+    except Exception:  # noqa: BLE001 - gone, or Redis away
+        return False
+
+
+def cancel(queue: str, job_id: str) -> None:
+    """Take a job out of its queue (it may have gone already: fine)."""
+    try:
+        Job.fetch(job_id, connection=django_rq.get_connection(queue)).cancel()
+    except Exception:  # noqa: BLE001 - gone already, or Redis away: the claim check still holds
+        logger.info("job %s not cancelled", job_id)
+
+
+def lock(name: str, *, timeout: float):
+    """A lock in Redis shared by every worker (e.g. one sweep at a time)."""
+    return django_rq.get_connection("pipelines").lock(name, timeout=timeout)
+
+
+def connection(queue: str):
+    """The Redis connection of `queue`, for counting its workers."""
+    return django_rq.get_connection(queue)
