@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from ninja import Query, Router, Schema, Status
 from pydantic import ConfigDict
 
@@ -24,6 +24,7 @@ from pipelines.selectors import (
     pipeline_run_get,
     pipeline_run_list,
     pipeline_run_results,
+    run_output,
     schedule_get,
     schedule_list,
     waiting_for,
@@ -310,20 +311,10 @@ def get_logs(
     return response
 
 
-OUTPUTS = {
-    "artifacts": "artifacts",
-    "snapshot": "data snapshot (save_training_data was not true)",
-    "evaluation_snapshot": "evaluation data snapshot (save_test_data was not true)",
-}
-
-
-def _output(request, project, run_id, field):
+def _output(request, project, run_id, which):
     project = project_get_for_user(user=request.user, slug=project)
     run = pipeline_run_get(project=project, run_id=run_id)
-    manifest = getattr(run, field)
-    if manifest is None:
-        raise Http404(f"Pipeline run {run.pk} has no {OUTPUTS[field]}.")
-    return manifest
+    return run_output(run, which)[0]
 
 
 @router.get("/{project}/pipelines/{run_id}/artifacts", response={200: FilesOut, 400: ErrorOut})
@@ -356,7 +347,7 @@ def get_snapshot_file(request, project: str, run_id: int, path: str):
 )
 def list_evaluation_snapshot(request, project: str, run_id: int, prefix: str = ""):
     """The evaluation data the run was given, kept when `save_test_data` was true."""
-    manifest = _output(request, project, run_id, "evaluation_snapshot")
+    manifest = _output(request, project, run_id, "evaluation-snapshot")
     return files_listing(manifest, clean_folder(prefix))
 
 
@@ -365,7 +356,7 @@ def list_evaluation_snapshot(request, project: str, run_id: int, prefix: str = "
     response={200: None, 400: ErrorOut},
 )
 def get_evaluation_snapshot_file(request, project: str, run_id: int, path: str):
-    manifest = _output(request, project, run_id, "evaluation_snapshot")
+    manifest = _output(request, project, run_id, "evaluation-snapshot")
     return file_response(manifest, clean_path(path))
 
 

@@ -183,3 +183,29 @@ def environment_built_elsewhere(run):
 def environment_of_version(version):
     """The version's environment as last built ('pending' before any build)."""
     return EnvironmentBuild.objects.filter(versions=version).first()
+
+
+# A run's output folders, by the name pages and the API give them: the run's field, a title,
+# and why it may be missing.
+RUN_OUTPUTS = {
+    "artifacts": ("artifacts", "Artifacts", ""),
+    "snapshot": ("snapshot", "Dataset snapshot", "save_training_data was not true"),
+    "evaluation-snapshot": (
+        "evaluation_snapshot",
+        "Evaluation data snapshot",
+        "save_test_data was not true",
+    ),
+}
+
+
+def run_output(run, which: str):
+    """(manifest, title) of one of the run's output folders; Http404 saying why when it has
+    none."""
+    if which not in RUN_OUTPUTS:
+        raise Http404(f"A pipeline run has no '{which}'.")
+    field, title, why = RUN_OUTPUTS[which]
+    manifest = getattr(run, field)
+    if manifest is None:
+        because = f" ({why})" if why else ""
+        raise Http404(f"Pipeline run {run.pk} has no {title.lower()}{because}.")
+    return manifest, title

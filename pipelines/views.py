@@ -37,6 +37,7 @@ from pipelines.selectors import (
     pipeline_run_get,
     pipeline_run_list,
     pipeline_run_results,
+    run_output,
     run_timeline,
     schedule_get,
     schedule_list,
@@ -321,22 +322,10 @@ def pipeline_log_download(request, project, run_id):
     return response
 
 
-OUTPUT_FOLDERS = {
-    "artifacts": ("artifacts", "Artifacts"),
-    "snapshot": ("snapshot", "Dataset snapshot"),
-    "evaluation-snapshot": ("evaluation_snapshot", "Evaluation data snapshot"),
-}
-
-
 def _output(request, project, run_id, which):
     project = project_get_for_user(user=request.user, slug=project)
     run = pipeline_run_get(project=project, run_id=run_id)
-    if which not in OUTPUT_FOLDERS:
-        raise Http404(f"A pipeline run has no '{which}'.")
-    field, title = OUTPUT_FOLDERS[which]
-    manifest = getattr(run, field)
-    if manifest is None:
-        raise Http404(f"Pipeline run {run.pk} has no {title.lower()}.")
+    manifest, title = run_output(run, which)
     return project, run, manifest, title
 
 
