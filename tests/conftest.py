@@ -136,6 +136,15 @@ def classifier_and_invoices(project, user, *, content=b"1,2\n"):
     return dataset
 
 
+def classifier_run(project, user, **fields):
+    """A training run of classifier 1.0 on invoices (see classifier_and_invoices), created
+    through the service; `fields` change or add inputs."""
+    from pipelines.services import pipeline_run_create
+
+    inputs = {"type": "train", "package": "classifier", "version": "1.0", "dataset": "invoices"}
+    return pipeline_run_create(project=project, user=user, **{**inputs, **fields})
+
+
 def stored_files():
     """Every file under local storage (blobs included)."""
     root = settings.DATA_DIR / "storage"

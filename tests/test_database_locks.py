@@ -19,8 +19,7 @@ from aicenter.services import api_token_create
 from datasets.models import Dataset
 from datasets.services import dataset_create
 from pipelines.logs import RunLog, run_log_text
-from pipelines.services import pipeline_run_create
-from tests.conftest import classifier_and_invoices
+from tests.conftest import classifier_and_invoices, classifier_run
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -108,14 +107,7 @@ def impatient_sqlite():
 
 def test_a_log_flush_waits_out_a_locked_database(bob, project, runs_stay_here, impatient_sqlite):
     classifier_and_invoices(project, bob)
-    run = pipeline_run_create(
-        project=project,
-        user=bob,
-        type="train",
-        package="classifier",
-        version="1.0",
-        dataset="invoices",
-    )
+    run = classifier_run(project, bob)
     log = RunLog(run)
     log.platform("written while another process holds the database")
     hold_write_lock(2)

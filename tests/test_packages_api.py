@@ -7,7 +7,7 @@ import pytest
 
 from aicenter.models import Blob, Manifest
 from packages.models import Package, PackageVersion
-from tests.conftest import requires, stored_files, upload
+from tests.conftest import classifier_run, requires, stored_files, upload
 from tests.factories import info_zip, make_zip, package_files, package_zip, zip_with_raw_names
 
 URL = "/api/v1/projects/alpha/packages"
@@ -109,20 +109,12 @@ def test_it_deletes_a_version_and_never_gives_its_number_again(
 
 def test_a_version_that_runs_use_is_not_deleted(api_as, bob, project):
     from datasets.services import dataset_create, dataset_file_put
-    from pipelines.services import pipeline_run_create
 
     api = api_as(bob)
     create(api, package_zip())
     dataset = dataset_create(project=project, user=bob, name="invoices")
     dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
-    run = pipeline_run_create(
-        project=project,
-        user=bob,
-        type="train",
-        package="classifier",
-        version="1.0",
-        dataset="invoices",
-    )
+    run = classifier_run(project, bob)
     response = api.delete(f"{URL}/classifier/versions/1.0")
     assert response.status_code == 400
     assert f"pipeline run(s) {run.pk} use it" in response.json()["detail"]

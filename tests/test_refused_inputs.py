@@ -6,8 +6,7 @@ from django.core.exceptions import ValidationError
 from aicenter.manifests import clean_path
 from aicenter.models import Blob
 from pipelines.models import LogChunk
-from pipelines.services import pipeline_run_create
-from tests.conftest import classifier_and_invoices
+from tests.conftest import classifier_and_invoices, classifier_run
 
 pytestmark = pytest.mark.usefixtures("runs_stay_here")
 
@@ -15,14 +14,7 @@ pytestmark = pytest.mark.usefixtures("runs_stay_here")
 @pytest.fixture
 def run(project, bob):
     classifier_and_invoices(project, bob)
-    run = pipeline_run_create(
-        project=project,
-        user=bob,
-        type="train",
-        package="classifier",
-        version="1.0",
-        dataset="invoices",
-    )
+    run = classifier_run(project, bob)
     for seq, text in enumerate(["one\n", "two\n", "three\n"], start=1):
         LogChunk.objects.create(run=run, seq=seq, text=text)
     return run

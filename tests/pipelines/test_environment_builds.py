@@ -14,9 +14,8 @@ import pytest
 from pipelines.builds import EnvironmentUnavailable
 from pipelines.environments import environment_for
 from pipelines.models import EnvironmentBuild, PipelineRun
-from tests.conftest import upload, wait_for, wait_until
-from tests.factories import package_zip
-from tests.pipelines.test_environments import TRAIN
+from tests.conftest import wait_for, wait_until
+from tests.pipelines.test_environments import package, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 API = "/api/v1/projects/alpha"
@@ -68,20 +67,6 @@ def api(api_as, bob, worker):
     return api
 
 
-def upload_package(api, name, requirements):
-    content = package_zip(**{"train.py": TRAIN, "requirements.txt": requirements})
-    response = api.post(f"{API}/packages", {"name": name, "file": upload(content=content)})
-    assert response.status_code == 201, response.content
-
-
-def start(api, name):
-    response = api.post_json(
-        f"{API}/pipelines", {"type": "train", "package": name, "version": "1.0", "dataset": "d"}
-    )
-    assert response.status_code == 201, response.content
-    return PipelineRun.objects.get(pk=response.json()["id"])
-
-
 def version_environment(api, name):
     (version,) = api.get(f"{API}/packages/{name}").json()["versions"]
     return version["environment"]
@@ -91,7 +76,7 @@ def test_a_run_waiting_for_the_build_ahead_shows_packaging_and_the_installer(
     api, index, bob, pages_as
 ):
     index.delay = 4.0
-    upload_package(api, "ahead", index.requirements)  # its build is queued first, by itself
+    package(api, "ahead", index.requirements)  # its build is queued first, by itself
     wait_until(lambda: index.requests, 30, "the build ahead never reached the index")
     run = start(api, "ahead")
     wait_until(
@@ -117,7 +102,7 @@ def test_a_failed_build_shows_on_the_version_and_waits_for_rebuild(
 ):
     settings.PREPARE_ENVIRONMENTS = False
     index.delay = 0.2
-    upload_package(api, "broken", index.requirements)
+    package(api, "broken", index.requirements)
     assert version_environment(api, "broken")["status"] == "pending"
     first = wait_for(start(api, "broken"), timeout=60)
     assert first.failure_reason.startswith("dependency install failed: slowpkg")
@@ -142,7 +127,7 @@ def test_a_failed_build_shows_on_the_version_and_waits_for_rebuild(
 
 def test_rebuild_is_for_those_who_run_pipelines(api_as, vera, charlie, api, index, settings):
     settings.PREPARE_ENVIRONMENTS = False
-    upload_package(api, "mine", "")
+    package(api, "mine", "")
     path = f"{API}/packages/mine/versions/1.0/rebuild"
     assert api_as(vera).post(path).status_code == 403
     assert api_as(charlie).post(path).status_code == 404
@@ -152,13 +137,13 @@ def test_rebuild_is_for_those_who_run_pipelines(api_as, vera, charlie, api, inde
 def test_kill_during_packaging_stops_the_build(api, index, settings):
     settings.PREPARE_ENVIRONMENTS = False  # the run's own job builds
     index.delay = 60.0
-    upload_package(api, "stuck", index.requirements)
+    package(api, "stuck", index.requirements)
     run = start(api, "stuck")
     wait_until(lambda: index.requests, 30, "the build never reached the index")
     killed_at = time.monotonic()
     assert api.post(f"{API}/pipelines/{run.pk}/kill").json()["status"] == "killed"
     # the worker is free again within seconds: the next run starts and ends
-    upload_package(api, "quick", "")
+    package(api, "quick", "")
     after = wait_for(start(api, "quick"), timeout=30)
     assert after.status == "successful", after.failure_reason
     assert time.monotonic() - killed_at < 20

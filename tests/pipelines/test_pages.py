@@ -13,7 +13,7 @@ from packages.services import package_create
 from pipelines.models import PipelineRun
 from pipelines.runner import run_pipeline
 from pipelines.services import pipeline_run_create
-from tests.conftest import upload
+from tests.conftest import classifier_run, upload
 from tests.factories import package_zip
 
 HTMX = {"HX-Request": "true"}
@@ -64,15 +64,7 @@ def bobs(pages_as, bob, project):
 
 
 def queued_run(project, bob, **fields):
-    return pipeline_run_create(
-        project=project,
-        user=bob,
-        type="train",
-        package="classifier",
-        version="1.0",
-        dataset="invoices",
-        **fields,
-    )
+    return classifier_run(project, bob, **fields)
 
 
 def finished_run(project, bob, **fields):

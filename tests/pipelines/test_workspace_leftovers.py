@@ -11,9 +11,8 @@ from django.utils import timezone
 
 from pipelines.models import PipelineRun
 from pipelines.runner.workspace import Workspace
-from pipelines.services import pipeline_run_create
 from pipelines.sweeper import sweep
-from tests.conftest import classifier_and_invoices, requires, wait_until
+from tests.conftest import classifier_and_invoices, classifier_run, requires, wait_until
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -27,14 +26,7 @@ def new_run(project, bob):
     classifier_and_invoices(project, bob)
 
     def new_run(status, worker=HERE):
-        run = pipeline_run_create(
-            project=project,
-            user=bob,
-            type="train",
-            package="classifier",
-            version="1.0",
-            dataset="invoices",
-        )
+        run = classifier_run(project, bob)
         # as a worker leaves it: claimed by this machine, alive (or finished) just now
         PipelineRun.objects.filter(pk=run.pk).update(
             status=status, worker=worker, started_at=timezone.now(), heartbeat_at=timezone.now()
