@@ -60,14 +60,27 @@ def project_get_for_user(*, user, slug: str, need: str = VIEW) -> Project:
     role = project and project_role(user=user, project=project)
     if role is None:
         raise Http404(f"No project '{slug}'.")
+    project.role, project.role_user_id = role, user.pk
+    project.role_label = dict(Membership.ROLES)[role]
+    require(user=user, project=project, need=need)
+    return project
+
+
+def require(*, user, project, need: str) -> None:
+    """Raise PermissionDenied unless `user` has at least the role `need` in `project`. Every
+    service that changes a project's contents calls this itself, so pages and API can't forget.
+    Reuses the role project_get_for_user found for the same user (no second query)."""
+    if getattr(project, "role_user_id", None) == user.pk:
+        role = project.role
+    else:
+        role = project_role(user=user, project=project)
+    if role is None:
+        raise PermissionDenied(f"You are not a member of project '{project.name}'.")
     if _RANK[role] < _NEEDED[need]:
         raise PermissionDenied(
             f"You need {_NEED_TEXT[need]} in project '{project.name}' to do this; "
             f"you are a {dict(Membership.ROLES)[role]}."
         )
-    project.role = role
-    project.role_label = dict(Membership.ROLES)[role]
-    return project
 
 
 def can(project, need: str) -> bool:

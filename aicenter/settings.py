@@ -281,7 +281,7 @@ PIPELINE_DISK_LIMIT_MB = envint("AICENTER_RUN_DISK_MB", 50 * 1024)
 PIPELINE_FILE_SIZE_LIMIT_MB = envint("AICENTER_RUN_FILE_SIZE_MB", 20 * 1024)
 PIPELINE_OPEN_FILES_LIMIT = envint("AICENTER_RUN_OPEN_FILES", 4096)
 PIPELINE_PROCESSES_LIMIT = envint("AICENTER_RUN_PROCESSES", 1024)
-# Package code runs in a bubblewrap sandbox (pipelines/pipelines/sandbox.py). "off" runs it as a
+# Package code runs in a bubblewrap sandbox (pipelines/runner/sandbox.py). "off" runs it as a
 # plain process: only where no sandbox can be had, and every run then carries a warning.
 SANDBOX = "off" if os.environ.get("AICENTER_SANDBOX", "on").strip().lower() == "off" else "on"
 # A root worker runs each sandbox as its own uid from this range (no passwd entry needed).

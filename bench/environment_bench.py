@@ -5,7 +5,7 @@
 
 For a package whose requirements.txt asks for scikit-learn and pandas, with a warm uv cache:
   - baseline: a bare `uv venv` + `uv pip install -r requirements.txt`, timed here;
-  - the first run's environment build (pipelines.environments.environment_for);
+  - the first run's environment build (pipelines.runner.environments.environment_for);
   - a second run's (the environment exists: about zero).
 It uses its own data directory and never touches your instance.
 """
@@ -38,7 +38,7 @@ def main():
     django.setup()
     from django.conf import settings
 
-    from pipelines.environments import _uv, environment_for, find_python
+    from pipelines.runner.environments import _uv, environment_for, find_python
 
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     python, uv = find_python(version), _uv()

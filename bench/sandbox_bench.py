@@ -55,8 +55,8 @@ def main():
     setup_django(data_dir)
     from django.conf import settings
 
-    from pipelines import sandbox
-    from pipelines.environments import environment_for
+    from pipelines.runner import sandbox
+    from pipelines.runner.environments import environment_for
     from pipelines.runner.process import BOOTSTRAP, run_limits
 
     environment = environment_for(python_version="3.11", requirements="")

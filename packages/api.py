@@ -13,6 +13,7 @@ from packages.services import (
     package_version_delete,
     package_version_upload,
 )
+from pipelines.runner.environments import prepare_environment_ahead
 
 router = Router(tags=["packages"])
 
@@ -120,6 +121,7 @@ def create_package(
         training_enabled=training_enabled,
         gpu_required=gpu_required,
     )
+    prepare_environment_ahead(package.first_version)
     return Status(201, package_out(package))
 
 
@@ -141,6 +143,7 @@ def upload_version(request, project: str, package: str, file: UploadedFile = Fil
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     package = package_get(project=project, name=package)
     version = package_version_upload(package=package, user=request.user, file=file)
+    prepare_environment_ahead(version)
     return Status(201, version_out(version))
 
 

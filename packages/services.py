@@ -96,7 +96,9 @@ def package_create(
                 training_enabled=training_enabled,
                 created_by=user,
             )
-            _version_from_archive(package=package, major=1, archive=archive, user=user)
+            package.first_version = _version_from_archive(
+                package=package, major=1, archive=archive, user=user
+            )
     except IntegrityError:
         raise ValidationError(
             {"name": name_taken(f"A package named '{name}' already exists in this project.")}

@@ -25,6 +25,7 @@ from packages.services import (
     package_version_delete,
     package_version_upload,
 )
+from pipelines.runner.environments import prepare_environment_ahead
 from pipelines.selectors import pipeline_runs_using
 
 
@@ -64,6 +65,7 @@ def package_new(request, project):
                 gpu_required=truthy(request.POST.get("gpu_required")),
                 training_enabled=truthy(request.POST.get("training_enabled")),
             )
+            prepare_environment_ahead(package.first_version)
             return done(request, reverse("package-detail", args=[project.slug, package.name]))
         except ValidationError as error:
             errors = form_errors(error)
@@ -103,12 +105,15 @@ def package_upload(request, project, package):
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     package = package_get(project=project, name=package)
     try:
-        package_version_upload(package=package, user=request.user, file=request.FILES.get("file"))
+        version = package_version_upload(
+            package=package, user=request.user, file=request.FILES.get("file")
+        )
     except ValidationError as error:
         partial = "#upload-form" if request.htmx else ""
         return _package_page(
             request, project, package, errors=form_errors(error), status=400, partial=partial
         )
+    prepare_environment_ahead(version)
     return done(request, reverse("package-detail", args=[project.slug, package.name]))
 
 

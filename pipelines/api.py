@@ -9,10 +9,10 @@ from aicenter.errors import ErrorOut
 from aicenter.manifests import clean_folder, clean_path
 from aicenter.services import RUN, project_get_for_user
 from packages.selectors import package_get, version_get
-from pipelines.environments import environment_rebuild
 from pipelines.forms import LAST_LOG_CHUNK
 from pipelines.logs import run_log_text
 from pipelines.models import Schedule
+from pipelines.runner.environments import environment_rebuild
 from pipelines.schedules import (
     clean_when,
     schedule_delete,

@@ -67,8 +67,8 @@ class PipelineRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # The user's process group on that worker, so a lost run's processes can be ended.
     process_group = models.IntegerField(null=True, blank=True)
-    # What the run's sandbox gave it (pipelines/sandbox.py describe()): shown on its page and in
-    # _results.json. Empty until its code starts.
+    # What the run's sandbox gave it (pipelines/runner/sandbox.py describe()): shown on its
+    # page and in _results.json. Empty until its code starts.
     sandbox = models.JSONField(default=dict, blank=True)
     max_run_seconds = models.PositiveIntegerField(default=DEFAULT_MAX_RUN_SECONDS)
     # CUDA_VISIBLE_DEVICES the worker gave the run: empty means it ran without a GPU.
@@ -230,7 +230,7 @@ class Schedule(models.Model):
 class EnvironmentBuild(models.Model):
     """A package environment (a Python version and normalised requirements) as the workers last
     built it: status, the installer's reason when it failed, its live output while it builds.
-    Shared by every version with the same requirements (runner: pipelines/environments.py)."""
+    Shared by every version with the same requirements (pipelines/runner/environments.py)."""
 
     PENDING, BUILDING, READY, FAILED = "pending", "building", "ready", "failed"
     STATUSES = [(PENDING, "Pending"), (BUILDING, "Building"), (READY, "Ready"), (FAILED, "Failed")]

@@ -21,8 +21,8 @@ from django.utils import timezone
 from pipelines import queue, transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
+from pipelines.runner.sandbox import remove_leftovers
 from pipelines.runner.workspace import Workspace
-from pipelines.sandbox import remove_leftovers
 
 logger = logging.getLogger(__name__)
 MAX_ENQUEUES = 3

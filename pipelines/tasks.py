@@ -17,6 +17,6 @@ def fire_schedule(schedule_id: int, due: int) -> None:
 
 
 def build_environment(version_id: int) -> None:
-    from pipelines.environments import prepare_environment
+    from pipelines.runner.environments import prepare_environment
 
     prepare_environment(version_id)

@@ -12,7 +12,6 @@ from aicenter.pages import done, folder_context, form_errors, page_of
 from aicenter.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_list
 from packages.selectors import package_get, package_list, version_get
-from pipelines.environments import environment_rebuild
 from pipelines.forms import (
     form_values,
     inputs_from,
@@ -23,6 +22,7 @@ from pipelines.forms import (
 )
 from pipelines.logs import run_log_tail, run_log_text
 from pipelines.models import PipelineRun, Schedule
+from pipelines.runner.environments import environment_rebuild
 from pipelines.schedules import (
     TIMEZONES,
     clean_when,

@@ -92,7 +92,7 @@ class PipelineWorker(Worker):
         self._redis_lost_at = None  # monotonic time Redis stopped answering, while it doesn't
 
     def work(self, *args, **kwargs):
-        from pipelines.sandbox import refusal, status
+        from pipelines.runner.sandbox import refusal, status
 
         if problem := refusal():  # never run package code unsandboxed by accident
             logger.error("this worker runs no package code: %s", problem)

@@ -17,22 +17,23 @@ from aicenter.manifests import (
     manifest_from_files,
 )
 from packages.services import package_version_create_trained
-from pipelines import sandbox, transitions
-from pipelines.builds import BuildStopped, EnvironmentUnavailable
-from pipelines.environments import (
+from pipelines import transitions
+from pipelines.logs import RunLog
+from pipelines.models import PipelineRun
+from pipelines.parameters import DIRECTORIES, run_variables
+from pipelines.runner import isolation, sandbox
+from pipelines.runner.builds import BuildStopped, EnvironmentUnavailable
+from pipelines.runner.environments import (
     environment_ready,
+    prepare_environment_ahead,
     using_environment,
     version_environment,
     version_requirements,
 )
-from pipelines.logs import RunLog
-from pipelines.models import PipelineRun
-from pipelines.parameters import DIRECTORIES, run_variables
-from pipelines.runner import isolation
 from pipelines.runner.process import run_user_code
+from pipelines.runner.sandbox import python_prefixes, sandbox_uid
 from pipelines.runner.watch import RunWatch
 from pipelines.runner.workspace import UnsafeOutput, Workspace, collected_files
-from pipelines.sandbox import python_prefixes, sandbox_uid
 
 logger = logging.getLogger(__name__)
 # A build done elsewhere that overlapped this run's wait by less than this is no phase of its
@@ -350,6 +351,7 @@ class Runner:
             return
         status, reason = ended
         if run.output_version:
+            prepare_environment_ahead(run.output_version)
             self.log.platform(f"new version {run.package.name} {run.output_version.number}")
         self.log.platform(f"{run.get_status_display()}" + (f": {reason}" if reason else ""))
         self.log.flush()

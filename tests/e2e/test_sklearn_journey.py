@@ -18,8 +18,8 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
-from pipelines.environments import READY, environment_key, version_requirements
 from pipelines.models import PipelineRun
+from pipelines.runner.environments import READY, environment_key, version_requirements
 from tests.e2e.conftest import in_place
 from tests.factories import make_zip
 

@@ -14,7 +14,7 @@ from rq.job import Job
 
 from packages.models import PackageVersion
 from pipelines.models import PipelineRun, Schedule
-from pipelines.sandbox import sandbox_processes
+from pipelines.runner.sandbox import sandbox_processes
 from tests.conftest import (
     alive,
     start_worker,

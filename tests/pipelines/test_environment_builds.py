@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipelines.builds import EnvironmentUnavailable
-from pipelines.environments import environment_for
 from pipelines.models import EnvironmentBuild, PipelineRun
+from pipelines.runner.builds import EnvironmentUnavailable
+from pipelines.runner.environments import environment_for
 from tests.conftest import wait_for, wait_until
 from tests.pipelines.test_environments import package, start
 

@@ -9,14 +9,14 @@ import pytest
 from django.conf import settings
 
 from packages.models import Package
-from pipelines.environments import (
+from pipelines.models import PipelineRun
+from pipelines.runner.environments import (
     READY,
     environment_for,
     environment_key,
     evict_environments,
     normalise_requirements,
 )
-from pipelines.models import PipelineRun
 from tests.conftest import upload, wait_for
 from tests.factories import package_zip
 
@@ -194,11 +194,11 @@ def test_an_uploaded_version_gets_its_environment_before_its_first_run(api, sett
 
 
 def test_without_uv_pip_builds_the_environment(settings, tmp_path, monkeypatch):
-    from pipelines import environments
+    from pipelines.runner import environments
 
     settings.ENVIRONMENTS_DIR = tmp_path
     environments.find_python.cache_clear()
-    monkeypatch.setattr("pipelines.builds.find_uv", lambda: None)
+    monkeypatch.setattr("pipelines.runner.builds.find_uv", lambda: None)
     lines = []
     try:
         environment = environments.environment_for(

@@ -18,11 +18,10 @@ from aicenter.manifests import blob_open
 from aicenter.models import Blob
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
-from pipelines import sandbox
-from pipelines.builds import EnvironmentUnavailable
-from pipelines.environments import environment_for
 from pipelines.models import PipelineRun
-from pipelines.runner import run_pipeline
+from pipelines.runner import run_pipeline, sandbox
+from pipelines.runner.builds import EnvironmentUnavailable
+from pipelines.runner.environments import environment_for
 from pipelines.services import pipeline_run_create
 from tests.conftest import requires, upload, wait_for, wait_until
 from tests.factories import package_zip
@@ -545,7 +544,7 @@ def test_a_worker_without_bubblewrap_refuses_to_start(db, tmp_path):
 
 
 def test_with_the_sandbox_off_every_run_says_so(db, project, bob, settings, pages_as, tmp_path):
-    from pipelines.environments import find_python
+    from pipelines.runner.environments import find_python
 
     settings.SANDBOX = "off"
     settings.ENVIRONMENTS_DIR = tmp_path  # built anew, on a Python the run's uid can start

@@ -105,7 +105,7 @@ class Command(BaseCommand):
             self.stdout.flush()
 
     def _start(self, addr, port, workers):
-        from pipelines.sandbox import refusal, status
+        from pipelines.runner.sandbox import refusal, status
 
         if problem := refusal():  # the worker would refuse too: say it once, up front
             raise CommandError(problem)

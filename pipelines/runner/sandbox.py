@@ -29,7 +29,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from pipelines.cgroups import Cgroup, cgroup_version, kill
+from pipelines.runner.cgroups import Cgroup, cgroup_version, kill
 
 logger = logging.getLogger(__name__)
 # The probe runs /bin/true in a sandbox: seconds on a busy machine, never this long unless

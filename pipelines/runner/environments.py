@@ -27,9 +27,9 @@ from django.utils import timezone
 
 from aicenter.manifests import blob_open, manifest_file
 from pipelines import queue
-from pipelines.builds import BuildRecord, BuildStopped, EnvironmentUnavailable, build
 from pipelines.models import EnvironmentBuild
-from pipelines.sandbox import sandbox_uid, status
+from pipelines.runner.builds import BuildRecord, BuildStopped, EnvironmentUnavailable, build
+from pipelines.runner.sandbox import sandbox_uid, status
 
 logger = logging.getLogger(__name__)
 READY = ".ready"
@@ -285,6 +285,14 @@ def prepare_environment(version_id: int) -> None:
         )
     except EnvironmentUnavailable as error:  # the version's page and its first run say why
         logger.warning("environment of %s not built ahead: %s", version, error.reason)
+
+
+def prepare_environment_ahead(version) -> None:
+    """Build a new version's environment ahead, once the transaction that stored the version
+    commits, so its first run does not pay for it. Upload pages, the API and the runner call
+    this for each version they make."""
+    if version.package.training_enabled and settings.PREPARE_ENVIRONMENTS:
+        transaction.on_commit(lambda: prepare_environment_later(version))
 
 
 def prepare_environment_later(version) -> None:

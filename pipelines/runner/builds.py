@@ -18,7 +18,7 @@ from django.utils import timezone
 from aicenter.database import retry_when_locked
 from pipelines import transitions
 from pipelines.models import EnvironmentBuild
-from pipelines.sandbox import Sandbox, python_prefixes, refusal, sandbox_uid, status
+from pipelines.runner.sandbox import Sandbox, python_prefixes, refusal, sandbox_uid, status
 
 # A build's output goes to the database this often, for the pages of the runs waiting on it.
 BUILD_FLUSH_SECONDS = 0.5
