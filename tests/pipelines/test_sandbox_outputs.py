@@ -1,0 +1,119 @@
+"""The sandbox, attacked through a run's outputs: links, special files, and a daemon left behind
+to swap the new version's files for links after the run.
+
+The sandbox tests' helpers are in tests/pipelines/sandboxing.py, their fixtures in
+tests/pipelines/conftest.py."""
+
+import time
+
+import pytest
+from django.conf import settings
+
+from tests.pipelines.sandboxing import SECRET, files_of, log_of, no_blob_holds, run_here
+
+# Committed rows: the runner's watch thread reads the run on a connection of its own; the runs
+# are executed here, never by a worker.
+pytestmark = [
+    pytest.mark.usefixtures("sandbox_available"),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("runs_stay_here"),
+]
+
+
+# 1. The artifacts folder replaced by a link to the data dir.
+
+
+def test_a_symlinked_artifacts_folder_is_refused(db, project, bob, secret_file):
+    run = run_here(
+        project,
+        bob,
+        """
+import shutil
+shutil.rmtree(OUT)
+os.symlink(str(ENV["target"]), str(OUT))
+""",
+        parameters={"target": str(settings.DATA_DIR)},
+    )
+    assert run.status == "failed"
+    assert run.failure_reason == (
+        "'artifacts' is a symbolic link: outputs are never collected through links"
+    )
+    assert run.artifacts is None and run.output_version is None
+    assert no_blob_holds(SECRET)
+
+
+def test_links_and_special_files_among_the_outputs_are_skipped_with_a_note(
+    db, project, bob, secret_file
+):
+    run = run_here(
+        project,
+        bob,
+        """
+(OUT / "report.txt").write_text("mine")
+os.symlink(ENV["target"], str(OUT / "stolen.txt"))
+os.symlink(str(Path(ENV["target"]).parent), str(OUT / "stolen_folder"))
+os.mkfifo(str(OUT / "pipe"))
+""",
+        save="""
+Path("model.txt").write_text("weights")
+os.symlink(ENV["target"], "stolen_model.txt")
+""",
+        parameters={"target": str(secret_file)},
+    )
+    assert run.status == "successful", run.failure_reason
+    assert files_of(run.artifacts) == {"report.txt": b"mine"}
+    version = files_of(run.output_version.manifest)
+    assert "model.txt" in version and "stolen_model.txt" not in version
+    log = log_of(run)
+    assert "skipped artifacts/stolen.txt: a symbolic link" in log
+    assert "skipped artifacts/stolen_folder: a symbolic link" in log
+    assert "skipped artifacts/pipe: not a regular file" in log
+    assert no_blob_holds(SECRET)
+
+
+# 2. and 5. A daemon left behind swaps the new version's files for links after the run.
+
+
+DAEMON = """
+main = os.getpid()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:  # double-forked, in a session of its own: a daemon
+        shared = Path(ENV["shared"])
+        while Path(f"/proc/{main}").exists():  # wait for the run's end
+            (shared / "heartbeat").write_text(str(time.time()))
+            time.sleep(0.01)
+        (shared / "outlived").write_text(str(time.time()))
+        while True:  # then swap the new version's files for links to a server file
+            for path in Path(".").glob("model_*.txt"):
+                attempt(lambda: path.unlink())
+                attempt(lambda: os.symlink(ENV["target"], str(path)))
+            (shared / "heartbeat").write_text(str(time.time()))
+    os._exit(0)
+while not Path(ENV["shared"], "heartbeat").exists():
+    time.sleep(0.01)
+"""
+
+
+def test_a_daemon_dies_with_its_run_and_swaps_nothing_into_the_new_version(
+    db, project, bob, secret_file, tmp_path
+):
+    run = run_here(
+        project,
+        bob,
+        DAEMON,
+        save="""
+for i in range(200):
+    Path(f"model_{i}.txt").write_text("clean")
+""",
+        parameters={"target": str(secret_file), "shared": str(tmp_path)},
+    )
+    ended = time.time()
+    assert run.status == "successful", run.failure_reason
+    time.sleep(1.0)
+    assert not (tmp_path / "outlived").exists(), "the daemon outlived its run"
+    assert float((tmp_path / "heartbeat").read_text()) < ended
+    version = files_of(run.output_version.manifest)
+    models = {path: content for path, content in version.items() if path.startswith("model_")}
+    assert len(models) == 200 and set(models.values()) == {b"clean"}
+    assert no_blob_holds(SECRET)

@@ -1,0 +1,82 @@
+"""What the sandbox's status changes: a worker or the runner without bubblewrap refuses, a run with
+the sandbox off says so, and a run's page says what the sandbox gave.
+
+The sandbox tests' helpers are in tests/pipelines/sandboxing.py, their fixtures in
+tests/pipelines/conftest.py."""
+
+import os
+
+import pytest
+
+from pipelines.runner import sandbox
+from tests.pipelines.sandboxing import files_of, log_of, run_here
+
+# Committed rows: the runner's watch thread reads the run on a connection of its own; the runs
+# are executed here, never by a worker.
+pytestmark = [
+    pytest.mark.usefixtures("sandbox_available"),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("runs_stay_here"),
+]
+
+
+# Where there is no sandbox.
+
+
+def test_a_worker_without_bubblewrap_refuses_to_start(db, tmp_path):
+    from tests.conftest import start_worker
+
+    bin_dir = tmp_path / "bin"  # the machine's tools, less bwrap
+    bin_dir.mkdir()
+    for tool in ("sh", "setpriv"):
+        os.symlink(f"/usr/bin/{tool}" if tool != "sh" else "/bin/sh", bin_dir / tool)
+    process = start_worker("gpu", env={"PATH": str(bin_dir)})
+    assert process.wait(timeout=60) != 0
+    log = process.log_path.read_text()
+    assert "AI Center worker not started: bubblewrap (bwrap) is not installed" in log
+    assert "apt-get install bubblewrap" in log
+    assert "AICENTER_SANDBOX=off" in log
+
+
+def test_with_the_sandbox_off_every_run_says_so(db, project, bob, settings, pages_as, tmp_path):
+    from pipelines.runner.environments import find_python
+
+    settings.SANDBOX = "off"
+    settings.ENVIRONMENTS_DIR = tmp_path  # built anew, on a Python the run's uid can start
+    sandbox.status.cache_clear()
+    find_python.cache_clear()
+    try:
+        run = run_here(project, bob, "(OUT / 'uid.txt').write_text(str(os.getuid()))")
+    finally:
+        sandbox.status.cache_clear()
+        find_python.cache_clear()
+    assert run.status == "successful", run.failure_reason
+    assert files_of(run.artifacts)["uid.txt"] == str(sandbox.sandbox_uid(run.pk)).encode()
+    assert run.sandbox == {"enabled": False}
+    assert "warning: not sandboxed (AICENTER_SANDBOX=off)" in log_of(run)
+    assert run.results["run_summary"]["sandbox"] == {"enabled": False}
+    page = pages_as(bob).get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
+    assert "Not sandboxed" in page
+
+
+def test_the_runs_page_says_what_the_sandbox_gave(db, project, bob, pages_as):
+    run = run_here(project, bob, "pass")
+    page = pages_as(bob).get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
+    assert "Sandboxed" in page
+    assert "no network, memory ≤ 2,048 MB (cgroup v1)" in page
+
+
+def test_without_a_sandbox_the_runner_itself_refuses_to_run_package_code(
+    db, project, bob, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    sandbox.status.cache_clear()
+    try:
+        run = run_here(project, bob, "(OUT / 'ran.txt').write_text('yes')")
+    finally:
+        monkeypatch.undo()
+        sandbox.status.cache_clear()
+    assert run.status == "failed"
+    assert "can't sandbox" in run.failure_reason
+    assert "bubblewrap (bwrap) is not installed" in run.failure_reason
+    assert run.artifacts is None
