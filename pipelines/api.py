@@ -7,14 +7,13 @@ from pydantic import ConfigDict
 from aicenter.downloads import FilesOut, file_response, files_listing
 from aicenter.errors import ErrorOut
 from aicenter.manifests import clean_folder, clean_path
-from aicenter.services import RUN, project_get_for_user
+from aicenter.services import project_get_for_user
 from packages.selectors import package_get, version_get
 from pipelines.forms import LAST_LOG_CHUNK
 from pipelines.logs import run_log_text
 from pipelines.models import Schedule
 from pipelines.runner.environments import environment_rebuild
 from pipelines.schedules import (
-    clean_when,
     schedule_delete,
     schedule_pause,
     schedule_resume,
@@ -33,8 +32,9 @@ from pipelines.services import (
     pipeline_run_delete,
     pipeline_run_kill,
     pipeline_run_retry,
-    pipeline_start,
 )
+from pipelines.start import pipeline_start
+from pipelines.when import clean_when
 
 router = Router(tags=["pipelines"])
 
@@ -194,7 +194,7 @@ def create_pipeline(request, project: str, payload: PipelineIn):
     "Europe/Paris"}`: status scheduled), or a recurring pipeline (`{"every": 6, "unit": "hours"}`
     or `{"cron": "0 3 * * 1-5"}`, with optional "timezone" and "starts_at"): then the answer is
     the schedule, whose firings create ordinary runs."""
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     started = pipeline_start(
         project=project,
         user=request.user,
@@ -209,14 +209,14 @@ def create_pipeline(request, project: str, payload: PipelineIn):
 
 @router.post("/{project}/pipelines/{run_id}/kill", response=PipelineOut)
 def kill_pipeline(request, project: str, run_id: int):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     run = pipeline_run_kill(run=pipeline_run_get(project=project, run_id=run_id), user=request.user)
     return pipeline_out(pipeline_run_get(project=project, run_id=run.pk))
 
 
 @router.post("/{project}/pipelines/{run_id}/retry", response={201: PipelineOut})
 def retry_pipeline(request, project: str, run_id: int):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     run = pipeline_run_retry(
         run=pipeline_run_get(project=project, run_id=run_id), user=request.user
     )
@@ -240,10 +240,11 @@ def update_schedule(request, project: str, schedule_id: int, payload: PipelineIn
     """Edit a recurring pipeline as the page's Edit does: its name, inputs and rule, all given
     again (`schedule` as when creating it, recurring: `every` and `unit`, or `cron`). Its next
     run is counted from now by the new rule; the runs it already started stay as they are."""
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     schedule = schedule_get(project=project, schedule_id=schedule_id)
     schedule = schedule_update(
         schedule=schedule,
+        user=request.user,
         when=clean_when(payload.schedule),
         name=payload.name,
         inputs=_inputs(payload),
@@ -253,24 +254,26 @@ def update_schedule(request, project: str, schedule_id: int, payload: PipelineIn
 
 @router.post("/{project}/schedules/{schedule_id}/pause", response=ScheduleOut, tags=["schedules"])
 def pause_schedule(request, project: str, schedule_id: int):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     schedule = schedule_get(project=project, schedule_id=schedule_id)
-    schedule_pause(schedule=schedule)
+    schedule_pause(schedule=schedule, user=request.user)
     return schedule_out(schedule)
 
 
 @router.post("/{project}/schedules/{schedule_id}/resume", response=ScheduleOut, tags=["schedules"])
 def resume_schedule(request, project: str, schedule_id: int):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     schedule = schedule_get(project=project, schedule_id=schedule_id)
-    schedule_resume(schedule=schedule)
+    schedule_resume(schedule=schedule, user=request.user)
     return schedule_out(schedule)
 
 
 @router.delete("/{project}/schedules/{schedule_id}", response={204: None}, tags=["schedules"])
 def delete_schedule(request, project: str, schedule_id: int):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
-    schedule_delete(schedule=schedule_get(project=project, schedule_id=schedule_id))
+    project = project_get_for_user(user=request.user, slug=project)
+    schedule_delete(
+        schedule=schedule_get(project=project, schedule_id=schedule_id), user=request.user
+    )
     return Status(204, None)
 
 
@@ -282,8 +285,8 @@ def get_pipeline(request, project: str, run_id: int):
 
 @router.delete("/{project}/pipelines/{run_id}", response={204: None})
 def delete_pipeline(request, project: str, run_id: int):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
-    pipeline_run_delete(run=pipeline_run_get(project=project, run_id=run_id))
+    project = project_get_for_user(user=request.user, slug=project)
+    pipeline_run_delete(run=pipeline_run_get(project=project, run_id=run_id), user=request.user)
     return Status(204, None)
 
 
@@ -373,6 +376,6 @@ class EnvironmentOut(Schema):
 def rebuild_environment(request, project: str, package: str, version: str):
     """Build the version's Python environment again (after a failed build: its failure is
     remembered for a while, and runs are refused with its reason meanwhile)."""
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     version = version_get(package=package_get(project=project, name=package), number=version)
-    return environment_rebuild(version=version)
+    return environment_rebuild(version=version, user=request.user)

@@ -2,8 +2,10 @@ import json
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from aicenter.models import Manifest, Project
+from pipelines.parameters import ordered_parameters
 
 # A run's time limit when it gives none: a day (AICENTER_MAX_RUN_SECONDS caps what one may give).
 DEFAULT_MAX_RUN_SECONDS = 24 * 3600
@@ -124,14 +126,10 @@ class PipelineRun(models.Model):
             return False
         if self.results_text or not self.finished_at:
             return True
-        from django.utils import timezone
-
         return (timezone.now() - self.finished_at).total_seconds() > SETTLE_SECONDS
 
     @property
     def ordered_parameters(self):
-        from pipelines.parameters import ordered_parameters
-
         return ordered_parameters(self.parameters)
 
     @property
@@ -161,8 +159,6 @@ class PipelineRun(models.Model):
         """Seconds from start to end (or to now while running)."""
         if not self.started_at:
             return None
-        from django.utils import timezone
-
         end = self.finished_at or timezone.now()
         return (end - self.started_at).total_seconds()
 

@@ -7,6 +7,7 @@ run in the calling process at once instead (NetBox's immediate=True), for tests.
 """
 
 import logging
+import time
 from datetime import datetime
 
 import django_rq
@@ -17,6 +18,9 @@ from rq.job import Job, JobStatus
 logger = logging.getLogger(__name__)
 # A job in one of these states will never run again.
 DEAD_JOB = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+# RQ wakes a scheduled job up to a second early (rq_moment); the job waits out at most this
+# much: more would be a clock apart from the scheduler's.
+EARLY_WAKE_SECONDS = 1.0
 
 
 def enqueue(queue: str, function: str, *args, at: datetime | None = None, **options) -> None:
@@ -70,3 +74,21 @@ def lock(name: str, *, timeout: float):
 def connection(queue: str):
     """The Redis connection of `queue`, for counting its workers."""
     return django_rq.get_connection(queue)
+
+
+def rq_moment(moment: datetime) -> datetime:
+    """When to arm RQ's scheduler for `moment`: the start of its second. RQ keeps whole
+    seconds and looks once a second, so rounding up could start a run two seconds late; this
+    wakes the job up to a second early instead, and the job waits out the rest
+    (`wait_for_moment`), so it starts within about a second of its moment, never before."""
+    return moment.replace(microsecond=0)
+
+
+def wait_for_moment(moment: datetime | float | None) -> None:
+    """Sleep until `moment` (a datetime or epoch seconds), for a job RQ woke early (see
+    rq_moment). At most a second: more would be a clock apart from the scheduler's, not RQ."""
+    if moment is None:
+        return
+    if isinstance(moment, datetime):
+        moment = moment.timestamp()
+    time.sleep(min(max(0.0, moment - time.time()), EARLY_WAKE_SECONDS))

@@ -7,103 +7,29 @@ of every process."""
 
 import logging
 import math
-import zoneinfo
 from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from aicenter.services import RUN, require
 from pipelines import queue
+from pipelines.inputs import clean_run_inputs
 from pipelines.models import Schedule
-from pipelines.services import (
-    When,
-    clean_run_inputs,
-    pipeline_run_create,
-    rq_moment,
-    wait_for_moment,
-)
+from pipelines.services import pipeline_run_create
+from pipelines.when import STEPS, When, zone_named
 
 logger = logging.getLogger(__name__)
-TIMEZONES = sorted(zoneinfo.available_timezones())
 # RQ keeps a fired schedule's job result this long: only for its dashboard, the schedule's row
 # says what happened.
 SCHEDULE_RESULT_TTL_SECONDS = 600
-STEPS = {
-    Schedule.HOURS: timedelta(hours=1),
-    Schedule.DAYS: timedelta(days=1),
-    Schedule.WEEKS: timedelta(weeks=1),
-}
-
-
-def _zone(name: str) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(
-            {"timezone": f"'{name}' is not a time zone, e.g. Europe/Paris."}
-        ) from None
-
-
-def clean_when(raw) -> When:
-    """'When to run' from the API or the form: None or {} (now); {"at": ...}; {"every", "unit"};
-    or {"cron"}; each with an optional "timezone" (UTC by default) and "starts_at"."""
-    if not raw:
-        return When()
-    if not isinstance(raw, dict):
-        raise ValidationError({"schedule": "schedule must be null or an object."})
-    zone_name = str(raw.get("timezone") or "UTC")
-    zone = _zone(zone_name)
-    when = When(timezone=zone_name)
-
-    def moment(value, field):
-        if isinstance(value, datetime):
-            moment = value
-        else:
-            try:
-                moment = datetime.fromisoformat(str(value))
-            except ValueError:
-                raise ValidationError(
-                    {
-                        "schedule": f"{field}: '{value}' is not a date and time like "
-                        "2026-12-01T08:30."
-                    }
-                ) from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=zone)
-
-    if raw.get("at"):
-        when.kind, when.at = "at", moment(raw["at"], "at")
-        return when
-    when.kind = "recurring"
-    when.at = moment(raw["starts_at"], "starts_at") if raw.get("starts_at") else None
-    if raw.get("cron"):
-        when.cron = " ".join(str(raw["cron"]).split())
-        if not croniter.is_valid(when.cron):
-            raise ValidationError(
-                {"schedule": f"'{when.cron}' is not a cron expression like '0 3 * * 1'."}
-            )
-        return when
-    try:
-        when.every = int(raw.get("every"))
-        if when.every < 1:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ValidationError(
-            {
-                "schedule": "Give 'at', a cron expression, or 'every' as a "
-                "whole number of hours, days or weeks (1 or more)."
-            }
-        ) from None
-    when.unit = str(raw.get("unit") or "")
-    if when.unit not in STEPS:
-        raise ValidationError({"schedule": "unit must be hours, days or weeks."})
-    return when
 
 
 def next_run_time(schedule: Schedule, after: datetime) -> datetime:
     """The first firing strictly after `after`, in UTC."""
-    zone = _zone(schedule.timezone)
+    zone = zone_named(schedule.timezone)
     if schedule.cron:
         start = max(after, schedule.starts_at - timedelta(microseconds=1)).astimezone(zone)
         return croniter(schedule.cron, start).get_next(datetime).astimezone(UTC)
@@ -145,7 +71,8 @@ def schedule_create(*, project, user, when: When, name: str, inputs: dict) -> Sc
     return schedule
 
 
-def schedule_update(*, schedule, when: When, name: str, inputs: dict) -> Schedule:
+def schedule_update(*, schedule, user, when: When, name: str, inputs: dict) -> Schedule:
+    require(user=user, project=schedule.project, need=RUN)
     if when.kind != "recurring":
         raise ValidationError({"schedule": "A recurring pipeline needs 'every' or a cron rule."})
     clean_run_inputs(project=schedule.project, **inputs)
@@ -160,12 +87,14 @@ def schedule_update(*, schedule, when: When, name: str, inputs: dict) -> Schedul
     return schedule
 
 
-def schedule_pause(*, schedule) -> None:
+def schedule_pause(*, schedule, user) -> None:
+    require(user=user, project=schedule.project, need=RUN)
     schedule.paused = True
     schedule.save(update_fields=["paused"])
 
 
-def schedule_resume(*, schedule) -> None:
+def schedule_resume(*, schedule, user) -> None:
+    require(user=user, project=schedule.project, need=RUN)
     schedule.paused = False
     schedule.next_run_at = next_run_time(schedule, timezone.now())
     schedule.job_id = ""
@@ -173,7 +102,8 @@ def schedule_resume(*, schedule) -> None:
     transaction.on_commit(lambda: schedule_arm(schedule))
 
 
-def schedule_delete(*, schedule) -> None:
+def schedule_delete(*, schedule, user) -> None:
+    require(user=user, project=schedule.project, need=RUN)
     schedule.delete()  # its runs stay, unlinked
 
 
@@ -192,7 +122,7 @@ def schedule_arm(schedule) -> None:
             "pipelines.tasks.fire_schedule",
             schedule.pk,
             int(schedule.next_run_at.timestamp()),
-            at=rq_moment(schedule.next_run_at),
+            at=queue.rq_moment(schedule.next_run_at),
             job_id=job_id,
             description=f"schedule {schedule.pk}",
             result_ttl=SCHEDULE_RESULT_TTL_SECONDS,
@@ -207,7 +137,7 @@ def schedule_fire(schedule_id: int, due: int) -> None:
     """Start the run due at `due` (epoch seconds) once, whoever calls; then arm the next one."""
     moment = Schedule.objects.filter(pk=schedule_id).values_list("next_run_at", flat=True).first()
     if moment is not None and int(moment.timestamp()) == due:
-        wait_for_moment(moment)  # RQ wakes us up to a second early (rq_moment)
+        queue.wait_for_moment(moment)  # RQ wakes us up to a second early (rq_moment)
     with transaction.atomic():
         schedule = Schedule.objects.select_for_update().filter(pk=schedule_id).first()
         if (
@@ -217,16 +147,19 @@ def schedule_fire(schedule_id: int, due: int) -> None:
             or int(schedule.next_run_at.timestamp()) != due
         ):
             return  # deleted, paused, edited, or already fired
-        user = schedule.created_by
         try:
+            # its creator may have left the project, lost the right to run pipelines, or gone
+            if schedule.created_by is None:
+                raise PermissionDenied("the account that created it was deleted")
+            require(user=schedule.created_by, project=schedule.project, need=RUN)
             pipeline_run_create(
                 project=schedule.project,
-                user=user,
+                user=schedule.created_by,
                 schedule=schedule,
                 name=schedule.name,
                 **schedule.inputs,
             )
-        except ValidationError as error:
+        except (ValidationError, PermissionDenied) as error:
             # e.g. its dataset was deleted: skip this firing, keep the schedule
             logger.warning("schedule %s could not start a run: %s", schedule.pk, error)
         now = timezone.now()

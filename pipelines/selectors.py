@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.http import Http404
 
 from pipelines import queue as queues
-from pipelines.models import EnvironmentBuild, PipelineRun
+from pipelines.models import EnvironmentBuild, PipelineRun, Schedule
 from pipelines.worker import live_worker_count
 
 
@@ -77,8 +77,6 @@ def dataset_folders(dataset, limit=2000) -> list[str]:
 
 
 def schedule_list(*, project):
-    from pipelines.models import Schedule
-
     return (
         Schedule.objects.filter(project=project)
         .select_related("created_by")

@@ -23,6 +23,8 @@ from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
 from pipelines.runner.sandbox import remove_leftovers
 from pipelines.runner.workspace import Workspace
+from pipelines.schedules import schedule_arm, schedule_fire
+from pipelines.services import pipeline_run_enqueue
 
 logger = logging.getLogger(__name__)
 MAX_ENQUEUES = 3
@@ -119,8 +121,6 @@ def remove_finished_workspaces() -> None:
 
 
 def requeue_vanished_runs() -> None:
-    from pipelines.services import pipeline_run_enqueue
-
     settle = timezone.now() - timedelta(seconds=ENQUEUE_SETTLE_SECONDS)
     waiting = PipelineRun.objects.filter(
         transitions.UNCLAIMED,
@@ -148,8 +148,6 @@ def requeue_vanished_runs() -> None:
 
 
 def arm_schedules() -> None:
-    from pipelines.schedules import schedule_arm, schedule_fire
-
     for schedule in Schedule.objects.filter(paused=False, next_run_at__isnull=False):
         if schedule.next_run_at <= timezone.now() - timedelta(seconds=SCHEDULE_MISSED_SECONDS):
             # missed while every process was down (or Redis forgot it): fire it now

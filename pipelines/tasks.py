@@ -1,22 +1,19 @@
 """RQ entry points: load by id and hand over to the runner or the scheduler. Nothing else."""
 
-from pipelines.runner import run_pipeline
+from pipelines.queue import wait_for_moment
+from pipelines.runner.environments import prepare_environment
+from pipelines.runner.run import run_pipeline
+from pipelines.schedules import schedule_fire
 
 
 def execute_run(run_id: int, not_before: float | None = None) -> None:
-    from pipelines.services import wait_for_moment
-
     wait_for_moment(not_before)  # a scheduled run: RQ wakes it up to a second early
     run_pipeline(run_id)
 
 
 def fire_schedule(schedule_id: int, due: int) -> None:
-    from pipelines.schedules import schedule_fire
-
     schedule_fire(schedule_id, due)
 
 
 def build_environment(version_id: int) -> None:
-    from pipelines.runner.environments import prepare_environment
-
     prepare_environment(version_id)

@@ -20,12 +20,11 @@ from pipelines.forms import (
     values_from_schedule,
     when_from,
 )
+from pipelines.inputs import clean_run_inputs
 from pipelines.logs import run_log_tail, run_log_text
 from pipelines.models import PipelineRun, Schedule
 from pipelines.runner.environments import environment_rebuild
 from pipelines.schedules import (
-    TIMEZONES,
-    clean_when,
     schedule_delete,
     schedule_pause,
     schedule_resume,
@@ -43,14 +42,10 @@ from pipelines.selectors import (
     schedule_list,
     waiting_for,
 )
-from pipelines.services import (
-    clean_run_inputs,
-    pipeline_run_delete,
-    pipeline_run_kill,
-    pipeline_run_retry,
-    pipeline_start,
-)
+from pipelines.services import pipeline_run_delete, pipeline_run_kill, pipeline_run_retry
+from pipelines.start import pipeline_start
 from pipelines.tracebacks import failure_traceback
+from pipelines.when import TIMEZONES, clean_when
 
 
 @login_required
@@ -120,7 +115,9 @@ def _submit(values, *, project, user, schedule=None):
             clean_run_inputs(project=project, **inputs)
             raise ValidationError(errors)
         if schedule is not None:
-            return schedule_update(schedule=schedule, when=when, name=values["name"], inputs=inputs)
+            return schedule_update(
+                schedule=schedule, user=user, when=when, name=values["name"], inputs=inputs
+            )
         return pipeline_start(project=project, user=user, when=when, name=values["name"], **inputs)
     except ValidationError as error:
         merged = {field: list(messages) for field, messages in error.message_dict.items()}
@@ -200,19 +197,19 @@ def schedule_list_page(request, project):
 @login_required
 @require_POST
 def schedule_action(request, project, schedule_id, action):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     schedule = schedule_get(project=project, schedule_id=schedule_id)
     actions = {"pause": schedule_pause, "resume": schedule_resume, "delete": schedule_delete}
     if action not in actions:
         raise Http404(f"A recurring pipeline can't be '{action}'.")
-    actions[action](schedule=schedule)
+    actions[action](schedule=schedule, user=request.user)
     return done(request, reverse("schedule-list", args=[project.slug]))
 
 
 def _run_action(request, project, run_id, action, then):
     """A button on a run: `action(run)` through its service; on success go to `then(project,
     run, result)`, else back to the run's page saying why."""
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     run = pipeline_run_get(project=project, run_id=run_id)
     try:
         result = action(run)
@@ -364,7 +361,7 @@ def pipeline_delete_page(request, project, run_id):
         request,
         project,
         run_id,
-        lambda run: pipeline_run_delete(run=run),
+        lambda run: pipeline_run_delete(run=run, user=request.user),
         lambda project, run, _: reverse("pipeline-list", args=[project.slug]),
     )
 
@@ -373,7 +370,7 @@ def pipeline_delete_page(request, project, run_id):
 @login_required
 def environment_rebuild_page(request, project, package, version):
     """Rebuild on a version whose environment failed: forget the failure, build it again."""
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     version = version_get(package=package_get(project=project, name=package), number=version)
-    environment_rebuild(version=version)
+    environment_rebuild(version=version, user=request.user)
     return redirect("version-detail", project=project.slug, package=package, version=version.number)

@@ -22,10 +22,15 @@ from datetime import UTC, datetime
 
 import redis
 from django.conf import settings
+from django.db import connections
 from rq import Worker, worker_registration
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, DEFAULT_WORKER_TTL
 from rq.scheduler import RQScheduler
 from rq.utils import as_text, utcparse
+
+from aicenter.embedded_redis import ensure_embedded_redis
+from pipelines.runner.sandbox import refusal, status
+from pipelines.sweeper import sweep
 
 logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -80,8 +85,6 @@ class PipelineWorker(Worker):
     max_connection_wait_time = 5.0
 
     def __init__(self, *args, **kwargs):
-        from aicenter.embedded_redis import ensure_embedded_redis
-
         ensure_embedded_redis()  # REDIS_URL unset: the worker may be the first to need it
         # Wake from the blocking dequeue and from watching a busy horse every few seconds.
         if kwargs.get("worker_ttl") in (None, DEFAULT_WORKER_TTL):
@@ -92,8 +95,6 @@ class PipelineWorker(Worker):
         self._redis_lost_at = None  # monotonic time Redis stopped answering, while it doesn't
 
     def work(self, *args, **kwargs):
-        from pipelines.runner.sandbox import refusal, status
-
         if problem := refusal():  # never run package code unsandboxed by accident
             logger.error("this worker runs no package code: %s", problem)
             sys.exit(f"AI Center worker not started: {problem}")
@@ -219,10 +220,6 @@ class PipelineWorker(Worker):
             self.scheduler.start()
 
     def _sweep(self):
-        from django.db import connections
-
-        from pipelines.sweeper import sweep
-
         try:
             # a scheduler lock left by a worker that died: take it over, as RQ's own
             # maintenance would, but without waiting ten minutes

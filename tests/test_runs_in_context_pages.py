@@ -14,7 +14,8 @@ from packages.models import Package
 from packages.services import package_create
 from pipelines.models import PipelineRun
 from pipelines.schedules import schedule_create
-from pipelines.services import When, pipeline_run_create, pipeline_run_kill
+from pipelines.services import pipeline_run_create, pipeline_run_kill
+from pipelines.when import When
 from tests.conftest import classifier_and_invoices, upload
 
 pytestmark = [

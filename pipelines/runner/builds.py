@@ -14,6 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
+from uv import find_uv_bin
 
 from aicenter.database import retry_when_locked
 from pipelines import transitions
@@ -43,10 +44,8 @@ class BuildStopped(EnvironmentUnavailable):
 
 def find_uv() -> str | None:
     try:
-        from uv import find_uv_bin
-
         return find_uv_bin()
-    except (ImportError, FileNotFoundError):
+    except FileNotFoundError:
         return shutil.which("uv")
 
 

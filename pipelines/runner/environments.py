@@ -26,9 +26,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from aicenter.manifests import blob_open, manifest_file
+from aicenter.services import RUN, require
+from packages.models import PackageVersion
 from pipelines import queue
 from pipelines.models import EnvironmentBuild
 from pipelines.runner.builds import BuildRecord, BuildStopped, EnvironmentUnavailable, build
+from pipelines.runner.isolation import can_run
 from pipelines.runner.sandbox import sandbox_uid, status
 
 logger = logging.getLogger(__name__)
@@ -70,8 +73,6 @@ def find_python(version: str) -> str | None:
     candidates = [c for c in dict.fromkeys(candidates) if c.exists()]
     if not status().enabled and os.geteuid() == 0:
         # unsandboxed runs start as an unprivileged uid: one it can start comes first
-        from pipelines.runner.isolation import can_run
-
         uid = sandbox_uid(1)
         candidates.sort(key=lambda c: not can_run(str(c), (uid, uid)))
     for candidate in candidates:
@@ -272,8 +273,6 @@ def version_environment(version, requirements: str | None = None) -> Environment
 
 def prepare_environment(version_id: int) -> None:
     """Build a version's environment ahead of its first run (an RQ job queued at upload)."""
-    from packages.models import PackageVersion
-
     version = (
         PackageVersion.objects.select_related("package", "manifest").filter(pk=version_id).first()
     )
@@ -313,9 +312,9 @@ def prepare_environment_later(version) -> None:
             logger.warning("could not queue the environment build of %s", version)
 
 
-def environment_rebuild(*, version) -> EnvironmentBuild:
-    """Forget a failed build of the version's environment and build it again (the caller
-    checked the actor may run pipelines in the project)."""
+def environment_rebuild(*, version, user) -> EnvironmentBuild:
+    """Forget a failed build of the version's environment and build it again."""
+    require(user=user, project=version.package.project, need=RUN)
     record = version_environment(version)
     if record.status == EnvironmentBuild.BUILDING:
         return record

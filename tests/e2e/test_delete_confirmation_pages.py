@@ -11,7 +11,8 @@ from playwright.sync_api import expect
 from datasets.models import Dataset
 from packages.models import Package
 from pipelines.schedules import schedule_create
-from pipelines.services import When, pipeline_run_create, pipeline_run_kill
+from pipelines.services import pipeline_run_create, pipeline_run_kill
+from pipelines.when import When
 from tests.conftest import classifier_and_invoices
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("runs_stay_here")]

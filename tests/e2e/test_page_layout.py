@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from datasets.services import dataset_create, dataset_files_upload
 from packages.services import package_create
-from pipelines.runner import run_pipeline
+from pipelines.runner.run import run_pipeline
 from pipelines.services import pipeline_run_create
 from tests.conftest import upload
 from tests.factories import package_zip

@@ -19,7 +19,8 @@ from packages.models import PackageVersion
 from packages.services import package_create
 from pipelines.models import PipelineRun, Schedule
 from pipelines.schedules import schedule_create
-from pipelines.services import When, pipeline_run_create
+from pipelines.services import pipeline_run_create
+from pipelines.when import When
 from tests.conftest import upload, wait_for
 from tests.e2e.conftest import in_place
 from tests.factories import package_zip

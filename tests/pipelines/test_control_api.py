@@ -35,7 +35,7 @@ def test_a_queued_run_is_killed_at_once(api):
 
 
 def test_a_killed_run_is_never_claimed_by_a_worker(api):
-    from pipelines.runner import run_pipeline
+    from pipelines.runner.run import run_pipeline
 
     run_id = api.post_json(f"{API}/pipelines", RUN).json()["id"]
     api.post(f"{API}/pipelines/{run_id}/kill")

@@ -10,7 +10,8 @@ from django_rq import get_queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from pipelines.models import PipelineRun, Schedule
-from pipelines.schedules import clean_when, next_run_time
+from pipelines.schedules import next_run_time
+from pipelines.when import clean_when
 from tests.conftest import upload, wait_until
 
 

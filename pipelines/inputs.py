@@ -1,0 +1,149 @@
+"""A pipeline run's inputs: checked field by field before anything is stored (for a run, a
+Retry and a recurring pipeline alike)."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from aicenter.manifests import blob_open, clean_folder, manifest_file, manifest_folder_exists
+from datasets.models import Dataset
+from packages.models import Package
+from packages.validation import main_methods
+from pipelines.models import PipelineRun
+from pipelines.parameters import clean_parameters
+
+TYPES = dict(PipelineRun.TYPES)
+
+
+def _dataset(project, name, folder, field, errors):
+    if not name:
+        return None, ""
+    dataset = Dataset.objects.filter(project=project, name=name).select_related("manifest").first()
+    if dataset is None:
+        errors[field] = f"There is no dataset '{name}' in this project."
+        return None, ""
+    try:
+        folder = clean_folder(folder)
+    except ValidationError:
+        errors[f"{field}_folder"] = f"'{folder}' is not a valid folder."
+        return dataset, ""
+    if folder and not manifest_folder_exists(dataset.manifest, folder):
+        errors[f"{field}_folder"] = f"Dataset {name} has no folder '{folder}'."
+    elif not dataset.manifest.entries.filter(blob__isnull=False).exists():
+        errors[field] = f"Dataset {name} is empty: upload data first."
+    return dataset, folder
+
+
+def _methods(version) -> set[str]:
+    """class Main's methods in the version's train.py, or every name when unknowable (then the
+    run itself says what is missing)."""
+    entry = manifest_file(version.manifest, "train.py")
+    if entry is None:
+        return set()
+    with blob_open(entry.blob) as stored:
+        methods = main_methods(stored.read())
+    return {"process_data"} if methods is None else methods
+
+
+def clean_run_inputs(
+    *,
+    project,
+    type: str,
+    package: str,
+    version: str,
+    dataset: str = "",
+    dataset_folder: str = "",
+    evaluation_dataset: str = "",
+    evaluation_folder: str = "",
+    parameters: dict | None = None,
+    gpu: bool = False,
+    max_run_seconds: int | None = None,
+) -> dict:
+    """Check a run's inputs; return PipelineRun field values, or raise a ValidationError naming
+    every problem field by field."""
+    errors = {}
+    if type not in TYPES:
+        errors["type"] = f"'{type}' is not a pipeline type; use train, evaluate or full."
+    package_obj = Package.objects.filter(project=project, name=package).first()
+    version_obj = None
+    if not package:
+        errors["package"] = "Choose a package."
+    elif package_obj is None:
+        errors["package"] = f"There is no package '{package}' in this project."
+    else:
+        try:
+            major, minor = (int(part) for part in str(version).split("."))
+            version_obj = package_obj.versions.filter(major=major, minor=minor).first()
+        except ValueError:
+            pass
+        if version_obj is None:
+            errors["version"] = f"Package {package} has no version '{version}'."
+        elif not package_obj.training_enabled:
+            errors["version"] = (
+                f"Package {package} does not have training enabled, so it can't run "
+                "pipelines; upload it with 'Enable training' and a train.py."
+            )
+        elif type == PipelineRun.FULL and "process_data" not in _methods(version_obj):
+            errors["version"] = (
+                f"train.py of {package} {version_obj.number} has no method process_data, "
+                "which a full pipeline run calls first (it writes the training and test splits "
+                "into training_data_directory and test_data_directory); run a training run, "
+                "or add process_data(data_directory)."
+            )
+    dataset_obj, dataset_folder = _dataset(project, dataset, dataset_folder, "dataset", errors)
+    evaluation_obj, evaluation_folder = _dataset(
+        project, evaluation_dataset, evaluation_folder, "evaluation_dataset", errors
+    )
+    if type in (PipelineRun.TRAIN, PipelineRun.FULL) and not dataset:
+        errors["dataset"] = "Choose the input dataset."
+    if type == PipelineRun.EVALUATE and not evaluation_dataset:
+        errors["evaluation_dataset"] = "Choose the evaluation dataset."
+    if type == PipelineRun.TRAIN and evaluation_dataset:
+        errors["evaluation_dataset"] = "A training run takes no evaluation dataset."
+    if type == PipelineRun.EVALUATE and dataset:
+        errors["dataset"] = "An evaluation run takes only an evaluation dataset."
+    limit = settings.PIPELINE_MAX_RUN_SECONDS
+    if max_run_seconds is None or max_run_seconds == "":
+        max_run_seconds = limit
+    try:
+        max_run_seconds = int(max_run_seconds)
+        if not 1 <= max_run_seconds <= limit:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["max_run_seconds"] = (
+            f"The time limit must be a whole number of seconds from 1 to {limit:,}."
+        )
+    try:
+        parameters = clean_parameters(parameters)
+    except ValidationError as error:
+        errors.update(error.message_dict)
+    if errors:
+        raise ValidationError(errors)
+    return {
+        "type": type,
+        "package": package_obj,
+        "version": version_obj,
+        "dataset": dataset_obj,
+        "dataset_folder": dataset_folder,
+        "evaluation_dataset": evaluation_obj,
+        "evaluation_folder": evaluation_folder,
+        "parameters": parameters,
+        "gpu": bool(gpu),
+        "queue": "gpu" if gpu else "pipelines",
+        "max_run_seconds": max_run_seconds,
+    }
+
+
+def run_inputs(run) -> dict:
+    """A run's inputs as clean_run_inputs takes them: for Retry and for schedules."""
+    return {
+        "type": run.type,
+        "package": run.package.name,
+        "version": run.version.number,
+        "dataset": run.dataset.name if run.dataset else "",
+        "dataset_folder": run.dataset_folder,
+        "evaluation_dataset": run.evaluation_dataset.name if run.evaluation_dataset else "",
+        "evaluation_folder": run.evaluation_folder,
+        "parameters": dict(run.parameters),
+        "gpu": run.gpu,
+        "max_run_seconds": run.max_run_seconds,
+    }
