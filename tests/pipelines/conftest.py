@@ -1,12 +1,17 @@
 """Fixtures shared by the pipeline tests of several files."""
 
+import io
 import os
 
 import pytest
 from django.conf import settings
 
+from datasets.services import dataset_create, dataset_file_put
+from packages.services import package_create
 from pipelines.runner import sandbox
-from tests.conftest import requires
+from tests.conftest import requires, upload
+from tests.factories import package_zip
+from tests.pipelines.pages import TRAIN
 from tests.pipelines.sandboxing import SECRET
 
 # The sandbox tests (test_sandbox_*.py).
@@ -27,3 +32,20 @@ def secret_file():
     path.write_text(SECRET)
     yield path
     path.unlink(missing_ok=True)
+
+
+# The pipeline page tests (test_pages_*.py).
+
+
+@pytest.fixture
+def bobs(pages_as, bob, project):
+    package_create(
+        project=project,
+        user=bob,
+        name="classifier",
+        file=upload(content=package_zip(**{"train.py": TRAIN})),
+    )
+    dataset = dataset_create(project=project, user=bob, name="invoices")
+    dataset_file_put(dataset=dataset, path="train/a.csv", fileobj=io.BytesIO(b"1,2"))
+    dataset_file_put(dataset=dataset, path="train/deep/b.csv", fileobj=io.BytesIO(b"3"))
+    return pages_as(bob)
