@@ -12,6 +12,7 @@ from aicenter.manifests import clean_folder, clean_path
 from aicenter.pages import done, folder_context, form_errors, page_of
 from aicenter.services import RUN, can, project_get_for_user
 from aicenter.views import delete_confirmation
+from datasets.forms import DatasetForm
 from datasets.selectors import dataset_get, dataset_list
 from datasets.services import (
     dataset_create,
@@ -32,29 +33,24 @@ def _browse_url(project, dataset, folder=""):
 @login_required
 def dataset_list_page(request, project):
     project = project_get_for_user(user=request.user, slug=project)
-    errors, values = {}, {}
-    if request.method == "POST":
+    form = DatasetForm(request.POST if request.method == "POST" else None)
+    if form.is_bound:
         project = project_get_for_user(user=request.user, slug=project.slug, need=RUN)
-        values = request.POST
+    if form.is_bound and form.is_valid():
         try:
-            dataset = dataset_create(
-                project=project,
-                user=request.user,
-                name=request.POST.get("name", ""),
-                description=request.POST.get("description", ""),
-            )
+            dataset = dataset_create(project=project, user=request.user, **form.cleaned_data)
             return done(request, _browse_url(project, dataset))
         except ValidationError as error:
-            errors = form_errors(error)
+            form.add_error(None, error)
+    failed = bool(form.errors)
     context = {
         "project": project,
         "page": page_of(request, dataset_list(project=project)),
-        "errors": errors,
-        "values": values,
+        "form": form,
         "can_edit": can(project, RUN),
     }
-    template = "datasets/list.html#create-form" if request.htmx and errors else "datasets/list.html"
-    return render(request, template, context, status=400 if errors else 200)
+    template = "datasets/list.html#create-form" if request.htmx and failed else "datasets/list.html"
+    return render(request, template, context, status=400 if failed else 200)
 
 
 def _browse(request, project, dataset, *, errors=None, status=200, template_suffix=""):

@@ -189,7 +189,6 @@ def package_version_create_trained(*, run, manifest) -> PackageVersion:
                     created_by=run.created_by,
                     parent=parent,
                     pipeline_run=run,
-                    trained_by_run=run.pk,
                     trained_on=trained_on,
                     file_count=totals["count"],
                     size=totals["size"] or 0,

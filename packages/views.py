@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
@@ -7,10 +6,10 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from aicenter.downloads import file_response, zip_response
-from aicenter.pages import done, folder_context, form_errors, page_of, truthy
+from aicenter.pages import done, folder_context, form_errors, page_of
 from aicenter.services import RUN, can, project_get_for_user
 from aicenter.views import delete_confirmation
-from packages.models import Package
+from packages.forms import PackageForm
 from packages.selectors import (
     package_get,
     package_list,
@@ -48,36 +47,19 @@ def package_list_page(request, project):
 @login_required
 def package_new(request, project):
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
-    errors, values = {}, {"training_enabled": "on", "language": settings.PYTHON_VERSIONS[0]}
-    if request.method == "POST":
-        values = request.POST
+    form = PackageForm(request.POST, request.FILES) if request.method == "POST" else PackageForm()
+    if form.is_bound and form.is_valid():
         try:
-            package = package_create(
-                project=project,
-                user=request.user,
-                name=request.POST.get("name", ""),
-                file=request.FILES.get("file"),
-                description=request.POST.get("description", ""),
-                input_type=request.POST.get("input_type", "json"),
-                input_description=request.POST.get("input_description", ""),
-                output_description=request.POST.get("output_description", ""),
-                language=request.POST.get("language", ""),
-                gpu_required=truthy(request.POST.get("gpu_required")),
-                training_enabled=truthy(request.POST.get("training_enabled")),
-            )
+            package = package_create(project=project, user=request.user, **form.cleaned_data)
+        except ValidationError as error:  # the name or the zip: shown at their fields
+            form.add_error(None, error)
+        else:
             prepare_environment_ahead(package.first_version)
             return done(request, reverse("package-detail", args=[project.slug, package.name]))
-        except ValidationError as error:
-            errors = form_errors(error)
-    context = {
-        "project": project,
-        "errors": errors,
-        "values": values,
-        "input_types": Package.INPUT_TYPES,
-        "languages": settings.PYTHON_VERSIONS,
-    }
-    template = "packages/new.html#package-form" if request.htmx and errors else "packages/new.html"
-    return render(request, template, context, status=400 if errors else 200)
+    failed = bool(form.errors)
+    template = "packages/new.html#package-form" if request.htmx and failed else "packages/new.html"
+    context = {"project": project, "form": form}
+    return render(request, template, context, status=400 if failed else 200)
 
 
 def _package_page(request, project, package, *, errors=None, status=200, partial=""):
