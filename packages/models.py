@@ -64,22 +64,24 @@ class PackageVersion(models.Model):
     parent = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
     )
-    # Lineage of a trained version; kept in words when the run itself is deleted.
-    pipeline_run = models.ForeignKey(
+    # Lineage of a trained version, stored here only (a run finds its version through
+    # `trained_version`). No database constraint and nothing done on delete: when the run is
+    # deleted the version keeps its number, so its lineage still says "pipeline 12 (deleted)".
+    pipeline_run = models.OneToOneField(
         "pipelines.PipelineRun",
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         null=True,
         blank=True,
-        related_name="+",
+        related_name="trained_version",
     )
-    trained_by_run = models.PositiveIntegerField(null=True, blank=True)
     trained_on = models.CharField(max_length=1200, blank=True)
     file_count = models.PositiveIntegerField(default=0)
     size = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
-    # Tombstones are left out by default (`objects`, `package.versions`); a run's output_version
+    # Tombstones are left out by default (`objects`, `package.versions`); a run's trained_version
     # and a version's parent still find theirs (Django follows those with a plain manager).
     objects = LiveVersions()
     with_deleted = models.Manager()  # noqa: DJ012 - a manager, which ruff takes for a field

@@ -22,10 +22,9 @@ class PipelineRunAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["status", "type", "queue", "gpu", "project"]
     search_fields = ["name", "package__name", "failure_reason", "job_id", "worker"]
-    list_select_related = ["package", "version__package", "output_version__package"]
+    list_select_related = ["package", "version__package", "trained_version__package"]
     raw_id_fields = [
         "version",
-        "output_version",
         "dataset",
         "evaluation_dataset",
         "artifacts",

@@ -1,12 +1,17 @@
-"""The create-pipeline form's values: read from a request, pre-filled from a run, a schedule or
-a version, and turned into the services' arguments."""
+"""The create-pipeline form: its values read from a request (with the rows and selects it
+re-renders in place), pre-filled from a run or a schedule, and PipelineForm, which cleans them
+into the services' arguments."""
 
 from zoneinfo import ZoneInfo
 
+from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from pipelines.models import PipelineRun
-from pipelines.parameters import DEFAULTS
+from pipelines.parameters import DEFAULTS, clean_parameters, ordered_parameters
+from pipelines.services import own_run_name
+from pipelines.when import clean_when
 
 FIELDS = (
     "type",
@@ -95,9 +100,6 @@ def _base_values(**values) -> dict:
 
 def values_from_run(run) -> dict:
     """Run again: the run's inputs and name, ready to change."""
-    from pipelines.parameters import ordered_parameters
-    from pipelines.services import own_run_name
-
     return _base_values(
         type=run.type,
         name=own_run_name(run),
@@ -116,8 +118,6 @@ def values_from_run(run) -> dict:
 
 def values_from_schedule(schedule) -> dict:
     """Edit a recurring pipeline: its inputs and its rule."""
-    from pipelines.parameters import clean_parameters, ordered_parameters
-
     inputs = schedule.inputs
     major, _, minor = str(inputs.get("version", "")).partition(".")
     zone = schedule.starts_at.astimezone(ZoneInfo(schedule.timezone))
@@ -147,87 +147,130 @@ def values_from_schedule(schedule) -> dict:
 
 
 def _minutes(seconds) -> str:
-    from django.conf import settings
-
     if not seconds or int(seconds) >= settings.PIPELINE_MAX_RUN_SECONDS:
         return ""
     return f"{int(seconds) / 60:g}"
 
 
-def parameters_from(values) -> tuple[dict, list[str]]:
-    """Rows → {name: value}; problems with the rows themselves (no name, twice the same)."""
-    parameters, problems = {}, []
-    for number, (name, value) in enumerate(values["params"], start=1):
-        if not name and not str(value).strip():
-            continue
-        if not name:
-            problems.append(f"Row {number} has a value but no name.")
-        elif name in parameters:
-            problems.append(f"'{name}' is given twice.")
-        else:
-            parameters[name] = value
-    return parameters, problems
+class ParameterRows(forms.Widget):
+    """The form's parameter rows, as form_values reads them (name, value pairs)."""
+
+    def value_from_datadict(self, data, files, name):
+        return data.get("params", [])
 
 
-def _time_limit(text: str) -> int | None:
-    """Minutes → seconds (None: no limit given); ValueError saying what is wrong."""
-    if not text:
+class ParametersField(forms.Field):
+    """Rows → {name: value}; a row with a value but no name, or a name given twice, is an
+    error. What the names and values may be is the services' check (clean_parameters)."""
+
+    widget = ParameterRows
+
+    def to_python(self, rows):
+        parameters, problems = {}, []
+        for number, (name, value) in enumerate(rows or [], start=1):
+            if not name and not str(value).strip():
+                continue
+            if not name:
+                problems.append(f"Row {number} has a value but no name.")
+            elif name in parameters:
+                problems.append(f"'{name}' is given twice.")
+            else:
+                parameters[name] = value
+        if problems:
+            raise ValidationError(problems)
+        return parameters
+
+
+class MinutesField(forms.CharField):
+    """A time limit in minutes → seconds (None: no limit given)."""
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        if not text:
+            return None
+        try:
+            minutes = float(text)
+        except ValueError:
+            raise ValidationError("The time limit is a number of minutes, like 90.") from None
+        if not minutes > 0:  # also NaN
+            raise ValidationError("The time limit must be positive: a number of minutes, like 90.")
+        if minutes == float("inf"):
+            raise ValidationError("The time limit is a number of minutes, like 90.")
+        return max(1, round(minutes * 60))
+
+
+class PipelineForm(forms.Form):
+    """Create pipeline (and Edit of a recurring one): what only the form has (parameter rows,
+    the time limit in minutes, 'when to run' in separate inputs) cleaned into the arguments
+    pipeline_start and schedule_update take. Which package, version and datasets exist is the
+    services' check, so the API and the form refuse the same things."""
+
+    type = forms.ChoiceField(choices=PipelineRun.TYPES)
+    name = forms.CharField(required=False, max_length=200)
+    package = forms.CharField(required=False)
+    major = forms.CharField(required=False)
+    minor = forms.CharField(required=False)
+    dataset = forms.CharField(required=False)
+    dataset_folder = forms.CharField(required=False)
+    evaluation_dataset = forms.CharField(required=False)
+    evaluation_folder = forms.CharField(required=False)
+    gpu = forms.BooleanField(required=False)
+    parameters = ParametersField(required=False)
+    time_limit = MinutesField(required=False)
+    when = forms.ChoiceField(
+        choices=[("now", "Now"), ("at", "At a given time"), ("recurring", "Recurring")]
+    )
+    at = forms.CharField(required=False)
+    timezone = forms.CharField(required=False)
+    every = forms.CharField(required=False)
+    unit = forms.CharField(required=False)
+    cron = forms.CharField(required=False)
+    starts_at = forms.CharField(required=False)
+
+    def clean(self):
+        data = super().clean()
+        try:
+            data["schedule"] = clean_when(self._when(data))
+        except ValidationError as error:
+            for field, messages in error.message_dict.items():
+                self.add_error(field if field in self.fields else "when", messages)
+        return data
+
+    def _when(self, data) -> dict | None:
+        """'When to run' as clean_when takes it."""
+        when = data.get("when")
+        if when == "at":
+            if not data.get("at"):
+                raise ValidationError({"schedule": "Choose the date and time to run at."})
+            return {"at": data["at"], "timezone": data.get("timezone")}
+        if when == "recurring":
+            rule = (
+                {"cron": data["cron"]}
+                if data.get("cron")
+                else {"every": data.get("every"), "unit": data.get("unit")}
+            )
+            return {**rule, "timezone": data.get("timezone"), "starts_at": data.get("starts_at")}
         return None
-    try:
-        minutes = float(text)
-    except ValueError:
-        raise ValueError("The time limit is a number of minutes, like 90.") from None
-    if not minutes > 0:  # also NaN
-        raise ValueError("The time limit must be positive: a number of minutes, like 90.")
-    if minutes == float("inf"):
-        raise ValueError("The time limit is a number of minutes, like 90.")
-    return max(1, round(minutes * 60))
 
-
-def inputs_from(values) -> tuple[dict, dict]:
-    """The form's values as clean_run_inputs takes them, and the problems with what only the
-    form has (the rows, the time limit in minutes): the inputs come either way, so the services
-    check the rest and the user sees every problem at once."""
-    parameters, problems = parameters_from(values)
-    errors = {"parameters": problems} if problems else {}
-    try:
-        max_run_seconds = _time_limit(values["time_limit"])
-    except ValueError as error:
-        max_run_seconds = None
-        errors["max_run_seconds"] = [str(error)]
-    evaluate = values["type"] == PipelineRun.EVALUATE
-    return {
-        "type": values["type"],
-        "package": values["package"],
-        "version": f"{values['major']}.{values['minor']}",
-        "dataset": "" if evaluate else values["dataset"],
-        "dataset_folder": "" if evaluate else values["dataset_folder"],
-        "evaluation_dataset": ""
-        if values["type"] == PipelineRun.TRAIN
-        else values["evaluation_dataset"],
-        "evaluation_folder": ""
-        if values["type"] == PipelineRun.TRAIN
-        else values["evaluation_folder"],
-        "parameters": parameters,
-        "gpu": values["gpu"],
-        "max_run_seconds": max_run_seconds,
-    }, errors
-
-
-def when_from(values) -> dict | None:
-    """'When to run' as clean_when takes it."""
-    if values["when"] == "at":
-        if not values["at"]:
-            raise ValidationError({"schedule": "Choose the date and time to run at."})
-        return {"at": values["at"], "timezone": values["timezone"]}
-    if values["when"] == "recurring":
-        rule = (
-            {"cron": values["cron"]}
-            if values["cron"]
-            else {"every": values["every"], "unit": values["unit"]}
-        )
-        return {**rule, "timezone": values["timezone"], "starts_at": values["starts_at"] or None}
-    return None
+    def inputs(self) -> dict:
+        """The run's inputs as clean_run_inputs takes them, also from a form with errors (so
+        the services still check the rest, and the user sees every problem at once)."""
+        data = {**self.data, **getattr(self, "cleaned_data", {})}
+        type_ = data.get("type", "")
+        evaluate, train = type_ == PipelineRun.EVALUATE, type_ == PipelineRun.TRAIN
+        parameters = data.get("parameters")
+        return {
+            "type": type_,
+            "package": data.get("package", ""),
+            "version": f"{data.get('major', '')}.{data.get('minor', '')}",
+            "dataset": "" if evaluate else data.get("dataset", ""),
+            "dataset_folder": "" if evaluate else data.get("dataset_folder", ""),
+            "evaluation_dataset": "" if train else data.get("evaluation_dataset", ""),
+            "evaluation_folder": "" if train else data.get("evaluation_folder", ""),
+            "parameters": parameters if isinstance(parameters, dict) else {},
+            "gpu": bool(data.get("gpu")),
+            "max_run_seconds": self.cleaned_data.get("time_limit") if self.is_bound else None,
+        }
 
 
 LAST_LOG_CHUNK = 2**31 - 1  # LogChunk.seq's largest value on every database

@@ -1,6 +1,7 @@
 import json
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.utils import timezone
 
@@ -84,13 +85,6 @@ class PipelineRun(models.Model):
     )
     failure_reason = models.TextField(blank=True)
 
-    output_version = models.ForeignKey(
-        "packages.PackageVersion",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
     artifacts = models.ForeignKey(
         Manifest, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -149,6 +143,15 @@ class PipelineRun(models.Model):
         if description.get("disk_mb"):
             parts.append(f"disk ≤ {description['disk_mb']:,} MB")
         return ", ".join(parts)
+
+    @property
+    def output_version(self):
+        """The package version this run trained, or None. The link is stored on the version
+        (PackageVersion.pipeline_run, reverse name trained_version)."""
+        try:
+            return self.trained_version
+        except ObjectDoesNotExist:
+            return None
 
     @property
     def results(self):

@@ -13,7 +13,7 @@ from pipelines.worker import live_worker_count
 
 def pipeline_run_list(*, project, status="", type="", package="", schedule=""):
     runs = PipelineRun.objects.filter(project=project).select_related(
-        "package", "version", "output_version", "dataset", "evaluation_dataset", "created_by"
+        "package", "version", "trained_version", "dataset", "evaluation_dataset", "created_by"
     )
     if status:
         runs = runs.filter(status=status)

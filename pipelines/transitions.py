@@ -127,12 +127,11 @@ def finish(run, *, status: str, reason: str = "", new_version=None):
             if current is None:
                 return None
             final, why = status, reason
-            run.output_version = None
             if current[0] == PipelineRun.KILLED:
                 final, why, run.finished_at = current
                 run.snapshot = run.evaluation_snapshot = run.score = None
             elif new_version is not None and status == PipelineRun.SUCCESSFUL:
-                run.output_version = new_version()
+                run.trained_version = new_version()  # stored on the version; cached here
             run.status, run.failure_reason = final, why
             run.finished_at = run.finished_at or timezone.now()
             run.results_text = _results(run)
@@ -142,7 +141,6 @@ def finish(run, *, status: str, reason: str = "", new_version=None):
                 finished_at=run.finished_at,
                 phases=run.phases,
                 results_text=run.results_text,
-                output_version=run.output_version,
                 artifacts=run.artifacts,
                 snapshot=run.snapshot,
                 evaluation_snapshot=run.evaluation_snapshot,

@@ -13,12 +13,11 @@ from aicenter.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_list
 from packages.selectors import package_get, package_list, version_get
 from pipelines.forms import (
+    PipelineForm,
     form_values,
-    inputs_from,
     log_after,
     values_from_run,
     values_from_schedule,
-    when_from,
 )
 from pipelines.inputs import clean_run_inputs
 from pipelines.logs import run_log_tail, run_log_text
@@ -45,7 +44,7 @@ from pipelines.selectors import (
 from pipelines.services import pipeline_run_delete, pipeline_run_kill, pipeline_run_retry
 from pipelines.start import pipeline_start
 from pipelines.tracebacks import failure_traceback
-from pipelines.when import TIMEZONES, clean_when
+from pipelines.when import TIMEZONES
 
 
 @login_required
@@ -103,26 +102,23 @@ def _form_context(project, values, errors=None):
 
 def _submit(values, *, project, user, schedule=None):
     """Create (or, for `schedule`, update) from the form; every problem at once, field by
-    field."""
-    inputs, errors = inputs_from(values)
-    when = None
-    try:
-        when = clean_when(when_from(values))
-    except ValidationError as error:
-        errors.update(error.message_dict)
+    field: the form's own, and the services'."""
+    form = PipelineForm(values)
+    errors = {} if form.is_valid() else {f: list(m) for f, m in form.errors.items()}
+    inputs = form.inputs()
     try:
         if errors:  # still check the inputs, so the user sees all problems together
             clean_run_inputs(project=project, **inputs)
             raise ValidationError(errors)
+        when, name = form.cleaned_data["schedule"], form.cleaned_data["name"]
         if schedule is not None:
             return schedule_update(
-                schedule=schedule, user=user, when=when, name=values["name"], inputs=inputs
+                schedule=schedule, user=user, when=when, name=name, inputs=inputs
             )
-        return pipeline_start(project=project, user=user, when=when, name=values["name"], **inputs)
+        return pipeline_start(project=project, user=user, when=when, name=name, **inputs)
     except ValidationError as error:
         merged = {field: list(messages) for field, messages in error.message_dict.items()}
         for field, messages in errors.items():
-            messages = [messages] if isinstance(messages, str) else messages
             merged[field] = [*merged.get(field, []), *messages]
         raise ValidationError({f: list(dict.fromkeys(m)) for f, m in merged.items()}) from None
 

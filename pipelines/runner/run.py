@@ -339,20 +339,26 @@ class Runner:
         for name, value in outputs.items():
             setattr(run, name, value)
         run.phases = self.phases
-        new_version = None
-        if version_files is not None:
-            new_version = lambda: package_version_create_trained(  # noqa: E731
-                run=run, manifest=version_files
-            )
-        ended = transitions.finish(run, status=status, reason=reason, new_version=new_version)
-        if version_files is not None and run.output_version is None:
+        made = []
+
+        def new_version():
+            made.append(package_version_create_trained(run=run, manifest=version_files))
+            return made[0]
+
+        ended = transitions.finish(
+            run,
+            status=status,
+            reason=reason,
+            new_version=new_version if version_files is not None else None,
+        )
+        if version_files is not None and not made:
             manifest_delete(version_files)  # killed at the last moment: no version
         if ended is None:  # deleted meanwhile
             return
         status, reason = ended
-        if run.output_version:
-            prepare_environment_ahead(run.output_version)
-            self.log.platform(f"new version {run.package.name} {run.output_version.number}")
+        for version in made:
+            prepare_environment_ahead(version)
+            self.log.platform(f"new version {run.package.name} {version.number}")
         self.log.platform(f"{run.get_status_display()}" + (f": {reason}" if reason else ""))
         self.log.flush()
 

@@ -53,13 +53,14 @@ def test_concurrent_version_allocation_is_decided_by_the_database(bob, project, 
     parent = package.versions.get()
     source = tmp_path / "model.txt"
     source.write_text("w")
-    run = PipelineRun.objects.create(
-        project=project, package=package, version=parent, created_by=bob
-    )
+    runs = [  # a run makes one version at most
+        PipelineRun.objects.create(project=project, package=package, version=parent, created_by=bob)
+        for _ in range(8)
+    ]
     start_line = threading.Barrier(8)
     made, errors = [], []
 
-    def allocate():
+    def allocate(run):
         try:
             start_line.wait()
             manifest = manifest_from_files([("model.txt", io.BytesIO(b"w"))])
@@ -69,7 +70,7 @@ def test_concurrent_version_allocation_is_decided_by_the_database(bob, project, 
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=allocate) for _ in range(8)]
+    threads = [threading.Thread(target=allocate, args=(run,)) for run in runs]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -127,8 +128,8 @@ def test_a_version_trained_from_a_deleted_one_says_so(bob, project, pages_as):
 
     _, one_one = train(package.versions.get())
     run, one_two = train(one_one)
-    pipeline_run_delete(run=run)
-    package_version_delete(version=one_one)
+    pipeline_run_delete(run=run, user=bob)
+    package_version_delete(user=bob, version=one_one)
     page = pages_as(bob).get("/p/alpha/packages/p/").content.decode()
     assert "from version 1.1 (deleted)" in page
     assert "/packages/p/1.1/" not in page

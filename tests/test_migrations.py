@@ -1,0 +1,51 @@
+"""Migrations that move data keep it: run against a database migrated to the state before them."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+BEFORE_LINEAGE = [
+    ("packages", "0003_packageversion_tombstone"),
+    ("pipelines", "0005_pipelinerun_timezone"),
+]
+
+
+def _migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lineage_moves_to_the_version_and_a_deleted_runs_number_is_kept():
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    old = _migrate(BEFORE_LINEAGE)
+    try:
+        project = old.get_model("aicenter", "Project").objects.create(name="Lineage", slug="lin")
+        package = old.get_model("packages", "Package").objects.create(
+            project=project, name="clf", language="3.11"
+        )
+        Version = old.get_model("packages", "PackageVersion")
+        parent = Version.objects.create(package=package, major=1, minor=0)
+        run = old.get_model("pipelines", "PipelineRun").objects.create(
+            project=project, package=package, version=parent
+        )
+        trained = Version.objects.create(
+            package=package, major=1, minor=1, source="trained", parent=parent,
+            pipeline_run=run, trained_by_run=run.pk, trained_on="invoices",
+        )  # fmt: skip
+        run.output_version = trained
+        run.save()
+        orphan = Version.objects.create(  # its run was deleted: only the number was left
+            package=package, major=1, minor=2, source="trained", parent=parent,
+            pipeline_run=None, trained_by_run=run.pk + 1000,
+        )  # fmt: skip
+    finally:
+        new = _migrate(latest)
+    Version = new.get_model("packages", "PackageVersion")
+    assert Version.objects.get(pk=trained.pk).pipeline_run_id == run.pk
+    assert Version.objects.get(pk=trained.pk).trained_on == "invoices"
+    assert Version.objects.get(pk=orphan.pk).pipeline_run_id == run.pk + 1000
+    Run = new.get_model("pipelines", "PipelineRun")
+    assert Run.objects.get(pk=run.pk).trained_version.pk == trained.pk
