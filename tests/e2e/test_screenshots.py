@@ -2,7 +2,6 @@
 person to look at; each page is also checked for what breaks layouts: horizontal overflow."""
 
 import io
-from unittest import mock
 
 import pytest
 from django.conf import settings
@@ -12,7 +11,6 @@ from aicenter.models import Membership, Project
 from datasets.services import dataset_create, dataset_files_upload
 from packages.models import Package
 from packages.services import package_create, package_version_upload
-from pipelines.runner.run import run_pipeline
 from pipelines.services import pipeline_run_create
 from tests.e2e.conftest import log_in
 from tests.factories import TRAIN_PY, package_zip
@@ -75,6 +73,7 @@ def _fill_project(project, user):
         project=project, user=user, name="invoices", description="Scanned vendor invoices, 2024"
     )
     dataset_files_upload(
+        user=user,
         dataset=invoices,
         files=_files(
             {
@@ -109,8 +108,10 @@ def _fill_project(project, user):
     )
 
 
-def _run_pipelines(project, user):
-    """Two finished training runs, executed here by the runner: one successful, one failed."""
+def _run_pipelines(project, user, settings):
+    """Two finished training runs, executed in this process as they are created (the queue's
+    immediate mode: nothing goes to Redis, so no worker of another test takes them): one
+    successful, one failed."""
     classifier = Package.objects.get(name="invoice_classifier")
     failing = TRAIN_WITH_ARTIFACTS_PY.replace(
         "        for root,",
@@ -120,20 +121,18 @@ def _run_pipelines(project, user):
         package_version_upload(package=classifier, user=user, file=_zip(**{"train.py": train_py}))
     runs = []
     for version, folder in (("3.0", "données"), ("4.0", "")):
-        # The runner runs in this process: nothing is enqueued, so that a session worker
-        # (started by other tests) cannot take the run first.
-        with mock.patch("pipelines.services.pipeline_run_enqueue"):
-            run = pipeline_run_create(
-                project=project,
-                user=user,
-                type="train",
-                package="invoice_classifier",
-                version=version,
-                dataset="invoices",
-                dataset_folder=folder,
-                parameters={"epochs": "3"},
-            )
-        run_pipeline(run)
+        settings.PIPELINE_QUEUE_IMMEDIATE = True
+        run = pipeline_run_create(
+            project=project,
+            user=user,
+            type="train",
+            package="invoice_classifier",
+            version=version,
+            dataset="invoices",
+            dataset_folder=folder,
+            parameters={"epochs": "3"},
+        )
+        settings.PIPELINE_QUEUE_IMMEDIATE = False
         run.refresh_from_db()
         runs.append(run)
     return runs
@@ -156,7 +155,7 @@ class Camera:
         self.taken.append(name)
 
 
-def test_every_page_renders_without_overflow(page, alice, bob, vera, tmp_path, runs_stay_here):
+def test_every_page_renders_without_overflow(page, alice, bob, vera, tmp_path, settings):
     SHOTS.mkdir(parents=True, exist_ok=True)
     project = Project.objects.get(slug="alpha")
     project.description = "Invoice processing models for the finance team."
@@ -202,7 +201,7 @@ def test_every_page_renders_without_overflow(page, alice, bob, vera, tmp_path, r
     )
     camera.shoot("20-pipelines-empty", "/p/alpha/pipelines/")
     camera.shoot("20-pipeline-new", "/p/alpha/pipelines/new/")
-    successful, failed = _run_pipelines(project, alice)
+    successful, failed = _run_pipelines(project, alice, settings)
     assert (successful.status, failed.status) == ("successful", "failed")
     camera.shoot("20-pipelines", "/p/alpha/pipelines/")
     camera.shoot("20-pipeline-successful", f"/p/alpha/pipelines/{successful.pk}/")
