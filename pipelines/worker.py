@@ -50,6 +50,8 @@ WORKER_COUNT_KEPT_SECONDS = 5
 # Redis answering), and says so in its log at most every REDIS_DOWN_WARNING_SECONDS.
 REDIS_RETRY_SECONDS = 1
 REDIS_DOWN_WARNING_SECONDS = 60
+# A worker registered again keeps its key this much past its TTL, as RQ's register_birth does.
+REGISTRATION_SLACK_SECONDS = 60
 
 
 def die_with_parent() -> None:
@@ -186,7 +188,7 @@ class PipelineWorker(Worker):
         with self.connection.pipeline() as commands:
             commands.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
             worker_registration.register(self, commands)
-            commands.expire(self.key, self.worker_ttl + 60)
+            commands.expire(self.key, self.worker_ttl + REGISTRATION_SLACK_SECONDS)
             commands.execute()
         logger.warning("worker %s registered again (Redis had lost it)", self.name)
 
