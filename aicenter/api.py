@@ -15,7 +15,6 @@ from pydantic import ConfigDict
 from aicenter.database import is_locked
 from aicenter.errors import ErrorOut
 from aicenter.services import (
-    ADMIN,
     PROJECT_NAME_PATTERN,
     api_token_user,
     is_name_taken,
@@ -161,8 +160,10 @@ def get_project(request, project: str):
 @projects.patch("/{project}", response=ProjectOut)
 def update_project(request, project: str, payload: ProjectSettingsIn):
     """Project admins: `allow_network` lets the project's runs open outbound connections."""
-    project = project_get_for_user(user=request.user, slug=project, need=ADMIN)
-    return project_settings_update(project=project, allow_network=payload.allow_network)
+    project = project_get_for_user(user=request.user, slug=project)
+    return project_settings_update(
+        user=request.user, project=project, allow_network=payload.allow_network
+    )
 
 
 class MemberOut(Schema):
@@ -190,16 +191,20 @@ def list_members(request, project: str):
 @projects.put("/{project}/members/{username}", response=MemberOut, tags=["members"])
 def set_member(request, project: str, username: str, payload: MemberIn):
     """Project admins: add a user to the project with a role, or change their role."""
-    project = project_get_for_user(user=request.user, slug=project, need=ADMIN)
-    user = user_get(username=username)
-    return member_out(membership_set(project=project, username=user.username, role=payload.role))
+    project = project_get_for_user(user=request.user, slug=project)
+    member = user_get(username=username)
+    return member_out(
+        membership_set(
+            user=request.user, project=project, username=member.username, role=payload.role
+        )
+    )
 
 
 @projects.delete("/{project}/members/{username}", response={204: None}, tags=["members"])
 def remove_member(request, project: str, username: str):
     """Project admins: take a user out of the project (nothing happens if they are not in it)."""
-    project = project_get_for_user(user=request.user, slug=project, need=ADMIN)
-    membership_remove(project=project, username=username)
+    project = project_get_for_user(user=request.user, slug=project)
+    membership_remove(user=request.user, project=project, username=username)
     return Status(204, None)
 
 

@@ -122,9 +122,10 @@ def project_create(*, user, name: str, description: str = "") -> Project:
     return project
 
 
-def project_settings_update(*, project, allow_network: bool) -> Project:
-    """Change a project's settings (the caller checked the actor is a project admin).
+def project_settings_update(*, user, project, allow_network: bool) -> Project:
+    """Change a project's settings; `user` must be its Project admin.
     `allow_network`: its runs may open outbound connections (they have none by default)."""
+    require(user=user, project=project, need=ADMIN)
     if not isinstance(allow_network, bool):
         raise ValidationError({"allow_network": "allow_network must be true or false."})
     project.allow_network = allow_network
@@ -140,20 +141,25 @@ def user_get(*, username: str):
     return user
 
 
-def membership_set(*, project, username: str, role: str) -> Membership:
-    """Add a member or change their role (the caller checked the actor is a project admin)."""
+def membership_set(*, user, project, username: str, role: str) -> Membership:
+    """Add the user `username` to the project or change their role; `user`, who does it, must
+    be its Project admin."""
+    require(user=user, project=project, need=ADMIN)
     if role not in _RANK:
         raise ValidationError({"role": f"'{role}' is not a role."})
-    user = get_user_model().objects.filter(username=username).first()
-    if user is None:
+    member = get_user_model().objects.filter(username=username).first()
+    if member is None:
         raise ValidationError({"username": f"There is no user '{username}'."})
     membership, _ = Membership.objects.update_or_create(
-        project=project, user=user, defaults={"role": role}
+        project=project, user=member, defaults={"role": role}
     )
     return membership
 
 
-def membership_remove(*, project, username: str) -> None:
+def membership_remove(*, user, project, username: str) -> None:
+    """Take the user `username` out of the project (nothing happens if they are not in it);
+    `user`, who does it, must be its Project admin."""
+    require(user=user, project=project, need=ADMIN)
     Membership.objects.filter(project=project, user__username=username).delete()
 
 

@@ -5,7 +5,6 @@ from django.shortcuts import redirect, render
 from aicenter.models import Membership
 from aicenter.pages import form_errors
 from aicenter.services import (
-    ADMIN,
     can_create_projects,
     membership_remove,
     membership_set,
@@ -76,12 +75,14 @@ def project_members(request, project):
     project = project_get_for_user(user=request.user, slug=project)
     errors = {}
     if request.method == "POST":
-        project = project_get_for_user(user=request.user, slug=project.slug, need=ADMIN)
         try:
             if request.POST.get("remove"):
-                membership_remove(project=project, username=request.POST["remove"])
+                membership_remove(
+                    user=request.user, project=project, username=request.POST["remove"]
+                )
             else:
                 membership_set(
+                    user=request.user,
                     project=project,
                     username=request.POST.get("username", "").strip(),
                     role=request.POST.get("role", ""),
@@ -102,9 +103,10 @@ def project_members(request, project):
 def project_settings(request, project):
     project = project_get_for_user(user=request.user, slug=project)
     if request.method == "POST":
-        project = project_get_for_user(user=request.user, slug=project.slug, need=ADMIN)
         project_settings_update(
-            project=project, allow_network=request.POST.get("allow_network") == "on"
+            user=request.user,
+            project=project,
+            allow_network=request.POST.get("allow_network") == "on",
         )
         return redirect("project-settings", project=project.slug)
     return render(request, "projects/settings.html", {"project": project})

@@ -104,7 +104,7 @@ def bench_runs(runs):
         file=SimpleUploadedFile("p.zip", package_zip(**{"train.py": TRAIN})),
     )
     dataset = dataset_create(project=project, user=user, name="tiny")
-    dataset_file_put(dataset=dataset, path="x.csv", fileobj=io.BytesIO(b"1\n"))
+    dataset_file_put(user=user, dataset=dataset, path="x.csv", fileobj=io.BytesIO(b"1\n"))
 
     port = free_port()
     manage = [sys.executable, str(ROOT / "manage.py")]

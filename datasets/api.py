@@ -7,7 +7,7 @@ from pydantic import ConfigDict
 from aicenter.downloads import FileOut, FilesOut, file_response, files_listing
 from aicenter.errors import ErrorOut
 from aicenter.manifests import clean_folder, clean_path, manifest_file
-from aicenter.services import RUN, project_get_for_user
+from aicenter.services import project_get_for_user
 from aicenter.uploads import request_body
 from datasets.selectors import dataset_get, dataset_list
 from datasets.services import (
@@ -61,7 +61,7 @@ class UnpackedOut(Schema):
 
 @router.post("/{project}/datasets", response={201: DatasetOut, 409: ErrorOut})
 def create_dataset(request, project: str, payload: DatasetIn):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     dataset = dataset_create(
         project=project, user=request.user, name=payload.name, description=payload.description
     )
@@ -76,17 +76,19 @@ def get_dataset(request, project: str, dataset: str):
 
 @router.delete("/{project}/datasets/{dataset}", response={204: None})
 def delete_dataset(request, project: str, dataset: str):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
-    dataset_delete(dataset=dataset_get(project=project, name=dataset))
+    project = project_get_for_user(user=request.user, slug=project)
+    dataset_delete(user=request.user, dataset=dataset_get(project=project, name=dataset))
     return Status(204, None)
 
 
 @router.post("/{project}/datasets/{dataset}/folders", response={201: FolderOut})
 def create_folder(request, project: str, dataset: str, payload: FolderIn):
     """An empty folder `name` inside `folder` (as the page's New folder does)."""
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     dataset = dataset_get(project=project, name=dataset)
-    path = dataset_folder_create(dataset=dataset, folder=payload.folder, name=payload.name)
+    path = dataset_folder_create(
+        user=request.user, dataset=dataset, folder=payload.folder, name=payload.name
+    )
     return Status(201, {"path": path})
 
 
@@ -96,9 +98,10 @@ def upload_zip(
 ):
     """Unpack a zip (multipart field `zip`) into `folder`, replacing files of the same paths.
     A zip that is damaged, unsafe or too big stores nothing (400)."""
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     dataset = dataset_get(project=project, name=dataset)
-    return Status(201, {"files": dataset_zip_upload(dataset=dataset, folder=folder, file=zip)})
+    count = dataset_zip_upload(user=request.user, dataset=dataset, folder=folder, file=zip)
+    return Status(201, {"files": count})
 
 
 @router.get("/{project}/datasets/{dataset}/files", response={200: FilesOut, 400: ErrorOut})
@@ -113,9 +116,9 @@ def put_file(request, project: str, dataset: str, path: str):
     """The request's body becomes the file at `path`. A body shorter than its Content-Length
     (an interrupted upload), or not matching `x-checksum-sha256` (hex or base64) or
     `Content-MD5` when sent, is refused with 400 and stores nothing."""
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     dataset = dataset_get(project=project, name=dataset)
-    dataset_file_put(dataset=dataset, path=path, fileobj=request_body(request))
+    dataset_file_put(user=request.user, dataset=dataset, path=path, fileobj=request_body(request))
     entry = manifest_file(dataset.manifest, clean_path(path))
     return Status(201, {"path": entry.path, "size": entry.size})
 
@@ -129,6 +132,8 @@ def get_file(request, project: str, dataset: str, path: str):
 
 @router.delete("/{project}/datasets/{dataset}/files/{path:path}", response={204: None})
 def delete_file(request, project: str, dataset: str, path: str):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
-    dataset_path_delete(dataset=dataset_get(project=project, name=dataset), path=path)
+    project = project_get_for_user(user=request.user, slug=project)
+    dataset_path_delete(
+        user=request.user, dataset=dataset_get(project=project, name=dataset), path=path
+    )
     return Status(204, None)

@@ -10,7 +10,7 @@ from datasets.models import Dataset
 def dataset_list(*, project):
     """The project's datasets with their file counts and sizes, in one query."""
     return (
-        Dataset.objects.filter(project=project)
+        project.datasets.all()
         .annotate(
             file_count=Count("manifest__entries__blob"),
             size=Coalesce(Sum("manifest__entries__size"), Value(0)),
@@ -22,11 +22,13 @@ def dataset_list(*, project):
 
 def dataset_get(*, project, name: str, with_totals: bool = False) -> Dataset:
     """One dataset; `with_totals` adds file_count and size (an aggregate over all its files,
-    so only where they are shown)."""
+    so only where they are shown). Got through the project, so dataset.project is this very
+    object (with the role project_get_for_user found, which the services' permission check
+    reuses)."""
     datasets = (
         dataset_list(project=project)
         if with_totals
-        else Dataset.objects.filter(project=project).select_related("created_by", "manifest")
+        else project.datasets.select_related("created_by", "manifest")
     )
     dataset = datasets.filter(name=name).first()
     if dataset is None:

@@ -17,7 +17,7 @@ from aicenter.manifests import (
     manifest_put_files,
     manifest_put_folder,
 )
-from aicenter.services import name_taken
+from aicenter.services import RUN, name_taken, require
 from aicenter.zips import open_safe_zip
 from datasets.models import Dataset
 
@@ -27,6 +27,9 @@ NAME_PATTERN = r"^\s*\w[\w.\- ]*\s*$"
 
 
 def dataset_create(*, project, user, name: str, description: str = "") -> Dataset:
+    """A new, empty dataset. Every write here needs the Data scientist role (or Project
+    admin) in the dataset's project: `user` is who does it."""
+    require(user=user, project=project, need=RUN)
     name = name or ""
     too_long = len(name) > 100
     name = name.strip()
@@ -60,11 +63,12 @@ def _join(folder: str, path: str) -> str:
     return f"{folder}/{path}" if folder else path
 
 
-def dataset_files_upload(*, dataset, files, folder: str = "") -> int:
+def dataset_files_upload(*, user, dataset, files, folder: str = "") -> int:
     """Store uploaded files under `folder`. `files` is a list of (relative path, file object);
     relative paths may contain folders (a folder picked in the browser keeps them).
 
     All paths are checked before anything is stored; returns how many files were stored."""
+    require(user=user, project=dataset.project, need=RUN)
     folder = clean_folder(folder)
     if not files:
         raise ValidationError({"files": "Choose at least one file."})
@@ -72,8 +76,9 @@ def dataset_files_upload(*, dataset, files, folder: str = "") -> int:
     return manifest_put_files(dataset.manifest, items)
 
 
-def dataset_zip_upload(*, dataset, file, folder: str = "") -> int:
+def dataset_zip_upload(*, user, dataset, file, folder: str = "") -> int:
     """Unpack a zip into the dataset under `folder`, with the same safety checks as packages."""
+    require(user=user, project=dataset.project, need=RUN)
     folder = clean_folder(folder)
     archive, members = open_safe_zip(
         file, max_bytes=settings.DATASET_ZIP_MAX_UNCOMPRESSED_BYTES, field="zip"
@@ -87,16 +92,19 @@ def dataset_zip_upload(*, dataset, file, folder: str = "") -> int:
     return manifest_put_files(dataset.manifest, items)
 
 
-def dataset_file_put(*, dataset, path: str, fileobj) -> None:
+def dataset_file_put(*, user, dataset, path: str, fileobj) -> None:
     """The API's PUT: one file at `path`, folders created as needed. `fileobj` may be a
     request body still arriving (an aicenter.uploads.ReceivedBody, which refuses a body that
     did not arrive whole): it is read to its end into a temporary file before any write, and
     no transaction is open meanwhile. With SQLite a transaction holds the one write lock of
     the whole database, so a client sending slowly would hold up everyone's writes."""
+    require(user=user, project=dataset.project, need=RUN)
     manifest_put_file(dataset.manifest, clean_path(path), fileobj)
 
 
-def dataset_folder_create(*, dataset, folder: str, name: str) -> str:
+def dataset_folder_create(*, user, dataset, folder: str, name: str) -> str:
+    """An empty folder `name` inside `folder`; returns its path."""
+    require(user=user, project=dataset.project, need=RUN)
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the new folder a name."})
@@ -109,7 +117,9 @@ def dataset_folder_create(*, dataset, folder: str, name: str) -> str:
     return path
 
 
-def dataset_path_delete(*, dataset, path: str) -> None:
+def dataset_path_delete(*, user, dataset, path: str) -> None:
+    """Delete the file or the folder (with all it holds) at `path`."""
+    require(user=user, project=dataset.project, need=RUN)
     path = clean_path(path)
     with transaction.atomic():
         if not manifest_delete_path(dataset.manifest, path):
@@ -118,7 +128,9 @@ def dataset_path_delete(*, dataset, path: str) -> None:
                 raise ValidationError({"path": f"There is no file or folder '{path}'."})
 
 
-def dataset_delete(*, dataset) -> None:
+def dataset_delete(*, user, dataset) -> None:
+    """Delete the dataset and its files; refused while runs use it."""
+    require(user=user, project=dataset.project, need=RUN)
     try:
         with transaction.atomic():
             manifest = dataset.manifest

@@ -34,8 +34,6 @@ def _browse_url(project, dataset, folder=""):
 def dataset_list_page(request, project):
     project = project_get_for_user(user=request.user, slug=project)
     form = DatasetForm(request.POST if request.method == "POST" else None)
-    if form.is_bound:
-        project = project_get_for_user(user=request.user, slug=project.slug, need=RUN)
     if form.is_bound and form.is_valid():
         try:
             dataset = dataset_create(project=project, user=request.user, **form.cleaned_data)
@@ -76,7 +74,7 @@ def dataset_browse(request, project, dataset):
 
 def _edit(request, project, dataset, action, partial):
     """Run a write on the dataset; on success back to the folder, else the form with errors."""
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     dataset = dataset_get(project=project, name=dataset)
     try:
         folder = action(dataset)
@@ -103,7 +101,10 @@ def dataset_upload(request, project, dataset):
         if len(paths) != len(uploads):  # no JavaScript: the browser sends names only
             paths = [upload.name for upload in uploads]
         count = dataset_files_upload(
-            dataset=dataset, folder=folder, files=list(zip(paths, uploads, strict=True))
+            user=request.user,
+            dataset=dataset,
+            folder=folder,
+            files=list(zip(paths, uploads, strict=True)),
         )
         messages.success(request, f"Uploaded {count} file{pluralize(count)}.")
         return folder
@@ -116,7 +117,9 @@ def dataset_upload(request, project, dataset):
 def dataset_upload_zip(request, project, dataset):
     def action(dataset):
         folder = request.POST.get("folder", "")
-        count = dataset_zip_upload(dataset=dataset, folder=folder, file=request.FILES.get("zip"))
+        count = dataset_zip_upload(
+            user=request.user, dataset=dataset, folder=folder, file=request.FILES.get("zip")
+        )
         messages.success(request, f"Unpacked {count} file{pluralize(count)} from the zip.")
         return folder
 
@@ -128,7 +131,10 @@ def dataset_upload_zip(request, project, dataset):
 def dataset_new_folder(request, project, dataset):
     def action(dataset):
         return dataset_folder_create(
-            dataset=dataset, folder=request.POST.get("folder", ""), name=request.POST.get("name")
+            user=request.user,
+            dataset=dataset,
+            folder=request.POST.get("folder", ""),
+            name=request.POST.get("name"),
         )
 
     return _edit(request, project, dataset, action, "folder-form")
@@ -138,8 +144,9 @@ def dataset_new_folder(request, project, dataset):
 @require_POST
 def dataset_delete_path(request, project, dataset):
     def action(dataset):
-        path = clean_path(request.POST.get("path", ""))
-        dataset_path_delete(dataset=dataset, path=path)
+        path = request.POST.get("path", "")
+        dataset_path_delete(user=request.user, dataset=dataset, path=path)
+        path = clean_path(path)  # as the service read it
         return path.rsplit("/", 1)[0] if "/" in path else ""
 
     return _edit(request, project, dataset, action, "browser")
@@ -155,7 +162,7 @@ def dataset_delete_page(request, project, dataset):
     errors = None
     if request.method == "POST" and not runs.exists():
         try:
-            dataset_delete(dataset=dataset)
+            dataset_delete(user=request.user, dataset=dataset)
             return done(request, reverse("dataset-list", args=[project.slug]))
         except ValidationError as error:  # a run started on it meanwhile
             errors = form_errors(error)

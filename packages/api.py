@@ -5,7 +5,7 @@ from ninja.files import UploadedFile
 
 from aicenter.downloads import zip_response
 from aicenter.errors import ErrorOut
-from aicenter.services import RUN, project_get_for_user
+from aicenter.services import project_get_for_user
 from packages.selectors import package_get, package_list, version_get, version_list
 from packages.services import (
     package_create,
@@ -107,7 +107,7 @@ def create_package(
     training_enabled: bool = Form(True),
     gpu_required: bool = Form(False),
 ):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     package = package_create(
         project=project,
         user=request.user,
@@ -133,14 +133,14 @@ def get_package(request, project: str, package: str):
 
 @router.delete("/{project}/packages/{package}", response={204: None})
 def delete_package(request, project: str, package: str):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
-    package_delete(package=package_get(project=project, name=package))
+    project = project_get_for_user(user=request.user, slug=project)
+    package_delete(user=request.user, package=package_get(project=project, name=package))
     return Status(204, None)
 
 
 @router.post("/{project}/packages/{package}/versions", response={201: VersionOut})
 def upload_version(request, project: str, package: str, file: UploadedFile = File(None)):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     package = package_get(project=project, name=package)
     version = package_version_upload(package=package, user=request.user, file=file)
     prepare_environment_ahead(version)
@@ -163,7 +163,7 @@ def download_version(request, project: str, package: str, version: str):
 def delete_version(request, project: str, package: str, version: str):
     """Delete a version's files. Its number is never given again, and runs that made it still
     name it; refused (400) while pipeline runs use it."""
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     package = package_get(project=project, name=package)
-    package_version_delete(version=version_get(package=package, number=version))
+    package_version_delete(user=request.user, version=version_get(package=package, number=version))
     return Status(204, None)

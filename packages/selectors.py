@@ -35,7 +35,9 @@ def with_latest_number(packages):
 
 
 def package_get(*, project, name: str) -> Package:
-    package = Package.objects.filter(project=project, name=name).first()
+    # through the project, so package.project is this very object (with the role
+    # project_get_for_user found, which the services' permission check reuses)
+    package = project.packages.filter(name=name).first()
     if package is None:
         raise Http404(f"No package '{name}' in this project.")
     return package

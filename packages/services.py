@@ -3,11 +3,11 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max, ProtectedError, Sum
+from django.db.models import Count, Max, ProtectedError, Sum
 from django.utils import timezone
 
 from aicenter.manifests import clean_path, manifest_delete, manifest_from_files
-from aicenter.services import name_taken
+from aicenter.services import RUN, name_taken, require
 from packages.models import Package, PackageVersion
 from packages.selectors import version_next_major
 from packages.validation import read_package_zip
@@ -70,7 +70,9 @@ def package_create(
     gpu_required: bool = False,
     training_enabled: bool = True,
 ) -> Package:
-    """Validate the upload and create the package with its version 1.0, or store nothing."""
+    """Validate the upload and create the package with its version 1.0, or store nothing.
+    `user` needs the Data scientist role (or Project admin) in `project`."""
+    require(user=user, project=project, need=RUN)
     name = (name or "").strip()
     language = language or settings.PYTHON_VERSIONS[0]
     errors = _clean_package_fields(
@@ -109,6 +111,7 @@ def package_create(
 def package_version_upload(*, package, user, file) -> PackageVersion:
     """A new zip for an existing package becomes its next major version, N.0 (never the
     number of a deleted one)."""
+    require(user=user, project=package.project, need=RUN)
     archive = read_package_zip(file, training_enabled=package.training_enabled)
     for _attempt in range(UPLOAD_NUMBER_ATTEMPTS):
         try:
@@ -136,9 +139,10 @@ def _refuse_used_by(thing: str, runs):
     )
 
 
-def package_version_delete(*, version) -> None:
+def package_version_delete(*, user, version) -> None:
     """Delete a version's files and keep its row as a tombstone: its number is never given
     again, and runs that made it still name it ("1.1 (deleted)"). Refused while runs use it."""
+    require(user=user, project=version.package.project, need=RUN)
     if runs := set(version.pipeline_runs.values_list("pk", flat=True)):
         _refuse_used_by(f"Version {version.number}", runs)
     manifest = version.manifest
@@ -152,7 +156,9 @@ def package_version_delete(*, version) -> None:
             manifest_delete(manifest)
 
 
-def package_delete(*, package) -> None:
+def package_delete(*, user, package) -> None:
+    """Delete the package, all its versions and their files; refused while runs use it."""
+    require(user=user, project=package.project, need=RUN)
     manifests = [v.manifest for v in package.versions.select_related("manifest")]  # live ones
     try:
         with transaction.atomic():
@@ -169,8 +175,6 @@ def package_version_create_trained(*, run, manifest) -> PackageVersion:
 
     The unique constraint on (package, major, minor) decides between runs finishing at once:
     the loser takes the next number."""
-    from django.db.models import Count
-
     parent = run.version
     totals = manifest.entries.exclude(blob=None).aggregate(size=Sum("size"), count=Count("id"))
     folder = f"/{run.dataset_folder}" if run.dataset_folder else ""

@@ -84,7 +84,7 @@ def package_detail(request, project, package):
 @login_required
 @require_POST
 def package_upload(request, project, package):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     package = package_get(project=project, name=package)
     try:
         version = package_version_upload(
@@ -109,7 +109,7 @@ def package_delete_page(request, project, package):
     errors = None
     if request.method == "POST" and not runs.exists():
         try:
-            package_delete(package=package)
+            package_delete(user=request.user, package=package)
             return done(request, reverse("package-list", args=[project.slug]))
         except ValidationError as error:  # a run started on it meanwhile
             errors = form_errors(error)
@@ -169,11 +169,11 @@ def version_file_download(request, project, package, version, path):
 @login_required
 @require_POST
 def version_delete_page(request, project, package, version):
-    project = project_get_for_user(user=request.user, slug=project, need=RUN)
+    project = project_get_for_user(user=request.user, slug=project)
     package = package_get(project=project, name=package)
     version = version_get(package=package, number=version)
     try:
-        package_version_delete(version=version)
+        package_version_delete(user=request.user, version=version)
     except ValidationError as error:
         return _package_page(request, project, package, errors=form_errors(error), status=400)
     return done(request, reverse("package-detail", args=[project.slug, package.name]))

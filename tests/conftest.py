@@ -132,7 +132,7 @@ def classifier_and_invoices(project, user, *, content=b"1,2\n"):
     factory's zip) and the dataset `invoices` holding one file, a.csv."""
     package_create(project=project, user=user, name="classifier", file=upload())
     dataset = dataset_create(project=project, user=user, name="invoices")
-    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(content))
+    dataset_file_put(user=user, dataset=dataset, path="a.csv", fileobj=io.BytesIO(content))
     return dataset
 
 

@@ -113,7 +113,7 @@ def test_a_version_that_runs_use_is_not_deleted(api_as, bob, project):
     api = api_as(bob)
     create(api, package_zip())
     dataset = dataset_create(project=project, user=bob, name="invoices")
-    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
+    dataset_file_put(user=bob, dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
     run = classifier_run(project, bob)
     response = api.delete(f"{URL}/classifier/versions/1.0")
     assert response.status_code == 400

@@ -151,7 +151,10 @@ def test_deleting_a_dataset_that_runs_use_lists_them_first(bobs, project, bob):
 def test_an_evaluation_dataset_counts_as_used(bobs, project, bob):
     dataset_create(project=project, user=bob, name="holdout")
     dataset_file_put(
-        dataset=Dataset.objects.get(name="holdout"), path="b.csv", fileobj=io.BytesIO(b"2")
+        user=bob,
+        dataset=Dataset.objects.get(name="holdout"),
+        path="b.csv",
+        fileobj=io.BytesIO(b"2"),
     )
     run = killed_run(project, bob, type="evaluate", dataset="", evaluation_dataset="holdout")
     page = bobs.get("/p/alpha/datasets/holdout/delete/").content.decode()

@@ -51,7 +51,9 @@ def filled(alice, project, runs_stay_here):
         "train/inv-002.pdf": b"%PDF" + b"1" * 9000,
     }
     dataset_files_upload(
-        dataset=dataset, files=[(p, io.BytesIO(content)) for p, content in files.items()]
+        user=alice,
+        dataset=dataset,
+        files=[(p, io.BytesIO(content)) for p, content in files.items()],
     )
     package_create(
         project=project,

@@ -72,7 +72,7 @@ def alpha(alice, project, tmp_path):
     )
     dataset = dataset_create(project=project, user=alice, name="invoices")
     for path, content in {"train/a.csv": b"1,2\n", "train/b.csv": b"3,4\n"}.items():
-        dataset_file_put(dataset=dataset, path=path, fileobj=io.BytesIO(content))
+        dataset_file_put(user=alice, dataset=dataset, path=path, fileobj=io.BytesIO(content))
     yield gate
     gate.touch()  # should the test stop half-way, the session's worker is not kept waiting
 

@@ -101,7 +101,7 @@ def alpha(alice, project, tmp_path):
         "train/b.csv": b"3,4\n",
         "readme.txt": b"not for training\n",
     }.items():
-        dataset_file_put(dataset=dataset, path=path, fileobj=io.BytesIO(content))
+        dataset_file_put(user=alice, dataset=dataset, path=path, fileobj=io.BytesIO(content))
     yield gate
     gate.touch()  # should the test stop half-way, the session's worker is not kept waiting
 

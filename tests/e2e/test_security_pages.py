@@ -45,8 +45,8 @@ def test_htmx_and_confirmations_work_under_the_policy(
     page = alice_page
     package_create(project=project, user=alice, name="classifier", file=upload())
     dataset = dataset_create(project=project, user=alice, name="invoices")
-    dataset_file_put(dataset=dataset, path="train/a.csv", fileobj=io.BytesIO(b"1,2\n"))
-    dataset_file_put(dataset=dataset, path="notes.txt", fileobj=io.BytesIO(b"n\n"))
+    dataset_file_put(user=alice, dataset=dataset, path="train/a.csv", fileobj=io.BytesIO(b"1,2\n"))
+    dataset_file_put(user=alice, dataset=dataset, path="notes.txt", fileobj=io.BytesIO(b"n\n"))
 
     # The create form: each choice is an htmx request that re-renders the form in place.
     page.goto("/p/alpha/pipelines/new/")

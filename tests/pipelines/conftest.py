@@ -47,8 +47,8 @@ def bobs(pages_as, bob, project):
         file=upload(content=package_zip(**{"train.py": TRAIN})),
     )
     dataset = dataset_create(project=project, user=bob, name="invoices")
-    dataset_file_put(dataset=dataset, path="train/a.csv", fileobj=io.BytesIO(b"1,2"))
-    dataset_file_put(dataset=dataset, path="train/deep/b.csv", fileobj=io.BytesIO(b"3"))
+    dataset_file_put(user=bob, dataset=dataset, path="train/a.csv", fileobj=io.BytesIO(b"1,2"))
+    dataset_file_put(user=bob, dataset=dataset, path="train/deep/b.csv", fileobj=io.BytesIO(b"3"))
     return pages_as(bob)
 
 

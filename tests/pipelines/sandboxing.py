@@ -66,7 +66,7 @@ def run_here(project, user, train, *, save="pass", parameters=None, name="attack
     )
     if not project.datasets.filter(name="d").exists():
         dataset = dataset_create(project=project, user=user, name="d")
-        dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1,2\n"))
+        dataset_file_put(user=user, dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1,2\n"))
     run = pipeline_run_create(
         project=project,
         user=user,

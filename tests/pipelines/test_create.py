@@ -24,7 +24,7 @@ def setup(project, bob):
         file=upload(content=package_zip(**{"train.py": None})),
     )
     dataset = dataset_create(project=project, user=bob, name="invoices")
-    dataset_file_put(dataset=dataset, path="train/a.csv", fileobj=io.BytesIO(b"1"))
+    dataset_file_put(user=bob, dataset=dataset, path="train/a.csv", fileobj=io.BytesIO(b"1"))
     dataset_create(project=project, user=bob, name="empty")
 
 

@@ -92,7 +92,7 @@ def test_a_firing_missed_while_everything_was_down_happens_on_restart(bob, proje
 
     package_create(project=project, user=bob, name="p", file=upload())
     dataset = dataset_create(project=project, user=bob, name="d")
-    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
+    dataset_file_put(user=bob, dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
     missed = timezone.now() - timedelta(hours=2)
     schedule = Schedule.objects.create(
         project=project,

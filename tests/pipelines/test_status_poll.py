@@ -33,7 +33,7 @@ HTMX = {"HX-Request": "true"}
 def api(api_as, bob, project):
     package_create(project=project, user=bob, name="classifier", file=upload())
     dataset = dataset_create(project=project, user=bob, name="invoices")
-    dataset_file_put(dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
+    dataset_file_put(user=bob, dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
     return api_as(bob)
 
 
