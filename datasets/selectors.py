@@ -1,6 +1,6 @@
 """Reads for datasets."""
 
-from django.db.models import Count, Sum, Value
+from django.db.models import Count, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -34,3 +34,13 @@ def dataset_get(*, project, name: str, with_totals: bool = False) -> Dataset:
     if dataset is None:
         raise Http404(f"No dataset '{name}' in this project.")
     return dataset
+
+
+def dataset_pipeline_runs(*, dataset):
+    """The runs that train or evaluate on the dataset, which keep it from being deleted,
+    newest first, with what a table of runs shows (partials/runs_table.html)."""
+    return (
+        dataset.project.pipeline_runs.filter(Q(dataset=dataset) | Q(evaluation_dataset=dataset))
+        .select_related("package", "version", "dataset", "evaluation_dataset", "created_by")
+        .order_by("-created_at", "-id")
+    )

@@ -13,7 +13,7 @@ from aicenter.pages import done, folder_context, form_errors, page_of
 from aicenter.services import RUN, can, project_get_for_user
 from aicenter.views import delete_confirmation
 from datasets.forms import DatasetForm
-from datasets.selectors import dataset_get, dataset_list
+from datasets.selectors import dataset_get, dataset_list, dataset_pipeline_runs
 from datasets.services import (
     dataset_create,
     dataset_delete,
@@ -22,7 +22,6 @@ from datasets.services import (
     dataset_path_delete,
     dataset_zip_upload,
 )
-from pipelines.selectors import pipeline_runs_using
 
 
 def _browse_url(project, dataset, folder=""):
@@ -158,7 +157,7 @@ def dataset_delete_page(request, project, dataset):
     deletes it. POST: delete it, or, when runs use it, that same list."""
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     dataset = dataset_get(project=project, name=dataset)
-    runs = pipeline_runs_using(project=project, dataset=dataset)
+    runs = dataset_pipeline_runs(dataset=dataset)
     errors = None
     if request.method == "POST" and not runs.exists():
         try:

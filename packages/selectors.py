@@ -43,6 +43,16 @@ def package_get(*, project, name: str) -> Package:
     return package
 
 
+def package_pipeline_runs(*, package):
+    """The runs of the package, which keep it from being deleted, newest first, with what a
+    table of runs shows (partials/runs_table.html)."""
+    return (
+        package.project.pipeline_runs.filter(package=package)
+        .select_related("package", "version", "dataset", "evaluation_dataset", "created_by")
+        .order_by("-created_at", "-id")
+    )
+
+
 def version_next_major(*, package) -> int:
     """The major of the package's next upload: one more than any ever given, deleted ones
     included (their numbers are not given again)."""

@@ -13,6 +13,7 @@ from packages.forms import PackageForm
 from packages.selectors import (
     package_get,
     package_list,
+    package_pipeline_runs,
     version_get,
     version_list,
     version_next_major,
@@ -25,7 +26,6 @@ from packages.services import (
     package_version_upload,
 )
 from pipelines.runner.environments import prepare_environment_ahead
-from pipelines.selectors import pipeline_runs_using
 
 
 @login_required
@@ -105,7 +105,7 @@ def package_delete_page(request, project, package):
     deletes it. POST: delete it, or, when runs use it, that same list."""
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     package = package_get(project=project, name=package)
-    runs = pipeline_runs_using(project=project, package=package)
+    runs = package_pipeline_runs(package=package)
     errors = None
     if request.method == "POST" and not runs.exists():
         try:
