@@ -26,6 +26,9 @@ from aicenter.services import (
     project_settings_update,
     user_get,
 )
+from datasets.api import router as datasets_router
+from packages.api import router as packages_router
+from pipelines.api import router as pipelines_router
 
 
 class BearerToken(HttpBearer):
@@ -239,14 +242,6 @@ def document_errors(router: Router) -> None:
                     operation.response_models[status] = operation._create_response_model(ErrorOut)
 
 
-def _register_routers():
-    from datasets.api import router as datasets
-    from packages.api import router as packages
-    from pipelines.api import router as pipelines
-
-    for router in (projects, datasets, packages, pipelines):
-        document_errors(router)
-        api.add_router("/projects", router)
-
-
-_register_routers()
+for router in (projects, datasets_router, packages_router, pipelines_router):
+    document_errors(router)
+    api.add_router("/projects", router)

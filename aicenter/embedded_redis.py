@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import redis
+from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -102,7 +103,5 @@ def ensure_embedded_redis() -> None:
     """Start the embedded Redis if this installation uses one (REDIS_URL unset). Called by the
     processes that talk to Redis (the web application, workers, the test session), not by every
     Django process: `manage.py migrate` or `makemigrations --check` start no server."""
-    from django.conf import settings
-
     if settings.EMBEDDED_REDIS:
         ensure_running(settings.DATA_DIR)

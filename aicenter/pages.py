@@ -1,6 +1,12 @@
 """Small helpers shared by the apps' page views."""
 
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import redirect
+from django_htmx.http import HttpResponseClientRedirect
+
+from aicenter.manifests import clean_folder, manifest_listing
+from aicenter.previews import file_preview
 
 
 def form_errors(error: ValidationError) -> dict[str, list[str]]:
@@ -10,15 +16,8 @@ def form_errors(error: ValidationError) -> dict[str, list[str]]:
     return {"general": list(error.messages)}
 
 
-def truthy(value) -> bool:
-    return str(value).lower() in ("1", "true", "on", "yes")
-
-
 def done(request, url):
     """After a successful POST: a redirect, or for htmx a client-side one (full page load)."""
-    from django.shortcuts import redirect
-    from django_htmx.http import HttpResponseClientRedirect
-
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
@@ -31,9 +30,6 @@ def folder_breadcrumbs(folder: str) -> list[dict[str, str]]:
 def folder_context(request, manifest, *, folder: str | None = None) -> dict:
     """What partials/file_tree.html and partials/preview.html need to show one folder of a
     manifest (?path=) and, with ?file=, a preview of one of its files."""
-    from aicenter.manifests import clean_folder, manifest_listing
-    from aicenter.previews import file_preview
-
     if folder is None:
         try:
             folder = clean_folder(request.GET.get("path", ""))
@@ -52,6 +48,4 @@ def folder_context(request, manifest, *, folder: str | None = None) -> dict:
 
 
 def page_of(request, items, per_page=100):
-    from django.core.paginator import Paginator
-
     return Paginator(items, per_page).get_page(request.GET.get("page"))

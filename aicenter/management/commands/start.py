@@ -15,7 +15,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from aicenter.embedded_redis import stop as stop_redis
 from aicenter.models import Membership, Project
+from pipelines.runner.sandbox import refusal, status
 
 # A worker that dies is started again after 1 s, then 2, 4 … up to a minute while it keeps
 # dying soon after each start; one that ran a minute before dying starts over at 1 s.
@@ -98,15 +100,11 @@ class Command(BaseCommand):
             # Also after a failed migrate or a Ctrl-C before the children ran: the embedded
             # redis-server is a daemon and would outlive us.
             if settings.EMBEDDED_REDIS:
-                from aicenter.embedded_redis import stop as stop_redis
-
                 stop_redis(settings.DATA_DIR)
             self.stdout.write("Stopped.")
             self.stdout.flush()
 
     def _start(self, addr, port, workers):
-        from pipelines.runner.sandbox import refusal, status
-
         if problem := refusal():  # the worker would refuse too: say it once, up front
             raise CommandError(problem)
         call_command("migrate", interactive=False, verbosity=0)
