@@ -17,6 +17,7 @@ from aicenter.services import (
     project_settings_update,
 )
 from datasets.models import Dataset
+from datasets.selectors import dataset_get
 from datasets.services import (
     dataset_create,
     dataset_delete,
@@ -27,6 +28,7 @@ from datasets.services import (
     dataset_zip_upload,
 )
 from packages.models import Package, PackageVersion
+from packages.selectors import package_get
 from packages.services import (
     package_create,
     package_delete,
@@ -173,13 +175,17 @@ def test_a_superuser_may_do_anything(alpha, django_user_model):
 def test_the_role_of_a_project_got_for_the_user_costs_no_query(
     alpha, bob, django_assert_num_queries
 ):
+    """The selectors hand the services the project project_get_for_user returned, with the
+    role it found: the check itself asks the database nothing."""
     project = project_get_for_user(user=bob, slug="alpha")
-    dataset = _dataset(project)
-    dataset.project = project
+    dataset = dataset_get(project=project, name="invoices")
+    package = package_get(project=project, name="classifier")
     with django_assert_num_queries(0):
-        # the check itself: the folder name is refused after it, before any write
+        # each refused after the check, for what it was given, before any write
         with pytest.raises(ValidationError, match="Give the new folder a name"):
             dataset_folder_create(user=bob, dataset=dataset, folder="", name="")
+        with pytest.raises(ValidationError, match="Choose a zip file"):
+            package_version_upload(user=bob, package=package, file=None)
 
 
 # The same attack through the API and the pages: every write path of these apps.
