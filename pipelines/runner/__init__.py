@@ -1,5 +1,2 @@
-"""Executes a pipeline run on this machine: plain Python, callable without Redis or a request."""
-
-from pipelines.runner.run import run_pipeline
-
-__all__ = ["run_pipeline"]
+"""Executes pipeline runs on this machine (run.run_pipeline: plain Python, callable without Redis
+or a request), with the sandbox, the environments and the builds it needs."""

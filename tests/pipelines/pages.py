@@ -1,7 +1,7 @@
 """Helpers of the pipeline page tests (test_pages_*.py): the package they run and its runs,
 executed by the runner itself (no Redis). Their bobs fixture is in tests/pipelines/conftest.py."""
 
-from pipelines.runner import run_pipeline
+from pipelines.runner.run import run_pipeline
 from tests.conftest import classifier_run
 
 HTMX = {"HX-Request": "true"}

@@ -12,7 +12,7 @@ from aicenter.manifests import blob_open
 from aicenter.models import Blob
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
-from pipelines.runner import run_pipeline
+from pipelines.runner.run import run_pipeline
 from pipelines.services import pipeline_run_create
 from tests.conftest import upload
 from tests.factories import package_zip

@@ -14,7 +14,7 @@ from django.utils.html import strip_tags
 
 from packages.services import package_create
 from pipelines.models import PipelineRun
-from pipelines.runner import run_pipeline
+from pipelines.runner.run import run_pipeline
 from pipelines.services import pipeline_run_create
 from tests.conftest import upload
 from tests.factories import package_zip
