@@ -13,7 +13,7 @@ from ninja.security import HttpBearer, django_auth
 from pydantic import ConfigDict
 
 from aicenter.database import is_locked
-from aicenter.errors import ErrorOut
+from aicenter.errors import PATTERN_HINTS, ErrorOut
 from aicenter.services import (
     PROJECT_NAME_PATTERN,
     api_token_user,
@@ -29,6 +29,7 @@ from aicenter.services import (
 from datasets.api import router as datasets_router
 from packages.api import router as packages_router
 from pipelines.api import router as pipelines_router
+from pipelines.metrics_api import router as metrics_router
 
 
 class BearerToken(HttpBearer):
@@ -76,7 +77,10 @@ def invalid_schema(request, error):
             for part in item.get("loc", [])
             if part not in ("body", "payload", "form", "query", "path", "file")
         ]
-        errors.setdefault(".".join(loc) or "body", []).append(item.get("msg", "invalid"))
+        message = item.get("msg", "invalid")
+        if item.get("type") == "string_pattern_mismatch":
+            message = PATTERN_HINTS.get(item["ctx"]["pattern"], message)
+        errors.setdefault(".".join(loc) or "body", []).append(message)
     detail = " ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items())
     return api.create_response(request, {"detail": detail, "errors": errors}, status=422)
 
@@ -242,6 +246,8 @@ def document_errors(router: Router) -> None:
                     operation.response_models[status] = operation._create_response_model(ErrorOut)
 
 
-for router in (projects, datasets_router, packages_router, pipelines_router):
+# metrics first: /pipelines/compare before /pipelines/{run_id}
+routers = (projects, datasets_router, packages_router, metrics_router, pipelines_router)
+for router in routers:
     document_errors(router)
     api.add_router("/projects", router)

@@ -279,6 +279,8 @@ PREPARE_ENVIRONMENTS = envbool("AICENTER_PREPARE_ENVIRONMENTS", True)
 PIPELINE_MEMORY_LIMIT_MB = envint("AICENTER_RUN_MEMORY_MB", 16 * 1024)
 PIPELINE_DISK_LIMIT_MB = envint("AICENTER_RUN_DISK_MB", 50 * 1024)
 PIPELINE_FILE_SIZE_LIMIT_MB = envint("AICENTER_RUN_FILE_SIZE_MB", 20 * 1024)
+# Metric points a run may log (metrics_file and MLflow together); more are skipped with a note.
+PIPELINE_MAX_METRIC_POINTS = envint("AICENTER_MAX_METRIC_POINTS", 1_000_000)
 PIPELINE_OPEN_FILES_LIMIT = envint("AICENTER_RUN_OPEN_FILES", 4096)
 PIPELINE_PROCESSES_LIMIT = envint("AICENTER_RUN_PROCESSES", 1024)
 # Package code runs in a bubblewrap sandbox (pipelines/runner/sandbox.py). "off" runs it as a

@@ -84,6 +84,7 @@ class PipelineOut(Schema):
     schedule: int | None
     waiting_for: str | None
     sandbox: dict
+    logged_params: dict[str, str]
 
 
 def pipeline_out(run, worker_counts=None) -> dict:
@@ -115,6 +116,7 @@ def pipeline_out(run, worker_counts=None) -> dict:
         "schedule": run.schedule_id,
         "waiting_for": waiting_for(run, worker_counts),
         "sandbox": run.sandbox,
+        "logged_params": run.logged_params,
     }
 
 

@@ -74,6 +74,8 @@ class PipelineRun(models.Model):
     # page and in _results.json. Empty until its code starts.
     sandbox = models.JSONField(default=dict, blank=True)
     max_run_seconds = models.PositiveIntegerField(default=DEFAULT_MAX_RUN_SECONDS)
+    # Parameters the package logged itself (mlflow.log_param), beside the input parameters.
+    logged_params = models.JSONField(default=dict, blank=True)
     # CUDA_VISIBLE_DEVICES the worker gave the run: empty means it ran without a GPU.
     gpu_devices = models.CharField(max_length=100, blank=True)
     scheduled_for = models.DateTimeField(null=True, blank=True)
@@ -247,3 +249,40 @@ class EnvironmentBuild(models.Model):
 
     def __str__(self):
         return f"environment {self.key[:12]} ({self.status})"
+
+
+class MetricSeries(models.Model):
+    """One metric of a run (loss, accuracy, score…): its summary, kept up to date as points
+    arrive, so lists and comparisons never read points. The points are in MetricChunk rows."""
+
+    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="metrics")
+    name = models.CharField(max_length=250)
+    count = models.PositiveIntegerField(default=0)
+    last = models.FloatField(null=True, blank=True)
+    min = models.FloatField(null=True, blank=True)
+    max = models.FloatField(null=True, blank=True)
+    last_step = models.BigIntegerField(null=True, blank=True)
+    chunk_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="metric_once")]
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} of run {self.run_id}"
+
+
+class MetricChunk(models.Model):
+    """Consecutive points of a series, packed (pipelines/metrics.py): a run's 100,000 points
+    are a hundred rows, read in one query."""
+
+    series = models.ForeignKey(MetricSeries, on_delete=models.CASCADE, related_name="chunks")
+    seq = models.PositiveIntegerField()
+    count = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["series", "seq"], name="chunk_once")]
+
+    def __str__(self):
+        return f"points {self.seq} of {self.series}"

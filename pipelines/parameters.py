@@ -23,7 +23,10 @@ DIRECTORIES = (
 FLAGS = ("save_training_data", "save_test_data")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The platform sets these for the process; a parameter may not replace them.
-RESERVED = {"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "PWD", "SHELL", "USER"}
+RESERVED = {
+    *("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "PWD", "SHELL", "USER"),
+    *("metrics_file", "MLFLOW_TRACKING_URI", "MLFLOW_ALLOW_FILE_STORE"),
+}
 RESERVED_PREFIXES = ("PYTHON", "LD_", "LC_", "CUDA_")
 
 

@@ -57,7 +57,7 @@ def hand_over(workspace, uid: int) -> None:
     """Give the run's uid its package, home and tmp folders. The workspace's own folder stays
     the worker's (crossable, not writable), so the run can't swap those folders for links."""
     os.chmod(workspace.root, 0o711)
-    for top in (workspace.package, workspace.home, workspace.tmp):
+    for top in (workspace.package, workspace.home, workspace.tmp, workspace.metrics):
         os.chown(top, uid, uid)
         for folder, dirnames, filenames in os.walk(top):
             for name in dirnames + filenames:

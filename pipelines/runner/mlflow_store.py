@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from pipelines.runner.workspace import UnsafeOutput, _open_regular, collected_files, open_folder
+from pipelines.runner.workspace import UnsafeOutput, collected_files, open_folder, open_regular
 
 SKIPPED_AT_ROOT = {".trash", "models"}
 EXPERIMENT_FOLDERS = {"tags", "datasets", "traces", "models"}  # not runs
@@ -228,7 +228,7 @@ class _Reader:
             return False, 0
         if fd is None:
             return False, 0
-        opened = _open_regular("meta.yaml", fd)
+        opened = open_regular("meta.yaml", fd)
         os.close(fd)
         if isinstance(opened, str):
             return False, 0

@@ -97,6 +97,11 @@ def user_environment(*, python: str, workspace, variables: dict[str, str]) -> di
         "TMPDIR": str(workspace.tmp),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
+        "metrics_file": str(workspace.metrics_file),
+        # MLflow-instrumented code logs into a store in the workspace; mlflow-skinny's file
+        # store refuses to work without the second variable.
+        "MLFLOW_TRACKING_URI": workspace.mlflow_store.as_uri(),
+        "MLFLOW_ALLOW_FILE_STORE": "true",
         **variables,
     }
 
@@ -113,11 +118,13 @@ def run_user_code(
     on_start=None,
     extra_env=None,
     user_ids=None,
+    tick=None,
 ) -> Outcome:
     """Run `plan` ([call, argument] pairs) on train.Main in `sandbox` (None: a plain process in
     a new session, as `user_ids` if given); stream its output into `log` as it comes; return
     what happened. `should_stop()` returning a reason ends everything the package started
-    (SIGTERM, grace, SIGKILL), and so does going over the memory limit or the disk quota."""
+    (SIGTERM, grace, SIGKILL), and so does going over the memory limit or the disk quota.
+    `tick()` is called at least every OUTPUT_WAIT_SECONDS meanwhile (reading its metrics)."""
     outcome = Outcome()
     read_end, write_end = os.pipe()
     outcome.spawned_at = time.time()
@@ -176,6 +183,8 @@ def run_user_code(
                     for line in lines:
                         _on_report(line, outcome, open_calls)
             log.flush_if_due()
+            if tick:
+                tick()
             if not outcome.stopped and (reason := limits.exceeded()):
                 outcome.stopped = reason
                 stop(0)  # over a limit: no grace, it would only grow

@@ -1,6 +1,5 @@
 """The seed's four steps, made real, for one pipeline run on this worker."""
 
-import itertools
 import logging
 import os
 import time
@@ -14,7 +13,6 @@ from aicenter.database import retry_when_locked
 from aicenter.manifests import (
     manifest_copy,
     manifest_delete,
-    manifest_from_files,
 )
 from packages.services import package_version_create_trained
 from pipelines import transitions
@@ -30,6 +28,8 @@ from pipelines.runner.environments import (
     version_environment,
     version_requirements,
 )
+from pipelines.runner.metrics_file import metrics_file
+from pipelines.runner.outputs import artifact_files, upload
 from pipelines.runner.process import run_user_code
 from pipelines.runner.sandbox import python_prefixes, sandbox_uid
 from pipelines.runner.watch import RunWatch
@@ -77,6 +77,7 @@ class Runner:
         self.environment_from = None  # when another job began building its environment
         self.log = RunLog(run)
         self.phases = []
+        self.mlflow = None  # what the run logged with MLflow, once its code has ended
         self.watch = RunWatch(run.pk)
 
     @contextmanager
@@ -172,7 +173,10 @@ class Runner:
         if self.watch.killed.is_set():  # killed while its environment was being built
             return {"status": PipelineRun.KILLED}
         box, user_ids = self._sandbox(environment, workspace)
-        try:
+        with ExitStack() as stack:
+            if box:
+                stack.callback(box.close)
+            metrics = stack.enter_context(metrics_file(run.pk, workspace, self.log.platform))
             outcome = run_user_code(
                 python=environment.python,
                 workspace=workspace,
@@ -184,10 +188,9 @@ class Runner:
                 on_start=self._record_process_group,
                 extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
                 user_ids=user_ids,
+                tick=metrics.read_if_due,
             )
-        finally:
-            if box:
-                box.close()
+            self.mlflow = metrics.finish(score=outcome.score, mlflow_store=workspace.mlflow_store)
         if outcome.started_at:
             self.phases.append(
                 {"name": "python", "start": outcome.spawned_at, "end": outcome.started_at}
@@ -270,13 +273,11 @@ class Runner:
         with self.phase("upload"):
             artifacts = version_files = test_split = None
             try:
-                artifacts = _upload(
-                    collected_files(
-                        workspace.package, variables["artifacts_directory"], note=self.log.platform
-                    )
+                artifacts = upload(
+                    artifact_files(workspace, variables, self.mlflow, note=self.log.platform)
                 )
                 if outcome.succeeded and not outcome.stopped and run.type != PipelineRun.EVALUATE:
-                    version_files = _upload(
+                    version_files = upload(
                         collected_files(
                             workspace.package,
                             exclude=[variables[name] for name in DIRECTORIES],
@@ -284,7 +285,7 @@ class Runner:
                         )
                     )
                 if outcome.succeeded and not outcome.stopped and self._keeps_test_split(variables):
-                    test_split = _upload(
+                    test_split = upload(
                         collected_files(
                             workspace.package,
                             variables["test_data_directory"],
@@ -361,15 +362,6 @@ class Runner:
             self.log.platform(f"new version {run.package.name} {version.number}")
         self.log.platform(f"{run.get_status_display()}" + (f": {reason}" if reason else ""))
         self.log.flush()
-
-
-def _upload(files):
-    """(path, open file) pairs → a new manifest (None when there are none)."""
-    files = iter(files)
-    first = next(files, None)
-    if first is None:
-        return None
-    return manifest_from_files(itertools.chain([first], files))
 
 
 def run_pipeline(run) -> None:

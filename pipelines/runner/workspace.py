@@ -29,6 +29,10 @@ class Workspace:
         self.package = root / "package"
         self.home = root / "home"
         self.tmp = root / "tmp"
+        # metrics_file and MLflow's store (MLFLOW_TRACKING_URI): read by the worker as they grow
+        self.metrics = root / "metrics"
+        self.metrics_file = self.metrics / "metrics.jsonl"
+        self.mlflow_store = self.metrics / "mlruns"
 
     @classmethod
     def create(cls, run_id: int) -> "Workspace":
@@ -36,7 +40,7 @@ class Workspace:
         root = Path(tempfile.mkdtemp(prefix=f"run-{run_id}-", dir=settings.WORKSPACES_DIR))
         root.chmod(0o700)
         workspace = cls(root)
-        for folder in (workspace.package, workspace.home, workspace.tmp):
+        for folder in (workspace.package, workspace.home, workspace.tmp, workspace.metrics):
             folder.mkdir()
         return workspace
 
@@ -175,7 +179,7 @@ def collected_files(root: Path, relative: str = "", *, exclude=(), note=None):
                 path = _join(here, name)
                 if path in excluded:
                     continue
-                opened = _open_regular(name, dirfd)
+                opened = open_regular(name, dirfd)
                 if isinstance(opened, str):
                     if note:
                         note(f"skipped {_join(relative, path)}: {opened}")
@@ -190,7 +194,7 @@ def _join(folder: str, name: str) -> str:
     return f"{folder}/{name}" if folder else name
 
 
-def _open_regular(name: str, dirfd: int):
+def open_regular(name: str, dirfd: int):
     """The open file, or why it was skipped."""
     try:
         fd = os.open(name, NO_FOLLOW, dir_fd=dirfd)

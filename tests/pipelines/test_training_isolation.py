@@ -29,9 +29,13 @@ def test_user_code_sees_only_specs_variables(api, worker, package, dataset):
         "data_directory",
         "training_data_directory",
         "test_data_directory",
+        "metrics_file",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_ALLOW_FILE_STORE",
     }
     # PWD: bubblewrap says where it started the process
     assert set(env) == spec | {"epochs", "PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "PWD"}
+    assert env["MLFLOW_TRACKING_URI"] == f"file://{env['metrics_file'].rsplit('/', 1)[0]}/mlruns"
     assert env["HOME"] != env["TMPDIR"]
     for secret in (
         "SECRET_KEY",
