@@ -4,7 +4,6 @@ import zoneinfo
 
 import redis
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 from django.http import Http404
 
 from pipelines import queue as queues
@@ -26,17 +25,6 @@ def pipeline_run_list(*, project, status="", type="", package="", schedule=""):
     if str(schedule).isdigit():
         runs = runs.filter(schedule_id=int(schedule))
     return runs.order_by("-created_at", "-id")
-
-
-def pipeline_runs_using(*, project, dataset=None, package=None):
-    """The runs that keep a dataset (to train or to evaluate on) or a package from being
-    deleted, newest first."""
-    runs = pipeline_run_list(project=project)
-    if dataset is not None:
-        runs = runs.filter(Q(dataset=dataset) | Q(evaluation_dataset=dataset))
-    if package is not None:
-        runs = runs.filter(package=package)
-    return runs
 
 
 def pipeline_run_get(*, project, run_id) -> PipelineRun:
