@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django_htmx.http import HttpResponseClientRedirect
 
 from aicenter.manifests import clean_folder, manifest_listing
@@ -14,6 +14,13 @@ def form_errors(error: ValidationError) -> dict[str, list[str]]:
     if hasattr(error, "error_dict"):
         return {field: list(messages) for field, messages in error.message_dict.items()}
     return {"general": list(error.messages)}
+
+
+def bad_request(request, error: ValidationError, **context):
+    """The 400 page, saying in words what is wrong with the link's parameters; `context` may
+    give the project and where to go `back` to (with its `back_label`)."""
+    message = " ".join(error.messages)
+    return render(request, "400.html", {**context, "message": message}, status=400)
 
 
 def done(request, url):

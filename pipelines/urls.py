@@ -1,10 +1,11 @@
 from django.urls import path
 
-from pipelines import views
+from pipelines import compare_views, views
 
 urlpatterns = [
     path("", views.pipeline_list, name="pipeline-list"),
     path("new/", views.pipeline_new, name="pipeline-new"),
+    path("compare/", compare_views.pipeline_compare, name="pipeline-compare"),
     path(
         "environments/<str:package>/<str:version>/rebuild/",
         views.environment_rebuild_page,

@@ -8,7 +8,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from aicenter.downloads import file_response, zip_response
-from aicenter.pages import done, folder_context, form_errors, page_of
+from aicenter.pages import bad_request, done, folder_context, form_errors, page_of
 from aicenter.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_list
 from packages.selectors import package_get, package_list, version_get
@@ -30,8 +30,10 @@ from pipelines.schedules import (
     schedule_update,
 )
 from pipelines.selectors import (
+    MOST_COMPARED_RUNS,
     dataset_folders,
     environment_built_elsewhere,
+    metric_names,
     pipeline_run_get,
     pipeline_run_list,
     pipeline_run_results,
@@ -50,8 +52,15 @@ from pipelines.when import TIMEZONES
 @login_required
 def pipeline_list(request, project):
     project = project_get_for_user(user=request.user, slug=project)
-    filters = {key: request.GET.get(key, "") for key in ("status", "type", "package", "schedule")}
-    page = page_of(request, pipeline_run_list(project=project, **filters), per_page=50)
+    keys = ("status", "type", "package", "schedule", "metric", "sort")
+    filters = {key: request.GET.get(key, "") for key in keys}
+    try:
+        runs = pipeline_run_list(project=project, **filters)
+    except ValidationError as error:
+        return bad_request(
+            request, error, project=project, back=request.path, back_label="All runs"
+        )
+    page = page_of(request, runs, per_page=50)
     counts = {}  # each queue's live workers, counted once for the page
     for run in page:
         run.waiting_for = waiting_for(run, counts)
@@ -60,11 +69,14 @@ def pipeline_list(request, project):
         "page": page,
         "filters": filters,
         "query": urlencode({k: v for k, v in filters.items() if v}),
+        "unsorted": urlencode({k: v for k, v in filters.items() if v and k != "sort"}),
+        "metric_names": [] if request.htmx else metric_names(project=project),
         "polling": any(not run.is_settled for run in page),
         "statuses": PipelineRun.STATUSES,
         "types": PipelineRun.TYPES,
         "packages": package_list(project=project).values_list("name", flat=True),
         "can_edit": can(project, RUN),
+        "most_compared": MOST_COMPARED_RUNS,
     }
     template = "pipelines/list.html#runs" if request.htmx else "pipelines/list.html"
     return render(request, template, context)

@@ -87,10 +87,27 @@
     }).observe(log, { childList: true, characterData: true, subtree: true });
   }
 
+  // The pipelines list's Compare button (form#compare-runs): on for 2 to data-most ticked runs.
+  function comparePicks() {
+    var form = document.getElementById("compare-runs");
+    if (!form) return;
+    var ticked = document.querySelectorAll("input[form=compare-runs]:checked").length;
+    var most = Number(form.dataset.most);
+    form.querySelector("button").disabled = ticked < 2 || ticked > most;
+    form.querySelector(".compare-hint").textContent = ticked > most
+      ? "At most " + most + " runs at once: " + ticked + " are ticked"
+      : ticked === 1 ? "Tick one more run to compare"
+      : ticked ? ticked + " runs ticked" : "Tick 2 to " + most + " runs to compare them";
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("input[form=compare-runs]")) comparePicks();
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     bindAll(document);
     var log = document.getElementById("log-text");
     if (log) followLog(log);
+    comparePicks();
   });
-  document.addEventListener("htmx:load", function (event) { bindAll(event.target); });
+  document.addEventListener("htmx:load", function (event) { bindAll(event.target); comparePicks(); });
 })();
