@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pipelines import compare_views, views
+from pipelines import compare_views, metrics_pages, views
 
 urlpatterns = [
     path("", views.pipeline_list, name="pipeline-list"),
@@ -23,6 +23,7 @@ urlpatterns = [
     path("<int:run_id>/log/download/", views.pipeline_log_download, name="pipeline-log"),
     path("<int:run_id>/results/", views.pipeline_results, name="pipeline-results"),
     path("<int:run_id>/delete/", views.pipeline_delete_page, name="pipeline-delete"),
+    path("<int:run_id>/metrics/", metrics_pages.pipeline_metrics_summary, name="pipeline-metrics"),
     path("<int:run_id>/<slug:which>/", views.pipeline_output_browse, name="pipeline-output"),
     path("<int:run_id>/<slug:which>/zip/", views.pipeline_output_zip, name="pipeline-output-zip"),
     path(

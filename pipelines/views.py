@@ -21,6 +21,7 @@ from pipelines.forms import (
 )
 from pipelines.inputs import clean_run_inputs
 from pipelines.logs import run_log_tail, run_log_text
+from pipelines.metrics_pages import metrics_context
 from pipelines.models import PipelineRun, Schedule
 from pipelines.runner.environments import environment_rebuild
 from pipelines.schedules import (
@@ -277,6 +278,7 @@ def _detail(request, project, run, *, errors=None, status=200):
     log, log_seq, log_cut = run_log_tail(run)
     context = {
         **_status_context(project, run, log=log, errors=errors),
+        **metrics_context(project, run),
         "log": log,
         "log_cut": log_cut,
         "log_seq": log_seq,

@@ -1,3 +1,4 @@
+import math
 import zoneinfo
 
 from django import template
@@ -42,3 +43,15 @@ def moment(value, zone=""):
     today = timezone.localtime(timezone.now(), tz).date()
     shape = "H:i:s" if local.date() == today else "M j, Y H:i:s"
     return f"{dateformat.format(local, shape)} {zone or timezone.get_current_timezone_name()}"
+
+
+@register.filter
+def metric(value):
+    """A metric's value as the charts show it (static/js/metrics.js): at most 5 significant
+    digits, exponent notation for the very small and very large, '—' for none (NaN)."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if value and not 1e-3 <= abs(value) < 1e6:
+        return f"{value:.3e}"
+    text = repr(float(f"{value:.5g}"))
+    return text.removesuffix(".0")
