@@ -10,6 +10,7 @@ from aicenter.pages import done, folder_context, form_errors, page_of
 from aicenter.services import RUN, can, project_get_for_user
 from aicenter.views import delete_confirmation
 from packages.forms import PackageForm
+from packages.models import PackageVersion
 from packages.selectors import (
     package_get,
     package_list,
@@ -62,12 +63,37 @@ def package_new(request, project):
     return render(request, template, context, status=400 if failed else 200)
 
 
+def _score_chart(versions) -> tuple[dict | None, str]:
+    """The chart of the scores of the trained versions, oldest first (their runs come with
+    them: no query), or, below two, why there is none when the package has trained ones."""
+    trained = [v for v in reversed(versions) if v.source == PackageVersion.TRAINED]
+    scored = [v for v in trained if v.pipeline_run and v.pipeline_run.score is not None]
+    if len(scored) >= 2:
+        points = [[order, v.pipeline_run.score] for order, v in enumerate(scored)]
+        numbers = [v.number for v in scored]
+        chart = {"series": [{"label": "Score", "points": points}], "xLabel": "Version"}
+        return {**chart, "yLabel": "Score", "xNames": numbers, "height": 200}, ""
+    if scored:
+        first = scored[0]
+        note = f"Version {first.number} has a score ({first.pipeline_run.score:.4g}): "
+        return None, note + "the scores are charted here once two versions have one."
+    if trained:
+        return None, (
+            "No trained version has a score yet: full pipeline runs score the version they "
+            "train (evaluate()), and the scores are charted here."
+        )
+    return None, ""
+
+
 def _package_page(request, project, package, *, errors=None, status=200, partial=""):
     versions = list(version_list(package=package))
+    score_chart, score_note = _score_chart(versions)
     context = {
         "project": project,
         "package": package,
         "versions": versions,
+        "score_chart": score_chart,
+        "score_note": score_note,
         "next_major": version_next_major(package=package),
         "errors": errors or {},
         "can_edit": can(project, RUN),
