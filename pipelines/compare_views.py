@@ -63,9 +63,13 @@ def metric_rows(runs: list[dict], *, only_differences=False) -> list[dict]:
 
 
 def _chart(project, runs: list[dict]) -> dict:
-    """What compare.js draws: the metric names, and where each run's points are."""
+    """What compare.js draws: the metrics some run logged more than one point of (a single
+    point, like the score's, is all in the table), and where each run's points are."""
+    curves = {
+        name for run in runs for name, summary in run["metrics"].items() if summary["steps"] > 1
+    }
     return {
-        "metrics": sorted({name for run in runs for name in run["metrics"]}),
+        "metrics": sorted(curves),
         "runs": [
             {
                 "label": run["label"],

@@ -87,17 +87,18 @@
     }).observe(log, { childList: true, characterData: true, subtree: true });
   }
 
-  // The pipelines list's Compare button (form#compare-runs): on for 2 to data-most ticked runs.
+  // The pipelines list's Compare button (of form#compare-runs): on for 2 to data-most ticks.
   function comparePicks() {
     var form = document.getElementById("compare-runs");
-    if (!form) return;
+    var hint = document.querySelector(".compare-hint");
+    if (!form || !hint) return;
     var ticked = document.querySelectorAll("input[form=compare-runs]:checked").length;
     var most = Number(form.dataset.most);
-    form.querySelector("button").disabled = ticked < 2 || ticked > most;
-    form.querySelector(".compare-hint").textContent = ticked > most
-      ? "At most " + most + " runs at once: " + ticked + " are ticked"
-      : ticked === 1 ? "Tick one more run to compare"
-      : ticked ? ticked + " runs ticked" : "Tick 2 to " + most + " runs to compare them";
+    document.querySelector("button[form=compare-runs]").disabled = ticked < 2 || ticked > most;
+    hint.textContent = ticked > most
+      ? "At most " + most + " runs: " + ticked + " ticked"
+      : ticked === 1 ? "Tick one more run"
+      : ticked ? ticked + " runs ticked" : "Tick runs to compare";
   }
   document.addEventListener("change", function (event) {
     if (event.target.matches && event.target.matches("input[form=compare-runs]")) comparePicks();
