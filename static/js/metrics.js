@@ -10,7 +10,8 @@
        });
    `element` is an empty <div class="chart">: the chart takes its width and follows it when the
    window resizes. All series share one chart, each in its own colour (10 distinct ones, then
-   they repeat dashed), with a legend under it that shows the values under the cursor; drag to
+   they repeat dashed), with a legend under it that shows the values under the cursor (each
+   series' last value when the cursor is off the chart); drag to
    zoom, double-click to zoom out. Points are [x, y]; they need not be sorted nor share their
    x values across series, and a y of null (NaN or infinity logged) is skipped: the line spans
    it. Optional: `height` (px, default 220); `xNames` (labels for x = 0, 1, 2…, e.g. version
@@ -52,6 +53,11 @@
     return value.toFixed(Math.min(10, Math.max(0, Math.ceil(-Math.log10(spacing) - 1e-9))));
   }
 
+  function lastOf(values) {
+    for (var i = values.length - 1; i >= 0; i--) if (values[i] != null) return values[i];
+    return null;
+  }
+
   function usable(point) {
     return point && point[0] != null && isFinite(point[0]) && point[1] != null && isFinite(point[1]);
   }
@@ -76,7 +82,8 @@
     var names = options.xNames;
     var x = {
       label: options.xLabel || "x",
-      value: function (u, v) {
+      value: function (u, v, i, idx) {
+        if (idx == null) v = lastOf(u.data[0]);  // the cursor is off the chart: the last point
         if (v == null) return "\u2014";
         return names ? (names[v] !== undefined ? names[v] : "") : number(v);
       },
@@ -88,7 +95,7 @@
         dash: DASHES[Math.floor(i / COLOURS.length) % DASHES.length] || undefined,
         width: 2,
         spanGaps: true,
-        value: function (u, v) { return number(v); },
+        value: function (u, v, i, idx) { return number(idx == null ? lastOf(u.data[i]) : v); },
         points: { size: 6 },
       };
     }));
