@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Literal
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import OperationalError
+from django.db import DataError, OperationalError
 from django.http import Http404
 from ninja import Field, NinjaAPI, Router, Schema, Status
 from ninja.errors import AuthenticationError
@@ -95,6 +95,16 @@ def forbidden(request, error):
 @api.exception_handler(Http404)
 def not_found(request, error):
     return api.create_response(request, {"detail": str(error) or "Not found."}, status=404)
+
+
+@api.exception_handler(DataError)
+def unstorable_text(request, error):
+    """PostgreSQL refuses text with a NUL character even in a lookup: the input was invalid."""
+    if "NUL" not in str(error):
+        raise error
+    return api.create_response(
+        request, {"detail": "Text in this request contains a NUL character."}, status=400
+    )
 
 
 @api.exception_handler(OperationalError)

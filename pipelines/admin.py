@@ -1,7 +1,14 @@
 from django.contrib import admin
 
 from aicenter.admin import ReadOnlyAdmin
-from pipelines.models import EnvironmentBuild, LogChunk, PipelineRun, Schedule
+from pipelines.models import (
+    EnvironmentBuild,
+    LogChunk,
+    MetricChunk,
+    MetricSeries,
+    PipelineRun,
+    Schedule,
+)
 
 
 @admin.register(PipelineRun)
@@ -42,6 +49,20 @@ class LogChunkAdmin(ReadOnlyAdmin):
     list_display = ["run", "seq", "created_at"]
     raw_id_fields = ["run"]
     search_fields = ["text"]
+
+
+@admin.register(MetricSeries)
+class MetricSeriesAdmin(ReadOnlyAdmin):
+    list_display = ["run", "name", "count", "last", "min", "max"]
+    raw_id_fields = ["run"]
+    search_fields = ["name"]
+
+
+@admin.register(MetricChunk)
+class MetricChunkAdmin(ReadOnlyAdmin):
+    list_display = ["series", "seq", "count"]
+    raw_id_fields = ["series"]
+    exclude = ["data"]  # packed points: read them through the run's metrics API
 
 
 @admin.register(Schedule)

@@ -61,6 +61,17 @@ def clean_run_inputs(
     """Check a run's inputs; return PipelineRun field values, or raise a ValidationError naming
     every problem field by field."""
     errors = {}
+    names = {
+        "package": package,
+        "version": version,
+        "dataset": dataset,
+        "dataset_folder": dataset_folder,
+        "evaluation_dataset": evaluation_dataset,
+        "evaluation_folder": evaluation_folder,
+    }
+    if nul := [field for field, value in names.items() if "\x00" in str(value)]:
+        # no name has one, and PostgreSQL can't even look one up
+        raise ValidationError({field: "This contains a NUL character." for field in nul})
     if type not in TYPES:
         errors["type"] = f"'{type}' is not a pipeline type; use train, evaluate or full."
     package_obj = Package.objects.filter(project=project, name=package).first()

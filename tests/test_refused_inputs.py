@@ -76,3 +76,18 @@ def test_path_parts_are_measured_in_utf8_bytes():
         clean_path("ok/" + "é" * 128 + "/x.csv", field="files")
     (message,) = refused.value.message_dict["files"]
     assert "'" + "é" * 8 in message and "longer than 255 bytes (256)" in message
+
+
+def test_a_nul_character_in_a_name_is_refused_on_every_database(api_as, bob, run):
+    """PostgreSQL can't even look up text with a NUL: the API says so, never a 500."""
+    api = api_as(bob)
+    payload = {"type": "train", "package": "clas\x00sifier", "version": "1.0", "dataset": "in\x00"}
+    response = api.post_json("/api/v1/projects/alpha/pipelines", payload)
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "package": ["This contains a NUL character."],
+        "dataset": ["This contains a NUL character."],
+    }
+    for path in ("packages/a%00b", "datasets/a%00b", "pipelines/compare?ids=1%00"):
+        response = api.get(f"/api/v1/projects/alpha/{path}")
+        assert response.status_code in (400, 404, 422), (path, response.content)
