@@ -145,7 +145,61 @@ def test_the_metrics_card_follows_a_run_live_then_shows_every_point(
     time.sleep(5)
     assert [url for moment, url in asked if moment > settled_at] == []
     shoot(page, "51-pipeline-metrics")
+
+    # A narrow window: the charts go one under the other, as wide as the card, nothing wider.
+    page.set_viewport_size({"width": 600, "height": 900})
+    wait_until(
+        lambda: loss.locator("canvas").evaluate("c => c.getBoundingClientRect().width") < 560,
+        timeout=5,
+        message="the charts kept their width in a narrow window",
+    )
+    boxes = [chart.bounding_box() for chart in charts.all()]
+    assert boxes[0]["y"] + boxes[0]["height"] <= boxes[1]["y"]  # one under the other
+    assert legend_at_right_end(page, loss) == ["39", metric(LOSS[39])]
+    shoot(page, "51-pipeline-metrics-narrow")
     assert problems == []
+
+
+def test_a_run_without_metrics_says_how_to_log_them_and_shows_its_logged_parameters(
+    alice_page, alice, project, settings
+):
+    classifier = package_create(project=project, user=alice, name="classifier", file=upload())
+    dataset = dataset_create(project=project, user=alice, name="invoices")
+    dataset_file_put(user=alice, dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1,2\n"))
+    settings.PIPELINE_QUEUE_IMMEDIATE = True  # run here as it is created: no worker needed
+    run = pipeline_run_create(
+        project=project,
+        user=alice,
+        type="train",
+        package=classifier.name,
+        version="1.0",
+        dataset="invoices",
+        parameters={"epochs": "3"},
+    )
+    run.refresh_from_db()
+    assert run.status == PipelineRun.SUCCESSFUL, run.failure_reason
+    # what MLflow's log_params gives (the whole way, with mlflow-skinny: test_metrics_mlflow.py)
+    run.logged_params = {"optimizer": "adam", "learning_rate": "0.01", "layers": "3"}
+    run.save(update_fields=["logged_params"])
+    page = alice_page
+    page.goto(f"/p/alpha/pipelines/{run.pk}/")
+    empty = page.locator("#run-metrics .metrics-empty")
+    expect(empty).to_contain_text("This run logged no metrics")
+    expect(empty).to_contain_text("metrics_file")
+    expect(page.locator("#run-metrics .metric-chart")).to_have_count(0)
+    inputs = page.locator(".card", has=page.get_by_role("heading", name="Parameters", exact=True))
+    logged = page.locator(".logged-params")
+    expect(inputs.locator("tr", has_text="epochs")).to_contain_text("3")
+    expect(logged.locator("h2")).to_contain_text("Logged parameters")
+    assert [row.locator("th, td").all_inner_texts() for row in logged.locator("tr").all()] == [
+        ["optimizer", "adam"],
+        ["learning_rate", "0.01"],
+        ["layers", "3"],
+    ]
+    side_by_side = [inputs.bounding_box(), logged.bounding_box()]
+    assert side_by_side[0]["y"] == side_by_side[1]["y"]
+    assert side_by_side[0]["x"] + side_by_side[0]["width"] <= side_by_side[1]["x"]
+    shoot(page, "53-pipeline-no-metrics-logged-params")
 
 
 def test_the_package_page_charts_the_scores_of_its_trained_versions(

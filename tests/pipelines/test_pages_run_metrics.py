@@ -109,7 +109,7 @@ def test_logged_parameters_show_beside_the_input_parameters(bobs, project, bob):
     run.logged_params = {"optimizer": "adam", "learning_rate": "0.01"}
     run.save(update_fields=["logged_params"])
     page = bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
-    params = page.split('<div class="two-columns">')[1]
+    params = page.split('<div class="two-columns run-params">')[1]
     inputs, logged = params.split('<section class="card logged-params">')
     assert "epochs" in inputs and "Logged parameters" in logged
     rows = re.findall(r"<code>(.*?)</code></th><td><code>(.*?)</code>", logged.split("</table>")[0])
