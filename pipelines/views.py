@@ -38,6 +38,7 @@ from pipelines.selectors import (
     pipeline_run_get,
     pipeline_run_list,
     pipeline_run_results,
+    pipeline_runs_in_order,
     run_output,
     run_timeline,
     schedule_get,
@@ -61,7 +62,8 @@ def pipeline_list(request, project):
         return bad_request(
             request, error, project=project, back=request.path, back_label="All runs"
         )
-    page = page_of(request, runs, per_page=50)
+    page = page_of(request, runs.values_list("pk", flat=True), per_page=50)
+    page.object_list = pipeline_runs_in_order(runs, page.object_list)
     counts = {}  # each queue's live workers, counted once for the page
     for run in page:
         run.waiting_for = waiting_for(run, counts)
