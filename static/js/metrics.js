@@ -11,10 +11,9 @@
    `element` is an empty <div class="chart">: the chart takes its width and follows it when the
    window resizes. All series share one chart, each in its own colour (10 distinct ones, then
    they repeat dashed), with a legend under it that shows the values under the cursor (each
-   series' last value when the cursor is off the chart); drag to
-   zoom, double-click to zoom out. Points are [x, y]; they need not be sorted nor share their
-   x values across series, and a y of null (NaN or infinity logged) is skipped: the line spans
-   it. Optional: `height` (px, default 220); `xNames` (labels for x = 0, 1, 2…, e.g. version
+   series' last value while the cursor is off the chart); drag to zoom, double-click to zoom
+   out. Points are [x, y]; they need not be sorted nor share their x values across series, and
+   a y of null (NaN or infinity logged) is skipped: the line spans it. Optional: `height` (px, default 220); `xNames` (labels for x = 0, 1, 2…, e.g. version
    numbers). `chart.update(options)` redraws in place (keeping the user's zoom) and
    `chart.destroy()` removes it. Or, without any script of the page's own: render the options
    with {{ options|json_script:"some-id" }} and add <div class="chart" data-chart="some-id">. */
