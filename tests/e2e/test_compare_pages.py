@@ -53,10 +53,7 @@ class Main:
 """
 
 
-def _runs(project, user, rates):
-    """Full pipeline runs (train, then evaluate: a score), executed as they are created (the
-    queue's immediate mode: the real runner in this process, nothing in Redis for another
-    test's worker)."""
+def _package_and_dataset(project, user):
     package_create(
         project=project,
         user=user,
@@ -65,6 +62,13 @@ def _runs(project, user, rates):
     )
     dataset = dataset_create(project=project, user=user, name="invoices")
     dataset_file_put(user=user, dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1,2\n"))
+
+
+def _runs(project, user, rates):
+    """Full pipeline runs (train, then evaluate: a score), executed as they are created (the
+    queue's immediate mode: the real runner in this process, nothing in Redis for another
+    test's worker)."""
+    _package_and_dataset(project, user)
     runs = []
     for rate in rates:
         settings.PIPELINE_QUEUE_IMMEDIATE = True
@@ -177,3 +181,38 @@ def test_two_runs_ticked_in_the_list_compared_side_by_side(
         shoot(other, "43-pipelines-metric-column-1024")
     finally:
         context.close()
+
+
+def test_ticks_survive_the_lists_live_updates(alice_page, alice, project, runs_stay_here):
+    """Queued runs (never taken: nothing reaches Redis) keep the list polling every second; a
+    tick stays through the updates, and runs with no metrics compare without charts."""
+    page = alice_page
+    _package_and_dataset(project, alice)
+    first, second = (
+        pipeline_run_create(
+            project=project,
+            user=alice,
+            type="train",
+            package="classifier",
+            version="1.0",
+            dataset="invoices",
+            parameters={"learning_rate": rate},
+        )
+        for rate in ("0.1", "0.2")
+    )
+    page.goto("/p/alpha/pipelines/")
+    expect(page.locator("#runs")).to_have_attribute("hx-trigger", "every 1s")
+    page.get_by_label(f"Compare run #{first.pk}").check()
+    page.evaluate(
+        """() => { window.__swaps = 0;
+                   document.body.addEventListener('htmx:afterSettle', () => window.__swaps++); }"""
+    )
+    page.wait_for_function("() => window.__swaps >= 2")  # the table was replaced twice
+    expect(page.get_by_label(f"Compare run #{first.pk}")).to_be_checked()
+    expect(page.get_by_label(f"Compare run #{second.pk}")).not_to_be_checked()
+    page.get_by_label(f"Compare run #{second.pk}").check()
+    page.get_by_role("button", name="Compare").click()
+    expect(page).to_have_url(f"/p/alpha/pipelines/compare/?ids={second.pk},{first.pk}")
+    expect(page.locator("table.compare")).to_contain_text("None of these runs logged metrics.")
+    expect(page.locator("table.compare .badge").first).to_have_text("Queued")
+    expect(page.locator("[data-compare-metric]")).to_have_count(0)
