@@ -1,7 +1,7 @@
 """Metrics in Chromium, from real runs on the real worker: the run page's Metrics card shows a
 run's two curves while it runs (before the test lets it go on), all their points once it has
 ended, the summary table, and then stops polling; the package page charts the scores of two
-trained versions. Screenshots in test-artifacts/screenshots/ (50-52)."""
+trained versions. Screenshots in test-artifacts/screenshots/ (60-63)."""
 
 import io
 import re
@@ -116,7 +116,7 @@ def test_the_metrics_card_follows_a_run_live_then_shows_every_point(
     ]
     run.refresh_from_db()
     assert run.status == PipelineRun.RUNNING  # all of that before the go-ahead
-    shoot(page, "50-pipeline-metrics-running")
+    shoot(page, "60-pipeline-metrics-running")
 
     # Let it go on: the card ends with every point, and the score evaluate() gave.
     go.touch()
@@ -144,7 +144,7 @@ def test_the_metrics_card_follows_a_run_live_then_shows_every_point(
     settled_at = time.monotonic()
     time.sleep(5)
     assert [url for moment, url in asked if moment > settled_at] == []
-    shoot(page, "51-pipeline-metrics")
+    shoot(page, "61-pipeline-metrics")
 
     # A narrow window: the charts go one under the other, as wide as the card, nothing wider.
     page.set_viewport_size({"width": 600, "height": 900})
@@ -156,7 +156,7 @@ def test_the_metrics_card_follows_a_run_live_then_shows_every_point(
     boxes = [chart.bounding_box() for chart in charts.all()]
     assert boxes[0]["y"] + boxes[0]["height"] <= boxes[1]["y"]  # one under the other
     assert legend_at_right_end(page, loss) == ["39", metric(LOSS[39])]
-    shoot(page, "51-pipeline-metrics-narrow")
+    shoot(page, "61-pipeline-metrics-narrow")
     assert problems == []
 
 
@@ -199,7 +199,7 @@ def test_a_run_without_metrics_says_how_to_log_them_and_shows_its_logged_paramet
     side_by_side = [inputs.bounding_box(), logged.bounding_box()]
     assert side_by_side[0]["y"] == side_by_side[1]["y"]
     assert side_by_side[0]["x"] + side_by_side[0]["width"] <= side_by_side[1]["x"]
-    shoot(page, "53-pipeline-no-metrics-logged-params")
+    shoot(page, "63-pipeline-no-metrics-logged-params")
 
 
 def test_the_package_page_charts_the_scores_of_its_trained_versions(
@@ -223,4 +223,4 @@ def test_the_package_page_charts_the_scores_of_its_trained_versions(
     expect(page.locator(".score-note")).to_have_count(0)
     assert legend_at_right_end(page, chart) == ["1.2", "0.87"]
     assert legend_at(page, chart, 0.0) == ["1.1", "0.81"]
-    shoot(page, "52-package-scores")
+    shoot(page, "62-package-scores")
