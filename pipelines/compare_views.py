@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.text import Truncator
 
 from aicenter.pages import bad_request
 from aicenter.services import project_get_for_user
@@ -101,7 +102,8 @@ def pipeline_compare(request, project):
     best_score = _best([run["score"] for run in runs], lower=False)
     for run in runs:
         run["best_score"] = best_score is not None and run["score"] == best_score
-        run["label"] = f"#{run['id']} {run['name']}".strip()
+        # the charts' legends: long names cut (the table above has them whole)
+        run["label"] = Truncator(f"#{run['id']} {run['name']}".strip()).chars(36)
     context = {
         "project": project,
         "runs": runs,

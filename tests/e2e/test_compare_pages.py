@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
+from pipelines.models import PipelineRun
 from pipelines.services import pipeline_run_create
 from tests.conftest import upload
 from tests.e2e.conftest import log_in
@@ -216,3 +217,25 @@ def test_ticks_survive_the_lists_live_updates(alice_page, alice, project, runs_s
     expect(page.locator("table.compare")).to_contain_text("None of these runs logged metrics.")
     expect(page.locator("table.compare .badge").first).to_have_text("Queued")
     expect(page.locator("[data-compare-metric]")).to_have_count(0)
+
+
+def test_ten_runs_scroll_sideways_in_their_box_with_the_rows_names_in_sight(
+    alice_page, alice, project, settings
+):
+    page = alice_page
+    runs = _runs(project, alice, [0.3, 0.25, 0.2, 0.15, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03])
+    long_name = "the nightly retraining of the invoice model, with the new vendors"
+    PipelineRun.objects.filter(pk=runs[0].pk).update(name=long_name)
+    page.goto(f"/p/alpha/pipelines/compare/?ids={','.join(str(run.pk) for run in runs)}")
+    # the legend cuts a long name (the table has it whole)
+    assert chart_labels(page, "loss")[1] == f"#{runs[0].pk} the nightly retraining of the in…"
+    expect(page.locator("table.compare thead")).to_contain_text(long_name)
+    shoot(page, "44-compare-10-runs")
+    box = page.locator(".compare-scroll")
+    assert box.evaluate("el => el.scrollWidth > el.clientWidth")  # the table scrolls, not the page
+    box.evaluate("el => { el.scrollLeft = el.scrollWidth; }")
+    name = page.locator("table.compare th[scope=row]", has_text="learning_rate")
+    assert abs(name.bounding_box()["x"] - box.bounding_box()["x"]) < 2
+    section = page.locator("table.compare tr.section .label").first
+    assert 0 <= section.bounding_box()["x"] - box.bounding_box()["x"] < 30
+    expect(page.locator(f'a[href="/p/alpha/pipelines/{runs[-1].pk}/"]')).to_be_in_viewport()
