@@ -124,7 +124,7 @@ def test_two_runs_ticked_in_the_list_compared_side_by_side(
         "aria-sort", "ascending"
     )
     expect(rows.first).to_contain_text(f"#{fast.pk}")
-    shoot(page, "40-pipelines-metric-column")
+    shoot(page, "70-pipelines-metric-column")
 
     compare = page.get_by_role("button", name="Compare")
     expect(compare).to_be_disabled()
@@ -158,7 +158,7 @@ def test_two_runs_ticked_in_the_list_compared_side_by_side(
     labels = runs[1:]
     assert chart_labels(page, "loss") == ["Step", *labels]
     assert chart_labels(page, "accuracy") == ["Step", *labels]
-    shoot(page, "41-compare")
+    shoot(page, "71-compare")
 
     page.get_by_role("link", name="Only differences").click()
     expect(page).to_have_url(re.compile(r"only=differences"))
@@ -177,9 +177,9 @@ def test_two_runs_ticked_in_the_list_compared_side_by_side(
             other.locator("tr.differs", has=other.locator("th code", has_text="learning_rate"))
         ).to_have_count(1)
         assert chart_labels(other, "loss") == ["Step", *labels]
-        shoot(other, "42-compare-1024")
+        shoot(other, "72-compare-1024")
         other.goto("/p/alpha/pipelines/?metric=loss")
-        shoot(other, "43-pipelines-metric-column-1024")
+        shoot(other, "73-pipelines-metric-column-1024")
     finally:
         context.close()
 
@@ -230,7 +230,7 @@ def test_ten_runs_scroll_sideways_in_their_box_with_the_rows_names_in_sight(
     # the legend cuts a long name (the table has it whole)
     assert chart_labels(page, "loss")[1] == f"#{runs[0].pk} the nightly retraining of the in…"
     expect(page.locator("table.compare thead")).to_contain_text(long_name)
-    shoot(page, "44-compare-10-runs")
+    shoot(page, "74-compare-10-runs")
     box = page.locator(".compare-scroll")
     assert box.evaluate("el => el.scrollWidth > el.clientWidth")  # the table scrolls, not the page
     box.evaluate("el => { el.scrollLeft = el.scrollWidth; }")
