@@ -276,7 +276,7 @@ def run_comparison(*, project, ids: list[int]) -> list[dict]:
             "package": runs[pk].package.name,
             "version": runs[pk].version.number,
             "parameters": runs[pk].ordered_parameters,
-            "logged_params": runs[pk].logged_params,
+            "logged_params": dict(sorted(runs[pk].logged_params.items())),  # jsonb keeps no order
             "score": runs[pk].score,
             "metrics": summaries[pk],
         }

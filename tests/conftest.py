@@ -250,6 +250,22 @@ _FINISHED_WITH = (
 )
 
 
+def end_workers_of_earlier_sessions() -> None:
+    """At the session's start no worker of ours exists yet: a live `rqworker` registered in
+    the test Redis is an earlier session's, left behind, which would take this session's runs
+    (a GPU run would not wait for a GPU worker). End it."""
+    for worker in Worker.all(connection=django_rq.get_connection("pipelines")):
+        if worker.hostname != socket.gethostname() or not worker.pid or not alive(worker.pid):
+            continue
+        try:
+            command = Path(f"/proc/{worker.pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"rqworker" in command:
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.register_death()
+
+
 def redis_forget_earlier_tests() -> None:
     """Redis as a test expects to find it: no worker registered whose process is gone (a
     SIGKILLed GPU worker would count as a GPU worker for the rest of the session), and no job
@@ -293,7 +309,8 @@ def _redis_clean():
 def worker(django_db_setup, django_db_blocker):
     """One warm `manage.py rqworker pipelines` for the session."""
     # Before it starts: a job left in a shared Redis by an earlier session names a run id that
-    # this session's fresh database may give to another run.
+    # this session's fresh database may give to another run, and its workers would take ours.
+    end_workers_of_earlier_sessions()
     redis_forget_earlier_tests()
     with django_db_blocker.unblock():
         process = start_worker("pipelines")
