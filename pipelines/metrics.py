@@ -25,12 +25,14 @@ def pack(steps, values, times) -> bytes:
     return b"".join(part.tobytes() for part in parts)
 
 
-def unpack(data: bytes, count: int) -> tuple[array, array, array]:
-    data = bytes(data)  # PostgreSQL hands back a memoryview
+def unpack(chunks) -> tuple[array, array, array]:
+    """The steps, values and times of consecutive chunks [(count, data), …]: one copy each."""
     parts = []
-    for code, start in (("q", 0), ("d", 8 * count), ("d", 16 * count)):
-        part = array(code)
-        part.frombytes(data[start : start + 8 * count])
+    for code, start in (("q", 0), ("d", 8), ("d", 16)):
+        part = array(code)  # PostgreSQL hands back memoryviews, SQLite bytes: both slice alike
+        part.frombytes(
+            b"".join(memoryview(data)[start * n : (start + 8) * n] for n, data in chunks)
+        )
         if _SWAP:
             part.byteswap()
         parts.append(part)
@@ -102,11 +104,7 @@ def metrics_compact(run_id: int) -> None:
 
 
 def _points(series) -> tuple[array, array, array]:
-    steps, values, times = array("q"), array("d"), array("d")
-    for count, data in series.chunks.order_by("seq").values_list("count", "data"):
-        more = unpack(data, count)
-        steps.extend(more[0]), values.extend(more[1]), times.extend(more[2])
-    return steps, values, times
+    return unpack(list(series.chunks.order_by("seq").values_list("count", "data")))
 
 
 def downsample(count: int, values, max_points: int) -> list[int]:
@@ -116,17 +114,22 @@ def downsample(count: int, values, max_points: int) -> list[int]:
         return list(range(count))
     buckets = (max_points - 2) // 2  # two points each
     inner, kept = count - 2, [0]
-    value = values.__getitem__
     for bucket in range(buckets):
         start = 1 + bucket * inner // buckets
         end = 1 + (bucket + 1) * inner // buckets
         if start >= end:
             continue
-        low = min(range(start, end), key=value)
-        high = max(range(start, end), key=value)
-        kept += sorted({low, high})
+        stretch = values[start:end]  # a slice: min, max and index run in C, not key calls
+        low, high = _first(stretch, min(stretch)), _first(stretch, max(stretch))
+        kept += sorted({start + low, start + high})
     kept.append(count - 1)
     return kept
+
+
+def _first(stretch, value) -> int:
+    """Where `value` first is in `stretch`. A NaN (equal to nothing) is only ever min's or max's
+    answer when it comes first."""
+    return stretch.index(value) if value == value else 0
 
 
 def _number(value: float) -> float | None:
@@ -140,14 +143,13 @@ def metric_points(run, *, names=None, max_points: int | None = None) -> dict[str
     if names:
         series = series.filter(name__in=names)
     found = {s.pk: s.name for s in series}
-    parts = {pk: (array("q"), array("d"), array("d")) for pk in found}
-    chunks = MetricChunk.objects.filter(series_id__in=found).order_by("series_id", "seq")
-    for series_id, count, data in chunks.values_list("series_id", "count", "data"):
-        for whole, more in zip(parts[series_id], unpack(data, count), strict=True):
-            whole.extend(more)
+    chunks = {pk: [] for pk in found}
+    rows = MetricChunk.objects.filter(series_id__in=found).order_by("series_id", "seq")
+    for series_id, count, data in rows.values_list("series_id", "count", "data"):
+        chunks[series_id].append((count, data))
     answer = {}
     for pk, name in sorted(found.items(), key=lambda item: item[1]):
-        steps, values, times = parts[pk]
+        steps, values, times = unpack(chunks[pk])
         kept = downsample(len(steps), values, max_points) if max_points else range(len(steps))
         answer[name] = [
             {
