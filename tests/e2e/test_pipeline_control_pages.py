@@ -219,6 +219,9 @@ def test_a_gpu_run_waits_for_a_gpu_worker_and_is_killed_from_the_list(
     page.on("dialog", lambda dialog: dialog.accept())
     # The CPU worker takes this one; it fails after its time limit of 1 s (the gate stays shut).
     timed_out = start(project, alice, max_run_seconds=1)
+    # Its environment built first: while a job builds it, the queued runs that need it show
+    # Packaging (whichever test builds that environment first in the session).
+    wait_for(timed_out, statuses=[PipelineRun.RUNNING, *PipelineRun.FINISHED], timeout=120)
     gpu = start(project, alice, gpu=True)
 
     page.goto(f"/p/alpha/pipelines/{gpu.pk}/")
