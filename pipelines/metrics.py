@@ -7,7 +7,8 @@ import sys
 from array import array
 from datetime import UTC, datetime
 
-from django.db import transaction
+import psycopg
+from django.db import connection, transaction
 
 from pipelines.models import MetricChunk, MetricSeries
 
@@ -143,9 +144,11 @@ def metric_points(run, *, names=None, max_points: int | None = None) -> dict[str
     if names:
         series = series.filter(name__in=names)
     found = {s.pk: s.name for s in series}
+    if not found:
+        return {}
     chunks = {pk: [] for pk in found}
     rows = MetricChunk.objects.filter(series_id__in=found).order_by("series_id", "seq")
-    for series_id, count, data in rows.values_list("series_id", "count", "data"):
+    for series_id, count, data in _fetched(rows.values_list("series_id", "count", "data")):
         chunks[series_id].append((count, data))
     answer = {}
     for pk, name in sorted(found.items(), key=lambda item: item[1]):
@@ -160,6 +163,19 @@ def metric_points(run, *, names=None, max_points: int | None = None) -> dict[str
             for i in kept
         ]
     return answer
+
+
+def _fetched(query):
+    """The rows of `query`. On PostgreSQL they are fetched in binary: psycopg would otherwise
+    receive the chunks' bytea as hex text, twice the bytes and the time (12 MB of points:
+    54 ms → 31 ms)."""
+    if connection.vendor != "postgresql":
+        return query
+    sql, params = query.query.sql_with_params()
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:  # Django's own binds client-side
+        cursor.execute(sql, params, binary=True)
+        return cursor.fetchall()
 
 
 def metric_summaries(run_ids) -> dict[int, dict[str, dict]]:
