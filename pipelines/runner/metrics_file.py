@@ -19,8 +19,11 @@ from pipelines.metrics import metrics_append, metrics_compact
 from pipelines.models import PipelineRun
 from pipelines.runner.mlflow_store import read_store
 
-# Read and store what is new this often (pages poll every second: points show within ~2 s).
-READ_EVERY_SECONDS = 1.0
+# Read what is new this often, on the worker's side, while the run runs: what is left to read
+# when it ends is the run's to wait for. Store it in batches this often (pages poll every
+# second: points show within ~2 s).
+READ_EVERY_SECONDS = 0.25
+STORE_EVERY_SECONDS = 1.0
 # At most this much of the file is read per turn, so a flood can't stall the run's log.
 READ_AT_ONCE_BYTES = 8 * 1024 * 1024
 LONGEST_LINE_BYTES = 64 * 1024
@@ -49,11 +52,12 @@ class MetricsFile:
         self.offset, self.inode, self.tail, self.skipping = 0, None, b"", False
         self.pending: dict[str, list[tuple]] = {}
         self.points, self.names, self.said = 0, set(), set()
-        self.read_at = 0.0
+        self.read_at = self.stored_at = 0.0
 
     def read_if_due(self) -> None:
         if time.monotonic() - self.read_at >= READ_EVERY_SECONDS:
             self.read()
+        if time.monotonic() - self.stored_at >= STORE_EVERY_SECONDS:
             self.flush()
 
     def finish(self, *, score: float | None = None, mlflow_store=None):
@@ -115,6 +119,7 @@ class MetricsFile:
         return len(data) == READ_AT_ONCE_BYTES
 
     def flush(self) -> None:
+        self.stored_at = time.monotonic()
         if self.pending:
             metrics_append(self.run_id, self.pending)
             self.pending = {}

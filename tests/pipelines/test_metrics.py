@@ -3,6 +3,7 @@ after, malformed lines skipped, a killed run keeps its points, the file can't be
 downsampling and comparison through the API. Real worker, real Redis, real sandboxed runs."""
 
 import json
+import re
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from django.conf import settings
 
 from packages.models import Package
 from packages.services import package_create
-from pipelines.metrics import downsample, metrics_append
+from pipelines.metrics import downsample, metrics_append, metrics_compact
 from pipelines.models import MetricSeries, PipelineRun
 from tests.conftest import upload, wait_for, wait_until
 from tests.pipelines.training import API, start, train_py
@@ -74,6 +75,43 @@ def test_two_curves_show_while_the_run_runs_and_are_complete_after(
     compared = api.get(f"{API}/pipelines/compare?ids={run.pk}").json()["runs"][0]
     assert compared["metrics"]["loss"] == {"last": 0.1, "min": 0.1, "max": 1.0, "steps": 10}
     assert compared["metrics"]["accuracy"]["max"] == 0.9
+
+
+def test_the_readmes_example_logs_as_the_readme_says(api, worker, package, dataset):
+    readme = (settings.BASE_DIR / "README.md").read_text()
+    section = readme.split("**1. Append JSON lines to `metrics_file`")[1]
+    example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert len(example.splitlines()) <= 12  # "a 10-line example"
+    (
+        package(
+            example
+            + """
+    def __init__(self):
+        pass
+
+    def fit_one_epoch(self, data_directory):
+        self.epoch = getattr(self, "epoch", 0) + 1
+        return 1 / self.epoch, self.epoch / 20
+
+    def evaluate(self, evaluation_directory):
+        return 0.5
+
+    def save(self):
+        pass
+"""
+        ),
+        dataset(),
+    )
+    run = wait_for(start(api))
+    assert run.status == "successful", run.failure_reason
+    points = metrics(api, run)
+    assert [(p["step"], p["value"]) for p in points["loss"]] == [
+        (e, 1 / (e + 1)) for e in range(20)
+    ]
+    assert [(p["step"], p["value"]) for p in points["accuracy"]] == [
+        (e, (e + 1) / 20)
+        for e in range(20)  # no step given: numbered 0, 1, 2…
+    ]
 
 
 def test_malformed_lines_are_skipped_with_one_note_and_the_run_succeeds(
@@ -198,6 +236,28 @@ def test_compare_puts_runs_with_different_parameters_side_by_side(api, project, 
     assert refused.json()["errors"]["ids"] == [
         "ids are 1 to 10 run numbers separated by commas, like 1,2,3."
     ]
+
+
+def test_a_run_stored_in_many_small_batches_is_compacted_when_it_ends(api, project, bob):
+    classifier = _package(project, bob)
+    version = classifier.versions.get()
+    trickled, batched = (
+        PipelineRun.objects.create(project=project, package=classifier, version=version)
+        for _ in range(2)
+    )
+    for step in range(1500):  # a point a second over 25 minutes: a batch each
+        metrics_append(trickled.pk, {"loss": [(step, 1 / (step + 1), float(step))]})
+    for first in range(0, 3000, 1200):  # a few large batches: chunks half full on average
+        metrics_append(
+            batched.pk, {"loss": [(s, 0.5, float(s)) for s in range(first, first + 1200)]}
+        )
+    before = metrics(api, trickled)["loss"]
+    for run in (trickled, batched):
+        metrics_compact(run.pk)
+    series = MetricSeries.objects.get(run=trickled)
+    assert (series.count, series.chunk_count) == (1500, 2)
+    assert metrics(api, trickled)["loss"] == before
+    assert MetricSeries.objects.get(run=batched).chunk_count == 6  # left as written
 
 
 def test_metrics_file_is_the_platforms_name_not_a_parameter(api, package, dataset):
