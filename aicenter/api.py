@@ -9,14 +9,14 @@ from django.http import Http404
 from ninja import Field, NinjaAPI, Router, Schema, Status
 from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as SchemaError
-from ninja.security import HttpBearer, django_auth
+from ninja.security import django_auth
 from pydantic import ConfigDict
 
+from aicenter.auth import BearerToken
 from aicenter.database import is_locked
 from aicenter.errors import PATTERN_HINTS, ErrorOut
 from aicenter.services import (
     PROJECT_NAME_PATTERN,
-    api_token_user,
     is_name_taken,
     membership_remove,
     membership_set,
@@ -30,15 +30,7 @@ from datasets.api import router as datasets_router
 from packages.api import router as packages_router
 from pipelines.api import router as pipelines_router
 from pipelines.metrics_api import router as metrics_router
-
-
-class BearerToken(HttpBearer):
-    def authenticate(self, request, token):
-        user = api_token_user(token)
-        if user is not None:
-            request.user = user
-        return user
-
+from skills.api import router as skills_router
 
 api = NinjaAPI(
     title="AI Center API",
@@ -257,7 +249,14 @@ def document_errors(router: Router) -> None:
 
 
 # metrics first: /pipelines/compare before /pipelines/{run_id}
-routers = (projects, datasets_router, packages_router, metrics_router, pipelines_router)
+routers = (
+    projects,
+    datasets_router,
+    packages_router,
+    metrics_router,
+    pipelines_router,
+    skills_router,
+)
 for router in routers:
     document_errors(router)
     api.add_router("/projects", router)

@@ -13,6 +13,10 @@ class Project(models.Model):
     allow_network = models.BooleanField(
         default=False, help_text="Runs of this project may open outbound network connections."
     )
+    # ML Skills' recent calls show their inputs only if a Project admin turns this on.
+    keep_skill_inputs = models.BooleanField(
+        default=False, help_text="Keep the inputs of ML Skill calls among their recent calls."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

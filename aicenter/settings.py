@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "datasets",
     "packages",
     "pipelines",
+    "skills",
 ]
 
 MIDDLEWARE = [
@@ -304,3 +305,12 @@ INSTALLER_CACHE_DIR = Path(
 )
 # A run's log is cut (with a note saying so) past this many characters.
 PIPELINE_LOG_MAX_CHARS = envint("AICENTER_LOG_MAX_CHARS", 20 * 1024 * 1024)
+
+# ML Skills: replicas hosted by `manage.py skillhost`, reached through Redis.
+SKILL_CALL_TIMEOUT_SECONDS = float(os.environ.get("AICENTER_SKILL_CALL_TIMEOUT", "30"))
+SKILL_LOAD_SECONDS = envint("AICENTER_SKILL_LOAD_SECONDS", 300)  # main.Main() may take this long
+SKILL_MEMORY_LIMIT_MB = envint("AICENTER_SKILL_MEMORY_MB", 4096)  # per replica, all its processes
+SKILL_MOST_REPLICAS = envint("AICENTER_SKILL_MOST_REPLICAS", 16)
+SKILL_MOST_INPUT_BYTES = envint("AICENTER_SKILL_MAX_INPUT_MB", 20) * 1024 * 1024
+# A skill host silent this long is gone: its replicas are started on other hosts.
+SKILL_HOST_LOST_AFTER_SECONDS = float(os.environ.get("AICENTER_SKILL_HOST_LOST_AFTER", "10"))

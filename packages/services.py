@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, ProtectedError, Sum
+from django.db.models import Count, Max, ProtectedError, Q, Sum
 from django.utils import timezone
 
 from aicenter.manifests import clean_path, manifest_delete, manifest_from_files
@@ -11,6 +11,7 @@ from aicenter.services import RUN, name_taken, require
 from packages.models import Package, PackageVersion
 from packages.selectors import version_next_major
 from packages.validation import read_package_zip
+from skills.models import Skill
 
 # Two writers racing for one version number: the loser takes the next one, this many times.
 # Uploads race rarely (people, one zip each); trained versions more (runs of one recurring
@@ -127,6 +128,14 @@ def package_version_upload(*, package, user, file) -> PackageVersion:
     raise ValidationError({"file": "Too many uploads at once for this package; try again."})
 
 
+def _refuse_served(thing: str, skills):
+    if names := sorted(set(skills.values_list("name", flat=True))):
+        raise ValidationError(
+            f"{thing} can't be deleted: ML Skill(s) {', '.join(names)} serve it. "
+            "Delete those skills, or update them to another version, first."
+        )
+
+
 def _refuse_in_use(thing: str, error: ProtectedError):
     _refuse_used_by(thing, {getattr(obj, "pk", obj) for obj in error.protected_objects})
 
@@ -143,6 +152,10 @@ def package_version_delete(*, user, version) -> None:
     """Delete a version's files and keep its row as a tombstone: its number is never given
     again, and runs that made it still name it ("1.1 (deleted)"). Refused while runs use it."""
     require(user=user, project=version.package.project, need=RUN)
+    _refuse_served(
+        f"Version {version.number}",
+        Skill.objects.filter(Q(version=version) | Q(serving=version)),
+    )
     if runs := set(version.pipeline_runs.values_list("pk", flat=True)):
         _refuse_used_by(f"Version {version.number}", runs)
     manifest = version.manifest
@@ -159,6 +172,7 @@ def package_version_delete(*, user, version) -> None:
 def package_delete(*, user, package) -> None:
     """Delete the package, all its versions and their files; refused while runs use it."""
     require(user=user, project=package.project, need=RUN)
+    _refuse_served(f"Package {package.name}", package.skills.all())
     manifests = [v.manifest for v in package.versions.select_related("manifest")]  # live ones
     try:
         with transaction.atomic():

@@ -35,9 +35,10 @@ class Workspace:
         self.mlflow_store = self.metrics / "mlruns"
 
     @classmethod
-    def create(cls, run_id: int) -> "Workspace":
+    def create(cls, run_id: int, *, kind: str = "run") -> "Workspace":
+        """A new private workspace, `<kind>-<id>-<random>` (a skill replica's: kind "skill")."""
         settings.WORKSPACES_DIR.mkdir(parents=True, exist_ok=True)
-        root = Path(tempfile.mkdtemp(prefix=f"run-{run_id}-", dir=settings.WORKSPACES_DIR))
+        root = Path(tempfile.mkdtemp(prefix=f"{kind}-{run_id}-", dir=settings.WORKSPACES_DIR))
         root.chmod(0o700)
         workspace = cls(root)
         for folder in (workspace.package, workspace.home, workspace.tmp, workspace.metrics):

@@ -1,5 +1,5 @@
 """Everything one machine needs, in one command: migrate, the default project and an admin
-login, the embedded Redis when REDIS_URL is unset, the web server and one worker.
+login, the embedded Redis when REDIS_URL is unset, the web server, one worker and a skill host.
 A worker that dies is started again (after a pause that grows while it keeps dying);
 Ctrl-C stops them all."""
 
@@ -36,8 +36,8 @@ LAST_WAIT_SECONDS = 0.1
 class WorkerProcess:
     """One pipelines worker of this command, restarted with backoff when it dies."""
 
-    def __init__(self, number, command):
-        self.number, self.command = number, command
+    def __init__(self, number, command, *, name="Worker"):
+        self.number, self.command, self.name = number, command, name
         self.delay = FIRST_RESTART_DELAY
         self.restart_at = None
         self.start()
@@ -61,14 +61,14 @@ class WorkerProcess:
                 else f"exited with code {code}"
             )
             say(
-                f"Worker {self.number} (pid {self.process.pid}) {how}; "
+                f"{self.name} {self.number} (pid {self.process.pid}) {how}; "
                 f"restarting it in {self.delay} s."
             )
             self.restart_at = time.monotonic() + self.delay
             self.delay = min(self.delay * 2, LONGEST_RESTART_DELAY)
         elif time.monotonic() >= self.restart_at:
             self.start()
-            say(f"Worker {self.number} restarted (pid {self.process.pid}).")
+            say(f"{self.name} {self.number} restarted (pid {self.process.pid}).")
 
     def stop(self):
         if self.restart_at is None and self.process.poll() is None:
@@ -86,7 +86,10 @@ WEB_THREADS = 8  # requests served at once; pages answer in milliseconds
 
 
 class Command(BaseCommand):
-    help = "Set up and start AI Center: web server and one pipelines worker (Ctrl-C stops all)."
+    help = (
+        "Set up and start AI Center: web server, one pipelines worker and a skill host "
+        "(Ctrl-C stops all)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--addr", default=os.environ.get("AICENTER_ADDR", "127.0.0.1"))
@@ -127,6 +130,7 @@ class Command(BaseCommand):
             WorkerProcess(number, [*manage, "rqworker", "pipelines", "--with-scheduler"])
             for number in range(1, workers + 1)
         ]
+        worker_processes.append(WorkerProcess(1, [*manage, "skillhost"], name="Skill host"))
         url = f"http://{'localhost' if addr in ('127.0.0.1', '0.0.0.0') else addr}:{port}/"
         self.stdout.write(
             self.style.SUCCESS(f"\nAI Center is starting at {url}\n")
@@ -138,7 +142,7 @@ class Command(BaseCommand):
                 if status().enabled
                 else "  Package code: NOT sandboxed (AICENTER_SANDBOX=off)\n"
             )
-            + "  Press Ctrl-C to stop the web server, the worker"
+            + "  Press Ctrl-C to stop the web server, the worker, the skill host"
             + (" and the embedded Redis.\n" if settings.EMBEDDED_REDIS else ".\n")
         )
         # stdout is a pipe under a supervisor or `docker logs`: the login must show right away

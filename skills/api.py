@@ -1,0 +1,202 @@
+"""ML Skills in the JSON API: deploy, change, undeploy, rotate the key, delete; and predict,
+for project members (bearer token or session) and for robots and apps (the skill's key in
+X-API-Key)."""
+
+import hmac
+import json
+from datetime import datetime
+
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from ninja import Router, Schema, Status
+from ninja.security import APIKeyHeader, django_auth
+from pydantic import ConfigDict
+
+from aicenter.auth import BearerToken
+from aicenter.errors import ErrorOut
+from aicenter.services import project_get_for_user
+from skills.models import Skill
+from skills.selectors import skill_get, skill_list, skill_out_rows
+from skills.services import (
+    skill_create,
+    skill_delete,
+    skill_deploy,
+    skill_predict,
+    skill_rotate_key,
+    skill_undeploy,
+    skill_update,
+)
+
+router = Router(tags=["skills"])
+
+
+class SkillKey(APIKeyHeader):
+    """The skill's own key, for robots and apps: it opens predict on that skill only."""
+
+    param_name = "X-API-Key"
+
+    def authenticate(self, request, key):
+        path = request.resolver_match.kwargs
+        skill = (
+            Skill.objects.select_related("project")
+            .filter(project__slug=path.get("project"), name=path.get("name"))
+            .first()
+        )
+        if skill and key and hmac.compare_digest(skill.api_key, key):
+            request.skill = skill
+            return skill
+        return None
+
+
+class SkillIn(Schema):
+    model_config = ConfigDict(strict=True)
+
+    name: str
+    package: str
+    version: str
+    replicas: int = 1
+    auto_update: bool = False
+    gpu: bool = False
+
+
+class SkillChange(Schema):
+    model_config = ConfigDict(strict=True)
+
+    version: str | None = None
+    replicas: int | None = None
+    auto_update: bool | None = None
+
+
+class LastHour(Schema):
+    calls: int
+    errors: int
+    p50_ms: float | None
+
+
+class SkillOut(Schema):
+    name: str
+    package: str
+    version: str
+    serving_version: str | None
+    status: str
+    reason: str
+    replicas: int
+    replicas_up: int
+    auto_update: bool
+    gpu: bool
+    api_key: str
+    url: str
+    created_by: str | None
+    created_at: datetime
+    last_hour: LastHour
+
+
+def _project(request, project):
+    return project_get_for_user(user=request.user, slug=project)
+
+
+@router.get("/{project}/skills", response=list[SkillOut])
+def list_skills(request, project: str):
+    return skill_out_rows(skill_list(project=_project(request, project)), request)
+
+
+@router.post("/{project}/skills", response={201: SkillOut, 409: ErrorOut})
+def create_skill(request, project: str, payload: SkillIn):
+    """Deploy a package version as an ML Skill: skill hosts start its replicas (status
+    deploying, then available)."""
+    skill = skill_create(user=request.user, project=_project(request, project), **payload.dict())
+    return Status(201, skill_out_rows([skill], request)[0])
+
+
+@router.get("/{project}/skills/{name}", response=SkillOut)
+def get_skill(request, project: str, name: str):
+    return skill_out_rows([skill_get(project=_project(request, project), name=name)], request)[0]
+
+
+@router.patch("/{project}/skills/{name}", response=SkillOut)
+def change_skill(request, project: str, name: str, payload: SkillChange):
+    """Update or roll back (`version`), scale (`replicas`), `auto_update`. A new version loads
+    beside the serving one, which answers until the new one is ready: no failed call."""
+    skill = skill_get(project=_project(request, project), name=name)
+    skill = skill_update(user=request.user, skill=skill, **payload.dict())
+    return skill_out_rows([skill], request)[0]
+
+
+@router.delete("/{project}/skills/{name}", response={204: None})
+def delete_skill(request, project: str, name: str):
+    skill_delete(user=request.user, skill=skill_get(project=_project(request, project), name=name))
+    return Status(204, None)
+
+
+def _lifecycle(action, summary):
+    def operation(request, project: str, name: str):
+        skill = skill_get(project=_project(request, project), name=name)
+        return skill_out_rows([action(user=request.user, skill=skill)], request)[0]
+
+    operation.__doc__ = summary
+    return operation
+
+
+for _path, _action, _summary in (
+    ("deploy", skill_deploy, "Deploy an undeployed or failed skill again."),
+    ("undeploy", skill_undeploy, "Stop its replicas: calls answer 503 until it is deployed."),
+    ("rotate-key", skill_rotate_key, "A new API key; the old one stops working at once."),
+):
+    router.post(
+        f"/{{project}}/skills/{{name}}/{_path}",
+        response=SkillOut,
+        operation_id=f"skill_{_path.replace('-', '_')}",
+    )(_lifecycle(_action, _summary))
+
+
+@router.post(
+    "/{project}/skills/{name}/predict",
+    auth=[SkillKey(), BearerToken(), django_auth],
+    response={200: None, 413: ErrorOut, 422: ErrorOut, 502: ErrorOut, 503: ErrorOut, 504: ErrorOut},
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {}, "application/octet-stream": {}},
+            "description": "The input: JSON text for input type json, the file's bytes for file "
+            "(several files as multipart/form-data for files).",
+        }
+    },
+)
+def predict(request, project: str, name: str):
+    """Call the skill: the body is predict()'s input; the answer is what predict returned (a
+    str as text, a dict or list as JSON). 422 when predict raised, 503 when no replica is up,
+    504 past the call time limit."""
+    skill = getattr(request, "skill", None)
+    if skill is None:  # a member, by token or session: viewers may call
+        skill = skill_get(project=_project(request, project), name=name)
+    body = read_input(request, skill)
+    if isinstance(body, HttpResponse):
+        return body
+    status, header, answer = skill_predict(skill=skill, body=body)
+    if status != 200:
+        return JsonResponse(
+            {"detail": header.get("detail", "")},
+            status=status,
+            headers=({"Retry-After": "5"} if status == 503 else None),
+        )
+    kind = header.get("type")
+    content_type = {
+        "text": "text/plain; charset=utf-8",
+        "json": "application/json",
+    }.get(kind, "application/octet-stream")
+    return HttpResponse(answer, content_type=content_type)
+
+
+def read_input(request, skill):
+    """The call's input as the replica receives it: the body; for input type `files`, the
+    uploaded files (multipart) as a JSON list of their sizes, a newline, their bytes."""
+    most = settings.SKILL_MOST_INPUT_BYTES
+    size = int(request.META.get("CONTENT_LENGTH") or 0)
+    if size > most:
+        return JsonResponse({"detail": f"The input is larger than {most // 2**20} MB."}, status=413)
+    if skill.package.input_type == "files" and request.content_type == "multipart/form-data":
+        files = [f.read() for name in request.FILES for f in request.FILES.getlist(name)]
+        return json.dumps([len(f) for f in files]).encode() + b"\n" + b"".join(files)
+    body = request.read(most + 1)
+    if skill.package.input_type == "files":
+        return json.dumps([len(body)]).encode() + b"\n" + body
+    return body

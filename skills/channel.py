@@ -1,0 +1,90 @@
+"""How a call travels, through Redis only (web servers and skill hosts need no network path to
+each other): the web server pushes the call onto its skill's request list and waits on a reply
+list of its own; a skill host pops it, hands it to a replica, and pushes the answer back.
+
+A message is a JSON header, a newline, then the body's bytes as they are."""
+
+import json
+import time
+import uuid
+
+import redis
+from django.conf import settings
+
+PREFIX = "aicenter:skill"
+# An answer nobody waits for any more (the caller timed out) is dropped after this.
+REPLY_TTL_SECONDS = 60
+# A loaded replica says so at least this often; after READY_TTL without a word it is gone.
+READY_TTL_SECONDS = 5.0
+
+_clients: dict[str, redis.Redis] = {}
+
+
+def connection() -> redis.Redis:
+    """This process's client (one connection pool per Redis URL)."""
+    url = settings.REDIS_URL
+    if url not in _clients:
+        _clients[url] = redis.Redis.from_url(url, health_check_interval=30)
+    return _clients[url]
+
+
+def requests_key(skill_id: int) -> str:
+    return f"{PREFIX}:{skill_id}:requests"
+
+
+def ready_key(skill_id: int) -> str:
+    return f"{PREFIX}:{skill_id}:ready"
+
+
+def reply_key(call_id: str) -> str:
+    return f"{PREFIX}:reply:{call_id}"
+
+
+def encode(header: dict, body: bytes = b"") -> bytes:
+    return json.dumps(header).encode() + b"\n" + body
+
+
+def decode(message: bytes) -> tuple[dict, bytes]:
+    header, _, body = message.partition(b"\n")
+    return json.loads(header), body
+
+
+class NoReplica(Exception):
+    """No replica of the skill is up (503)."""
+
+
+class CallTimeout(Exception):
+    """No answer within the call's time limit (504)."""
+
+
+def replicas_up(skill_id: int, client=None) -> int:
+    return (client or connection()).zcount(ready_key(skill_id), time.time(), "+inf")
+
+
+def send(skill_id: int, body: bytes, *, timeout: float) -> tuple[dict, bytes]:
+    """The replica's answer to one call: (header, body). Raises NoReplica or CallTimeout."""
+    client = connection()
+    if not replicas_up(skill_id, client):
+        raise NoReplica
+    call_id = uuid.uuid4().hex
+    header = {"id": call_id, "deadline": time.time() + timeout}
+    client.rpush(requests_key(skill_id), encode(header, body))
+    answer = client.blpop([reply_key(call_id)], timeout=timeout)
+    if answer is None:
+        raise CallTimeout
+    return decode(answer[1])
+
+
+def answer(client, call_id: str, header: dict, body: bytes = b"") -> None:
+    with client.pipeline(transaction=False) as pipe:
+        pipe.rpush(reply_key(call_id), encode(header, body))
+        pipe.expire(reply_key(call_id), REPLY_TTL_SECONDS)
+        pipe.execute()
+
+
+def say_ready(client, skill_id: int, replica: str) -> None:
+    client.zadd(ready_key(skill_id), {replica: time.time() + READY_TTL_SECONDS})
+
+
+def say_gone(client, skill_id: int, replica: str) -> None:
+    client.zrem(ready_key(skill_id), replica)

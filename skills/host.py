@@ -1,0 +1,241 @@
+"""A skill host (`manage.py skillhost`): keeps the replicas the database wants on this
+machine. Every tick it says it is alive, frees the replicas of hosts that went silent, follows
+auto-updating skills to their newest version, claims missing replica slots (the unique
+constraint on a slot is the claim, so two hosts never start the same replica), stops the
+replicas nobody wants any more, and moves a skill's traffic to a new version once all its
+replicas have loaded. Each replica has a thread that pulls the skill's calls from Redis while
+its version is the one serving, and answers them."""
+
+import collections
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from skills import channel
+from skills.models import Skill, SkillHost, SkillReplica
+from skills.replica import Replica, ReplicaFailed
+from skills.services import skill_follow_newest, skill_replica_failed
+from skills.stats import record_calls
+
+logger = logging.getLogger(__name__)
+# How often the host looks at the database.
+TICK_SECONDS = 0.5
+# A replica waits this long for new calls before it looks around (heartbeat, stop, crash).
+PULL_SECONDS = 1.0
+# A replica that failed to restart waits this long before trying again.
+RESTART_PAUSE_SECONDS = 2.0
+# A stopping replica finishes its call in flight for at most this long.
+STOP_GRACE_SECONDS = 5.0
+
+
+class Slot(threading.Thread):
+    """One replica this host runs, and the thread that feeds it calls."""
+
+    def __init__(self, host, row: SkillReplica, skill: Skill):
+        super().__init__(name=f"skill-{skill.pk}-replica-{row.pk}", daemon=True)
+        self.host, self.row_id, self.skill_id = host, row.pk, skill.pk
+        self.version_id = row.version_id
+        self.member = f"{host.name}/{row.pk}"  # its name in the skill's ready set
+        self.replica = Replica(
+            key=row.pk,
+            version=row.version,
+            gpu_devices=settings.CUDA_VISIBLE_DEVICES if skill.gpu else "",
+        )
+        self.pulling = False  # its version serves: take calls
+        self.stopping = threading.Event()
+        self.loaded = False
+
+    def run(self):
+        try:
+            self._serve()
+        except Exception:  # a platform failure: this replica goes; the host starts another
+            logger.exception("replica %s failed in the platform", self.member)
+        finally:
+            close_old_connections()
+            channel.say_gone(channel.connection(), self.skill_id, self.member)
+            self.replica.stop(STOP_GRACE_SECONDS)
+            self.host.forget(self)
+
+    def _load(self) -> bool:
+        try:
+            self.replica.start()
+        except ReplicaFailed as error:
+            logger.warning("replica %s failed to load: %s", self.member, error.reason)
+            skill_replica_failed(row_id=self.row_id, reason=error.reason, loaded=self.loaded)
+            return False
+        first, self.loaded = not self.loaded, True
+        SkillReplica.objects.filter(pk=self.row_id).update(
+            state=SkillReplica.READY, ready_at=timezone.now(), error=""
+        )
+        if not first:
+            logger.info("replica %s restarted", self.member)
+        return True
+
+    def _serve(self):
+        client = channel.connection()
+        if not self._load():
+            return
+        said = 0.0
+        while not self.stopping.is_set():
+            if not self.replica.alive():  # crashed: restart it (within PULL_SECONDS)
+                channel.say_gone(client, self.skill_id, self.member)
+                SkillReplica.objects.filter(pk=self.row_id).update(
+                    state=SkillReplica.STARTING, restarts=F("restarts") + 1
+                )
+                self.replica.stop()
+                self.replica = Replica(
+                    key=self.row_id, version=self.replica.version,
+                    gpu_devices=self.replica.gpu_devices,
+                )  # fmt: skip
+                if not self._load():
+                    return
+                said = 0.0
+            if time.monotonic() - said > 1.0:
+                channel.say_ready(client, self.skill_id, self.member)
+                said = time.monotonic()
+            if not self.pulling:
+                self.stopping.wait(0.1)
+                continue
+            popped = client.blpop([channel.requests_key(self.skill_id)], timeout=PULL_SECONDS)
+            if popped is not None:
+                self._answer(client, *channel.decode(popped[1]))
+
+    def _answer(self, client, header: dict, body: bytes):
+        left = header.get("deadline", 0) - time.time()
+        if left <= 0:
+            return  # its caller gave up already
+        try:
+            answer, result = self.replica.call(body, timeout=left)
+        except ReplicaFailed as error:
+            answer, result = {"status": 502, "detail": error.reason}, b""
+        channel.answer(client, header["id"], answer, result)
+
+
+class Host:
+    def __init__(self, *, gpu: bool = False):
+        self.gpu = gpu
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.slots: dict[int, Slot] = {}
+        self.lock = threading.Lock()
+        self.row = None
+
+    def forget(self, slot: Slot) -> None:
+        with self.lock:
+            if self.slots.get(slot.row_id) is slot:
+                del self.slots[slot.row_id]
+        SkillReplica.objects.filter(pk=slot.row_id).delete()
+        close_old_connections()
+
+    def run(self, stop: threading.Event) -> None:
+        self.row = SkillHost.objects.create(name=self.name, gpu=self.gpu, seen_at=timezone.now())
+        logger.info("skill host %s started", self.name)
+        try:
+            while not stop.is_set():
+                try:
+                    self.tick()
+                except Exception:  # the database or Redis away for a moment: try again
+                    logger.exception("skill host tick failed")
+                    close_old_connections()
+                stop.wait(TICK_SECONDS)
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        with self.lock:
+            slots = list(self.slots.values())
+        for slot in slots:
+            slot.stopping.set()
+        for slot in slots:
+            slot.join(STOP_GRACE_SECONDS + 5)
+        SkillHost.objects.filter(name=self.name).delete()
+        logger.info("skill host %s stopped", self.name)
+
+    def tick(self) -> None:
+        now = timezone.now()
+        if not SkillHost.objects.filter(name=self.name).update(seen_at=now):
+            # declared lost by another host (it freed our slots): start over, as a new host
+            self.shutdown()
+            self.row = SkillHost.objects.create(name=self.name, gpu=self.gpu, seen_at=now)
+        lost = now - timedelta(seconds=settings.SKILL_HOST_LOST_AFTER_SECONDS)
+        SkillHost.objects.filter(seen_at__lt=lost).delete()  # their replica rows go with them
+        skills = {
+            skill.pk: skill
+            for skill in Skill.objects.filter(status__in=Skill.DEPLOYED, gpu=self.gpu)
+        }
+        for skill in skills.values():
+            if skill.auto_update:
+                skill_follow_newest(skill)
+        self._stop_unwanted(skills)
+        self._claim(skills)
+        self._switch(skills)
+        record_calls()
+
+    def _stop_unwanted(self, skills) -> None:
+        with self.lock:
+            slots = list(self.slots.values())
+        for slot in slots:
+            skill = skills.get(slot.skill_id)
+            wanted = skill is not None and slot.version_id in (skill.version_id, skill.serving_id)
+            row = SkillReplica.objects.filter(pk=slot.row_id).values("slot").first()
+            if not wanted or row is None or row["slot"] >= skill.replicas:
+                slot.pulling = False
+                slot.stopping.set()
+            else:
+                slot.pulling = slot.version_id == skill.serving_id
+
+    def _claim(self, skills) -> None:
+        hosts = SkillHost.objects.filter(gpu=self.gpu).count() or 1
+        rows = collections.defaultdict(set)
+        mine = collections.Counter()
+        for skill_id, version_id, slot, host_id in SkillReplica.objects.filter(
+            skill__in=list(skills)
+        ).values_list("skill", "version", "slot", "host"):
+            rows[skill_id, version_id].add(slot)
+            if host_id == self.row.pk:
+                mine[skill_id] += 1
+        for skill in skills.values():
+            share = math.ceil(skill.replicas / hosts)  # spread a skill's replicas over hosts
+            for version_id in {skill.version_id, skill.serving_id} - {None}:
+                free = [n for n in range(skill.replicas) if n not in rows[skill.pk, version_id]]
+                if free and mine[skill.pk] < share * (1 + (skill.serving_id != skill.version_id)):
+                    if self._start(skill, version_id, free[0]):
+                        mine[skill.pk] += 1
+
+    def _start(self, skill, version_id, number) -> bool:
+        try:
+            with transaction.atomic():
+                row = SkillReplica.objects.create(
+                    skill=skill, version_id=version_id, slot=number, host=self.row
+                )
+        except IntegrityError:  # another host claimed it first
+            return False
+        row = SkillReplica.objects.select_related("version__package", "version__manifest").get(
+            pk=row.pk
+        )
+        slot = Slot(self, row, skill)
+        with self.lock:
+            self.slots[row.pk] = slot
+        slot.start()
+        return True
+
+    def _switch(self, skills) -> None:
+        """Move traffic to a skill's new version once all its replicas have loaded."""
+        for skill in skills.values():
+            ready = SkillReplica.objects.filter(
+                skill=skill, version_id=skill.version_id, state=SkillReplica.READY
+            ).count()
+            done = skill.serving_id == skill.version_id and skill.status == Skill.AVAILABLE
+            if not done and ready >= skill.replicas:
+                Skill.objects.filter(pk=skill.pk, version_id=skill.version_id).update(
+                    serving_id=skill.version_id, status=Skill.AVAILABLE, reason=""
+                )

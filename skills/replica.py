@@ -1,0 +1,220 @@
+"""One replica of a skill on this skill host: the package version's main.Main, loaded once in
+its own sandboxed process (its environment, no network, its own uid, a memory limit), asked
+predict() over a pipe, one call at a time. Only the host talks to Redis and the database."""
+
+import collections
+import json
+import os
+import select
+import struct
+import subprocess
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from django.conf import settings
+
+from pipelines.runner import isolation, sandbox
+from pipelines.runner.builds import EnvironmentUnavailable
+from pipelines.runner.environments import using_environment, version_requirements
+from pipelines.runner.process import user_environment
+from pipelines.runner.sandbox import python_prefixes, sandbox_uid
+from pipelines.runner.workspace import Workspace
+
+BOOTSTRAP = (Path(__file__).parent / "replica_bootstrap.py").read_text()
+# Sandbox uids of replicas start this far from the runs' (they take uids by run number).
+UID_OFFSET = 50_000
+# The replica's last lines of output, kept to say why it failed.
+LOG_LINES = 200
+# An answer bigger than this breaks the protocol (the replica is restarted).
+MOST_ANSWER_BYTES = 64 * 1024 * 1024
+
+
+class ReplicaFailed(Exception):
+    """The replica could not load, or broke while answering; `reason` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Replica:
+    def __init__(self, *, key: int, version, network: bool = False, gpu_devices: str = ""):
+        self.key = key  # its SkillReplica row
+        self.version = version
+        self.network = network
+        self.gpu_devices = gpu_devices
+        self.process = None
+        self.box = None
+        self.log = collections.deque(maxlen=LOG_LINES)
+        self.lock = threading.Lock()
+        self.stack = ExitStack()
+        self.to_replica = self.from_replica = None
+
+    def start(self) -> None:
+        """Start it and wait until Main() has loaded. Raises ReplicaFailed with the reason."""
+        try:
+            self._start()
+            header, _ = self._frame(time.monotonic() + settings.SKILL_LOAD_SECONDS)
+        except ReplicaFailed as error:
+            self.stop()
+            raise ReplicaFailed(self._with_log(error.reason)) from None
+        except EnvironmentUnavailable as error:
+            self.stop()
+            raise ReplicaFailed(error.reason) from None
+        if header.get("event") != "ready":
+            self.stop()
+            reason = str(header.get("reason") or "main.Main() did not load")[:2000]
+            raise ReplicaFailed(self._with_log(reason))
+
+    def _start(self):
+        version, package = self.version, self.version.package
+        environment = self.stack.enter_context(
+            using_environment(
+                python_version=package.language, requirements=version_requirements(version)
+            )
+        )
+        workspace = Workspace.create(self.key, kind="skill")
+        self.stack.callback(workspace.remove)
+        workspace.materialise(version.manifest, workspace.package)
+        request_read, self.to_replica = os.pipe()
+        self.from_replica, answer_write = os.pipe()
+        argv = [environment.python, "-B", "-u", "-c", BOOTSTRAP, str(request_read)]
+        argv += [str(answer_write), package.input_type, json.dumps(limits())]
+        env = user_environment(python=environment.python, workspace=workspace, variables={})
+        if self.gpu_devices:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpu_devices
+        common = {
+            "env": env,
+            "stdin": subprocess.DEVNULL,
+            "stdout": subprocess.PIPE,
+            "stderr": subprocess.STDOUT,
+            "start_new_session": True,
+        }
+        uid = sandbox_uid(UID_OFFSET + self.key)
+        if os.geteuid() == 0:
+            isolation.hand_over(workspace, uid)
+        pipes = (request_read, answer_write)
+        try:
+            if problem := sandbox.refusal():
+                raise ReplicaFailed(f"this skill host can't sandbox package code: {problem}")
+            if sandbox.status().enabled:
+                self.box = sandbox.Sandbox(
+                    f"skill-{self.key}-{workspace.root.name}",
+                    uid=uid,
+                    writable=[workspace.root],
+                    readable=[environment.path, *python_prefixes(environment.python)],
+                    network=self.network,
+                    memory=settings.SKILL_MEMORY_LIMIT_MB * 1024 * 1024,
+                    processes=settings.PIPELINE_PROCESSES_LIMIT,
+                    gpu=bool(self.gpu_devices),
+                    home=str(workspace.home),
+                )
+                self.stack.callback(self.box.close)
+                command = self.box.command(argv, cwd=str(workspace.package))
+                self.process = subprocess.Popen(command, pass_fds=(*pipes, *self.box.fds), **common)
+                self.box.started(self.process)
+            else:  # AICENTER_SANDBOX=off: never as root all the same
+                root = os.geteuid() == 0
+                ids = {"user": uid, "group": uid, "extra_groups": []} if root else {}
+                self.process = subprocess.Popen(
+                    argv, cwd=workspace.package, pass_fds=pipes, **common, **ids
+                )
+        finally:
+            for fd in pipes:
+                os.close(fd)
+        threading.Thread(target=self._read_output, daemon=True).start()
+
+    def _read_output(self):
+        """Keep its last lines (a line is cut at 2,000 characters: it may never end)."""
+        rest = b""
+        for chunk in iter(lambda: self.process.stdout.read1(65536), b""):
+            *lines, rest = (rest + chunk).split(b"\n")
+            for line in lines:
+                self.log.append(line[:2000].decode("utf-8", errors="replace"))
+            rest = rest[-2000:]
+        if rest:
+            self.log.append(rest.decode("utf-8", errors="replace"))
+
+    def _with_log(self, reason: str) -> str:
+        time.sleep(0.05)  # the last lines of a process that just ended
+        tail = "\n".join(list(self.log)[-20:])
+        return f"{reason}\n{tail}".strip() if tail else reason
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def call(self, body: bytes, *, timeout: float) -> tuple[dict, bytes]:
+        """predict(body)'s answer as (header, body). Raises ReplicaFailed when the replica
+        dies, breaks the protocol or takes longer than `timeout` (it is stopped then)."""
+        with self.lock:
+            try:
+                data = struct.pack(">I", len(body)) + body
+                while data:
+                    data = data[os.write(self.to_replica, data) :]
+                return self._frame(time.monotonic() + timeout)
+            except (OSError, ReplicaFailed) as error:
+                self.stop()
+                reason = getattr(error, "reason", None) or "the replica stopped while answering"
+                raise ReplicaFailed(reason) from None
+
+    def _frame(self, deadline: float) -> tuple[dict, bytes]:
+        size = struct.unpack(">I", self._exactly(4, deadline))[0]
+        if size > MOST_ANSWER_BYTES:
+            raise ReplicaFailed(f"an answer over {MOST_ANSWER_BYTES // 2**20} MB")
+        header, _, body = self._exactly(size, deadline).partition(b"\n")
+        try:
+            header = json.loads(header)
+        except ValueError:
+            header = None
+        if not isinstance(header, dict):
+            raise ReplicaFailed("the replica broke the protocol (its pipe was written to)")
+        return header, body
+
+    def _exactly(self, count: int, deadline: float) -> bytes:
+        parts = []
+        while count:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.from_replica], [], [], left)[0]:
+                raise ReplicaFailed("no answer in time")
+            part = os.read(self.from_replica, min(count, 1 << 20))
+            if not part:
+                code = self.process.wait(timeout=5) if self.process else None
+                raise ReplicaFailed(f"the replica's process ended (exit code {code})")
+            parts.append(part)
+            count -= len(part)
+        return b"".join(parts)
+
+    def stop(self, grace: float = 0.0) -> None:
+        """End it (a call in flight is answered first when `grace` allows) and free all."""
+        for fd in (self.to_replica,):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.to_replica = None
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=grace)  # EOF on its pipe: it ends by itself
+            except subprocess.TimeoutExpired:
+                pass
+            if self.box:
+                self.box.stop(0)
+            elif self.process.poll() is None:
+                self.process.kill()
+            self.process.wait()
+        if self.from_replica is not None:
+            os.close(self.from_replica)
+            self.from_replica = None
+        self.stack.close()
+
+
+def limits() -> dict:
+    return {
+        "memory": settings.SKILL_MEMORY_LIMIT_MB * 1024 * 1024,
+        "file_size": settings.PIPELINE_FILE_SIZE_LIMIT_MB * 1024 * 1024,
+        "open_files": settings.PIPELINE_OPEN_FILES_LIMIT,
+        "processes": settings.PIPELINE_PROCESSES_LIMIT,
+    }

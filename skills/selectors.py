@@ -1,0 +1,74 @@
+"""Reads for ML Skills: pages and the API show the same rows."""
+
+import time
+
+from django.http import Http404
+from django.urls import reverse
+
+from skills import channel
+from skills.models import Skill, SkillCall
+from skills.stats import skill_stats
+
+RELATED = ("project", "package", "version", "serving", "created_by")
+
+
+def skill_list(*, project):
+    return Skill.objects.filter(project=project).select_related(*RELATED).order_by("name")
+
+
+def skill_get(*, project, name: str) -> Skill:
+    skill = Skill.objects.select_related(*RELATED).filter(project=project, name=name).first()
+    if skill is None:
+        raise Http404(f"No skill '{name}' in this project.")
+    return skill
+
+
+def replicas_up(skills) -> dict[int, int]:
+    """Replicas that said they are up lately, per skill: one Redis round trip for all."""
+    if not skills:
+        return {}
+    now = time.time()
+    with channel.connection().pipeline(transaction=False) as pipe:
+        for skill in skills:
+            pipe.zcount(channel.ready_key(skill.pk), now, "+inf")
+        counts = pipe.execute()
+    return {skill.pk: count for skill, count in zip(skills, counts, strict=True)}
+
+
+def predict_path(skill) -> str:
+    return f"/api/v1/projects/{skill.project.slug}/skills/{skill.name}/predict"
+
+
+def skill_out_rows(skills, request) -> list[dict]:
+    skills = list(skills)
+    up = replicas_up(skills)
+    stats = skill_stats([s.pk for s in skills])
+    return [
+        {
+            "name": skill.name,
+            "package": skill.package.name,
+            "version": skill.version.number,
+            "serving_version": skill.serving.number if skill.serving else None,
+            "status": skill.status,
+            "reason": skill.reason,
+            "replicas": skill.replicas,
+            "replicas_up": up[skill.pk],
+            "auto_update": skill.auto_update,
+            "gpu": skill.gpu,
+            "api_key": skill.api_key,
+            "url": request.build_absolute_uri(predict_path(skill)),
+            "created_by": skill.created_by.username if skill.created_by else None,
+            "created_at": skill.created_at,
+            "last_hour": stats[skill.pk],
+            "skill": skill,
+        }
+        for skill in skills
+    ]
+
+
+def recent_calls(skill, count: int = 20):
+    return SkillCall.objects.filter(skill=skill).order_by("-time")[:count]
+
+
+def skill_page_url(skill) -> str:
+    return reverse("skill-detail", args=[skill.project.slug, skill.name])

@@ -1,0 +1,218 @@
+"""Writes for ML Skills, and a call to one. Pages, the API and skill hosts all use these."""
+
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from aicenter.services import RUN, name_taken, require
+from packages.models import Package, PackageVersion
+from skills import channel, stats
+from skills.models import Skill, SkillReplica, new_api_key
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # part of the skill's URL
+
+
+def _version(package, number, field="version") -> PackageVersion:
+    match = re.fullmatch(r"(\d{1,9})\.(\d{1,9})", str(number or ""))
+    version = (
+        match
+        and package.versions.filter(major=int(match[1]), minor=int(match[2]))
+        .select_related("package")
+        .first()
+    )
+    if not version:
+        numbers = ", ".join(v.number for v in package.versions.all()[:20])
+        raise ValidationError(
+            {field: f"Package {package.name} has no version '{number}' (it has: {numbers})."}
+        )
+    return version
+
+
+def _replicas(replicas) -> int:
+    if isinstance(replicas, bool) or not isinstance(replicas, int):
+        raise ValidationError({"replicas": "Replicas must be a whole number."})
+    if not 1 <= replicas <= settings.SKILL_MOST_REPLICAS:
+        raise ValidationError(
+            {"replicas": f"Replicas must be from 1 to {settings.SKILL_MOST_REPLICAS}."}
+        )
+    return replicas
+
+
+def skill_create(
+    *, user, project, name, package, version, replicas=1, auto_update=False, gpu=False
+) -> Skill:
+    """Deploy `package` `version` as the skill `name`: skill hosts start its replicas."""
+    require(user=user, project=project, need=RUN)
+    errors = {}
+    name = (name or "").strip()
+    if not re.fullmatch(NAME_PATTERN, name) or len(name) > 100:
+        errors["name"] = (
+            "A name is 1 to 100 letters, digits, '-' or '_', starting with a letter or digit "
+            "(it is part of the skill's URL)."
+        )
+    elif Skill.objects.filter(project=project, name=name).exists():
+        errors["name"] = name_taken(f"A skill named '{name}' already exists in this project.")
+    found = Package.objects.filter(project=project, name=package).first()
+    if found is None:
+        errors["package"] = f"No package named '{package}' in this project."
+    try:
+        replicas = _replicas(replicas)
+    except ValidationError as error:
+        errors.update(error.message_dict)
+    if found is not None:
+        try:
+            version = _version(found, version)
+        except ValidationError as error:
+            errors.update(error.message_dict)
+    if errors:
+        raise ValidationError(errors)
+    try:
+        with transaction.atomic():
+            return Skill.objects.create(
+                project=project,
+                name=name,
+                package=found,
+                version=version,
+                replicas=replicas,
+                auto_update=bool(auto_update),
+                gpu=bool(gpu),
+                created_by=user,
+            )
+    except IntegrityError:
+        raise ValidationError(
+            {"name": name_taken(f"A skill named '{name}' already exists in this project.")}
+        ) from None
+
+
+def skill_update(*, user, skill, version=None, replicas=None, auto_update=None) -> Skill:
+    """Change what a skill serves (update or roll back), its replicas, its auto-update. A new
+    version loads beside the serving one, which keeps answering until the new one is ready."""
+    require(user=user, project=skill.project, need=RUN)
+    fields = {}
+    if version is not None:
+        chosen = _version(skill.package, version)
+        if chosen.pk != skill.version_id:
+            fields["version"] = chosen
+            fields["failed_version"] = None
+            if skill.deployed:
+                fields["status"] = Skill.UPDATING if skill.serving_id else Skill.DEPLOYING
+                fields["reason"] = ""
+    if replicas is not None:
+        fields["replicas"] = _replicas(replicas)
+    if auto_update is not None:
+        fields["auto_update"] = bool(auto_update)
+    for name, value in fields.items():
+        setattr(skill, name, value)
+    if fields:
+        skill.save(update_fields=[*fields, "updated_at"])
+    return skill
+
+
+def skill_deploy(*, user, skill) -> Skill:
+    require(user=user, project=skill.project, need=RUN)
+    if not skill.deployed:
+        skill.status, skill.reason, skill.serving = Skill.DEPLOYING, "", None
+        skill.failed_version = None
+        skill.save(update_fields=["status", "reason", "serving", "failed_version", "updated_at"])
+    return skill
+
+
+def skill_undeploy(*, user, skill) -> Skill:
+    """Stop its replicas: calls get 503 until it is deployed again."""
+    require(user=user, project=skill.project, need=RUN)
+    skill.status, skill.reason, skill.serving = Skill.UNDEPLOYED, "", None
+    skill.save(update_fields=["status", "reason", "serving", "updated_at"])
+    return skill
+
+
+def skill_rotate_key(*, user, skill) -> Skill:
+    """A new API key; the old one stops working at once."""
+    require(user=user, project=skill.project, need=RUN)
+    skill.api_key = new_api_key()
+    skill.save(update_fields=["api_key", "updated_at"])
+    return skill
+
+
+def skill_delete(*, user, skill) -> None:
+    require(user=user, project=skill.project, need=RUN)
+    skill.delete()  # skill hosts stop its replicas: their rows went with it
+
+
+def skill_follow_newest(skill) -> None:
+    """Auto-update: the newest minor version of the skill's major, once one is newer than what
+    it has (and is not the one that just failed to load)."""
+    newest = (
+        PackageVersion.objects.filter(
+            package_id=skill.package_id,
+            major=skill.version.major,
+            minor__gt=skill.version.minor,
+        )
+        .exclude(pk=skill.failed_version_id or 0)
+        .order_by("-minor")
+        .first()
+    )
+    if newest is not None:
+        Skill.objects.filter(pk=skill.pk, version_id=skill.version_id).update(
+            version=newest,
+            status=Skill.UPDATING if skill.serving_id else Skill.DEPLOYING,
+            reason=f"auto-update to {newest.number}",
+        )
+
+
+def skill_replica_failed(*, row_id: int, reason: str, loaded: bool) -> None:
+    """A replica could not load (`loaded`: it had, then crashed and could not again). A new
+    version that fails leaves the serving one in place, and the skill says why; a first
+    deployment that fails is Failed."""
+    with transaction.atomic():
+        row = SkillReplica.objects.select_related("version").filter(pk=row_id).first()
+        if row is None:
+            return
+        row.delete()
+        skill = Skill.objects.select_for_update().filter(pk=row.skill_id).first()
+        if (
+            skill is None
+            or skill.version_id != row.version_id
+            or skill.serving_id == skill.version_id
+        ):
+            return  # a replica of the serving version: its slot is claimed and tried again
+        number = row.version.number
+        if skill.serving_id:
+            skill.failed_version_id = skill.version_id
+            skill.version_id = skill.serving_id
+            skill.status = Skill.AVAILABLE
+            skill.reason = (
+                f"Version {number} failed to load, so the previous one still serves: {reason}"
+            )
+        else:
+            skill.status = Skill.FAILED
+            skill.reason = f"Version {number} failed to load: {reason}"
+        skill.save(update_fields=["version", "failed_version", "status", "reason", "updated_at"])
+        SkillReplica.objects.filter(skill=skill, version_id=row.version_id).delete()
+
+
+def skill_predict(*, skill, body: bytes) -> tuple[int, dict, bytes]:
+    """Call the skill: (status, header, body) of its answer. 503 when no replica is up, 504
+    past the call time limit; 422 when predict raised."""
+    timeout = settings.SKILL_CALL_TIMEOUT_SECONDS
+    with stats.timed(skill) as call:
+        if not skill.deployed:
+            call.status = 503
+            return (
+                503,
+                {"detail": f"Skill {skill.name} is {skill.get_status_display().lower()}."},
+                b"",
+            )
+        try:
+            header, answer = channel.send(skill.pk, body, timeout=timeout)
+        except channel.NoReplica:
+            call.status = 503
+            detail = f"No replica of skill {skill.name} is up yet; try again in a few seconds."
+            return 503, {"detail": detail}, b""
+        except channel.CallTimeout:
+            call.status = 504
+            return 504, {"detail": f"No answer within {timeout:g} s."}, b""
+        call.status = header.get("status", 502)
+        call.input = body
+        return call.status, header, answer

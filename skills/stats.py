@@ -1,0 +1,136 @@
+"""A skill's calls, counted: the web server that made a call pushes a record onto a Redis list
+(no database write on the call's path); skill hosts store them in batches, as the newest
+calls of each skill and as counts and a latency histogram per minute."""
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import redis
+from django.db import transaction
+from django.utils import timezone
+
+from skills import channel
+from skills.models import Skill, SkillCall, SkillMinute
+
+CALLS_KEY = f"{channel.PREFIX}:calls"
+# Upper edges of the latency histogram's buckets (ms); a last bucket holds the slower ones.
+LATENCY_BUCKETS_MS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700)
+LATENCY_BUCKETS_MS += (1000, 2000, 5000, 10000, 30000, 60000)
+# Calls kept one by one per skill (the rest only as counts).
+RECENT_CALLS = 100
+# Records stored per batch.
+BATCH = 5000
+# An input is kept (when the project keeps them) up to this many characters.
+INPUT_CHARS = 2000
+
+
+@dataclass
+class Call:
+    status: int = 0
+    input: bytes = b""
+
+
+@contextmanager
+def timed(skill):
+    """Time a call to `skill` and record it (its status and input as the block sets them)."""
+    call, began = Call(), time.perf_counter()
+    try:
+        yield call
+    finally:
+        record = {
+            "skill": skill.pk,
+            "time": time.time(),
+            "ms": (time.perf_counter() - began) * 1000,
+            "status": call.status or 500,
+        }
+        if skill.project.keep_skill_inputs and call.input:
+            record["input"] = call.input[:INPUT_CHARS].decode("utf-8", errors="replace")
+        try:
+            channel.connection().rpush(CALLS_KEY, json.dumps(record))
+        except redis.RedisError:
+            pass  # a call not counted is better than a call failed
+
+
+def bucket(ms: float) -> int:
+    for index, edge in enumerate(LATENCY_BUCKETS_MS):
+        if ms <= edge:
+            return index
+    return len(LATENCY_BUCKETS_MS)
+
+
+def record_calls() -> int:
+    """Store the calls recorded since the last time (a skill host does this every tick)."""
+    items = channel.connection().lpop(CALLS_KEY, BATCH) or []
+    records = [json.loads(item) for item in items]
+    skills = set(
+        Skill.objects.filter(pk__in={r["skill"] for r in records}).values_list("pk", flat=True)
+    )
+    records = [r for r in records if r["skill"] in skills]  # deleted meanwhile: dropped
+    if not records:
+        return 0
+    minutes = {}
+    for record in records:
+        moment = datetime.fromtimestamp(record["time"], UTC)
+        key = (record["skill"], moment.replace(second=0, microsecond=0))
+        counts = minutes.setdefault(key, [0, 0, [0] * (len(LATENCY_BUCKETS_MS) + 1)])
+        counts[0] += 1
+        counts[1] += record["status"] >= 400
+        counts[2][bucket(record["ms"])] += 1
+    with transaction.atomic():
+        SkillCall.objects.bulk_create(
+            SkillCall(
+                skill_id=r["skill"],
+                time=datetime.fromtimestamp(r["time"], UTC),
+                milliseconds=r["ms"],
+                status=r["status"],
+                input=r.get("input", ""),
+            )
+            for r in records
+        )
+        for (skill_id, minute), (calls, errors, latencies) in minutes.items():
+            row, _ = SkillMinute.objects.select_for_update().get_or_create(
+                skill_id=skill_id, minute=minute
+            )
+            row.calls += calls
+            row.errors += errors
+            old = row.latencies or [0] * len(latencies)
+            row.latencies = [a + b for a, b in zip(old, latencies, strict=False)]
+            row.save()
+    for skill_id in skills:
+        oldest_kept = (
+            SkillCall.objects.filter(skill_id=skill_id)
+            .order_by("-time")
+            .values_list("time", flat=True)[RECENT_CALLS - 1 : RECENT_CALLS]
+        )
+        if oldest_kept:
+            SkillCall.objects.filter(skill_id=skill_id, time__lt=oldest_kept[0]).delete()
+    return len(records)
+
+
+def skill_stats(skill_ids, *, hours: int = 1) -> dict[int, dict]:
+    """Calls, failed calls and p50 latency (ms, a bucket's upper edge) of the last `hours`."""
+    since = timezone.now() - timedelta(hours=hours)
+    found = {pk: {"calls": 0, "errors": 0, "p50_ms": None, "hist": None} for pk in skill_ids}
+    for skill_id, calls, errors, latencies in SkillMinute.objects.filter(
+        skill_id__in=list(skill_ids), minute__gte=since
+    ).values_list("skill_id", "calls", "errors", "latencies"):
+        entry = found[skill_id]
+        entry["calls"] += calls
+        entry["errors"] += errors
+        entry["hist"] = [
+            a + b for a, b in zip(entry["hist"] or [0] * len(latencies), latencies, strict=False)
+        ]
+    for entry in found.values():
+        hist = entry.pop("hist")
+        if hist and entry["calls"]:
+            seen = 0
+            for index, count in enumerate(hist):
+                seen += count
+                if seen * 2 >= entry["calls"]:
+                    edges = LATENCY_BUCKETS_MS
+                    entry["p50_ms"] = edges[index] if index < len(edges) else edges[-1]
+                    break
+    return found
