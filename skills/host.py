@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from skills import channel
 from skills.models import Skill, SkillHost, SkillReplica
-from skills.replica import Replica, ReplicaFailed
+from skills.replica import Replica, ReplicaFailed, ReplicaTimeout
 from skills.services import skill_follow_newest, skill_replica_failed
 from skills.stats import record_calls
 
@@ -71,6 +71,7 @@ class Slot(threading.Thread):
             self.replica.start()
         except ReplicaFailed as error:
             logger.warning("replica %s failed to load: %s", self.member, error.reason)
+            self.host.pause(self.skill_id, self.version_id)
             skill_replica_failed(row_id=self.row_id, reason=error.reason, loaded=self.loaded)
             return False
         first, self.loaded = not self.loaded, True
@@ -116,6 +117,8 @@ class Slot(threading.Thread):
             return  # its caller gave up already
         try:
             answer, result = self.replica.call(body, timeout=left)
+        except ReplicaTimeout:
+            answer, result = {"status": 504, "detail": f"No answer within {left:.0f} s."}, b""
         except ReplicaFailed as error:
             answer, result = {"status": 502, "detail": error.reason}, b""
         channel.answer(client, header["id"], answer, result)
@@ -128,6 +131,11 @@ class Host:
         self.slots: dict[int, Slot] = {}
         self.lock = threading.Lock()
         self.row = None
+        # (skill, version) → when this host may try again to start a replica that failed
+        self.paused: dict[tuple[int, int], float] = {}
+
+    def pause(self, skill_id: int, version_id: int) -> None:
+        self.paused[skill_id, version_id] = time.monotonic() + RESTART_PAUSE_SECONDS
 
     def forget(self, slot: Slot) -> None:
         with self.lock:
@@ -206,6 +214,8 @@ class Host:
         for skill in skills.values():
             share = math.ceil(skill.replicas / hosts)  # spread a skill's replicas over hosts
             for version_id in {skill.version_id, skill.serving_id} - {None}:
+                if self.paused.get((skill.pk, version_id), 0) > time.monotonic():
+                    continue
                 free = [n for n in range(skill.replicas) if n not in rows[skill.pk, version_id]]
                 if free and mine[skill.pk] < share * (1 + (skill.serving_id != skill.version_id)):
                     if self._start(skill, version_id, free[0]):

@@ -39,6 +39,10 @@ class ReplicaFailed(Exception):
         self.reason = reason
 
 
+class ReplicaTimeout(ReplicaFailed):
+    """predict() took longer than the call may: the replica is stopped (it may be stuck)."""
+
+
 class Replica:
     def __init__(self, *, key: int, version, network: bool = False, gpu_devices: str = ""):
         self.key = key  # its SkillReplica row
@@ -82,6 +86,7 @@ class Replica:
         self.from_replica, answer_write = os.pipe()
         argv = [environment.python, "-B", "-u", "-c", BOOTSTRAP, str(request_read)]
         argv += [str(answer_write), package.input_type, json.dumps(limits())]
+        argv.append(f"aicenter-replica-{self.key}")  # unused: names the process in ps
         env = user_environment(python=environment.python, workspace=workspace, variables={})
         if self.gpu_devices:
             env["CUDA_VISIBLE_DEVICES"] = self.gpu_devices
@@ -103,7 +108,7 @@ class Replica:
                 self.box = sandbox.Sandbox(
                     f"skill-{self.key}-{workspace.root.name}",
                     uid=uid,
-                    writable=[workspace.root],
+                    writable=[workspace.root, *settings.SANDBOX_SHARED_DIRS],
                     readable=[environment.path, *python_prefixes(environment.python)],
                     network=self.network,
                     memory=settings.SKILL_MEMORY_LIMIT_MB * 1024 * 1024,
@@ -154,6 +159,9 @@ class Replica:
                 while data:
                     data = data[os.write(self.to_replica, data) :]
                 return self._frame(time.monotonic() + timeout)
+            except ReplicaTimeout:
+                self.stop()
+                raise
             except (OSError, ReplicaFailed) as error:
                 self.stop()
                 reason = getattr(error, "reason", None) or "the replica stopped while answering"
@@ -177,7 +185,7 @@ class Replica:
         while count:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.from_replica], [], [], left)[0]:
-                raise ReplicaFailed("no answer in time")
+                raise ReplicaTimeout("no answer in time")
             part = os.read(self.from_replica, min(count, 1 << 20))
             if not part:
                 code = self.process.wait(timeout=5) if self.process else None

@@ -101,6 +101,9 @@ class ApiClient(Client):
     def post_json(self, path, data):
         return self.post(path, data, content_type="application/json")
 
+    def patch_json(self, path, data):
+        return self.patch(path, data, content_type="application/json")
+
 
 @pytest.fixture
 def api_as():
