@@ -38,7 +38,7 @@ class SkillKey(APIKeyHeader):
     def authenticate(self, request, key):
         path = request.resolver_match.kwargs
         skill = (
-            Skill.objects.select_related("project")
+            Skill.objects.select_related("project", "package")
             .filter(project__slug=path.get("project"), name=path.get("name"))
             .first()
         )

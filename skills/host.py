@@ -16,6 +16,7 @@ import time
 import uuid
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import F
@@ -101,15 +102,19 @@ class Slot(threading.Thread):
                 if not self._load():
                     return
                 said = 0.0
-            if time.monotonic() - said > 1.0:
-                channel.say_ready(client, self.skill_id, self.member)
-                said = time.monotonic()
-            if not self.pulling:
-                self.stopping.wait(0.1)
-                continue
-            popped = client.blpop([channel.requests_key(self.skill_id)], timeout=PULL_SECONDS)
-            if popped is not None:
-                self._answer(client, *channel.decode(popped[1]))
+            try:
+                if time.monotonic() - said > 1.0:
+                    channel.say_ready(client, self.skill_id, self.member)
+                    said = time.monotonic()
+                if not self.pulling:
+                    self.stopping.wait(0.1)
+                    continue
+                popped = client.blpop([channel.requests_key(self.skill_id)], PULL_SECONDS)
+                if popped is not None:
+                    self._answer(client, *channel.decode(popped[1]))
+            except redis.RedisError:  # Redis away for a moment: the replica waits, loaded
+                logger.warning("replica %s: Redis unreachable, trying again", self.member)
+                self.stopping.wait(1.0)
 
     def _answer(self, client, header: dict, body: bytes):
         left = header.get("deadline", 0) - time.time()
