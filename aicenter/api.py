@@ -138,6 +138,7 @@ class ProjectOut(Schema):
     name: str
     description: str
     allow_network: bool
+    keep_skill_inputs: bool
     created_at: datetime
 
 
@@ -145,6 +146,9 @@ class ProjectSettingsIn(Schema):
     model_config = ConfigDict(strict=True)
 
     allow_network: bool
+    keep_skill_inputs: bool | None = Field(
+        None, description="Keep the inputs of ML Skill calls among their recent calls."
+    )
 
 
 projects = Router(tags=["projects"])
@@ -168,10 +172,14 @@ def get_project(request, project: str):
 
 @projects.patch("/{project}", response=ProjectOut)
 def update_project(request, project: str, payload: ProjectSettingsIn):
-    """Project admins: `allow_network` lets the project's runs open outbound connections."""
+    """Project admins: `allow_network` lets the project's runs open outbound connections;
+    `keep_skill_inputs` keeps the inputs of its ML Skills' calls among their recent calls."""
     project = project_get_for_user(user=request.user, slug=project)
     return project_settings_update(
-        user=request.user, project=project, allow_network=payload.allow_network
+        user=request.user,
+        project=project,
+        allow_network=payload.allow_network,
+        keep_skill_inputs=payload.keep_skill_inputs,
     )
 
 

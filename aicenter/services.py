@@ -122,14 +122,23 @@ def project_create(*, user, name: str, description: str = "") -> Project:
     return project
 
 
-def project_settings_update(*, user, project, allow_network: bool) -> Project:
-    """Change a project's settings; `user` must be its Project admin.
-    `allow_network`: its runs may open outbound connections (they have none by default)."""
+def project_settings_update(
+    *, user, project, allow_network: bool | None = None, keep_skill_inputs: bool | None = None
+) -> Project:
+    """Change a project's settings; `user` must be its Project admin. A setting left None
+    stays as it is.
+    `allow_network`: its runs may open outbound connections (they have none by default).
+    `keep_skill_inputs`: its ML Skills' recent calls keep their inputs (not by default)."""
     require(user=user, project=project, need=ADMIN)
-    if not isinstance(allow_network, bool):
-        raise ValidationError({"allow_network": "allow_network must be true or false."})
-    project.allow_network = allow_network
-    project.save(update_fields=["allow_network"])
+    changes = {"allow_network": allow_network, "keep_skill_inputs": keep_skill_inputs}
+    changes = {name: value for name, value in changes.items() if value is not None}
+    for name, value in changes.items():
+        if not isinstance(value, bool):
+            raise ValidationError({name: f"{name} must be true or false."})
+    for name, value in changes.items():
+        setattr(project, name, value)
+    if changes:
+        project.save(update_fields=list(changes))
     return project
 
 

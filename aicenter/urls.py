@@ -18,4 +18,5 @@ urlpatterns = [
     path("p/<slug:project>/datasets/", include("datasets.urls")),
     path("p/<slug:project>/packages/", include("packages.urls")),
     path("p/<slug:project>/pipelines/", include("pipelines.urls")),
+    path("p/<slug:project>/skills/", include("skills.urls")),
 ]

@@ -103,10 +103,12 @@ def project_members(request, project):
 def project_settings(request, project):
     project = project_get_for_user(user=request.user, slug=project)
     if request.method == "POST":
+        # each card of the page posts its own setting (a missing checkbox is off)
+        setting = (
+            "keep_skill_inputs" if request.POST.get("section") == "skills" else "allow_network"
+        )
         project_settings_update(
-            user=request.user,
-            project=project,
-            allow_network=request.POST.get("allow_network") == "on",
+            user=request.user, project=project, **{setting: request.POST.get(setting) == "on"}
         )
         return redirect("project-settings", project=project.slug)
     return render(request, "projects/settings.html", {"project": project})

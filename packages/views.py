@@ -27,6 +27,7 @@ from packages.services import (
     package_version_upload,
 )
 from pipelines.runner.environments import prepare_environment_ahead
+from skills.selectors import skills_of_version
 
 
 @login_required
@@ -167,6 +168,7 @@ def version_detail(request, project, package, version):
             "project": project,
             "package": package,
             "version": version,
+            "skills": skills_of_version(version),
             "errors": {},
             "can_edit": can(project, RUN),
             **folder_context(request, version.manifest),

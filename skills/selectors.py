@@ -1,12 +1,16 @@
 """Reads for ML Skills: pages and the API show the same rows."""
 
 import time
+from datetime import timedelta
 
+from django.conf import settings
+from django.db.models import Q
 from django.http import Http404
 from django.urls import reverse
+from django.utils import timezone
 
 from skills import channel
-from skills.models import Skill, SkillCall
+from skills.models import Skill, SkillCall, SkillHost
 from skills.stats import skill_stats
 
 RELATED = ("project", "package", "version", "serving", "created_by")
@@ -72,3 +76,19 @@ def recent_calls(skill, count: int = 20):
 
 def skill_page_url(skill) -> str:
     return reverse("skill-detail", args=[skill.project.slug, skill.name])
+
+
+def skills_of_version(version):
+    """The skills that serve `version` or are moving to it, for the version's page."""
+    return (
+        Skill.objects.filter(Q(version=version) | Q(serving=version))
+        .select_related(*RELATED)
+        .order_by("name")
+    )
+
+
+def skill_hosts_up(*, gpu: bool) -> int:
+    """Skill hosts that can take the skill's replicas (GPU skills go to `skillhost --gpu`
+    hosts only) and were seen lately: none means a deploying skill waits for one to start."""
+    lost = timezone.now() - timedelta(seconds=settings.SKILL_HOST_LOST_AFTER_SECONDS)
+    return SkillHost.objects.filter(gpu=gpu, seen_at__gte=lost).count()

@@ -1,0 +1,64 @@
+"""The ML Skills pages' forms: what the fields are and their types; the services
+(skills.services.skill_create, skill_update) decide whether the skill may be made or changed."""
+
+from django import forms
+from django.conf import settings
+
+
+def _replicas_field():
+    most = settings.SKILL_MOST_REPLICAS  # read when the form is made: tests may change it
+    message = f"Replicas must be from 1 to {most}."
+    return forms.IntegerField(
+        min_value=1,
+        max_value=most,
+        initial=1,
+        error_messages={
+            "required": "How many replicas? 1 or more.",
+            "invalid": "Replicas must be a whole number.",
+            "min_value": message,
+            "max_value": message,
+        },
+    )
+
+
+def _version_field(versions):
+    return forms.ChoiceField(
+        choices=[(v.number, v.number) for v in versions],
+        error_messages={
+            "required": "Choose a version.",
+            "invalid_choice": "The package has no version '%(value)s'.",
+        },
+    )
+
+
+class SkillForm(forms.Form):
+    """Create: `packages` are the project's, `versions` those of the package chosen."""
+
+    name = forms.CharField(error_messages={"required": "A name is required."})
+    package = forms.ChoiceField(
+        error_messages={
+            "required": "Choose a package.",
+            "invalid_choice": "No package named '%(value)s' in this project.",
+        }
+    )
+    auto_update = forms.BooleanField(required=False)
+    gpu = forms.BooleanField(required=False)
+
+    def __init__(self, *args, packages, versions, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["package"].choices = [(p.name, p.name) for p in packages]
+        self.fields["version"] = _version_field(versions)
+        self.fields["replicas"] = _replicas_field()
+        self.versions = versions
+
+
+class SkillChangeForm(forms.Form):
+    """Update or roll back (`version`), scale (`replicas`), follow new versions or not."""
+
+    auto_update = forms.BooleanField(required=False)
+
+    def __init__(self, *args, versions, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["version"] = _version_field(versions)
+        self.fields["replicas"] = _replicas_field()
+        self.versions = versions
