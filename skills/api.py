@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
-from ninja import Router, Schema, Status
+from ninja import Field, Router, Schema, Status
 from ninja.security import APIKeyHeader, django_auth
 from pydantic import ConfigDict
 
@@ -18,6 +18,8 @@ from aicenter.services import project_get_for_user
 from skills.models import Skill
 from skills.selectors import skill_get, skill_list, skill_out_rows
 from skills.services import (
+    NAME_PATTERN,
+    VERSION_PATTERN,
     skill_create,
     skill_delete,
     skill_deploy,
@@ -51,9 +53,13 @@ class SkillKey(APIKeyHeader):
 class SkillIn(Schema):
     model_config = ConfigDict(strict=True)
 
-    name: str
+    name: str = Field(
+        json_schema_extra={"maxLength": 100, "pattern": NAME_PATTERN},
+        description="Letters, digits, '-' and '_', starting with a letter or digit: part of "
+        "the skill's URL.",
+    )
     package: str
-    version: str
+    version: str = Field(json_schema_extra={"pattern": VERSION_PATTERN}, description="e.g. 1.2")
     replicas: int = 1
     auto_update: bool = False
     gpu: bool = False
@@ -62,7 +68,7 @@ class SkillIn(Schema):
 class SkillChange(Schema):
     model_config = ConfigDict(strict=True)
 
-    version: str | None = None
+    version: str | None = Field(None, json_schema_extra={"pattern": VERSION_PATTERN})
     replicas: int | None = None
     auto_update: bool | None = None
 

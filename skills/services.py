@@ -12,10 +12,11 @@ from skills import channel, stats
 from skills.models import Skill, SkillReplica, new_api_key
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # part of the skill's URL
+VERSION_PATTERN = r"^(\d{1,9})\.(\d{1,9})$"
 
 
 def _version(package, number, field="version") -> PackageVersion:
-    match = re.fullmatch(r"(\d{1,9})\.(\d{1,9})", str(number or ""))
+    match = re.fullmatch(VERSION_PATTERN, str(number or ""))
     version = (
         match
         and package.versions.filter(major=int(match[1]), minor=int(match[2]))

@@ -26,8 +26,8 @@ CONFIG = """
 # a zip's contents (a package's main.py and train.py, a dataset zip's paths), a path's rules
 # (at most 255 UTF-8 bytes a name, no '.' or '..' part, not where a file or folder already
 # is), and a run's inputs against what the project holds (that package and version, a dataset
-# that isn't empty, the methods train.py has). Everything else valid by the schema must be
-# accepted.
+# that isn't empty, the methods train.py has), a skill's too (its package and version).
+# Everything else valid by the schema must be accepted.
 CHECKED_AGAINST_CONTENTS = [
     "POST /api/v1/projects/{project}/packages",
     "POST /api/v1/projects/{project}/packages/{package}/versions",
@@ -36,6 +36,8 @@ CHECKED_AGAINST_CONTENTS = [
     "PUT /api/v1/projects/{project}/datasets/{dataset}/files/{path}",
     "POST /api/v1/projects/{project}/pipelines",
     "PUT /api/v1/projects/{project}/schedules/{schedule_id}",
+    "POST /api/v1/projects/{project}/skills",
+    "PATCH /api/v1/projects/{project}/skills/{name}",
 ]
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
