@@ -3,6 +3,8 @@
 import pytest
 from django.test import Client
 
+from skills.models import Skill
+from tests.conftest import wait_until
 from tests.skills.conftest import API, deploy, predict, wait_available
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,3 +56,27 @@ def test_undeployed_answers_503(api, skill_host, echo, sandboxed):
     api.post_json(f"{API}/skills/echo-skill/undeploy", {})
     response = predict(api, body="hi")
     assert response.status_code == 503 and response["Retry-After"]
+
+
+def test_calls_are_counted_with_their_latency_and_inputs_kept_only_if_asked(
+    api, skill_host, echo, sandboxed, project
+):
+    echo()
+    deploy(api)
+    wait_available(api)
+    for body in ("a", "b", "raise"):
+        predict(api, body=body)
+
+    def counted():
+        return api.get(f"{API}/skills/echo-skill").json()["last_hour"]["calls"] == 3
+
+    wait_until(counted, 10, "the calls were never counted")
+    last_hour = api.get(f"{API}/skills/echo-skill").json()["last_hour"]
+    assert last_hour["errors"] == 1 and 0 < last_hour["p50_ms"] <= 1000
+    skill = Skill.objects.get()
+    assert sorted(skill.calls.values_list("status", "input")) == [(200, ""), (200, ""), (422, "")]
+    project.keep_skill_inputs = True
+    project.save()
+    predict(api, body='{"invoice": 7}')
+    wait_until(lambda: skill.calls.count() == 4, 10, "the fourth call was never recorded")
+    assert skill.calls.order_by("-time").first().input == '{"invoice": 7}'
