@@ -25,6 +25,10 @@ RECENT_CALLS = 100
 BATCH = 5000
 # An input is kept (when the project keeps them) up to this many characters.
 INPUT_CHARS = 2000
+# Counts per minute are kept this long, and pruned this often.
+MINUTES_KEPT = timedelta(days=30)
+PRUNE_EVERY_SECONDS = 3600
+_pruned_at = 0.0
 
 
 @dataclass
@@ -63,6 +67,10 @@ def bucket(ms: float) -> int:
 
 def record_calls() -> int:
     """Store the calls recorded since the last time (a skill host does this every tick)."""
+    global _pruned_at  # noqa: PLW0603 - once an hour per process is enough
+    if time.monotonic() - _pruned_at > PRUNE_EVERY_SECONDS:
+        _pruned_at = time.monotonic()
+        SkillMinute.objects.filter(minute__lt=timezone.now() - MINUTES_KEPT).delete()
     items = channel.connection().lpop(CALLS_KEY, BATCH) or []
     records = [json.loads(item) for item in items]
     skills = set(
