@@ -18,7 +18,7 @@ from django.conf import settings
 from pipelines.runner import isolation, sandbox
 from pipelines.runner.builds import EnvironmentUnavailable
 from pipelines.runner.environments import using_environment, version_requirements
-from pipelines.runner.process import user_environment
+from pipelines.runner.process import run_limits, user_environment
 from pipelines.runner.sandbox import python_prefixes, sandbox_uid
 from pipelines.runner.workspace import Workspace
 
@@ -85,7 +85,7 @@ class Replica:
         request_read, self.to_replica = os.pipe()
         self.from_replica, answer_write = os.pipe()
         argv = [environment.python, "-B", "-u", "-c", BOOTSTRAP, str(request_read)]
-        argv += [str(answer_write), package.input_type, json.dumps(limits())]
+        argv += [str(answer_write), package.input_type, json.dumps(run_limits(settings.SKILL_MEMORY_LIMIT_MB))]
         argv.append(f"aicenter-replica-{self.key}")  # unused: names the process in ps
         env = user_environment(python=environment.python, workspace=workspace, variables={})
         if self.gpu_devices:
@@ -218,11 +218,3 @@ class Replica:
             self.from_replica = None
         self.stack.close()
 
-
-def limits() -> dict:
-    return {
-        "memory": settings.SKILL_MEMORY_LIMIT_MB * 1024 * 1024,
-        "file_size": settings.PIPELINE_FILE_SIZE_LIMIT_MB * 1024 * 1024,
-        "open_files": settings.PIPELINE_OPEN_FILES_LIMIT,
-        "processes": settings.PIPELINE_PROCESSES_LIMIT,
-    }

@@ -79,10 +79,13 @@ class Outcome:
         return f"the package's process exited with code {self.exit_code}"
 
 
-def run_limits() -> dict:
-    """Resource limits of the user's process (0: none), from settings."""
+def run_limits(memory_mb: int | None = None) -> dict:
+    """Resource limits of the user's process (0: none), from settings: a run's, or a skill
+    replica's with its own memory limit."""
+    if memory_mb is None:
+        memory_mb = settings.PIPELINE_MEMORY_LIMIT_MB
     return {
-        "memory": settings.PIPELINE_MEMORY_LIMIT_MB * 1024 * 1024,
+        "memory": memory_mb * 1024 * 1024,
         "file_size": settings.PIPELINE_FILE_SIZE_LIMIT_MB * 1024 * 1024,
         "open_files": settings.PIPELINE_OPEN_FILES_LIMIT,
         "processes": settings.PIPELINE_PROCESSES_LIMIT,
