@@ -85,7 +85,8 @@ class Replica:
         request_read, self.to_replica = os.pipe()
         self.from_replica, answer_write = os.pipe()
         argv = [environment.python, "-B", "-u", "-c", BOOTSTRAP, str(request_read)]
-        argv += [str(answer_write), package.input_type, json.dumps(run_limits(settings.SKILL_MEMORY_LIMIT_MB))]
+        limits = run_limits(settings.SKILL_MEMORY_LIMIT_MB)
+        argv += [str(answer_write), package.input_type, json.dumps(limits)]
         argv.append(f"aicenter-replica-{self.key}")  # unused: names the process in ps
         env = user_environment(python=environment.python, workspace=workspace, variables={})
         if self.gpu_devices:
