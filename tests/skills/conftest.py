@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from pipelines.runner import sandbox
 from skills import channel
 from skills.models import Skill, SkillHost
 from tests.conftest import requires, stop, upload, wait_until
@@ -44,8 +45,6 @@ def api(api_as, bob):
 
 @pytest.fixture
 def sandboxed():
-    from pipelines.runner import sandbox  # noqa: PLC0415
-
     requires(sandbox.status().enabled, f"no sandbox here: {sandbox.status().problem}")
 
 
