@@ -74,7 +74,8 @@ def _create_form(request, packages):
         return SkillForm(request.POST, packages=packages, versions=versions)
     initial = {**request.GET.dict(), "package": chosen}
     numbers = [v.number for v in versions]
-    if initial.get("version") not in numbers:
+    switched = request.GET.get("versions_of", chosen) != chosen  # the version was another's
+    if switched or initial.get("version") not in numbers:
         initial["version"] = numbers[0] if numbers else ""
     return SkillForm(initial=initial, packages=packages, versions=versions)
 
@@ -141,9 +142,8 @@ def _detail(request, project, skill, *, change_form=None, tried=None, status=200
         change_form = SkillChangeForm(initial=initial, versions=versions)
     context |= {
         "change_form": change_form,
-        "newest": versions[0] if versions else None,
         "calls": recent_calls(skill),
-        "curl": _curl(skill, context["row"]["url"], tried and tried.get("input")),
+        "curl": _curl(skill, context["row"]["url"], (tried or {}).get("input")),
         "tried": tried,
     }
     return render(request, "skills/detail.html", context, status=status)
@@ -176,9 +176,32 @@ def _shown(status, header, answer) -> str:
             return json.dumps(json.loads(answer), indent=2, ensure_ascii=False)
         except ValueError:
             pass
-    if header.get("type") in ("json", "text"):
-        return answer.decode("utf-8", errors="replace")
-    return f"{len(answer):,} bytes of binary output"
+    try:  # text, or bytes that are text
+        return answer.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{len(answer):,} bytes of binary output"
+
+
+ANSWER_KINDS = {"text": "a str", "json": "JSON", "bytes": "bytes"}
+
+
+def _try(request, skill) -> dict:
+    """One call with the Try it box's input: its status, output and time (of skill_predict)."""
+    most = settings.SKILL_MOST_INPUT_BYTES
+    if int(request.META.get("CONTENT_LENGTH") or 0) > most:
+        output = f"The input is larger than {most // 2**20} MB."
+        return {"status": 413, "phrase": "Content Too Large", "output": output, "ms": 0.0}
+    body, text = _try_input(request, skill)
+    began = time.perf_counter()
+    status, header, answer = skill_predict(skill=skill, body=body)
+    return {
+        "ms": (time.perf_counter() - began) * 1000,
+        "status": status,
+        "phrase": HTTPStatus(status).phrase,
+        "output": _shown(status, header, answer),
+        "kind": ANSWER_KINDS.get(header.get("type")) if status == 200 else None,
+        "input": text,
+    }
 
 
 @login_required
@@ -188,25 +211,12 @@ def skill_try(request, project, name):
     output, the status and the time, swapped into the page (and the curl line, with this input)."""
     project = project_get_for_user(user=request.user, slug=project)
     skill = _skill(project, name)
-    most = settings.SKILL_MOST_INPUT_BYTES
-    status, output, text, took = 413, f"The input is larger than {most // 2**20} MB.", None, 0.0
-    if int(request.META.get("CONTENT_LENGTH") or 0) <= most:
-        body, text = _try_input(request, skill)
-        began = time.perf_counter()
-        status, header, answer = skill_predict(skill=skill, body=body)
-        took = (time.perf_counter() - began) * 1000
-        output = _shown(status, header, answer)
-    tried = {
-        "status": status,
-        "phrase": HTTPStatus(status).phrase,
-        "output": output,
-        "ms": took,
-        "input": text,
-    }
+    tried = _try(request, skill)
     if not request.htmx:
         return _detail(request, project, skill, tried=tried)
     url = request.build_absolute_uri(predict_path(skill))
-    context = {"project": project, "skill": skill, "tried": tried, "curl": _curl(skill, url, text)}
+    curl = _curl(skill, url, tried.get("input"))
+    context = {"project": project, "skill": skill, "tried": tried, "curl": curl}
     return render(request, "skills/try_result.html", context)
 
 

@@ -1,6 +1,7 @@
 """The ML Skills pages through the test client, as a browser posts them (with and without
-htmx): the list, the create form, a skill's page and its buttons, Try it through a real skill
-host, the version page's skills, and the project setting that keeps call inputs."""
+htmx): the list, the create form, a skill's page and its buttons, the version page's skills,
+and the project setting that keeps call inputs. Try it, on a real skill host, is in
+test_pages_try_it.py."""
 
 import re
 from datetime import timedelta
@@ -15,7 +16,7 @@ from aicenter.models import Project
 from packages.services import package_create, package_version_upload
 from skills.models import Skill, SkillCall, SkillMinute
 from skills.services import skill_create
-from tests.conftest import upload, wait_until
+from tests.conftest import upload
 
 HTMX = {"HX-Request": "true"}
 PAGES = "/p/alpha/skills"
@@ -131,6 +132,12 @@ def test_htmx_reloads_the_versions_when_the_package_changes(bobs, project, bob, 
     assert form.lstrip().startswith('<section class="card form-card" id="skill-form">')
     assert '<option value="1.0" selected>' in form and 'value="2.0"' not in form
     assert 'value="typed"' in form and 'value="3"' in form  # what was typed stays
+    back = bobs.get(
+        f"{PAGES}/new/", {"package": "echo", "version": "1.0", "versions_of": "other"}, headers=HTMX
+    ).content.decode()
+    assert '<option value="2.0" selected>' in back  # another package's version: the newest
+    linked = bobs.get(f"{PAGES}/new/", {"package": "echo", "version": "1.0"}).content.decode()
+    assert '<option value="1.0" selected>' in linked  # as the version page's link asks
     created = bobs.post(
         f"{PAGES}/new/",
         {"name": "x", "package": "echo", "version": "2.0", "replicas": "1"},
@@ -343,39 +350,3 @@ def test_the_api_reads_and_changes_keeping_inputs(api_as, alice, project):
         "/api/v1/projects/alpha", {"allow_network": True}, content_type="application/json"
     )
     assert unchanged.json()["keep_skill_inputs"] is True and unchanged.json()["allow_network"]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_try_it_calls_the_skill_through_a_real_skill_host(
-    pages_as, bob, vera, skill_host, echo, sandboxed
-):
-    echo()
-    bobs = pages_as(bob)
-    created = bobs.post(
-        f"{PAGES}/new/",
-        {"name": "echo-skill", "package": "echo", "version": "1.0", "replicas": "1"},
-    )
-    assert created.status_code == 302
-
-    def available():
-        part = bobs.get(f"{PAGES}/echo-skill/?part=status", headers=HTMX).content.decode()
-        return 'data-status="available"' in part and "1 of 1 replica up" in words(part)
-
-    wait_until(available, 60, "the skill never became available")
-    response = bobs.post(f"{PAGES}/echo-skill/try/", {"input": '{"invoice": 12}'}, headers=HTMX)
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert 'data-status="200"' in html and "200 OK" in html
-    assert escape('{"invoice": 12}') in html
-    assert re.search(r"in \d+\.\d ms", html)
-    assert 'id="skill-curl" class="copy-block" hx-swap-oob="true"' in html
-    assert escape("-d '{\"invoice\": 12}'") in html  # the curl line now sends this input
-    raised = bobs.post(f"{PAGES}/echo-skill/try/", {"input": "raise"}, headers=HTMX)
-    assert "422 Unprocessable" in raised.content.decode()
-    assert "ValueError: no such invoice: raise" in raised.content.decode()
-    # without JavaScript: the whole page, with the result and the input kept in the box
-    viewer = pages_as(vera).post(f"{PAGES}/echo-skill/try/", {"input": "it's me"})
-    assert viewer.status_code == 200
-    page = viewer.content.decode()
-    assert "200 OK" in page and escape("it's me") in page and "<textarea" in page
-    assert escape("-d 'it'\"'\"'s me'") in page  # quoted for the shell
