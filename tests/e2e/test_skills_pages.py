@@ -178,3 +178,22 @@ def test_a_skill_deployed_from_the_pages_answers_the_curl_line_it_shows(
     for width in (1024, 390):  # nothing wider than the window on a laptop or a phone
         page.set_viewport_size({"width": width, "height": 900})
         shoot(page, f"skills-detail-{width}")
+    page.set_viewport_size({"width": 1366, "height": 900})
+
+    # the project keeps call inputs from now on: the recent calls show them
+    page.goto("/p/alpha/settings/")
+    page.get_by_label("Keep the inputs of ML Skill calls").check()
+    page.locator("#skill-inputs").get_by_role("button", name="Save").click()
+    expect(page.locator("#skill-inputs")).to_contain_text("Inputs kept")
+    shoot(page, "skills-settings")
+    page.goto("/p/alpha/skills/invoice-echo/")
+    expect(page.locator(".recent-calls th", has_text="Input")).to_have_count(1)
+    box.fill('{"invoice": 99}')
+    page.get_by_role("button", name="Call").click()
+    expect(result.locator(".badge")).to_have_text("200 OK")
+
+    def input_listed():
+        page.reload()
+        return page.locator(".recent-calls .call-input", has_text='{"invoice": 99}').count() == 1
+
+    wait_until(input_listed, 30, "the kept input never showed among the recent calls")
