@@ -12,6 +12,7 @@ from skills import channel, stats
 from skills.models import Skill, SkillReplica, new_api_key
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # part of the skill's URL
+RESERVED_NAMES = {"new"}  # /p/<project>/skills/new/ is the create form
 VERSION_PATTERN = r"^(\d{1,9})\.(\d{1,9})$"
 
 
@@ -53,6 +54,8 @@ def skill_create(
             "A name is 1 to 100 letters, digits, '-' or '_', starting with a letter or digit "
             "(it is part of the skill's URL)."
         )
+    elif name.lower() in RESERVED_NAMES:
+        errors["name"] = f"'{name}' names a page of the skills list; choose another name."
     elif Skill.objects.filter(project=project, name=name).exists():
         errors["name"] = name_taken(f"A skill named '{name}' already exists in this project.")
     found = Package.objects.filter(project=project, name=package).first()

@@ -102,10 +102,12 @@ class Environment:
 
 @contextmanager
 def _locked(key: str, on_wait=None):
-    """The build lock of `key`; `on_wait()` is called first if someone else holds it."""
+    """The build lock of `key`; `on_wait()` is called first if someone else holds it. A file
+    of its own: `<key>.lock` is the in-use lock (shared while a run or a skill replica uses
+    the environment, exclusive to evict it), and a replica holds it as long as it lives."""
     root = settings.ENVIRONMENTS_DIR
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{key}.lock", "w") as lock:
+    with open(root / f"{key}.build.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

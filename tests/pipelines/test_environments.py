@@ -1,8 +1,10 @@
 """Each package runs in its own environment built from its requirements.txt with uv: real
 installs from the package registry, real workers."""
 
+import fcntl
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -176,6 +178,23 @@ def test_an_empty_requirements_file_still_gets_a_private_environment(settings, t
     environment = environment_for(python_version="3.11", requirements="")
     assert (environment.path / READY).exists()
     assert environment.python.startswith(str(tmp_path))
+
+
+def test_an_environment_in_use_never_holds_up_its_build(settings, tmp_path):
+    """A skill replica holds its environment's in-use lock as long as it lives: a build of the
+    same environment (two skills deployed at once, both finding it missing) must not wait for
+    that lock, or the second skill would stay Deploying for ever."""
+    settings.ENVIRONMENTS_DIR = tmp_path
+    built = []
+    with open(tmp_path / f"{environment_key('3.11', '')}.lock", "w") as in_use:
+        fcntl.flock(in_use, fcntl.LOCK_SH)
+        build = threading.Thread(
+            target=lambda: built.append(environment_for(python_version="3.11", requirements="")),
+            daemon=True,
+        )
+        build.start()
+        build.join(60)
+    assert built and (built[0].path / READY).exists()
 
 
 def test_an_uploaded_version_gets_its_environment_before_its_first_run(api, settings):

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
         ({"name": "has space"}, "name", "letters, digits"),
         ({"name": "-dash-first"}, "name", "starting with a letter or digit"),
         ({"name": "x" * 101}, "name", "1 to 100"),
+        ({"name": "new"}, "name", "names a page of the skills list"),
         ({"package": "nope"}, "package", "No package named 'nope'"),
         ({"version": "9.9"}, "version", "has no version '9.9' (it has: 1.0)"),
         ({"version": "one"}, "version", "has no version 'one'"),
