@@ -101,7 +101,10 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'aicenter.sqlite3'}",
-        conn_max_age=envint("DB_CONN_MAX_AGE", 0),
+        # A connection kept a minute by each web server thread: opening one per request cost
+        # a skill call 2.3 ms on PostgreSQL (docs/benchmarks.md). Checked before each reuse.
+        conn_max_age=envint("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 
 from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from ninja import Field, Router, Schema, Status
 from ninja.security import APIKeyHeader, django_auth
 from pydantic import ConfigDict
@@ -15,8 +15,7 @@ from pydantic import ConfigDict
 from aicenter.auth import BearerToken
 from aicenter.errors import ErrorOut
 from aicenter.services import project_get_for_user
-from skills.models import Skill
-from skills.selectors import skill_get, skill_list, skill_out_rows
+from skills.selectors import skill_for_call, skill_get, skill_list, skill_out_rows
 from skills.services import (
     NAME_PATTERN,
     VERSION_PATTERN,
@@ -38,13 +37,11 @@ class SkillKey(APIKeyHeader):
     param_name = "X-API-Key"
 
     def authenticate(self, request, key):
+        if not key:  # a member's call: the next authentication
+            return None
         path = request.resolver_match.kwargs
-        skill = (
-            Skill.objects.select_related("project", "package")
-            .filter(project__slug=path.get("project"), name=path.get("name"))
-            .first()
-        )
-        if skill and key and hmac.compare_digest(skill.api_key, key):
+        skill = skill_for_call(project=path.get("project", ""), name=path.get("name", ""))
+        if skill and hmac.compare_digest(skill.api_key, key):
             request.skill = skill
             return skill
         return None
@@ -173,7 +170,9 @@ def predict(request, project: str, name: str):
     504 past the call time limit."""
     skill = getattr(request, "skill", None)
     if skill is None:  # a member, by token or session: viewers may call
-        skill = skill_get(project=_project(request, project), name=name)
+        skill = skill_for_call(project=project, name=name, user=request.user)
+        if skill is None:  # outsiders can't even learn that the project exists
+            raise Http404(f"No skill '{name}' in project '{project}' that you can see.")
     body = read_input(request, skill)
     if isinstance(body, HttpResponse):
         return body

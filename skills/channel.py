@@ -18,6 +18,12 @@ REPLY_TTL_SECONDS = 60
 READY_TTL_SECONDS = 5.0
 
 _clients: dict[str, redis.Redis] = {}
+# KEYS: the ready set, the request list; ARGV: now, the message. Queues it if a replica is up.
+SEND_IF_UP = """
+if redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf') == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return 1
+"""
 
 
 def connection() -> redis.Redis:
@@ -26,6 +32,12 @@ def connection() -> redis.Redis:
     if url not in _clients:
         _clients[url] = redis.Redis.from_url(url, health_check_interval=30)
     return _clients[url]
+
+
+def _send_if_up(client):
+    if not hasattr(client, "send_if_up"):
+        client.send_if_up = client.register_script(SEND_IF_UP)  # EVALSHA once loaded
+    return client.send_if_up
 
 
 def requests_key(skill_id: int) -> str:
@@ -64,11 +76,15 @@ def replicas_up(skill_id: int, client=None) -> int:
 def send(skill_id: int, body: bytes, *, timeout: float) -> tuple[dict, bytes]:
     """The replica's answer to one call: (header, body). Raises NoReplica or CallTimeout."""
     client = connection()
-    if not replicas_up(skill_id, client):
-        raise NoReplica
     call_id = uuid.uuid4().hex
-    header = {"id": call_id, "deadline": time.time() + timeout}
-    client.rpush(requests_key(skill_id), encode(header, body))
+    now = time.time()
+    header = {"id": call_id, "deadline": now + timeout}
+    # one round trip: is a replica up, and the call queued only if one is
+    queued = _send_if_up(client)(
+        keys=[ready_key(skill_id), requests_key(skill_id)], args=[now, encode(header, body)]
+    )
+    if not queued:
+        raise NoReplica
     answer = client.blpop([reply_key(call_id)], timeout=timeout)
     if answer is None:
         raise CallTimeout

@@ -4,11 +4,14 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
+from aicenter.models import Membership, Project
+from packages.models import Package
 from skills import channel
 from skills.models import Skill, SkillCall, SkillHost
 from skills.stats import skill_stats
@@ -24,6 +27,41 @@ def skill_get(*, project, name: str) -> Skill:
     skill = Skill.objects.select_related(*RELATED).filter(project=project, name=name).first()
     if skill is None:
         raise Http404(f"No skill '{name}' in this project.")
+    return skill
+
+
+def skill_for_call(*, project: str, name: str, user=None) -> Skill | None:
+    """The skill a predict call names, in one plain query (the call's path: no query to
+    build): with `user`, only if they may see the project (any role; superusers always).
+    Carries what a call needs: its key, status, reason, input type and the project's
+    keep_skill_inputs."""
+    tables = {
+        "skill": Skill._meta.db_table,
+        "project": Project._meta.db_table,
+        "package": Package._meta.db_table,
+        "member": Membership._meta.db_table,
+    }
+    sql = (
+        "SELECT s.id, s.name, s.status, s.reason, s.api_key, p.id, p.keep_skill_inputs,"
+        " k.id, k.input_type, {seen} FROM {skill} s"
+        " JOIN {project} p ON p.id = s.project_id JOIN {package} k ON k.id = s.package_id"
+        " {join} WHERE p.slug = %s AND s.name = %s"
+    )
+    params = [project, name]
+    if user is None or user.is_superuser:
+        sql = sql.format(seen="1", join="", **tables)
+    else:
+        join = "LEFT JOIN {member} m ON m.project_id = p.id AND m.user_id = %s"
+        sql = sql.format(seen="m.id", join=join.format(**tables), **tables)
+        params.insert(0, user.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None or row[9] is None:  # no such skill, or not a member: not found either way
+        return None
+    skill = Skill(pk=row[0], name=row[1], status=row[2], reason=row[3], api_key=row[4])
+    skill.project = Project(pk=row[5], slug=project, keep_skill_inputs=row[6])
+    skill.package = Package(pk=row[7], input_type=row[8])
     return skill
 
 

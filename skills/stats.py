@@ -2,6 +2,7 @@
 (no database write on the call's path); skill hosts store them in batches, as the newest
 calls of each skill and as counts and a latency histogram per minute."""
 
+import collections
 import json
 import time
 from contextlib import contextmanager
@@ -87,6 +88,10 @@ def record_calls() -> int:
         counts[0] += 1
         counts[1] += record["status"] >= 400
         counts[2][bucket(record["ms"])] += 1
+    newest = collections.defaultdict(list)  # only these are kept one by one
+    for record in reversed(records):
+        if len(newest[record["skill"]]) < RECENT_CALLS:
+            newest[record["skill"]].append(record)
     with transaction.atomic():
         SkillCall.objects.bulk_create(
             SkillCall(
@@ -96,7 +101,8 @@ def record_calls() -> int:
                 status=r["status"],
                 input=r.get("input", ""),
             )
-            for r in records
+            for kept in newest.values()
+            for r in kept
         )
         for (skill_id, minute), (calls, errors, latencies) in minutes.items():
             row, _ = SkillMinute.objects.select_for_update().get_or_create(
