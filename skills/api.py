@@ -3,10 +3,8 @@ for project members (bearer token or session) and for robots and apps (the skill
 X-API-Key)."""
 
 import hmac
-import json
 from datetime import datetime
 
-from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
 from ninja import Field, Router, Schema, Status
 from ninja.security import APIKeyHeader, django_auth
@@ -15,6 +13,7 @@ from pydantic import ConfigDict
 from aicenter.auth import BearerToken
 from aicenter.errors import ErrorOut
 from aicenter.services import project_get_for_user
+from skills.inputs import read_input
 from skills.selectors import skill_for_call, skill_get, skill_list, skill_out_rows
 from skills.services import (
     NAME_PATTERN,
@@ -189,19 +188,3 @@ def predict(request, project: str, name: str):
         "json": "application/json",
     }.get(kind, "application/octet-stream")
     return HttpResponse(answer, content_type=content_type)
-
-
-def read_input(request, skill):
-    """The call's input as the replica receives it: the body; for input type `files`, the
-    uploaded files (multipart) as a JSON list of their sizes, a newline, their bytes."""
-    most = settings.SKILL_MOST_INPUT_BYTES
-    size = int(request.META.get("CONTENT_LENGTH") or 0)
-    if size > most:
-        return JsonResponse({"detail": f"The input is larger than {most // 2**20} MB."}, status=413)
-    if skill.package.input_type == "files" and request.content_type == "multipart/form-data":
-        files = [f.read() for name in request.FILES for f in request.FILES.getlist(name)]
-        return json.dumps([len(f) for f in files]).encode() + b"\n" + b"".join(files)
-    body = request.read(most + 1)
-    if skill.package.input_type == "files":
-        return json.dumps([len(body)]).encode() + b"\n" + body
-    return body

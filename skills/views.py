@@ -17,8 +17,8 @@ from django.views.decorators.http import require_POST
 from aicenter.pages import done
 from aicenter.services import RUN, can, project_get_for_user
 from packages.selectors import package_list, version_list
-from skills.api import read_input
 from skills.forms import SkillChangeForm, SkillForm
+from skills.inputs import read_input
 from skills.models import Skill
 from skills.selectors import (
     predict_path,
