@@ -218,4 +218,3 @@ class Replica:
             os.close(self.from_replica)
             self.from_replica = None
         self.stack.close()
-
