@@ -15,7 +15,7 @@ def test_every_model_of_ours_is_in_the_admin():
     ours = [
         m
         for m in apps.get_models()
-        if m._meta.app_label in ("aicenter", "packages", "datasets", "pipelines")
+        if m._meta.app_label in ("aicenter", "packages", "datasets", "pipelines", "skills")
     ]
     missing = [m.__name__ for m in ours if m not in admin.site._registry]
     assert missing == []
@@ -25,7 +25,7 @@ def test_the_admin_pages_answer(root):
     from django.urls import reverse
 
     for model in admin.site._registry:
-        if model._meta.app_label not in ("aicenter", "packages", "datasets", "pipelines"):
+        if model._meta.app_label not in ("aicenter", "packages", "datasets", "pipelines", "skills"):
             continue
         url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
         assert root.get(url).status_code == 200, url

@@ -5,6 +5,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 BEFORE_LINEAGE = [
+    ("aicenter", "0004_project_allow_network"),
     ("packages", "0003_packageversion_tombstone"),
     ("pipelines", "0005_pipelinerun_timezone"),
 ]

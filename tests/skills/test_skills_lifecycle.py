@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from pipelines.models import PipelineRun
 from skills.models import SkillHost
@@ -59,13 +60,18 @@ def replica_pids() -> list[int]:
 
 
 def calling(api, errors, answers, stop_event, body="whoami"):
-    """Call the skill in a loop until `stop_event`; every non-200 is an error."""
-    while not stop_event.is_set():
-        response = predict(api, body=body)
-        if response.status_code != 200:
-            errors.append((response.status_code, response.content[:300]))
-        else:
-            answers.append(response.json())
+    """Call the skill in a loop until `stop_event`; every non-200 is an error. The thread's
+    database connection is closed after (the test client keeps it open, and a connection left
+    would hold the test database when it is dropped)."""
+    try:
+        while not stop_event.is_set():
+            response = predict(api, body=body)
+            if response.status_code != 200:
+                errors.append((response.status_code, response.content[:300]))
+            else:
+                answers.append(response.json())
+    finally:
+        connection.close()
 
 
 def test_a_killed_replica_is_restarted_and_serves_again(api, skill_host, echo, sandboxed):
