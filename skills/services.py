@@ -203,11 +203,12 @@ def skill_predict(*, skill, body: bytes) -> tuple[int, dict, bytes]:
     with stats.timed(skill) as call:
         if not skill.deployed:
             call.status = 503
-            return (
-                503,
-                {"detail": f"Skill {skill.name} is {skill.get_status_display().lower()}."},
-                b"",
+            why = (
+                f"Skill {skill.name} failed to deploy: {skill.reason}"
+                if skill.status == Skill.FAILED
+                else f"Skill {skill.name} is undeployed: deploy it to call it."
             )
+            return 503, {"detail": why}, b""
         try:
             header, answer = channel.send(skill.pk, body, timeout=timeout)
         except channel.NoReplica:
@@ -215,8 +216,9 @@ def skill_predict(*, skill, body: bytes) -> tuple[int, dict, bytes]:
             detail = f"No replica of skill {skill.name} is up yet; try again in a few seconds."
             return 503, {"detail": detail}, b""
         except channel.CallTimeout:
-            call.status = 504
-            return 504, {"detail": f"No answer within {timeout:g} s."}, b""
+            header = {"status": 504}
         call.status = header.get("status", 502)
+        if call.status == 504:  # here, or the skill host's (it stopped the stuck replica)
+            return 504, {"detail": f"No answer within {timeout:g} s."}, b""
         call.input = body
         return call.status, header, answer

@@ -199,7 +199,9 @@ def test_a_first_deployment_that_fails_is_failed_and_can_be_deployed_again(
     deploy(api)
     skill = wait_available(api, status="failed")
     assert "No module named 'nothing_here'" in skill["reason"]
-    assert predict(api).status_code == 503
+    response = predict(api)
+    assert response.status_code == 503
+    assert "failed to deploy: Version 1.0 failed to load" in response.json()["detail"]
     assert api.post_json(f"{API}/skills/echo-skill/deploy", {}).json()["status"] == "deploying"
 
 
