@@ -311,7 +311,8 @@ def test_a_scikit_learn_package_trains_on_a_csv_dataset_through_the_pages(
     expect(status).to_have_text("Successful", timeout=WARM_RUN_TIMEOUT)
     second_seconds = time.monotonic() - started
     seen = seen_statuses(page)
-    assert seen[-2:] == ["running", "successful"] and "packaging" not in seen, seen
+    # (a warm run may be over between two polls of the page: Running need not show)
+    assert seen[-1] == "successful" and "packaging" not in seen, seen
     expect(log).to_contain_text("save: model.joblib written")
     expect(log).not_to_contain_text(BUILD_LINE)
     expect(fact(page, "Package")).to_have_text("points_classifier 1.1")

@@ -75,4 +75,7 @@ def test_an_undeployed_skill_answers_503_in_the_box(pages_as, bob, project):
     bobs = pages_as(bob)
     bobs.post(f"{PAGES}/idle/undeploy/")
     answer = bobs.post(f"{PAGES}/idle/try/", {"input": "hi"}, headers=HTMX).content.decode()
-    assert "503 Service Unavailable" in answer and "Skill idle is undeployed." in answer
+    assert (
+        "503 Service Unavailable" in answer
+        and "Skill idle is undeployed: deploy it to call it." in answer
+    )
