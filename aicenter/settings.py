@@ -66,6 +66,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz answers load balancers before the host check and the https redirect.
+    "aicenter.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "aicenter.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
