@@ -13,6 +13,7 @@ from aicenter.database import retry_when_locked
 from aicenter.manifests import (
     manifest_copy,
     manifest_delete,
+    manifest_file,
 )
 from packages.services import package_version_create_trained
 from pipelines import transitions
@@ -358,10 +359,21 @@ class Runner:
             return
         status, reason = ended
         for version in made:
-            prepare_environment_ahead(version)
+            self._environment_of(version)
             self.log.platform(f"new version {run.package.name} {version.number}")
         self.log.platform(f"{run.get_status_display()}" + (f": {reason}" if reason else ""))
         self.log.flush()
+
+
+    def _environment_of(self, version):
+        """A trained version with its parent's requirements.txt runs in the environment this
+        run just used: recorded as its own, no build job. Other requirements: built ahead."""
+        parent = manifest_file(self.run.version.manifest, "requirements.txt")
+        mine = manifest_file(version.manifest, "requirements.txt")
+        if (parent and parent.blob_id) == (mine and mine.blob_id):
+            version_environment(version, self.requirements)
+        else:
+            prepare_environment_ahead(version)
 
 
 def run_pipeline(run) -> None:

@@ -8,7 +8,10 @@ in tests/pipelines/conftest.py."""
 import io
 import threading
 
+import django_rq
 import pytest
+from rq.job import Job
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 
 from pipelines.models import PipelineRun
 from tests.conftest import upload, wait_for
@@ -135,3 +138,26 @@ def test_a_version_trained_from_a_deleted_one_says_so(bob, project, pages_as):
     assert "/packages/p/1.1/" not in page
     _, one_three = train(one_two)
     assert one_three.number == "1.3"
+
+
+def test_a_trained_version_with_its_parents_requirements_queues_no_build(
+    api, worker, package, dataset
+):
+    package(), dataset()
+    run = wait_for(start(api))
+    assert run.status == "successful", run.failure_reason
+    trained = run.trained_version
+    environments = {
+        v["version"]: v["environment"]["status"]
+        for v in api.get(f"{API}/packages/classifier").json()["versions"]
+    }
+    assert environments["1.1"] == environments["1.0"] == "ready"  # the run's, recorded
+    queue = django_rq.get_queue("pipelines")
+    registries = (FinishedJobRegistry, StartedJobRegistry, FailedJobRegistry)
+    job_ids = queue.job_ids + [i for r in registries for i in r(queue=queue).get_job_ids()]
+    builds = [
+        job.args
+        for job in Job.fetch_many(job_ids, connection=queue.connection)
+        if job and job.func_name == "pipelines.tasks.build_environment"
+    ]
+    assert (trained.pk,) not in builds
