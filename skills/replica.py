@@ -17,7 +17,11 @@ from django.conf import settings
 
 from pipelines.runner import isolation, sandbox
 from pipelines.runner.builds import EnvironmentUnavailable
-from pipelines.runner.environments import using_environment, version_requirements
+from pipelines.runner.environments import (
+    using_environment,
+    version_environment,
+    version_requirements,
+)
 from pipelines.runner.process import run_limits, user_environment
 from pipelines.runner.sandbox import python_prefixes, sandbox_uid
 from pipelines.runner.workspace import Workspace
@@ -74,10 +78,10 @@ class Replica:
 
     def _start(self):
         version, package = self.version, self.version.package
+        requirements = version_requirements(version)
+        version_environment(version, requirements)  # the version's page shows its build
         environment = self.stack.enter_context(
-            using_environment(
-                python_version=package.language, requirements=version_requirements(version)
-            )
+            using_environment(python_version=package.language, requirements=requirements)
         )
         workspace = Workspace.create(self.key, kind="skill")
         self.stack.callback(workspace.remove)

@@ -137,6 +137,11 @@ def environment_for(
     environment = Environment(key=key, path=path)
     if (path / READY).exists():
         os.utime(path / READY)  # least recently used goes first when the disk budget is hit
+        # built here before its record said so (the record made later, or left pending): the
+        # versions' pages would say "Environment pending" for an environment runs use
+        EnvironmentBuild.objects.filter(key=key, status=EnvironmentBuild.PENDING).update(
+            status=EnvironmentBuild.READY, finished_at=timezone.now()
+        )
         return environment
     _raise_recent_failure(key)
     python = find_python(python_version)

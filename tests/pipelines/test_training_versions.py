@@ -151,7 +151,7 @@ def test_a_trained_version_with_its_parents_requirements_queues_no_build(
         v["version"]: v["environment"]["status"]
         for v in api.get(f"{API}/packages/classifier").json()["versions"]
     }
-    assert environments["1.1"] == environments["1.0"]  # the run's environment, recorded
+    assert environments["1.1"] == environments["1.0"] == "ready"  # the run's, recorded
     queue = django_rq.get_queue("pipelines")
     registries = (FinishedJobRegistry, StartedJobRegistry, FailedJobRegistry)
     job_ids = queue.job_ids + [i for r in registries for i in r(queue=queue).get_job_ids()]

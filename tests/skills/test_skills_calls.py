@@ -16,6 +16,8 @@ def test_deploy_then_call_with_json(api, skill_host, echo, sandboxed):
     assert created["status"] == "deploying" and created["api_key"].startswith("sk-")
     skill = wait_available(api)
     assert skill["serving_version"] == "1.0" and skill["replicas_up"] == 1
+    (version,) = api.get(f"{API}/packages/echo").json()["versions"]
+    assert version["environment"]["status"] == "ready"  # its page says what serves it
     response = predict(api, body='{"invoice": 12}')
     assert response.status_code == 200, response.content
     assert response.content == b'{"invoice": 12}'  # the body text, returned as a str
