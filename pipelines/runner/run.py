@@ -364,7 +364,6 @@ class Runner:
         self.log.platform(f"{run.get_status_display()}" + (f": {reason}" if reason else ""))
         self.log.flush()
 
-
     def _environment_of(self, version):
         """A trained version with its parent's requirements.txt runs in the environment this
         run just used: recorded as its own, no build job. Other requirements: built ahead."""
