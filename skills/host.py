@@ -22,6 +22,7 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from pipelines.runner.workspace import Workspace
 from skills import channel
 from skills.models import Skill, SkillHost, SkillReplica
 from skills.replica import Replica, ReplicaFailed, ReplicaTimeout
@@ -150,6 +151,7 @@ class Host:
         close_old_connections()
 
     def run(self, stop: threading.Event) -> None:
+        remove_orphan_workspaces()
         self.row = SkillHost.objects.create(name=self.name, gpu=self.gpu, seen_at=timezone.now())
         logger.info("skill host %s started", self.name)
         try:
@@ -254,3 +256,19 @@ class Host:
                 Skill.objects.filter(pk=skill.pk, version_id=skill.version_id).update(
                     serving_id=skill.version_id, status=Skill.AVAILABLE, reason=""
                 )
+
+
+def remove_orphan_workspaces() -> None:
+    """The workspaces of replicas that no longer exist (a host on this machine was killed and
+    its replica rows freed): `skill-<replica>-<random>`, removed. A live host's are kept."""
+    folders = list(settings.WORKSPACES_DIR.glob("skill-*-*"))
+    numbers = {folder: folder.name.split("-")[1] for folder in folders}
+    alive = set(
+        SkillReplica.objects.filter(
+            pk__in=[int(n) for n in numbers.values() if n.isdigit()]
+        ).values_list("pk", flat=True)
+    )
+    for folder, number in numbers.items():
+        if not (number.isdigit() and int(number) in alive):
+            Workspace(folder).remove()
+            logger.info("removed the workspace of a replica that is gone: %s", folder.name)

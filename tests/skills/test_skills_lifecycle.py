@@ -242,3 +242,21 @@ def test_a_lost_host_has_its_replicas_started_on_another(api, echo, sandboxed, t
             stop(second)
     finally:
         stop(first)
+
+
+def test_a_starting_host_removes_the_workspaces_of_replicas_that_are_gone(
+    api, skill_host, echo, sandboxed, settings
+):
+    echo()
+    deploy(api)
+    wait_available(api)
+    (live,) = settings.WORKSPACES_DIR.glob(f"skill-{skill_of().replica_rows.get().pk}-*")
+    orphan = settings.WORKSPACES_DIR / "skill-999999-left"  # a killed host's replica
+    (orphan / "package").mkdir(parents=True)
+    (orphan / "package" / "model.bin").write_bytes(b"weights")
+    second = start_skill_host()
+    try:
+        wait_until(lambda: not orphan.exists(), 10, "the orphan workspace was left")
+        assert live.exists() and predict(api, body="still").content == b"still"
+    finally:
+        stop(second)
