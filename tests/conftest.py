@@ -163,19 +163,24 @@ def start_worker(*queues, name=None, env=None, new_session=False):
     """`manage.py rqworker` on the test database; its output goes to a log in the data dir,
     quoted when it does not start. `env` adds variables; `new_session` puts it in a process
     group of its own (so a test can kill the worker with everything it started)."""
+    arguments = ["rqworker", *queues] + (["--name", name] if name else [])
+    return start_manage(arguments, log="worker", env=env, new_session=new_session)
+
+
+def start_manage(arguments, *, log, env=None, new_session=False):
+    """`manage.py <arguments>` in its own process on the test database, its output in a log
+    in the data dir (`process.log_path`)."""
     env = {**os.environ, **(env or {})}
     env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     env["AICENTER_TEST_DATABASE_NAME"] = connection.settings_dict["NAME"]
-    command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "rqworker", *queues]
-    if name:
-        command += ["--name", name]
-    log_path = settings.DATA_DIR / f"worker-{time.monotonic_ns()}.log"
-    with open(log_path, "wb") as log:
+    command = [sys.executable, str(settings.BASE_DIR / "manage.py"), *arguments]
+    log_path = settings.DATA_DIR / f"{log}-{time.monotonic_ns()}.log"
+    with open(log_path, "wb") as out:
         process = subprocess.Popen(
             command,
             env=env,
             cwd=settings.BASE_DIR,
-            stdout=log,
+            stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=new_session,
         )

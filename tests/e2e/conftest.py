@@ -6,6 +6,7 @@ skipped with a reason, except under CI=true, where they fail (see `requires`).""
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import requires
@@ -54,10 +55,10 @@ def alice_page(page, alice):
     return page
 
 
-def in_place(page, action):
-    """Do what makes htmx re-render the create form in place, and wait until the new form is in
-    and htmx has settled it (its selects answer a change only from then on)."""
-    page.locator("#pipeline-form").evaluate(
+def in_place(page, action, form="#pipeline-form"):
+    """Do what makes htmx re-render the create form (`form`) in place, and wait until the new
+    form is in and htmx has settled it (its selects answer a change only from then on)."""
+    page.locator(form).evaluate(
         """form => {
             form.dataset.stale = '1';
             window.__settled = false;
@@ -67,4 +68,19 @@ def in_place(page, action):
     )
     action()
     page.wait_for_function("() => window.__settled === true")
-    expect(page.locator("#pipeline-form:not([data-stale])")).to_be_attached()
+    expect(page.locator(f"{form}:not([data-stale])")).to_be_attached()
+
+
+SHOTS = settings.BASE_DIR / "test-artifacts" / "screenshots"
+
+
+def shoot(page, name):
+    """A full-page screenshot at 1366x900, after checking nothing overflows sideways."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_load_state("load")
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{name}: the page is {overflow}px wider than the window"
+    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)

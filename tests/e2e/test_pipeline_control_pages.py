@@ -10,7 +10,6 @@ import zoneinfo
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -22,12 +21,11 @@ from pipelines.schedules import schedule_create
 from pipelines.services import pipeline_run_create
 from pipelines.when import When
 from tests.conftest import upload, wait_for
-from tests.e2e.conftest import in_place
+from tests.e2e.conftest import in_place, shoot
 from tests.factories import package_zip
 
 pytestmark = [pytest.mark.browser]
 
-SHOTS = settings.BASE_DIR / "test-artifacts" / "screenshots"
 
 # train() waits for the test's go-ahead (a file), at most 120 s, so a run can be seen running,
 # killed, or timed out; then it writes one artifact and save() writes the model.
@@ -87,18 +85,6 @@ def start(project, user, **fields):
         "parameters": {"epochs": "3"},
     }
     return pipeline_run_create(project=project, user=user, **{**inputs, **fields})
-
-
-def shoot(page, name):
-    """A full-page screenshot at 1366x900, after checking nothing overflows sideways."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_load_state("load")
-    page.evaluate("document.activeElement && document.activeElement.blur()")
-    overflow = page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, f"{name}: the page is {overflow}px wider than the window"
-    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
 
 
 def fact(page, name):

@@ -9,19 +9,16 @@ import re
 import subprocess
 
 import pytest
-from django.conf import settings
 from playwright.sync_api import expect
 
 from packages.services import package_create, package_version_upload
 from pipelines.runner import sandbox
-from skills import channel
 from tests.conftest import requires, stop, upload, wait_until
+from tests.e2e.conftest import in_place, shoot
 from tests.factories import package_zip
-from tests.skills.conftest import ECHO, start_skill_host
+from tests.skills.conftest import ECHO, redis_forget_skills, start_skill_host
 
 pytestmark = [pytest.mark.browser]
-
-SHOTS = settings.BASE_DIR / "test-artifacts" / "screenshots"
 
 
 @pytest.fixture
@@ -29,41 +26,10 @@ def skill_host(transactional_db):
     """One skill host on the test database, and no skill keys of an earlier test in Redis."""
     status = sandbox.status()
     requires(status.enabled, f"no sandbox here: {status.problem}")
-    client = channel.connection()
-    keys = list(client.scan_iter(f"{channel.PREFIX}:*"))
-    if keys:
-        client.delete(*keys)
+    redis_forget_skills()
     process = start_skill_host()
     yield process
     stop(process)
-
-
-def shoot(page, name):
-    """A full-page screenshot at 1366x900, after checking nothing overflows sideways."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_load_state("load")
-    page.evaluate("document.activeElement && document.activeElement.blur()")
-    overflow = page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, f"{name}: the page is {overflow}px wider than the window"
-    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
-
-
-def in_place(page, action):
-    """Do what makes htmx re-render the create form, and wait until the new form is in and
-    settled (typing into the old one meanwhile would be lost)."""
-    page.locator("#skill-form").evaluate(
-        """form => {
-            form.dataset.stale = '1';
-            window.__settled = false;
-            document.body.addEventListener('htmx:afterSettle', () => { window.__settled = true; },
-                                           {once: true});
-        }"""
-    )
-    action()
-    page.wait_for_function("() => window.__settled === true")
-    expect(page.locator("#skill-form:not([data-stale])")).to_be_attached()
 
 
 def echo_packages(project, user):
@@ -95,11 +61,13 @@ def test_a_skill_deployed_from_the_pages_answers_the_curl_line_it_shows(
     name = page.get_by_label("Name", exact=True)
     name.fill("invoice-echo")
     package = page.locator("select[name=package]")
-    in_place(page, lambda: package.select_option("other"))  # htmx reloads the versions
+    in_place(
+        page, lambda: package.select_option("other"), "#skill-form"
+    )  # htmx reloads the versions
     version = page.locator("select[name=version]")
     expect(version.locator("option")).to_have_text(["1.0 (newest)"])
     expect(name).to_have_value("invoice-echo")  # what was typed stays
-    in_place(page, lambda: package.select_option("echo"))
+    in_place(page, lambda: package.select_option("echo"), "#skill-form")
     expect(version.locator("option")).to_have_text(["2.0 (newest)", "1.0"])
     expect(version).to_have_value("2.0")
     version.select_option("1.0")

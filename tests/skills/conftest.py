@@ -2,18 +2,13 @@
 test database and the real Redis), packages to deploy, calls through the API."""
 
 import os
-import subprocess
-import sys
-import time
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from pipelines.runner import sandbox
 from skills import channel
 from skills.models import Skill, SkillHost
-from tests.conftest import requires, stop, upload, wait_until
+from tests.conftest import requires, start_manage, stop, upload, wait_until
 from tests.factories import package_zip
 
 API = "/api/v1/projects/alpha"
@@ -48,8 +43,7 @@ def sandboxed():
     requires(sandbox.status().enabled, f"no sandbox here: {sandbox.status().problem}")
 
 
-@pytest.fixture(autouse=True)
-def _skills_redis_clean():
+def redis_forget_skills():
     """No ready replica or queued call of an earlier test's skill (ids are reused)."""
     client = channel.connection()
     keys = list(client.scan_iter(f"{channel.PREFIX}:*"))
@@ -57,24 +51,16 @@ def _skills_redis_clean():
         client.delete(*keys)
 
 
+@pytest.fixture(autouse=True)
+def _skills_redis_clean():
+    redis_forget_skills()
+
+
 def start_skill_host(*, gpu=False, env=None):
-    env = {**os.environ, **(env or {})}
-    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-    env["AICENTER_TEST_DATABASE_NAME"] = connection.settings_dict["NAME"]
-    command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "skillhost"]
-    if gpu:
-        command.append("--gpu")
-    log_path = settings.DATA_DIR / f"skillhost-{time.monotonic_ns()}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command,
-            env=env,
-            cwd=settings.BASE_DIR,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    process.log_path = log_path
+    process = start_manage(
+        ["skillhost", *(["--gpu"] if gpu else [])], log="skillhost", env=env, new_session=True
+    )
+    log_path = process.log_path
     before = set(SkillHost.objects.values_list("name", flat=True))
 
     def started():
