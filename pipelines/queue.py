@@ -14,6 +14,7 @@ import django_rq
 from django.conf import settings
 from django.utils.module_loading import import_string
 from rq.job import Job, JobStatus
+from rq.utils import as_text
 
 logger = logging.getLogger(__name__)
 # A job in one of these states will never run again.
@@ -39,15 +40,26 @@ def enqueue(queue: str, function: str, *args, at: datetime | None = None, **opti
         rq_queue.enqueue_at(at, function, *args, **options)
 
 
-def job_alive(queue: str, job_id: str) -> bool:
-    """Is the job still in Redis and able to run (queued, scheduled, started)?"""
-    if not job_id:
-        return False
-    try:
-        job = Job.fetch(job_id, connection=django_rq.get_connection(queue))
-    except Exception:  # noqa: BLE001 - NoSuchJobError: gone with Redis, or Redis away
-        return False
-    return job.get_status(refresh=False) not in DEAD_JOB
+def jobs_alive(jobs: list[tuple[str, str]]) -> set[str]:
+    """Which of these (queue, job id) are still in Redis and able to run (queued, scheduled,
+    started)? One round trip per Redis, however many jobs: the sweeper asks for every queued
+    run. Raises when Redis can't be reached."""
+    by_queue = {}
+    for queue_name, job_id in jobs:
+        if job_id:
+            by_queue.setdefault(queue_name, []).append(job_id)
+    alive = set()
+    for queue_name, job_ids in by_queue.items():
+        with django_rq.get_connection(queue_name).pipeline(transaction=False) as commands:
+            for job_id in job_ids:
+                commands.hget(Job.key_for(job_id), "status")
+            statuses = commands.execute()
+        alive |= {
+            job_id
+            for job_id, status in zip(job_ids, statuses, strict=True)
+            if status is not None and JobStatus(as_text(status)) not in DEAD_JOB
+        }
+    return alive
 
 
 def job_exists(queue: str, job_id: str) -> bool:

@@ -122,15 +122,23 @@ def remove_finished_workspaces() -> None:
 
 def requeue_vanished_runs() -> None:
     settle = timezone.now() - timedelta(seconds=ENQUEUE_SETTLE_SECONDS)
-    waiting = PipelineRun.objects.filter(
-        transitions.UNCLAIMED,
-        created_at__lt=settle,
-    ).select_related("project", "package", "version", "dataset", "evaluation_dataset")
     overdue = timezone.now() - timedelta(seconds=SCHEDULED_OVERDUE_SECONDS)
-    for run in waiting:
-        late = run.status == PipelineRun.SCHEDULED and run.scheduled_for < overdue
-        if queue.job_alive(run.queue, run.job_id) and not late:
-            continue
+    # every waiting run is looked at every sweep: a narrow read of them all, then one question
+    # to Redis for all their jobs, and only the lost ones are read whole
+    waiting = PipelineRun.objects.filter(transitions.UNCLAIMED, created_at__lt=settle)
+    waiting = list(waiting.values_list("pk", "queue", "job_id", "status", "scheduled_for"))
+    alive = queue.jobs_alive([(queue_name, job_id) for _, queue_name, job_id, _, _ in waiting])
+    lost = [
+        pk
+        for pk, _, job_id, status, scheduled_for in waiting
+        if job_id not in alive or (status == PipelineRun.SCHEDULED and scheduled_for < overdue)
+    ]
+    if not lost:
+        return
+    runs = PipelineRun.objects.filter(transitions.UNCLAIMED, pk__in=lost).select_related(
+        "project", "package", "version", "dataset", "evaluation_dataset"
+    )
+    for run in runs:
         if run.enqueue_count >= MAX_ENQUEUES:
             _end_lost(
                 run,

@@ -1,10 +1,14 @@
 """The RQ worker for pipeline queues (django-rq's RQ["WORKER_CLASS"]): plain RQ, plus
 
+- it runs each job itself, without forking a work horse: a run's package code
+  already runs in a process (and a sandbox) of its own, so RQ's fork per job bought nothing but
+  its cost (20–35 ms a job, and every cache, connection and client started afresh); a thread
+  beats and sweeps while a job runs;
 - it sweeps for lost runs, vanished jobs and due schedules every few seconds, idle or busy, so
   nothing needs a separate monitor process;
 - it always runs RQ's scheduler (for runs and schedules that start later);
-- its work horse and its scheduler die with it, so a killed worker leaves no run behind that
-  looks alive and no scheduler holding the lock its successor needs;
+- its scheduler and its runs' package code die with it, so a killed worker leaves no run
+  behind that looks alive and no scheduler holding the lock its successor needs;
 - it rides out a Redis outage (Redis stopped, restarted empty, unreachable): it waits, says so
   once, and once Redis answers again it registers again and takes work as before;
 - it takes workers that died without unregistering (SIGKILL, power loss) out of Redis's lists
@@ -17,13 +21,14 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 
 import redis
 from django.conf import settings
-from django.db import connections
-from rq import Worker, worker_registration
+from django.db import close_old_connections, connections
+from rq import SimpleWorker, worker_registration
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, DEFAULT_WORKER_TTL
 from rq.scheduler import RQScheduler
 from rq.utils import as_text, utcparse
@@ -38,7 +43,7 @@ REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 # RQ blocks on dequeue for worker_ttl - 15 s and beats after each: 20 s makes an idle worker
 # beat (and sweep) every 5 s. rqworker passes RQ's default, 420 s: far too slow for that.
 WORKER_TTL_SECONDS = 20
-# How often a busy worker wakes from watching its work horse, to beat and sweep.
+# How often a busy worker beats and sweeps (from a thread beside the job).
 JOB_MONITORING_SECONDS = 5
 # A worker beats every 5 s (above); one silent this long is dead, even on another machine
 # whose clock is some seconds off ours. RQ itself forgets it only when its key expires (80 s).
@@ -81,17 +86,16 @@ class PipelineScheduler(RQScheduler):
                 time.sleep(REDIS_RETRY_SECONDS)
 
 
-class PipelineWorker(Worker):
+class PipelineWorker(SimpleWorker):
     # While Redis is away, RQ tries to dequeue again after 1, 2, 4 s…: at most 5 s, so work
     # resumes within seconds of Redis coming back (RQ's own limit is a minute).
     max_connection_wait_time = 5.0
 
     def __init__(self, *args, **kwargs):
         ensure_embedded_redis()  # REDIS_URL unset: the worker may be the first to need it
-        # Wake from the blocking dequeue and from watching a busy horse every few seconds.
+        # Wake from the blocking dequeue every few seconds.
         if kwargs.get("worker_ttl") in (None, DEFAULT_WORKER_TTL):
             kwargs["worker_ttl"] = WORKER_TTL_SECONDS
-        kwargs.setdefault("job_monitoring_interval", JOB_MONITORING_SECONDS)
         super().__init__(*args, **kwargs)
         self._last_sweep = 0.0
         self._redis_lost_at = None  # monotonic time Redis stopped answering, while it doesn't
@@ -131,15 +135,6 @@ class PipelineWorker(Worker):
             self._sweep()
         return None
 
-    def maintain_heartbeats(self, *args, **kwargs):
-        # while a job runs: without Redis, the work horse goes on (the run's row in the
-        # database is its record) and this worker keeps watching it
-        try:
-            super().maintain_heartbeats(*args, **kwargs)
-        except REDIS_DOWN as error:
-            self._redis_unreachable(error)
-        self.heartbeat()
-
     # RQ's work loop quits on any Redis error outside its dequeue: these ride it out instead.
 
     def check_for_suspension(self, burst):
@@ -155,12 +150,30 @@ class PipelineWorker(Worker):
             self._redis_unreachable(error)
 
     def execute_job(self, job, queue):
+        done = threading.Event()
+        beat = threading.Thread(target=self._beat_while_busy, args=(done,), name="beat")
+        beat.start()
+        close_old_connections()  # one left broken (the database restarted) is replaced
         try:
             super().execute_job(job, queue)
         except REDIS_DOWN as error:
             # the run's outcome is in the database; only RQ's record of the job is behind
             self._redis_unreachable(error)
             logger.warning("job %s: Redis was unreachable around its start or end", job.id)
+        finally:
+            done.set()
+            beat.join()
+            close_old_connections()
+
+    def _beat_while_busy(self, done):
+        """While a job runs: beat, so pages and other workers see this worker alive, and sweep,
+        so lost runs are found even when every worker is busy. (RQ's own job heartbeat is
+        set once, for the job's whole time limit.)"""
+        try:
+            while not done.wait(JOB_MONITORING_SECONDS):
+                self.heartbeat()
+        finally:
+            connections.close_all()  # this thread's own connections
 
     def teardown(self):
         try:
@@ -234,12 +247,6 @@ class PipelineWorker(Worker):
             self._redis_unreachable(error)
         except Exception:  # never let the sweeper take the worker down
             logger.exception("sweep failed")
-        finally:
-            connections.close_all()  # never hand an open connection to a forked work horse
-
-    def main_work_horse(self, *args, **kwargs):
-        die_with_parent()
-        return super().main_work_horse(*args, **kwargs)
 
 
 # Which workers are alive. RQ lists a worker from its birth until it unregisters; one that died

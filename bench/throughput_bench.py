@@ -1,0 +1,470 @@
+#!/usr/bin/env python
+"""Pipeline throughput and per-run cost, measured. Run from the repository root:
+
+    .venv/bin/python bench/throughput_bench.py [--runs 300] [--config local|s3-postgres|both]
+        [--mlflow /tmp/mlflow-venv/bin/python]
+
+For each configuration, in a process of its own with its own data directory:
+
+- local:        local storage, SQLite, the embedded Redis (what `python3 run.py` runs);
+- s3-postgres:  S3 (a moto server on loopback), PostgreSQL (a database of its own on
+                127.0.0.1:5432, dropped at the end) and the Redis on 127.0.0.1:6379 (db 12,
+                flushed): the scale-out configuration on one machine.
+
+it starts the web server (waitress, as `python3 run.py` does) and real `manage.py rqworker
+pipelines` processes, and prints:
+
+1. the floor: a bare `python -c "from train import Main; …"` of the same no-op package;
+2. one trivial training run on a warm worker, submitted through the HTTP API: median submit →
+   Successful, its ratio to the floor, and the median of each phase;
+3. runs/h with 1 and 2 workers: --runs runs queued while the workers are suspended (RQ's
+   `suspend`), then released at once; counted from the first run's claim to the last run's end;
+   the platform's CPU per run (the worker processes and everything they start, less the
+   floor's CPU per run) and the web server's CPU per API submit;
+4. Redis after the runs: memory and keys (finished jobs must not pile up);
+5. MLflow (`--mlflow PYTHON`, a Python with mlflow installed): `mlflow run` of the same no-op,
+   one at a time and 2 at a time (parallelism 2), runs/h.
+"""
+
+import argparse
+import io
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TRAIN = """\
+class Main:
+    def __init__(self):
+        pass
+
+    def train(self, data_directory):
+        pass
+
+    def evaluate(self, evaluation_directory):
+        return 1.0
+
+    def save(self):
+        pass
+"""
+FLOOR_CODE = "from train import Main; m = Main(); m.train('./data'); m.save()"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+BENCH_REDIS = "redis://127.0.0.1:6379/12"
+BENCH_DATABASE = "aicenter_throughput"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid) -> float:
+    """CPU of a process and of the children it has waited for (utime, stime, cutime, cstime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
+
+
+def ms(seconds):
+    return f"{seconds * 1000:7.1f} ms"
+
+
+def api(port, token, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1{path}",
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read() or b"null")
+
+
+# --- the floor ----------------------------------------------------------------------------------
+
+
+def floor(repeat=30):
+    """Median wall time and mean CPU of a bare Python start of the same no-op package."""
+    walls = []
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "train.py").write_text(TRAIN)
+        Path(folder, "data").mkdir()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        for _ in range(repeat):
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-c", FLOOR_CODE], cwd=folder, check=True)
+            walls.append(time.perf_counter() - began)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / repeat
+    return statistics.median(walls), cpu
+
+
+# --- one configuration, in its own process ---------------------------------------------------
+
+
+class Instance:
+    """This process's AI Center: Django set up on a data directory of its own, a web server and
+    workers started as `python3 run.py` starts them."""
+
+    def __init__(self, config):
+        self.config = config
+        self.data_dir = Path(tempfile.mkdtemp(prefix=f"aicenter-throughput-{config}-"))
+        self.moto = None
+        self.workers = []
+        os.environ["AICENTER_DATA_DIR"] = str(self.data_dir)
+        os.environ.setdefault("SECRET_KEY", "benchmark-only")
+        os.environ["DJANGO_SETTINGS_MODULE"] = "aicenter.settings"
+        if config == "s3-postgres":
+            self._scale_out_services()
+        else:
+            os.environ.pop("DATABASE_URL", None)
+            os.environ.pop("REDIS_URL", None)
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        self.port = free_port()
+        self.web = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "waitress",
+                f"--listen=127.0.0.1:{self.port}",
+                "--threads=8",
+                "aicenter.wsgi:application",
+            ],
+            cwd=ROOT,
+            **QUIET,
+        )
+        self._package()
+
+    def _scale_out_services(self):
+        from moto.server import ThreadedMotoServer
+
+        port = free_port()
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.moto.start()
+        os.environ.update(
+            AICENTER_STORAGE="s3",
+            AWS_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+            AWS_STORAGE_BUCKET_NAME="throughput",
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",
+            AWS_S3_REGION_NAME="us-east-1",
+            REDIS_URL=BENCH_REDIS,
+            DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{BENCH_DATABASE}",
+        )
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            region_name="us-east-1",
+        ).create_bucket(Bucket="throughput")
+        postgres = ["-h", "127.0.0.1", "-U", "postgres"]
+        subprocess.run(["dropdb", *postgres, "--if-exists", BENCH_DATABASE], check=True)
+        subprocess.run(["createdb", *postgres, BENCH_DATABASE], check=True)
+        subprocess.run(["redis-cli", "-u", BENCH_REDIS, "flushdb"], check=True, **QUIET)
+
+    def _package(self):
+        from django.contrib.auth import get_user_model
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        from aicenter.models import Membership, Project
+        from aicenter.services import api_token_create
+        from datasets.services import dataset_create, dataset_file_put
+        from packages.services import package_create
+        from tests.factories import package_zip
+
+        user = get_user_model().objects.create_user("bench", password="bench")
+        project = Project.objects.get(slug="default")
+        Membership.objects.create(project=project, user=user, role=Membership.ADMIN)
+        self.token = api_token_create(user=user)
+        package_create(
+            project=project,
+            user=user,
+            name="noop",
+            file=SimpleUploadedFile("p.zip", package_zip(**{"train.py": TRAIN})),
+        )
+        dataset = dataset_create(project=project, user=user, name="tiny")
+        dataset_file_put(user=user, dataset=dataset, path="x.csv", fileobj=io.BytesIO(b"1\n"))
+        for _ in range(200):
+            try:
+                api(self.port, self.token, "GET", "/projects")
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the web server did not answer")
+
+    def submit(self) -> int:
+        body = {"type": "train", "package": "noop", "version": "1.0", "dataset": "tiny"}
+        return api(self.port, self.token, "POST", "/projects/default/pipelines", body)["id"]
+
+    def start_workers(self, count):
+        manage = [sys.executable, str(ROOT / "manage.py")]
+        for _ in range(count):
+            self.workers.append(subprocess.Popen([*manage, "rqworker", "pipelines"], **QUIET))
+
+    def stop_workers(self):
+        for worker in self.workers:
+            worker.terminate()
+        for worker in self.workers:
+            worker.wait()
+        self.workers = []
+
+    def wait_finished(self, run_ids, timeout=600):
+        from pipelines.models import PipelineRun
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            runs = list(PipelineRun.objects.filter(pk__in=run_ids))
+            if all(run.status in PipelineRun.FINISHED for run in runs):
+                failed = [run for run in runs if run.status != PipelineRun.SUCCESSFUL]
+                assert not failed, [(run.pk, run.status, run.failure_reason) for run in failed]
+                return runs
+            time.sleep(0.05)
+        raise TimeoutError("runs did not finish")
+
+    def redis(self):
+        import django_rq
+
+        return django_rq.get_connection("pipelines")
+
+    def close(self):
+        self.stop_workers()
+        self.web.terminate()
+        self.web.wait()
+        from django.conf import settings
+        from django.db import connections
+
+        if settings.EMBEDDED_REDIS:
+            from aicenter.embedded_redis import stop
+
+            stop(settings.DATA_DIR)
+        connections.close_all()
+        if self.config == "s3-postgres":
+            subprocess.run(
+                ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", BENCH_DATABASE],
+                check=False,
+            )
+            self.moto.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def one_run(instance, repeat=20):
+    """Submit → Successful of one trivial run at a time on one warm worker."""
+    from pipelines.models import PipelineRun
+
+    instance.start_workers(1)
+    walls, phases = [], {}
+    try:
+        for index in range(repeat + 3):  # the first three warm the worker and the server
+            submitted = time.time()
+            run_id = instance.submit()
+            while True:
+                run = PipelineRun.objects.get(pk=run_id)
+                if run.status in PipelineRun.FINISHED:
+                    break
+                time.sleep(0.002)
+            assert run.status == PipelineRun.SUCCESSFUL, run.failure_reason
+            if index < 3:
+                continue
+            walls.append(run.finished_at.timestamp() - submitted)
+            for phase in run.phases:
+                phases.setdefault(phase["name"], []).append(phase["end"] - phase["start"])
+    finally:
+        instance.stop_workers()
+    return statistics.median(walls), {name: statistics.median(v) for name, v in phases.items()}
+
+
+def throughput(instance, workers, runs):
+    """runs/h of `workers` warm workers draining `runs` queued runs, the platform's CPU per
+    run (worker processes and all they start) and the web server's CPU per submit."""
+    from rq.suspension import resume, suspend
+
+    from pipelines.models import PipelineRun
+
+    connection = instance.redis()
+    instance.start_workers(workers)
+    try:
+        instance.wait_finished([instance.submit() for _ in range(2 * workers)])  # warm
+        suspend(connection)
+        time.sleep(6)  # a worker blocked in its dequeue (5 s) has come round to the check
+        web_before = cpu_seconds(instance.web.pid)
+        began = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            run_ids = list(pool.map(lambda _: instance.submit(), range(runs)))
+        submit_wall = (time.perf_counter() - began) / runs
+        web_cpu = (cpu_seconds(instance.web.pid) - web_before) / runs
+        cpu_before = sum(cpu_seconds(worker.pid) for worker in instance.workers)
+        resume(connection)
+        finished = instance.wait_finished(run_ids)
+        cpu = sum(cpu_seconds(worker.pid) for worker in instance.workers) - cpu_before
+        first = min(run.started_at for run in finished)
+        last = max(run.finished_at for run in finished)
+        rate = (runs - 1) / (last - first).total_seconds() * 3600
+        taken = {run.worker for run in finished}
+    finally:
+        instance.stop_workers()
+    return {
+        "rate": rate,
+        "cpu": cpu / runs,
+        "web_cpu": web_cpu,
+        "submit_wall": submit_wall,
+        "workers_used": len(taken),
+        "count": PipelineRun.objects.count(),
+    }
+
+
+def redis_after(instance):
+    connection = instance.redis()
+    info = connection.info("memory")
+    return info["used_memory"], connection.dbsize()
+
+
+def bench_config(config, runs):
+    floor_wall, floor_cpu = floor()
+    instance = Instance(config)
+    try:
+        single, phases = one_run(instance)
+        memory_before, keys_before = redis_after(instance)
+        rates = {workers: throughput(instance, workers, runs) for workers in (1, 2)}
+        memory, keys = redis_after(instance)
+    finally:
+        instance.close()
+    return {
+        "config": config,
+        "floor": floor_wall,
+        "floor_cpu": floor_cpu,
+        "single": single,
+        "phases": phases,
+        "rates": rates,
+        "redis": {"memory_before": memory_before, "keys_before": keys_before},
+        "redis_after": {"memory": memory, "keys": keys, "runs": rates[2]["count"]},
+    }
+
+
+# --- MLflow -------------------------------------------------------------------------------------
+
+
+def bench_mlflow(python, repeat=10):
+    """`mlflow run` of the same no-op (local env manager, a file store): one at a time, and two
+    at a time."""
+    with tempfile.TemporaryDirectory() as folder:
+        project = Path(folder, "noop")
+        project.mkdir()
+        Path(project, "train.py").write_text(TRAIN)
+        Path(project, "main.py").write_text(
+            "from train import Main\nm = Main()\nm.train('.')\nm.save()\n"
+        )
+        Path(project, "MLproject").write_text(
+            "name: noop\nentry_points:\n  main:\n    command: python main.py\n"
+        )
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
+            "PATH": f"{Path(python).parent}:{os.environ['PATH']}",
+        }
+        command = [str(Path(python).parent / "mlflow"), "run", str(project), "--env-manager=local"]
+
+        def once():
+            began = time.perf_counter()
+            subprocess.run(command, env=env, check=True, cwd=folder, **QUIET)
+            return time.perf_counter() - began
+
+        once()  # the store's tables
+        single = statistics.median(once() for _ in range(repeat))
+        began = time.perf_counter()
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda _: once(), range(2 * repeat)))
+        parallel = 2 * repeat / (time.perf_counter() - began) * 3600
+    return {"single": single, "rate2": parallel}
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def report(result, mlflow):
+    print(f"\n== {result['config']} ==")
+    floor_wall = result["floor"]
+    print(f"  floor: bare python -c           {ms(floor_wall)}  (CPU {ms(result['floor_cpu'])})")
+    print(
+        f"  one run, submit → Successful    {ms(result['single'])}  "
+        f"{result['single'] / floor_wall:.2f}× the floor (goal ≤ 2×)"
+    )
+    print(
+        "    phases (median): "
+        + ", ".join(f"{k} {v * 1000:.0f}" for k, v in result["phases"].items())
+        + " ms"
+    )
+    for workers, rate in result["rates"].items():
+        workers = int(workers)  # a JSON key
+        platform = rate["cpu"] - result["floor_cpu"]
+        print(
+            f"  {workers} worker{'s' if workers > 1 else ' '}: {rate['rate']:9,.0f} runs/h   "
+            f"worker CPU/run {ms(rate['cpu'])} (platform {ms(platform)}, goal ≤ 60 ms)   "
+            f"web CPU/submit {ms(rate['web_cpu'])}   submit wall {ms(rate['submit_wall'])}"
+            + ("" if rate["workers_used"] == workers else f"   (!) {rate['workers_used']} used")
+        )
+    after = result["redis_after"]
+    print(
+        f"  Redis after {after['runs']} runs: {after['memory'] / 1e6:.1f} MB, {after['keys']} keys"
+        f" (after the first {result['redis']['keys_before']} keys, "
+        f"{result['redis']['memory_before'] / 1e6:.1f} MB)"
+    )
+    if mlflow:
+        print(
+            f"  MLflow `mlflow run`: one {ms(mlflow['single'])} "
+            f"(ours {result['single'] / mlflow['single']:.3f}×), "
+            f"parallelism 2: {mlflow['rate2']:,.0f} runs/h "
+            f"(ours with 2 workers {result['rates']['2']['rate'] / mlflow['rate2']:.1f}×)"
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--config", choices=["local", "s3-postgres", "both"], default="both")
+    parser.add_argument("--mlflow", help="a Python with mlflow installed")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # a configuration, in a child process
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(bench_config(args.one, args.runs)))
+        return
+    mlflow = bench_mlflow(args.mlflow) if args.mlflow else None
+    configs = ["local", "s3-postgres"] if args.config == "both" else [args.config]
+    for config in configs:
+        output = subprocess.run(
+            [sys.executable, __file__, "--one", config, "--runs", str(args.runs)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if output.returncode:
+            print(f"\n== {config}: failed ==\n{output.stderr[-3000:]}")
+            continue
+        report(json.loads(output.stdout.strip().splitlines()[-1]), mlflow)
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    main()
