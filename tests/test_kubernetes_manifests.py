@@ -8,21 +8,25 @@ import ast
 import copy
 import importlib.util
 import re
+import signal
+import time
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import django_rq
 import pytest
 from django.conf import settings
 from django.core.management import get_commands, load_command_class
 from gunicorn.config import Config as GunicornConfig
 from rq import Queue
+from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 
 from aicenter import health
 from pipelines.runner.environments import BUILD_JOB_SLACK_SECONDS
 from pipelines.services import JOB_TIMEOUT_SLACK_SECONDS
-from tests.conftest import requires
+from tests.conftest import requires, start_worker, stop, wait_for_workers, wait_until
 
 try:
     import jsonschema
@@ -426,6 +430,29 @@ def test_a_worker_stopped_by_the_autoscaler_finishes_its_run_first():
     for deployment, pod, _ in workers().values():
         grace = pod["terminationGracePeriodSeconds"]
         assert grace >= longest_job + WORKER_EXIT_SECONDS, deployment["metadata"]["name"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_given_sigterm_finishes_its_job_then_exits(tmp_path):
+    """What that grace period relies on: RQ's warm shutdown, in this project's worker (which
+    runs its jobs in its own process). SIGTERM stops it taking jobs, not the job it runs."""
+    done = tmp_path / "done"
+    # a plain job, no package code: no sandbox needed for it
+    process = start_worker("default", env={"AICENTER_SANDBOX": "off"})
+    try:
+        wait_for_workers(1, queue="default", process=process)
+        job = django_rq.get_queue("default").enqueue(
+            "subprocess.run", ["sh", "-c", f"sleep 3 && touch {done}"], check=True
+        )
+        wait_until(lambda: job.get_status() == JobStatus.STARTED, 30, "the job never started")
+        process.send_signal(signal.SIGTERM)
+        time.sleep(1)
+        assert process.poll() is None, "the worker quit in the middle of its job"
+        process.wait(timeout=30)
+        assert done.exists()
+        assert job.get_status() == JobStatus.FINISHED
+    finally:
+        stop(process)
 
 
 def test_workers_have_room_for_a_run():
