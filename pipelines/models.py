@@ -104,7 +104,25 @@ class PipelineRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["project", "-created_at"], name="run_project_created")]
+        # The list's pages are read by keyset from these, one per filter and order, each
+        # ending in the list's own order (pipelines/selectors.py, issue 13).
+        indexes = [
+            models.Index(fields=["project", "-created_at", "-id"], name="run_list_newest"),
+            models.Index(
+                fields=["project", "status", "-created_at", "-id"], name="run_list_status"
+            ),
+            models.Index(fields=["project", "type", "-created_at", "-id"], name="run_list_type"),
+            models.Index(
+                fields=["project", "package", "-created_at", "-id"], name="run_list_package"
+            ),
+            models.Index(fields=["schedule", "-created_at", "-id"], name="run_list_schedule"),
+            models.Index(
+                fields=["project", "-score", "-created_at", "-id"], name="run_list_score_high"
+            ),
+            models.Index(
+                fields=["project", "score", "-created_at", "-id"], name="run_list_score_low"
+            ),
+        ]
 
     def __str__(self):
         return f"Pipeline run {self.pk}"
