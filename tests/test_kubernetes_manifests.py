@@ -8,7 +8,9 @@ import ast
 import copy
 import importlib.util
 import re
+import shutil
 import signal
+import subprocess
 import time
 from functools import cache
 from pathlib import Path
@@ -36,7 +38,7 @@ except ImportError:  # the dev extra is not installed
     jsonschema = kubernetes_validate = yaml = None
 
 DEPLOY = Path(settings.BASE_DIR) / "deploy" / "kubernetes"
-# The oldest Kubernetes the manifests are meant for (KEDA 2.20 supports 1.32 and later).
+# The Kubernetes release whose schemas the manifests are checked against.
 KUBERNETES_VERSION = "1.32"
 # What KEDA's redis scaler reads from a trigger's metadata (pkg/scalers/redis_scaler.go, v2.20):
 # the metadata is a free map of strings in the CRD, so a misspelled key would pass its schema.
@@ -76,6 +78,10 @@ def documents() -> list[dict]:
 
 def of_kind(kind: str) -> list[dict]:
     return [doc for doc in documents() if doc["kind"] == kind]
+
+
+def kind_and_name(doc: dict) -> tuple[str, str]:
+    return doc["kind"], doc["metadata"]["name"]
 
 
 def named(kind: str, name: str) -> dict:
@@ -330,6 +336,23 @@ def test_kustomization_applies_every_manifest_but_the_secrets_and_the_crds():
     assert all((DEPLOY / name).is_file() for name in listed)
     assert listed == {p.name for p in manifest_files()} - {"secret.example.yaml"}
     assert all(doc["metadata"].get("namespace", "aicenter") == "aicenter" for doc in documents())
+
+
+def test_kustomize_builds_them():
+    kubectl = shutil.which("kubectl")
+    requires(kubectl is not None, "kubectl (with its built-in kustomize) is not installed")
+    built = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY)], capture_output=True, text=True, timeout=60
+    )
+    assert built.returncode == 0, built.stderr
+    rendered = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+    expected = [doc for doc in documents() if doc["kind"] != "Secret"]
+    assert sorted(map(kind_and_name, rendered)) == sorted(map(kind_and_name, expected))
+    for doc in rendered:  # as kustomize changed them (the image's tag)
+        if doc["apiVersion"].startswith("keda.sh/"):
+            validate_keda(doc)
+        else:
+            validate_kubernetes(doc)
 
 
 def test_every_variable_set_is_one_the_settings_read():
