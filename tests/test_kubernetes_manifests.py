@@ -2,7 +2,8 @@
 (kubernetes-validate, strict: a field Kubernetes doesn't know is an error), KEDA's resources
 against KEDA's CRD schemas (deploy/kubernetes/schemas/, with unknown fields refused as the API
 server's strict field validation refuses them), and the facts that tie the manifests to this
-project: the settings it reads, its queues, its manage.py commands, how long a run may take."""
+project: the settings it reads, its queues, its manage.py commands, how long a run may take.
+One test runs a real worker: given SIGTERM, it finishes its job (what the grace period trusts)."""
 
 import ast
 import copy
