@@ -284,6 +284,8 @@ class MetricSeries(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "name"], name="metric_once")]
+        # the runs list sorted by a metric reads its values in order here (issue 13)
+        indexes = [models.Index(fields=["name", "last", "run"], name="metric_by_value")]
         ordering = ["name"]
 
     def __str__(self):
