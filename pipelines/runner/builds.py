@@ -119,6 +119,17 @@ INSTALLER_VARIABLES = re.compile(
 )
 
 
+def _own(cache: Path, uid: int) -> None:
+    """The installers' cache is the builds' uid's. A build run as root (AICENTER_SANDBOX=off)
+    leaves root's folders in it, which a sandboxed build could not open: given back once."""
+    for top in (cache, cache / "uv", cache / "pip"):
+        if top.exists() and top.stat().st_uid != uid:
+            os.chown(top, uid, uid)
+            for folder, dirnames, filenames in os.walk(top):
+                for name in dirnames + filenames:
+                    os.chown(os.path.join(folder, name), uid, uid, follow_symlinks=False)
+
+
 def _build_sandbox(path: Path, python: str, uv: str | None):
     """A build sees the environment it builds and the installers' cache, read-write; the
     Python and uv it runs, read-only; the package index through the network; nothing else.
@@ -128,7 +139,7 @@ def _build_sandbox(path: Path, python: str, uv: str | None):
     cache.mkdir(parents=True, exist_ok=True)
     path.mkdir(parents=True)
     if os.geteuid() == 0:
-        os.chown(cache, uid, uid)
+        _own(cache, uid)
         os.chown(path, uid, uid)
     readable = python_prefixes(python) + ([uv] if uv else [])
     environment = {
