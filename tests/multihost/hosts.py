@@ -209,7 +209,7 @@ class Services:
     def stop(self) -> None:
         for process in self.processes:
             if process.poll() is None:
-                process.terminate()
+                process.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
         for process in self.processes:
             try:
                 process.wait(timeout=10)

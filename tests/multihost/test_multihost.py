@@ -138,6 +138,7 @@ class Cluster:
         hosts.network_create()
         self.services.folder.mkdir()
         self.shared = self.services.start()
+        self.redis = redis.Redis.from_url(self.shared["REDIS_URL"])
         for host in self.hosts.values():
             host.connect()
             host.boot()
@@ -146,8 +147,9 @@ class Cluster:
         gunicorn = [sys.executable, "-m", "gunicorn", "aicenter.wsgi", "--bind", f"{WEB}:8000",
                     "--workers", "2", "--threads", "4"]  # fmt: skip
         web.start(gunicorn, env=self.env(web), log="gunicorn")
+        workers_before = self.registered_workers()
         for name in WORKERS:
-            self.start_worker(name)
+            self.manage(self.hosts[name], "rqworker", "pipelines", log="worker")
         self.manage(self.hosts["skills"], "skillhost", log="skillhost")
         admin = {**self.env(web), "DJANGO_SUPERUSER_PASSWORD": os.urandom(12).hex()}
         web.run(
@@ -158,10 +160,14 @@ class Cluster:
         token = web.run([sys.executable, "manage.py", "create_api_token", "admin"], env=admin)
         self.api.headers["Authorization"] = f"Bearer {token.stdout.splitlines()[-1]}"
         self.wait_for_web()
-        self.wait_for_workers(*WORKERS)
+        self.wait_for_workers(WORKERS, besides=workers_before)
 
-    def start_worker(self, name) -> None:
+    def reboot_worker(self, name) -> None:
+        """The machine comes back (its disk as it was) and starts its worker again."""
+        workers_before = self.registered_workers()
+        self.hosts[name].boot()
         self.manage(self.hosts[name], "rqworker", "pipelines", log="worker")
+        self.wait_for_workers([name], besides=workers_before)
 
     def wait_for_web(self, timeout=60) -> None:
         deadline = time.monotonic() + timeout
@@ -174,18 +180,20 @@ class Cluster:
             time.sleep(0.2)
         raise TimeoutError(f"the web host did not answer /healthz in {timeout} s\n{self.logs()}")
 
-    def wait_for_workers(self, *names, timeout=60) -> None:
-        """Until a live worker of each of these hosts is registered in the shared Redis."""
-        connection = redis.Redis.from_url(self.shared["REDIS_URL"])
+    def registered_workers(self) -> dict:
+        """{name: host} of the workers registered in the shared Redis (dead ones included,
+        until a sweep unregisters them)."""
+        return {w.name: w.hostname for w in Worker.all(connection=self.redis)}
+
+    def wait_for_workers(self, hosts, *, besides, timeout=60) -> None:
+        """Until a worker of each of these hosts, not among `besides`, is registered."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            registered = {
-                w.hostname for w in Worker.all(connection=connection) if w.get_state() != "dead"
-            }
-            if set(names) <= registered:
+            new = {h for n, h in self.registered_workers().items() if n not in besides}
+            if set(hosts) <= new:
                 return
             time.sleep(0.2)
-        raise TimeoutError(f"workers of {names} did not register in {timeout} s\n{self.logs()}")
+        raise TimeoutError(f"workers of {hosts} did not register in {timeout} s\n{self.logs()}")
 
     def logs(self) -> str:
         return "\n".join(host.log_tail() for host in self.hosts.values())
@@ -263,7 +271,6 @@ def cluster(request):
     root = Path(tempfile.mkdtemp(prefix=f"{hosts.PREFIX}-"))
     root.chmod(0o755)
     cluster = Cluster(root)
-    failed_before = request.session.testsfailed
     try:
         cluster.start()
         files = {
@@ -273,13 +280,25 @@ def cluster(request):
         for dataset, path, rows in (("invoices", "train/a.csv", 3), ("holdout", "b.csv", 4)):
             cluster.post("datasets", json={"name": dataset})
             body = "".join(f"{i},1\n" for i in range(rows)).encode()
-            cluster.api.put(f"{API}/datasets/{dataset}/files/{path}", data=body, timeout=30)
-        yield cluster
-    finally:
-        if request.session.testsfailed > failed_before:
-            print(cluster.logs())
+            put = cluster.api.put(f"{API}/datasets/{dataset}/files/{path}", data=body, timeout=30)
+            assert put.status_code == 201, put.text
+    except BaseException:
+        print(cluster.logs())
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+        raise
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _logs_when_failed(request, cluster):
+    """The hosts' logs in the report of a test that failed."""
+    failed_before = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed_before:
+        print(cluster.logs())
 
 
 def test_twenty_training_runs_spread_over_both_workers_all_succeed(cluster):
@@ -349,9 +368,7 @@ def test_a_worker_host_powered_off_mid_run_ends_it_worker_lost_while_the_other_c
             assert cluster.host_of(run_id) == survivor
         print(f"powered off {lost_host}: its run was Failed 'worker lost' after {lost_after:.1f} s")
     finally:
-        cluster.hosts[lost_host].boot()  # the machine comes back, its disk as it was
-        cluster.start_worker(lost_host)
-        cluster.wait_for_workers(*WORKERS)
+        cluster.reboot_worker(lost_host)
 
 
 def test_a_worker_host_whose_link_goes_down_for_10_s_reconnects_and_carries_on(cluster):
