@@ -1,12 +1,19 @@
 """Reads for pipeline runs and the create form's choices."""
 
+import base64
+import binascii
+import json
 import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 
 import redis
 from django.core.exceptions import ValidationError
-from django.db.models import F, FilteredRelation, Q, Subquery
+from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, Subquery
 from django.http import Http404
 
+from packages.models import Package
 from pipelines import queue as queues
 from pipelines.metrics import metric_summaries
 from pipelines.models import EnvironmentBuild, MetricSeries, PipelineRun, Schedule
@@ -19,46 +26,319 @@ RUN_SORTS = {"score": "score", "metric": "metric_last"}
 # listing them costs the same in a project of 100 runs and one of 100,000.
 METRIC_NAMES_FROM_RUNS = 1000
 MOST_METRIC_NAMES = 500  # in alphabetical order: a select longer than this helps nobody
+PAGE_OF_RUNS = 50
+# The list counts its runs up to here and then says "10,000+": counting every run of a big
+# project is what made its filtered pages slow (issue 13).
+COUNTED_RUNS = 10_000
 
 
-def pipeline_run_list(*, project, status="", type="", package="", schedule="", sort="", metric=""):
-    """The project's runs, newest first or in `sort`'s order; with `metric`, each run carries
-    that metric's last value as `metric_last` (a subquery: the same queries for any page)."""
-    runs = PipelineRun.objects.filter(project=project).select_related(
-        "package", "version", "trained_version", "dataset", "evaluation_dataset", "created_by"
-    )
+def _runs_filtered(*, project, status="", type="", package="", schedule=""):
+    """The project's runs that pass the filters: no join, so each filter is read from an index
+    of PipelineRun.Meta in the list's order."""
+    runs = PipelineRun.objects.filter(project=project)
     if status:
         runs = runs.filter(status=status)
     if type:
         runs = runs.filter(type=type)
     if package:
-        runs = runs.filter(package__name=package)
+        # the package's id, found once (a join on its name would be read in the wrong order)
+        named = Package.objects.filter(project=project, name=package).values("pk")[:1]
+        runs = runs.filter(package_id=Subquery(named))
     if str(schedule).isdigit():
         runs = runs.filter(schedule_id=int(schedule))
+    return runs
+
+
+def _with_metric(runs, metric):
+    """Each run with `metric`'s last value as `metric_last`: a join, not a subquery per run
+    (sorted by it, PostgreSQL hashes the metric's rows once)."""
+    if not metric:
+        return runs
+    chosen = FilteredRelation("metrics", condition=Q(metrics__name=metric))
+    return runs.annotate(chosen_metric=chosen).annotate(metric_last=F("chosen_metric__last"))
+
+
+@dataclass(frozen=True)
+class RunOrder:
+    """One order of the list: `field` first (None: newest first only), highest first when
+    `descending`, runs without it last; then newest first. `name` is what cursors carry."""
+
+    name: str
+    field: str | None = None
+    descending: bool = True
+
+
+def run_order(*, sort="", metric="") -> RunOrder:
     if len(metric) > MetricSeries._meta.get_field("name").max_length:
         raise ValidationError({"metric": "No metric has a name this long."})
-    if metric:
-        # a join, not a subquery per run: sorted by it, PostgreSQL hashes the metric's rows once
-        chosen = FilteredRelation("metrics", condition=Q(metrics__name=metric))
-        runs = runs.annotate(chosen_metric=chosen).annotate(metric_last=F("chosen_metric__last"))
     if sort and sort.removeprefix("-") not in RUN_SORTS:
         raise ValidationError({"sort": "Sort by score, -score, metric or -metric."})
     field = RUN_SORTS.get(sort.removeprefix("-"))
-    if field == "metric_last" and not metric:
-        field = None  # no metric chosen: nothing to sort by
-    if field is None:
+    if field is None or (field == "metric_last" and not metric):
+        return RunOrder("newest")  # no metric chosen: nothing to sort by
+    name = sort if field == "score" else f"{sort}:{metric}"
+    return RunOrder(name, field, sort.startswith("-"))
+
+
+def pipeline_run_list(*, project, status="", type="", package="", schedule="", sort="", metric=""):
+    """The project's runs, newest first or in `sort`'s order; with `metric`, each run carries
+    that metric's last value as `metric_last` (a join: the same queries for any page)."""
+    order = run_order(sort=sort, metric=metric)
+    runs = _runs_filtered(
+        project=project, status=status, type=type, package=package, schedule=schedule
+    )
+    runs = _with_metric(runs, metric).select_related(
+        "package", "version", "trained_version", "dataset", "evaluation_dataset", "created_by"
+    )
+    if order.field is None:
         return runs.order_by("-created_at", "-id")
-    value = F(field).desc(nulls_last=True) if sort[0] == "-" else F(field).asc(nulls_last=True)
+    value = F(order.field)
+    value = value.desc(nulls_last=True) if order.descending else value.asc(nulls_last=True)
     return runs.order_by(value, "-created_at", "-id")
 
 
 def pipeline_runs_in_order(runs, ids) -> list[PipelineRun]:
-    """The runs of `runs` whose ids are `ids`, in that order. A page of the list is found by
-    sorting ids alone, then only its runs are read whole, with what the table shows: sorted by
-    a metric, page 1,000 of 100,000 runs sorts 50,000 narrow rows, not 50,000 wide ones (on
-    SQLite, 0.28 s instead of 1 s)."""
+    """The runs of `runs` whose ids are `ids`, in that order: a page's ids are found on the
+    list's indexes alone, then only its runs are read whole, with what the table shows."""
     found = {run.pk: run for run in runs.order_by().filter(pk__in=list(ids))}
     return [found[pk] for pk in ids if pk in found]
+
+
+# A page of the list is read by keyset ("the 50 runs after this one"), not by counting rows
+# from the top: page 1,000 costs what page 1 costs. The list is read in parts, each in the
+# order of one index: with a sort, the runs that have the value, then those without it.
+NEWEST_FIRST = (("created_at", True), ("pk", True))
+
+
+@dataclass
+class RunPage:
+    """One page of the list: its runs, the cursors of the pages before and after it (None at
+    either end), where it starts (1-based, None when unknown) and the count, up to
+    COUNTED_RUNS (`count_capped`: there are more)."""
+
+    runs: list
+    previous_cursor: str | None = None
+    next_cursor: str | None = None
+    first: int | None = 1
+    count: int | None = None
+    count_capped: bool = False
+    keyset = True  # for partials/pagination.html
+
+    def __iter__(self):
+        return iter(self.runs)
+
+    def __len__(self):
+        return len(self.runs)
+
+    def __getitem__(self, index):
+        return self.runs[index]
+
+    @property
+    def object_list(self):
+        return self.runs
+
+    @property
+    def has_previous(self):
+        return self.previous_cursor is not None
+
+    @property
+    def has_next(self):
+        return self.next_cursor is not None
+
+    @property
+    def last(self):
+        return None if self.first is None else self.first + len(self.runs) - 1
+
+
+def _cursor_error() -> ValidationError:
+    return ValidationError(
+        {"cursor": "This cursor is not one the list gave: start again from the first page."}
+    )
+
+
+def run_cursor(order: RunOrder, *, before: bool, key: tuple, first: int | None) -> str:
+    """An opaque cursor: the order, a direction and the key (value, created_at, pk) of the
+    run it starts from (the value only in a sorted order)."""
+    value, created_at, pk = key
+    data = {"o": order.name, "d": "before" if before else "after"}
+    value = [value] if order.field else []
+    data |= {"k": [*value, created_at.isoformat(), pk], "n": first}
+    text = json.dumps(data, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _cursor_read(cursor: str, order: RunOrder) -> tuple[bool, tuple, int | None]:
+    """(before, key, first) of a cursor given back, or ValidationError on 'cursor' saying what
+    is wrong. A cursor only says where to start: the project and the filters are the request's,
+    so one made up shows nothing it could not list anyway."""
+    if len(cursor) > 400:
+        raise _cursor_error()
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        direction, key, first = data["d"], data["k"], data.get("n")
+        *value, created_at, pk = key
+        created_at = datetime.fromisoformat(created_at)
+    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
+        raise _cursor_error() from None
+    if data.get("o") != order.name:
+        raise ValidationError(
+            {
+                "cursor": "This cursor belongs to another order of the list: start again from "
+                "its first page."
+            }
+        )
+    valid = (
+        direction in ("after", "before")
+        and created_at.tzinfo is not None
+        and len(value) == (order.field is not None)
+        and all(v is None or _is_number(v, float) for v in value)
+        and _is_number(pk, int)
+        and 0 < pk < 2**63
+        and (first is None or (_is_number(first, int) and 0 < first < 2**31))
+    )
+    if not valid:
+        raise _cursor_error()
+    value = [None if v is None else float(v) for v in value]
+    return direction == "before", (*value, created_at, pk), first
+
+
+def _is_number(value, kind) -> bool:
+    """An int (or, for float, a float too) that a database column can hold: JSON has no
+    bounds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        return False
+    return isinstance(value, float) or abs(value) < 2**63
+
+
+def _beyond(keys, values, *, before: bool) -> Q:
+    """The rows after `values` in the order of `keys` ((field, descending) pairs), or before
+    them. The first key's own bound comes first, so that the index is read from there on."""
+
+    def lookup(descending, strict):
+        smaller = descending != before
+        return ("lt" if strict else "lte") if smaller else ("gt" if strict else "gte")
+
+    condition = None
+    for (field, descending), value in reversed(list(zip(keys, values, strict=True))):
+        past = Q(**{f"{field}__{lookup(descending, True)}": value})
+        condition = past if condition is None else past | (Q(**{field: value}) & condition)
+    (field, descending), value = keys[0], values[0]
+    return Q(**{f"{field}__{lookup(descending, False)}": value}) & condition
+
+
+def _list_parts(runs, order: RunOrder, metric: str):
+    """The list as consecutive parts, each (runs, keys) read in the order of one index: with
+    a sort, the runs that have the value, then those without it. A metric's values are read
+    from the metric's own index (MetricSeries.Meta), joined to their runs."""
+    if order.field is None:
+        return [(runs, NEWEST_FIRST)]
+    keys = ((order.field, order.descending), *NEWEST_FIRST)
+    if order.field == "score":
+        with_value = runs.filter(score__isnull=False)
+        without = runs.filter(score__isnull=True)
+    else:
+        with_value = runs.filter(metrics__name=metric, metrics__last__isnull=False)
+        with_value = with_value.annotate(metric_last=F("metrics__last"))  # the filter's join
+        logged = MetricSeries.objects.filter(run=OuterRef("pk"), name=metric, last__isnull=False)
+        without = runs.exclude(Exists(logged))
+    return [(with_value, keys), (without, NEWEST_FIRST)]
+
+
+def _read_keys(runs, order: RunOrder, metric, *, start, before: bool, offset: int, limit: int):
+    """Up to `limit` keys (value, created_at, pk) of the runs after `start` (a key, or None
+    for the top of the list; with `before`, the runs before it, nearest first, or the bottom
+    of the list), `offset` runs skipped. At most one query per part, and a count when the
+    offset skips a whole part."""
+    parts = _list_parts(runs, order, metric)
+    # the part the start key is in: runs without a value are the list's last part
+    if start is None:
+        at = len(parts) - 1 if before else 0
+    else:
+        at = 1 if order.field and start[0] is None else 0
+    found = []
+    for index in range(at, -1, -1) if before else range(at, len(parts)):
+        part, keys = parts[index]
+        if start is not None and index == at:
+            part = part.filter(_beyond(keys, start[-len(keys) :], before=before))
+        ordering = [F(f).desc() if d != before else F(f).asc() for f, d in keys]
+        need = limit - len(found)
+        fields = [field for field, _ in keys]
+        rows = list(part.order_by(*ordering).values_list(*fields)[offset : offset + need])
+        if offset and not rows:
+            offset = max(0, offset - part.count())  # the offset goes past this whole part
+            continue
+        offset = 0
+        found += [row if len(keys) == 3 else (None, *row) for row in rows]  # without value
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _capped_count(runs) -> tuple[int, bool]:
+    counted = runs.order_by().values("pk")[: COUNTED_RUNS + 1].count()
+    return min(counted, COUNTED_RUNS), counted > COUNTED_RUNS
+
+
+def pipeline_run_page(
+    *,
+    project,
+    status="",
+    type="",
+    package="",
+    schedule="",
+    sort="",
+    metric="",
+    cursor: str = "",
+    offset: int = 0,
+    per_page: int = PAGE_OF_RUNS,
+    last: bool = False,
+    count: bool = True,
+) -> RunPage:
+    """A page of the list of runs (pipeline_run_list's filters and orders): the `per_page`
+    runs from `cursor` (a RunPage's next or previous cursor), then `offset` runs on; `last`:
+    the last page. The same few queries for page 1 and page 1,000 of 100,000 runs: keys from
+    the indexes, then the page's runs whole; with `count`, the runs counted up to
+    COUNTED_RUNS. ValidationError on 'cursor', 'sort' or 'metric' saying what is wrong."""
+    order = run_order(sort=sort, metric=metric)
+    filters = {"status": status, "type": type, "package": package, "schedule": schedule}
+    runs = _runs_filtered(project=project, **filters)
+    before, start, first = last, None, None
+    if cursor:
+        before, start, first = _cursor_read(cursor, order)
+    elif not last:
+        first = offset + 1
+    read = partial(_read_keys, runs, order, metric, offset=offset, limit=per_page + 1)
+    keys = read(start=start, before=before)
+    if before and start is not None and len(keys) <= per_page:
+        first = 1  # the top of the list
+        if len(keys) < per_page:  # fewer runs before the cursor than a page: the first page
+            before, start = False, None
+            keys = read(start=None, before=False)
+    more = len(keys) > per_page  # in the direction read
+    keys = keys[:per_page]
+    if before:
+        keys.reverse()
+    at_top = not before and start is None and not offset
+    has_previous = more if before else not at_top
+    has_next = start is not None if before else more
+    page = RunPage(runs=[], first=first)
+    if count:
+        page.count, page.count_capped = _capped_count(runs)
+        if last and not page.count_capped:
+            page.first = page.count - len(keys) + 1
+    if page.first == 1 and has_previous:  # runs came in above it since: its place is unknown
+        page.first = None
+    if keys:
+        listed = pipeline_run_list(project=project, sort=sort, metric=metric, **filters)
+        page.runs = pipeline_runs_in_order(listed, [key[-1] for key in keys])
+        known = page.first is not None
+        if has_previous:
+            back = max(1, page.first - per_page) if known else None
+            page.previous_cursor = run_cursor(order, before=True, key=keys[0], first=back)
+        if has_next:
+            after = page.first + len(keys) if known else None
+            page.next_cursor = run_cursor(order, before=False, key=keys[-1], first=after)
+    return page
 
 
 def metric_names(*, project) -> list[str]:

@@ -8,7 +8,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from aicenter.downloads import file_response, zip_response
-from aicenter.pages import bad_request, done, folder_context, form_errors, page_of
+from aicenter.pages import bad_request, done, folder_context, form_errors
 from aicenter.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_list
 from packages.selectors import package_get, package_list, version_get
@@ -32,13 +32,13 @@ from pipelines.schedules import (
 )
 from pipelines.selectors import (
     MOST_COMPARED_RUNS,
+    PAGE_OF_RUNS,
     dataset_folders,
     environment_built_elsewhere,
     metric_names,
     pipeline_run_get,
-    pipeline_run_list,
+    pipeline_run_page,
     pipeline_run_results,
-    pipeline_runs_in_order,
     run_output,
     run_timeline,
     schedule_get,
@@ -51,28 +51,43 @@ from pipelines.tracebacks import failure_traceback
 from pipelines.when import TIMEZONES
 
 
+def _page_offset(raw, per_page) -> int:
+    """?page=N (old links, bookmarks) as an offset; anything but a page number is page 1."""
+    number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 9 else 1
+    return (max(number, 1) - 1) * per_page
+
+
 @login_required
 def pipeline_list(request, project):
     project = project_get_for_user(user=request.user, slug=project)
     keys = ("status", "type", "package", "schedule", "metric", "sort")
     filters = {key: request.GET.get(key, "") for key in keys}
+    where = {"cursor": request.GET.get("cursor", "")}
+    if not where["cursor"]:
+        where["offset"] = _page_offset(request.GET.get("page", ""), PAGE_OF_RUNS)
     try:
-        runs = pipeline_run_list(project=project, **filters)
+        page = pipeline_run_page(project=project, **filters, **where)
+        if not page.runs and (where["cursor"] or where.get("offset")):
+            # past the end (a page number too high, or runs deleted since): the last page
+            page = pipeline_run_page(project=project, **filters, last=True)
     except ValidationError as error:
         return bad_request(
             request, error, project=project, back=request.path, back_label="All runs"
         )
-    page = page_of(request, runs.values_list("pk", flat=True), per_page=50)
-    page.object_list = pipeline_runs_in_order(runs, page.object_list)
     counts = {}  # each queue's live workers, counted once for the page
     for run in page:
         run.waiting_for = waiting_for(run, counts)
+    query = {k: v for k, v in filters.items() if v}
+    here = {**query, "cursor": where["cursor"]} if where["cursor"] else {**query}
+    if where.get("offset"):
+        here["page"] = request.GET["page"]
     context = {
         "project": project,
         "page": page,
         "filters": filters,
-        "query": urlencode({k: v for k, v in filters.items() if v}),
-        "unsorted": urlencode({k: v for k, v in filters.items() if v and k != "sort"}),
+        "query": urlencode(query),
+        "here": urlencode(here),  # this very page, for the htmx poll
+        "unsorted": urlencode({k: v for k, v in query.items() if k != "sort"}),
         "metric_names": [] if request.htmx else metric_names(project=project),
         "polling": any(not run.is_settled for run in page),
         "statuses": PipelineRun.STATUSES,

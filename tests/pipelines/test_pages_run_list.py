@@ -46,10 +46,12 @@ def test_the_list_stays_fast_with_10000_runs(bobs, project, bob, django_assert_m
     )
     with django_assert_max_num_queries(12):
         page = bobs.get("/p/alpha/pipelines/").content.decode()
-    assert "Page 1 of 200" in page
+    assert "Runs 1–50 of 10,000" in page and "10,000+" not in page  # counted up to 10,000
     assert page.count('class="badge') >= 50
     with django_assert_max_num_queries(12):
         bobs.get("/p/alpha/pipelines/", {"page": "150", "package": "classifier"})
+    queued_run(project, bob)
+    assert "Runs 1–50 of 10,000+" in bobs.get("/p/alpha/pipelines/").content.decode()
 
 
 def _runs(project, bob, scores):
@@ -150,10 +152,12 @@ def test_the_metric_column_costs_the_same_queries_for_3_runs_or_a_full_page(bobs
     assert len(page.context["page"]) == 3
     _more_runs(template, 120, 10.0)
     many, page = queries()
-    assert many == few
+    assert many <= few  # fewer: the runs with the metric fill the page on their own
     assert len(page.context["page"]) == 50 and page.context["page"][0].metric_last == 129.0
     # the next page keeps the filter, the column and the order
     text = page.content.decode()
-    assert 'href="?status=queued&amp;metric=loss&amp;sort=-metric&amp;page=2"' in text
+    assert (
+        'rel="next"\n    href="?status=queued&amp;metric=loss&amp;sort=-metric&amp;cursor=' in text
+    )
     page = bobs.get("/p/alpha/pipelines/", {**query, "page": "3"})
     assert [run.metric_last for run in page.context["page"]][-2:] == [1.0, None]
