@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from aicenter.database import retry_when_locked
@@ -17,13 +18,16 @@ PLATFORM_CHARS_PAST_CAP = 64 * 1024
 # A run's page shows the log's last 200,000 characters (its Download has all of it): enough for
 # any traceback and the lines before it, little enough for a browser to render at once.
 PAGE_LOG_CHARS = 200_000
+# Two writers of one run's log (its worker and the sweeper) taking the same chunk number: the
+# number is read again this many times before the write fails.
+SEQ_ATTEMPTS = 5
 
 
 class RunLog:
     def __init__(self, run):
         self.run = run
         self.buffer = []
-        self.seq = (LogChunk.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0) + 1
+        self.seq = self._next_seq()
         self.size = 0
         self.truncated = False
         self.last_flush = time.monotonic()
@@ -82,9 +86,26 @@ class RunLog:
             return
         text = "".join(self.buffer)
         # a database locked by someone else's write waits, it doesn't fail the run
-        retry_when_locked(lambda: LogChunk.objects.create(run=self.run, seq=self.seq, text=text))
+        retry_when_locked(lambda: self._store(text))
         self.seq += 1
         self.buffer = []
+
+    def _next_seq(self) -> int:
+        return (LogChunk.objects.filter(run=self.run).aggregate(m=Max("seq"))["m"] or 0) + 1
+
+    def _store(self, text: str) -> None:
+        """One chunk, numbered after the last. Another writer may have taken the number: the
+        sweeper ending the run as lost while this worker was cut off, say. Then the next free
+        number is read and tried."""
+        for attempt in range(SEQ_ATTEMPTS):
+            try:
+                with transaction.atomic():
+                    LogChunk.objects.create(run=self.run, seq=self.seq, text=text)
+                return
+            except IntegrityError:
+                if attempt == SEQ_ATTEMPTS - 1:
+                    raise
+                self.seq = self._next_seq()
 
 
 def run_log_tail(run, *, max_chars: int = PAGE_LOG_CHARS) -> tuple[str, int, bool]:

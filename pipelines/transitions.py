@@ -111,10 +111,11 @@ def kill(run_id: int, *, by: str):
 
 def finish(run, *, status: str, reason: str = "", new_version=None):
     """The run's worker ends it: Successful, Failed or Killed, with its outputs (already set
-    on `run`), in one transaction with the row locked. A kill that came first keeps its
-    status, and then `new_version()` is not called: nothing of a killed run becomes a
-    version. Returns the final (status, reason), or None if the run was deleted meanwhile.
-    A locked database is waited out: the whole transaction is tried again."""
+    on `run`), in one transaction with the row locked. An end that came first keeps its
+    status, reason and time: a kill, or the sweeper's "worker lost" when this worker was cut
+    off for a while and came back. Then `new_version()` is not called: nothing of a killed or
+    failed run becomes a version. Returns the final (status, reason), or None if the run was
+    deleted meanwhile. A locked database is waited out: the whole transaction is tried again."""
 
     def record():
         with transaction.atomic():
@@ -127,7 +128,7 @@ def finish(run, *, status: str, reason: str = "", new_version=None):
             if current is None:
                 return None
             final, why = status, reason
-            if current[0] == PipelineRun.KILLED:
+            if current[0] in PipelineRun.FINISHED:  # killed, or found lost, meanwhile
                 final, why, run.finished_at = current
                 run.snapshot = run.evaluation_snapshot = run.score = None
             elif new_version is not None and status == PipelineRun.SUCCESSFUL:

@@ -17,8 +17,9 @@ STOP_WAIT_SECONDS = 5
 
 
 class RunWatch(threading.Thread):
-    """Every quarter second, read the run's status (a kill is a status); every few seconds, renew
-    its heartbeat so the sweeper knows this worker is alive."""
+    """Every quarter second, read the run's status (a kill is a status, and so is an end the
+    sweeper recorded); every few seconds, renew its heartbeat so the sweeper knows this worker
+    is alive."""
 
     def __init__(self, run_id: int):
         super().__init__(name=f"watch-run-{run_id}", daemon=True)
@@ -35,7 +36,9 @@ class RunWatch(threading.Thread):
                     retry_when_locked(lambda runs=runs: runs.update(heartbeat_at=timezone.now()))
                     last_beat = time.monotonic()
                 status = runs.values_list("status", flat=True).first()
-                if status in (None, PipelineRun.KILLED):  # killed, or deleted under us
+                # killed, deleted under us, or ended by the sweeper ("worker lost") while this
+                # worker could not reach the database: either way, its code must stop
+                if status not in (PipelineRun.RUNNING, PipelineRun.PACKAGING):
                     self.killed.set()
         finally:
             connection.close()
