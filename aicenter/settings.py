@@ -274,6 +274,10 @@ RQ = {"WORKER_CLASS": "pipelines.worker.PipelineWorker"}
 # Package environments: built on each worker machine, least recently used evicted past the budget.
 ENVIRONMENTS_DIR = Path(os.environ.get("AICENTER_ENVIRONMENTS_DIR", DATA_DIR / "environments"))
 ENVIRONMENTS_MAX_BYTES = envint("AICENTER_ENVIRONMENTS_MAX_BYTES", 20 * 1024**3)
+# Remote storage (S3): each worker machine keeps the blobs its runs read (packages, datasets),
+# least recently used evicted past the budget. Blobs never change, so a copy is never stale.
+BLOB_CACHE_DIR = Path(os.environ.get("AICENTER_BLOB_CACHE_DIR", DATA_DIR / "blob-cache"))
+BLOB_CACHE_MAX_BYTES = envint("AICENTER_BLOB_CACHE_MAX_BYTES", 5 * 1024**3)
 # A build that runs longer fails ("time limit"); a failed build is not tried again for this
 # long (its reason is given at once) unless someone uses Rebuild on the version.
 ENVIRONMENT_BUILD_MAX_SECONDS = envint("AICENTER_BUILD_MAX_SECONDS", 1800)

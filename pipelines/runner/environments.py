@@ -30,6 +30,7 @@ from aicenter.services import RUN, require
 from packages.models import PackageVersion
 from pipelines import queue
 from pipelines.models import EnvironmentBuild
+from pipelines.runner.blob_cache import local_blob
 from pipelines.runner.builds import BuildRecord, BuildStopped, EnvironmentUnavailable, build
 from pipelines.runner.isolation import can_run
 from pipelines.runner.sandbox import sandbox_uid, status
@@ -262,7 +263,9 @@ def version_requirements(version) -> str:
     entry = manifest_file(version.manifest, "requirements.txt")
     if entry is None:
         return ""
-    with blob_open(entry.blob) as stored:
+    # read before every run: from this machine's copy when storage is remote
+    source = local_blob(entry.blob_id, entry.blob.size)
+    with open(source, "rb") if source else blob_open(entry.blob) as stored:
         return stored.read(1024 * 1024).decode("utf-8", errors="replace")
 
 

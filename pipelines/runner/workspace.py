@@ -19,6 +19,7 @@ from django.core.files.storage import default_storage
 
 from aicenter.manifests import CHUNK, under_folder
 from aicenter.models import blob_storage_name
+from pipelines.runner.blob_cache import local_blob
 
 logger = logging.getLogger(__name__)
 
@@ -48,22 +49,22 @@ class Workspace:
     def materialise(self, manifest, target: Path, *, prefix: str = "") -> int:
         """Write the manifest's files (those under `prefix`, re-rooted) into `target` as
         private copies: user code may change or delete them, never the stored data."""
-        rows = manifest.entries.values_list("path", "blob_id")
+        rows = manifest.entries.values_list("path", "blob_id", "blob__size")
         if prefix:
             rows = rows.filter(under_folder(prefix + "/")).exclude(path=prefix + "/")
         cut = len(prefix) + 1 if prefix else 0
         files, folders = [], {target}
-        for path, blob_id in rows.iterator(chunk_size=5000):
+        for path, blob_id, size in rows.iterator(chunk_size=5000):
             destination = target / path[cut:]
             if blob_id is None:  # an empty folder
                 folders.add(destination)
                 continue
             folders.add(destination.parent)
-            files.append((blob_id, destination))
+            files.append((blob_id, destination, size))
         for folder in sorted(folders):
             folder.mkdir(parents=True, exist_ok=True)
-        for sha256, destination in files:
-            blob_copy(sha256, destination)
+        for sha256, destination, size in files:
+            blob_copy(sha256, destination, size)
         return len(files)
 
     def remove(self) -> bool:
@@ -90,15 +91,15 @@ class Workspace:
         return not self.root.exists()
 
 
-def blob_copy(sha256: str, destination: Path) -> None:
-    """Copy one blob out of storage into a private file. Local storage: the kernel copies it
-    (copy_file_range, as fast as `cp`); any other storage (S3): streamed through its API."""
-    name = blob_storage_name(sha256)
-    try:
-        source = default_storage.path(name)
-    except NotImplementedError:
-        with default_storage.open(name, "rb") as src, open(destination, "wb") as dst:
-            shutil.copyfileobj(src, dst, CHUNK)
+def blob_copy(sha256: str, destination: Path, size: int | None = None) -> None:
+    """Copy one blob into a private file. From a file on this machine (local storage's, or the
+    blob cache's copy of a remote one) the kernel copies it (copy_file_range, as fast as `cp`);
+    a blob too big for the cache is streamed through the storage API."""
+    source = local_blob(sha256, size)
+    if source is None:
+        with default_storage.open(blob_storage_name(sha256), "rb") as src:
+            with open(destination, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
         return
     with open(source, "rb") as src, open(destination, "wb") as dst:
         remaining = os.fstat(src.fileno()).st_size
