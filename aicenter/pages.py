@@ -5,8 +5,8 @@ from functools import cached_property
 
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, Sum, Value
-from django.db.models.functions import Coalesce, Greatest, Lower, StrIndex, Substr
+from django.db.models import Case, Count, F, Sum, Value, When
+from django.db.models.functions import Left, StrIndex, Substr
 from django.shortcuts import redirect, render
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -61,32 +61,42 @@ class FolderSummary:
 
 class FolderRows:
     """One folder's rows, sub-folders (by name, with their sub-trees' file counts and sizes)
-    then files (by path), read a page at a time by SQL: a Paginator over it reads the page's
-    rows only, never the 10,000 entries of a big tree as Python objects."""
+    then files (by path), for a Paginator: two queries, never the 10,000 entries of a big tree
+    as Python objects. The sub-tree is grouped once by the sub-folder each entry is in (the
+    folder's own files in one group, ''), which gives the folder rows and the totals; then
+    the page's files are read."""
 
     def __init__(self, manifest, folder: str):
         self.folder, self.prefix = folder, folder + "/" if folder else ""
         entries = manifest.entries.all()
         if self.prefix:
             entries = entries.filter(under_folder(self.prefix))
-        rest = Substr("path", len(self.prefix) + 1)  # the path inside the folder
-        slash = StrIndex(rest, Value("/"))  # 0: a file of this very folder
+        # the path inside the folder (few string functions: they are most of the query's time)
+        rest = Substr("path", len(self.prefix) + 1) if self.prefix else F("path")
+        slash = StrIndex(rest, Value("/"))  # 0: a file of this very folder (or its marker)
         self.entries = entries.alias(slash=slash)
-        self.child = Substr(rest, 1, Greatest(slash - 1, Value(0)))  # its sub-folder's name
-        self.below = Q(slash__gt=0)
-        # the folder's own marker (an empty folder's) is a path equal to the prefix
-        self.here = Q(slash=0) & ~Q(path=self.prefix)
+        self.child = Case(  # the sub-folder it is in, '' for this folder's own
+            When(slash__gt=0, then=Left(rest, slash - 1)), default=Value("")
+        )
+
+    @cached_property
+    def groups(self) -> list[dict]:
+        """{child, file_count, size} of each sub-folder, by name (in Python: a few rows), and
+        of the folder's own files (child '') first."""
+        grouped = self.entries.annotate(child=self.child).values("child").order_by()
+        grouped = grouped.annotate(file_count=Count("blob"), size=Sum("size"))
+        return sorted(grouped, key=lambda group: (group["child"].lower(), group["child"]))
 
     @cached_property
     def totals(self) -> FolderSummary:
-        """One query over the sub-tree."""
-        totals = self.entries.aggregate(
-            file_count=Count("blob"),
-            size=Coalesce(Sum("size"), 0),
-            folder_count=Count(self.child, distinct=True, filter=self.below),
-            files_here=Count("pk", filter=self.here),
+        own = [group for group in self.groups if group["child"] == ""]
+        return FolderSummary(
+            folder=self.folder,
+            file_count=sum(group["file_count"] for group in self.groups),
+            size=sum(group["size"] for group in self.groups),
+            folder_count=len(self.groups) - len(own),
+            files_here=own[0]["file_count"] if own else 0,  # not counting its empty marker
         )
-        return FolderSummary(folder=self.folder, **totals)
 
     def count(self):
         return self.totals.folder_count + self.totals.files_here
@@ -96,29 +106,22 @@ class FolderRows:
 
     def __getitem__(self, window: slice):
         start, stop = window.start or 0, window.stop
-        rows = []
-        folders = self.totals.folder_count
-        if start < folders:
-            grouped = (
-                self.entries.filter(self.below)
-                .annotate(child=self.child)
-                .values("child")
-                .annotate(file_count=Count("blob"), size=Coalesce(Sum("size"), 0))
-                .order_by(Lower("child"), "child")
-            )
-            for row in grouped[start : min(stop, folders)]:
-                path = self.prefix + row["child"]
-                rows.append(("folder", Folder(row["child"], path, row["file_count"], row["size"])))
-        if stop > folders:
-            files = self.entries.filter(self.here).order_by("path")
-            rows += [("file", entry) for entry in files[max(start - folders, 0) : stop - folders]]
+        folders = [group for group in self.groups if group["child"] != ""]
+        rows = [
+            ("folder", Folder(g["child"], self.prefix + g["child"], g["file_count"], g["size"]))
+            for g in folders[start:stop]
+        ]
+        if stop > len(folders):
+            files = self.entries.filter(slash=0, blob__isnull=False).order_by("path")
+            window = files[max(start - len(folders), 0) : stop - len(folders)]
+            rows += [("file", entry) for entry in window]
         return rows
 
 
 def folder_context(request, manifest, *, folder: str | None = None) -> dict:
     """What partials/file_tree.html and partials/preview.html need to show one folder of a
-    manifest (?path=) and, with ?file=, a preview of one of its files: three queries whatever
-    the size of the tree (its totals, the page's sub-folders, the page's files)."""
+    manifest (?path=) and, with ?file=, a preview of one of its files: two queries whatever
+    the size of the tree (its sub-folders and totals, the page's files)."""
     if folder is None:
         try:
             folder = clean_folder(request.GET.get("path", ""))

@@ -348,7 +348,7 @@ def pipeline_log_download(request, project, run_id):
 
 def _output(request, project, run_id, which):
     project = project_get_for_user(user=request.user, slug=project)
-    run = pipeline_run_get(project=project, run_id=run_id)
+    run = pipeline_run_get(project=project, run_id=run_id, outputs_only=True)
     manifest, title = run_output(run, which)
     return project, run, manifest, title
 
