@@ -325,6 +325,13 @@ def throughput(instance, workers, runs):
         last = max(run.finished_at for run in finished)
         rate = (runs - 1) / (last - first).total_seconds() * 3600
         taken = {run.worker for run in finished}
+        inside, between = [], []  # a run's claim → end, and a worker's end → next claim
+        for worker in taken:
+            mine = sorted((r for r in finished if r.worker == worker), key=lambda r: r.started_at)
+            inside += [(r.finished_at - r.started_at).total_seconds() for r in mine]
+            between += [
+                (b.started_at - a.finished_at).total_seconds() for a, b in zip(mine, mine[1:])
+            ]
     finally:
         instance.stop_workers()
     return {
@@ -333,6 +340,8 @@ def throughput(instance, workers, runs):
         "web_cpu": web_cpu,
         "submit_wall": submit_wall,
         "workers_used": len(taken),
+        "inside": statistics.median(inside),
+        "between": statistics.median(between),
         "count": PipelineRun.objects.count(),
     }
 
@@ -424,8 +433,12 @@ def report(result, mlflow):
         print(
             f"  {workers} worker{'s' if workers > 1 else ' '}: {rate['rate']:9,.0f} runs/h   "
             f"worker CPU/run {ms(rate['cpu'])} (platform {ms(platform)}, goal ≤ 60 ms)   "
-            f"web CPU/submit {ms(rate['web_cpu'])}   submit wall {ms(rate['submit_wall'])}"
+            f"web CPU/submit {ms(rate['web_cpu'])}"
             + ("" if rate["workers_used"] == workers else f"   (!) {rate['workers_used']} used")
+        )
+        print(
+            f"             a run claim → end {ms(rate['inside'])}, a worker's end → next claim "
+            f"{ms(rate['between'])} (medians)"
         )
     after = result["redis_after"]
     print(
