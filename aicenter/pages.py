@@ -5,6 +5,7 @@ from functools import cached_property
 
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import Case, Count, F, Sum, Value, When
 from django.db.models.functions import Left, StrIndex, Substr
 from django.shortcuts import redirect, render
@@ -39,8 +40,9 @@ def folder_breadcrumbs(folder: str) -> list[dict[str, str]]:
     return [{"name": part, "path": "/".join(parts[: i + 1])} for i, part in enumerate(parts)]
 
 
-# A folder's rows per page of the file browsers.
-FOLDER_PAGE = 200
+# A folder's rows per page of the file browsers: rendering a row costs about as much as
+# reading it, and a page of 100 keeps a folder of 10,000 files under 50 ms (issue 13).
+FOLDER_PAGE = 100
 
 
 @dataclass
@@ -71,6 +73,11 @@ class FolderRows:
         entries = manifest.entries.all()
         if self.prefix:
             entries = entries.filter(under_folder(self.prefix))
+        if self.prefix and connection.vendor == "sqlite":
+            # SQLite compares text byte by byte, so a folder's paths are one range of the
+            # (manifest, path) index ('/' + 1 is '0'); its LIKE ignores case and can't use
+            # it. PostgreSQL's collation may not keep them together: there LIKE filters.
+            entries = entries.filter(path__gte=self.prefix, path__lt=self.prefix[:-1] + "0")
         # the path inside the folder (few string functions: they are most of the query's time)
         rest = Substr("path", len(self.prefix) + 1) if self.prefix else F("path")
         slash = StrIndex(rest, Value("/"))  # 0: a file of this very folder (or its marker)

@@ -9,7 +9,9 @@ Python:
    same second, a third with a `loss` metric, some fired by a recurring pipeline): the first
    page, a deep page (the 1,000th of 50 runs) and the one its "next" link leads to, each filter
    the list offers (status, type, package, recurring pipeline), each order (score, a metric
-   column, sorted by it), filters with a deep page, and the htmx poll.
+   column, sorted by it), filters with a deep page, and the htmx poll. Deep pages are asked
+   for by number (`?page=N`, the links of old) and then through the page's own "next" link
+   (a cursor, since issue 13).
 2. The same runs through the JSON API list (`GET …/pipelines`): first 100, offset 50,000 (and
    the page its `Link: rel="next"` leads to, when it answers one), filtered, filtered and deep.
 3. A run whose artifacts are a tree of `--files` files (10 folders of 400 images, 100 epochs of
@@ -332,10 +334,10 @@ def bench_list(table, client, project, schedule):
         ("sort=score", "?sort=score"),
         ("metric column", "?metric=loss"),
         ("sorted by the metric", "?metric=loss&sort=-metric"),
-        ("status=failed, page 100", "?status=failed&page=100"),
-        (f"package={busiest}, page 300", f"?package={busiest}&page=300"),
-        ("sort=-score, page 1,000", "?sort=-score&page=1000"),
-        ("sorted by the metric, page 500", "?metric=loss&sort=-metric&page=500"),
+        ("status=failed, `page=100`", "?status=failed&page=100"),
+        (f"package={busiest}, `page=300`", f"?package={busiest}&page=300"),
+        ("sort=-score, `page=1000`", "?sort=-score&page=1000"),
+        ("sorted by the metric, `page=500`", "?metric=loss&sort=-metric&page=500"),
     ]
     for label, query in pages:
         response = table.measure(label, client, base + query, LIST_GOAL)
@@ -373,7 +375,7 @@ def bench_folders(table, client, project, run, dataset, token):
         ("images/class_07/ (files)", "?path=images/class_07"),
         ("images/class_07/, page 2", "?path=images/class_07&page=2"),
         ("predictions/ (4,000 files)", "?path=predictions"),
-        ("predictions/, page 20", "?path=predictions&page=20"),
+        ("predictions/, its last page", "?path=predictions&page=40"),
         ("logs/2025/11/27/ (deepest)", "?path=logs/2025/11/27"),
     ]
     for label, query in folders:

@@ -293,7 +293,7 @@ def test_big_folders_are_paginated_without_a_query_per_row(
     )
     with django_assert_max_num_queries(12):
         page = bobs.get("/p/alpha/datasets/invoices/", {"path": "f"}).content.decode()
-    assert "Page 1 of 50" in page
+    assert "Page 1 of 100" in page
     assert "10,000 files" in page
     with django_assert_max_num_queries(12):
         root = bobs.get("/p/alpha/datasets/").content.decode()

@@ -15,6 +15,7 @@ from django.utils.html import strip_tags
 
 from aicenter.manifests import blob_store
 from aicenter.models import Manifest, ManifestEntry
+from aicenter.pages import FOLDER_PAGE
 from tests.pipelines.pages import queued_run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("runs_stay_here")]
@@ -118,7 +119,7 @@ def test_a_folder_of_a_10000_file_tree_reads_one_page_of_entries_in_two_queries(
         with CaptureQueriesContext(connection) as queries:
             response = bobs.get(base, query)
         assert response.status_code == 200
-        most = 200 + ("file" in query)  # and the file previewed
+        most = FOLDER_PAGE + ("file" in query)  # and the file previewed
         assert len(built) <= most, f"{len(built)} entries read for one page"
         return response, len(queries)
 
@@ -127,11 +128,11 @@ def test_a_folder_of_a_10000_file_tree_reads_one_page_of_entries_in_two_queries(
     assert "10,000 files" in root.content.decode()
     assert _rows(root)[2] == ("folder", "predictions", 5_990, 17_970)
     flat, in_flat = page(path="predictions")
-    assert len(_rows(flat)) == 200 and "Page 1 of 30" in flat.content.decode()
+    assert len(_rows(flat)) == 100 and "Page 1 of 60" in flat.content.decode()
     assert 'href="?path=predictions&amp;page=2"' in flat.content.decode()
-    last, on_last = page(path="predictions", page="30")
+    last, on_last = page(path="predictions", page="60")
     assert [name for _, name, _, _ in _rows(last)][-1] == "05989.json"
-    assert len(_rows(last)) == 190
+    assert len(_rows(last)) == 90
     deep, in_deep = page(path="a/b/c/d")
     assert len(_rows(deep)) == 10
     images, in_images = page(path="images")
