@@ -44,8 +44,9 @@ def _runs_filtered(*, project, status="", type="", package="", schedule=""):
         # the package's id, found once (a join on its name would be read in the wrong order)
         named = Package.objects.filter(project=project, name=package).values("pk")[:1]
         runs = runs.filter(package_id=Subquery(named))
-    if str(schedule).isdigit():
-        runs = runs.filter(schedule_id=int(schedule))
+    schedule = str(schedule)
+    if schedule.isascii() and schedule.isdigit():
+        runs = runs.filter(schedule_id=int(schedule) if len(schedule) < 19 else 0)  # none
     return runs
 
 
@@ -69,6 +70,7 @@ class RunOrder:
 
 
 def run_order(*, sort="", metric="") -> RunOrder:
+    """The list's order for ?sort= and ?metric=, or ValidationError saying what is wrong."""
     if len(metric) > MetricSeries._meta.get_field("name").max_length:
         raise ValidationError({"metric": "No metric has a name this long."})
     if sort and sort.removeprefix("-") not in RUN_SORTS:
@@ -313,6 +315,8 @@ def pipeline_run_page(
     before, start, first = last, None, None
     if cursor:
         before, start, first = _cursor_read(cursor, order)
+        if offset:  # counted from the cursor (the API)
+            first = first + offset if first and not before else None
     elif not last:
         first = offset + 1
     read = partial(_read_keys, runs, order, metric, offset=offset, limit=per_page + 1)

@@ -62,12 +62,11 @@ def pipeline_list(request, project):
     project = project_get_for_user(user=request.user, slug=project)
     keys = ("status", "type", "package", "schedule", "metric", "sort")
     filters = {key: request.GET.get(key, "") for key in keys}
-    where = {"cursor": request.GET.get("cursor", "")}
-    if not where["cursor"]:
-        where["offset"] = _page_offset(request.GET.get("page", ""), PAGE_OF_RUNS)
+    cursor = request.GET.get("cursor", "")
+    offset = 0 if cursor else _page_offset(request.GET.get("page", ""), PAGE_OF_RUNS)
     try:
-        page = pipeline_run_page(project=project, **filters, **where)
-        if not page.runs and (where["cursor"] or where.get("offset")):
+        page = pipeline_run_page(project=project, **filters, cursor=cursor, offset=offset)
+        if not page.runs and (cursor or offset):
             # past the end (a page number too high, or runs deleted since): the last page
             page = pipeline_run_page(project=project, **filters, last=True)
     except ValidationError as error:
@@ -78,15 +77,13 @@ def pipeline_list(request, project):
     for run in page:
         run.waiting_for = waiting_for(run, counts)
     query = {k: v for k, v in filters.items() if v}
-    here = {**query, "cursor": where["cursor"]} if where["cursor"] else {**query}
-    if where.get("offset"):
-        here["page"] = request.GET["page"]
+    here = {"cursor": cursor} if cursor else {"page": request.GET["page"]} if offset else {}
     context = {
         "project": project,
         "page": page,
         "filters": filters,
         "query": urlencode(query),
-        "here": urlencode(here),  # this very page, for the htmx poll
+        "here": urlencode({**query, **here}),  # this very page, for the htmx poll
         "unsorted": urlencode({k: v for k, v in query.items() if k != "sort"}),
         "metric_names": [] if request.htmx else metric_names(project=project),
         "polling": any(not run.is_settled for run in page),

@@ -157,6 +157,13 @@ def test_an_old_page_number_still_works_and_one_past_the_end_shows_the_last_page
     assert _ids(bobs.get(LIST + _link(last, "prev"))) == expected[130:180]
     for nonsense in ("0", "-3", "abc", "1e9", "٣", "99999999999999999999"):
         assert _ids(bobs.get(LIST, {"page": nonsense})) == expected[:50], nonsense
+    for schedule in (
+        "99999999999999999999",
+        "٣",
+        "-1",
+    ):  # no recurring pipeline: no filter, or none
+        assert bobs.get(LIST, {"schedule": schedule}).status_code == 200
+        assert bobs.get(API, {"schedule": schedule}).status_code == 200
 
 
 def _cursor(data) -> str:
