@@ -85,6 +85,7 @@ class PipelineOut(Schema):
     waiting_for: str | None
     sandbox: dict
     logged_params: dict[str, str]
+    worker: str  # "<host>:<pid>" of the worker that claimed it ("" before)
 
 
 def pipeline_out(run, worker_counts=None) -> dict:
@@ -117,6 +118,7 @@ def pipeline_out(run, worker_counts=None) -> dict:
         "waiting_for": waiting_for(run, worker_counts),
         "sandbox": run.sandbox,
         "logged_params": run.logged_params,
+        "worker": run.worker,
     }
 
 

@@ -7,6 +7,7 @@ in tests/pipelines/conftest.py."""
 
 import io
 import json
+import socket
 import zipfile
 
 import pytest
@@ -27,6 +28,8 @@ def test_a_training_run_makes_version_1_1_with_artifacts_and_results(api, worker
     assert body["output_version"] == "1.1"
     assert body["parameters"]["learning_rate"] == "0.1"
     assert body["started_at"] and body["finished_at"] and body["duration"] > 0
+    # the worker that ran it: this machine, the worker's own process (jobs aren't forked)
+    assert body["worker"] == f"{socket.gethostname()}:{worker.pid}"
 
     results = api.get(f"{API}/pipelines/{run.pk}/results").json()
     assert list(results) == ["parameters", "run_summary"]
