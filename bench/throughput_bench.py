@@ -330,7 +330,8 @@ def throughput(instance, workers, runs):
             mine = sorted((r for r in finished if r.worker == worker), key=lambda r: r.started_at)
             inside += [(r.finished_at - r.started_at).total_seconds() for r in mine]
             between += [
-                (b.started_at - a.finished_at).total_seconds() for a, b in zip(mine, mine[1:])
+                (b.started_at - a.finished_at).total_seconds()
+                for a, b in zip(mine, mine[1:], strict=False)
             ]
     finally:
         instance.stop_workers()
@@ -341,7 +342,8 @@ def throughput(instance, workers, runs):
         "submit_wall": submit_wall,
         "workers_used": len(taken),
         "inside": statistics.median(inside),
-        "between": statistics.median(between),
+        # None before workers stopped forking: each job had its own pid, so no pairs
+        "between": statistics.median(between) if between else None,
         "count": PipelineRun.objects.count(),
     }
 
@@ -438,7 +440,8 @@ def report(result, mlflow):
         )
         print(
             f"             a run claim → end {ms(rate['inside'])}, a worker's end → next claim "
-            f"{ms(rate['between'])} (medians)"
+            + (ms(rate["between"]) if rate["between"] is not None else "n/a")
+            + " (medians)"
         )
     after = result["redis_after"]
     print(
