@@ -25,6 +25,8 @@ BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 OUTPUT_WAIT_SECONDS = 0.25
 # After the package's process exits, a child it left holding the pipes gets this long.
 PIPES_AFTER_EXIT_SECONDS = 1.0
+# Its pipes closed: the process is exiting, and is reaped within this (else stop() ends it).
+EXITING_WAIT_SECONDS = 0.1
 # Memory summed over the sandbox's processes (no cgroup) is read this often: cheap, /proc.
 MEMORY_CHECK_SECONDS = 0.5
 # The workspace's disk usage is walked this often: a walk of the whole folder costs more.
@@ -202,6 +204,11 @@ def run_user_code(
                 exited_at = exited_at or time.monotonic()
                 if time.monotonic() - exited_at > PIPES_AFTER_EXIT_SECONDS:
                     break
+        else:  # its pipes closed: it is exiting, give it the moment to be reaped (cheaper
+            try:  # than stop()'s look through /proc for what it left, ~3 ms)
+                process.wait(timeout=EXITING_WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
     finally:
         selector.close()
         os.close(read_end)
