@@ -10,7 +10,10 @@ import json
 import socket
 import zipfile
 
+import django_rq
 import pytest
+from rq.job import Job
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 
 from packages.models import PackageVersion
 from pipelines.models import PipelineRun
@@ -168,3 +171,18 @@ def test_logs_are_readable_while_the_run_runs(api, worker, package, dataset, tmp
     assert api.get(f"{API}/pipelines/{run.pk}").json()["status"] == "running"
     gate.touch()
     assert wait_for(run).status == "successful"
+
+
+def test_finished_runs_leave_nothing_in_redis(api, worker, package, dataset):
+    # at 80,000 runs an hour, an hour of finished jobs kept would be 80,000 hashes: Redis must
+    # hold the queue, not the history (the run rows are the record)
+    package(), dataset()
+    runs = [start(api) for _ in range(3)]
+    for run in runs:
+        assert wait_for(run).status == "successful"
+    queue = django_rq.get_queue("pipelines")
+    job_ids = {run.job_id for run in PipelineRun.objects.filter(pk__in=[r.pk for r in runs])}
+    assert all(job_ids)
+    assert not any(queue.connection.exists(Job.key_for(job_id)) for job_id in job_ids)
+    registries = (FinishedJobRegistry, StartedJobRegistry, FailedJobRegistry)
+    assert not job_ids & {i for r in registries for i in r(queue=queue).get_job_ids()}
