@@ -143,6 +143,14 @@ class PipelineWorker(SimpleWorker):
         except REDIS_DOWN as error:  # not suspended as far as anyone can tell: dequeue waits
             self._redis_unreachable(error)
 
+    def set_state(self, state, pipeline=None):
+        # what it is doing, for dashboards only: RQ sets it first thing in its dequeue, outside
+        # the dequeue's own handling of Redis errors (Redis gone just then stopped the worker)
+        try:
+            super().set_state(state, pipeline=pipeline)
+        except REDIS_DOWN as error:
+            self._redis_unreachable(error)
+
     def run_maintenance_tasks(self):
         try:
             super().run_maintenance_tasks()
