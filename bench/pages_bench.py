@@ -69,6 +69,7 @@ from aicenter.embedded_redis import stop  # noqa: E402
 from aicenter.manifests import blob_store  # noqa: E402
 from aicenter.models import Manifest, ManifestEntry, Membership, Project  # noqa: E402
 from aicenter.services import api_token_create  # noqa: E402
+from bench.pipeline_bench import TRAIN  # noqa: E402
 from datasets.services import dataset_create  # noqa: E402
 from packages.services import package_create  # noqa: E402
 from pipelines.models import MetricSeries, PipelineRun, Schedule  # noqa: E402
@@ -79,20 +80,6 @@ PACKAGES = 20
 # status: share of the runs (the rest successful)
 STATUSES = [("failed", 0.12), ("killed", 0.03), ("queued", 0.01), ("running", 0.003)]
 TYPES = [("train", 0.7), ("evaluate", 0.2), ("full", 0.1)]
-TRAIN = """\
-class Main:
-    def __init__(self):
-        pass
-
-    def train(self, data_directory):
-        pass
-
-    def evaluate(self, evaluation_directory):
-        return 1.0
-
-    def save(self):
-        pass
-"""
 
 
 def p95(values):

@@ -81,22 +81,22 @@ def median_ms(values):
     return statistics.median(values) * 1000
 
 
-def bench_runs(runs):
+def noop_package(username="bench"):
+    """A user with a token in the default project, the no-op package `noop` 1.0 and the dataset
+    `tiny` of one file: what a trivial run needs. Returns the token."""
     from django.contrib.auth import get_user_model
+    from django.core.files.uploadedfile import SimpleUploadedFile
 
     from aicenter.models import Membership, Project
     from aicenter.services import api_token_create
     from datasets.services import dataset_create, dataset_file_put
     from packages.services import package_create
-    from pipelines.models import PipelineRun
     from tests.factories import package_zip
 
-    user = get_user_model().objects.create_user("bench", password="bench")
+    user = get_user_model().objects.create_user(username, password=username)
     project = Project.objects.get(slug="default")
     Membership.objects.create(project=project, user=user, role=Membership.ADMIN)
     token = api_token_create(user=user)
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     package_create(
         project=project,
         user=user,
@@ -105,7 +105,13 @@ def bench_runs(runs):
     )
     dataset = dataset_create(project=project, user=user, name="tiny")
     dataset_file_put(user=user, dataset=dataset, path="x.csv", fileobj=io.BytesIO(b"1\n"))
+    return token
 
+
+def bench_runs(runs):
+    from pipelines.models import PipelineRun
+
+    token = noop_package()
     port = free_port()
     manage = [sys.executable, str(ROOT / "manage.py")]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}

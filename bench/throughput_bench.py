@@ -27,50 +27,29 @@ pipelines` processes, and prints:
 """
 
 import argparse
-import io
 import json
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TRAIN = """\
-class Main:
-    def __init__(self):
-        pass
+from bench.pipeline_bench import TRAIN, api, free_port, noop_package  # noqa: E402
 
-    def train(self, data_directory):
-        pass
-
-    def evaluate(self, evaluation_directory):
-        return 1.0
-
-    def save(self):
-        pass
-"""
 FLOOR_CODE = "from train import Main; m = Main(); m.train('./data'); m.save()"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 BENCH_REDIS = "redis://127.0.0.1:6379/12"
 BENCH_DATABASE = "aicenter_throughput"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid) -> float:
@@ -81,18 +60,6 @@ def cpu_seconds(pid) -> float:
 
 def ms(seconds):
     return f"{seconds * 1000:7.1f} ms"
-
-
-def api(port, token, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api/v1{path}",
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request) as response:
-        return json.loads(response.read() or b"null")
 
 
 # --- the floor ----------------------------------------------------------------------------------
@@ -186,27 +153,7 @@ class Instance:
         subprocess.run(["redis-cli", "-u", BENCH_REDIS, "flushdb"], check=True, **QUIET)
 
     def _package(self):
-        from django.contrib.auth import get_user_model
-        from django.core.files.uploadedfile import SimpleUploadedFile
-
-        from aicenter.models import Membership, Project
-        from aicenter.services import api_token_create
-        from datasets.services import dataset_create, dataset_file_put
-        from packages.services import package_create
-        from tests.factories import package_zip
-
-        user = get_user_model().objects.create_user("bench", password="bench")
-        project = Project.objects.get(slug="default")
-        Membership.objects.create(project=project, user=user, role=Membership.ADMIN)
-        self.token = api_token_create(user=user)
-        package_create(
-            project=project,
-            user=user,
-            name="noop",
-            file=SimpleUploadedFile("p.zip", package_zip(**{"train.py": TRAIN})),
-        )
-        dataset = dataset_create(project=project, user=user, name="tiny")
-        dataset_file_put(user=user, dataset=dataset, path="x.csv", fileobj=io.BytesIO(b"1\n"))
+        self.token = noop_package()
         for _ in range(200):
             try:
                 api(self.port, self.token, "GET", "/projects")

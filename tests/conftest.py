@@ -375,6 +375,24 @@ def tmp_path(request):
 BUCKET = "aicenter-test"
 
 
+def use_s3_storage(settings, endpoint, bucket=BUCKET) -> None:
+    """This process's storage is the bucket on moto's server at `endpoint` (the `settings`
+    fixture puts it back after the test)."""
+    options = {
+        "bucket_name": bucket,
+        "endpoint_url": endpoint,
+        "access_key": "testing",
+        "secret_key": "testing",
+        "region_name": "us-east-1",
+        "file_overwrite": True,
+        "default_acl": None,
+    }
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+    }
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """moto's S3 server on loopback, speaking real HTTP, with one empty bucket."""

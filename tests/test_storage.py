@@ -26,7 +26,7 @@ from aicenter.manifests import (
     manifest_write_zip,
 )
 from aicenter.models import Blob, Manifest, ManifestEntry
-from tests.conftest import BUCKET, stored_files, upload
+from tests.conftest import BUCKET, stored_files, upload, use_s3_storage
 from tests.factories import package_files, package_zip
 
 
@@ -61,21 +61,7 @@ def backend(request, settings):
         yield Backend("local")
         return
     endpoint, client = request.getfixturevalue("s3_server")
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "endpoint_url": endpoint,
-                "bucket_name": BUCKET,
-                "access_key": "testing",
-                "secret_key": "testing",
-                "region_name": "us-east-1",
-                "file_overwrite": True,
-                "default_acl": None,
-            },
-        },
-    }
+    use_s3_storage(settings, endpoint)
     assert default_storage.bucket_name == BUCKET  # the override reached the lazy storage
     backend = Backend("s3", client)
     yield backend

@@ -12,7 +12,7 @@ from aicenter.models import blob_storage_name
 from pipelines.runner import blob_cache
 from pipelines.runner.blob_cache import CorruptBlob, cached_blob
 from pipelines.runner.workspace import Workspace, blob_copy
-from tests.conftest import BUCKET
+from tests.conftest import BUCKET, use_s3_storage
 
 pytestmark = pytest.mark.django_db
 
@@ -21,19 +21,7 @@ pytestmark = pytest.mark.django_db
 def s3(s3_server, settings, tmp_path):
     """Storage on moto's S3, and an empty blob cache of this test's own."""
     endpoint, client = s3_server
-    options = {
-        "bucket_name": BUCKET,
-        "endpoint_url": endpoint,
-        "access_key": "testing",
-        "secret_key": "testing",
-        "region_name": "us-east-1",
-        "file_overwrite": True,
-        "default_acl": None,
-    }
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
-    }
+    use_s3_storage(settings, endpoint)
     settings.BLOB_CACHE_DIR = tmp_path / "blob-cache"
     blob_cache.forget_size()
     yield client

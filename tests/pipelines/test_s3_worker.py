@@ -13,6 +13,7 @@ from tests.conftest import (
     stop,
     stored_files,
     upload,
+    use_s3_storage,
     wait_for,
     wait_for_workers,
 )
@@ -24,19 +25,7 @@ API = "/api/v1/projects/alpha"
 
 def test_a_pipeline_runs_on_a_worker_that_only_has_s3(api_as, bob, worker, s3_server, settings):
     endpoint, client = s3_server
-    options = {
-        "bucket_name": BUCKET,
-        "endpoint_url": endpoint,
-        "access_key": "testing",
-        "secret_key": "testing",
-        "region_name": "us-east-1",
-        "file_overwrite": True,
-        "default_acl": None,
-    }
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
-    }
+    use_s3_storage(settings, endpoint)
     s3_worker = start_worker(
         "gpu",
         env={
