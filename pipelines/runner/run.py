@@ -164,10 +164,13 @@ class Runner:
     def _packaging(self):
         """The environment must be built first: the run shows Packaging meanwhile."""
         transitions.packaging(self.run.pk)
+        self.run.status = PipelineRun.PACKAGING
         self.log.flush()
 
     def _running(self):
-        transitions.running(self.run.pk)
+        if self.run.status == PipelineRun.PACKAGING:  # claimed as Running: nothing to move
+            transitions.running(self.run.pk)
+            self.run.status = PipelineRun.RUNNING
 
     def _execute(self, environment, workspace, variables) -> dict:
         run = self.run
@@ -370,6 +373,7 @@ class Runner:
         parent = manifest_file(self.run.version.manifest, "requirements.txt")
         mine = manifest_file(version.manifest, "requirements.txt")
         if (parent and parent.blob_id) == (mine and mine.blob_id):
+            version.package = self.run.package  # the same row: not read again
             version_environment(version, self.requirements)
         else:
             prepare_environment_ahead(version)
@@ -385,6 +389,7 @@ def run_pipeline(run) -> None:
         "evaluation_dataset__manifest",
         "created_by",
     ).get(pk=run.pk if isinstance(run, PipelineRun) else run)
+    run.version.package = run.package  # the same row: not read twice
     requirements = version_requirements(run.version)
     build = version_environment(run.version, requirements)
     # Packaging first when its environment must be built: statuses never go backwards
