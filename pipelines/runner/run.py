@@ -212,8 +212,7 @@ class Runner:
         root = os.geteuid() == 0
         if root:
             isolation.hand_over(workspace, uid)
-        run.sandbox = sandbox.describe(network=run.project.allow_network)
-        retry_when_locked(lambda: PipelineRun.objects.filter(pk=run.pk).update(sandbox=run.sandbox))
+        run.sandbox = sandbox.describe(network=run.project.allow_network)  # stored as it starts
         if not run.sandbox["enabled"]:
             ids = (uid, uid) if root else None
             if root:
@@ -251,8 +250,12 @@ class Runner:
         return ""
 
     def _record_process_group(self, pid):
+        """The package's process started: its process group (the sweeper ends it if this
+        worker is lost) and what its sandbox gives, in one write."""
         retry_when_locked(
-            lambda: PipelineRun.objects.filter(pk=self.run.pk).update(process_group=pid)
+            lambda: PipelineRun.objects.filter(pk=self.run.pk).update(
+                process_group=pid, sandbox=self.run.sandbox
+            )
         )
 
     def _materialise_data(self, workspace, variables):
