@@ -17,7 +17,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegist
 
 from packages.models import PackageVersion
 from pipelines.models import PipelineRun
-from tests.conftest import wait_for
+from tests.conftest import wait_for, wait_until
 from tests.pipelines.training import API, artifact, start, train_py
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -183,6 +183,11 @@ def test_finished_runs_leave_nothing_in_redis(api, worker, package, dataset):
     queue = django_rq.get_queue("pipelines")
     job_ids = {run.job_id for run in PipelineRun.objects.filter(pk__in=[r.pk for r in runs])}
     assert all(job_ids)
-    assert not any(queue.connection.exists(Job.key_for(job_id)) for job_id in job_ids)
+    # RQ ends a job just after the run's row says Successful: give it that moment
+    wait_until(
+        lambda: not any(queue.connection.exists(Job.key_for(job_id)) for job_id in job_ids),
+        10,
+        "finished jobs are still in Redis",
+    )
     registries = (FinishedJobRegistry, StartedJobRegistry, FailedJobRegistry)
     assert not job_ids & {i for r in registries for i in r(queue=queue).get_job_ids()}
