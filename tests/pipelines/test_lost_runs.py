@@ -12,6 +12,7 @@ from packages.models import PackageVersion
 from pipelines import transitions
 from pipelines.logs import RunLog, run_log_text
 from pipelines.models import PipelineRun
+from tests.conftest import classifier_and_invoices
 from tests.pipelines.sandboxing import run_here
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -20,17 +21,21 @@ REASON = (
 )
 
 
-def test_a_late_finish_keeps_the_sweepers_verdict_and_makes_no_version(project, bob):
-    from tests.conftest import classifier_and_invoices
-
-    classifier_and_invoices(project, bob)
-    run = PipelineRun.objects.create(
+def a_training_run(project, user):
+    """A run of the classifier on the invoices, as its worker sees it before claiming it."""
+    classifier_and_invoices(project, user)
+    package = project.packages.get()
+    return PipelineRun.objects.create(
         project=project,
-        package=project.packages.get(),
-        version=project.packages.get().versions.get(),
+        package=package,
+        version=package.versions.get(),
         type=PipelineRun.TRAIN,
-        created_by=bob,
+        created_by=user,
     )
+
+
+def test_a_late_finish_keeps_the_sweepers_verdict_and_makes_no_version(project, bob):
+    run = a_training_run(project, bob)
     transitions.claim(run, status=PipelineRun.RUNNING)
     run.refresh_from_db()
     assert transitions.lost(run, reason=REASON) is not None
@@ -49,16 +54,7 @@ def test_a_late_finish_keeps_the_sweepers_verdict_and_makes_no_version(project, 
 
 
 def test_two_writers_of_one_log_take_turns_instead_of_failing(project, bob):
-    from tests.conftest import classifier_and_invoices
-
-    classifier_and_invoices(project, bob)
-    run = PipelineRun.objects.create(
-        project=project,
-        package=project.packages.get(),
-        version=project.packages.get().versions.get(),
-        type=PipelineRun.TRAIN,
-        created_by=bob,
-    )
+    run = a_training_run(project, bob)
     worker, sweeper = RunLog(run), RunLog(run)  # both read the same next number
     worker.write("epoch 1\n")
     worker.flush()
