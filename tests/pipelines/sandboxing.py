@@ -56,13 +56,14 @@ class Main:
 """
 
 
-def run_here(project, user, train, *, save="pass", parameters=None, name="attack"):
-    """Upload a package with this train() and save(), run it in this process, return the run."""
+def run_here(project, user, train, *, save="pass", parameters=None, name="attack", source=None):
+    """Upload a package with this train() and save() (or train.py's whole `source`), run it in
+    this process, return the run."""
     package_create(
         project=project,
         user=user,
         name=name,
-        file=upload(content=package_zip(**{"train.py": train_py(train, save)})),
+        file=upload(content=package_zip(**{"train.py": source or train_py(train, save)})),
     )
     if not project.datasets.filter(name="d").exists():
         dataset = dataset_create(project=project, user=user, name="d")

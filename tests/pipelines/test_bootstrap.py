@@ -2,17 +2,9 @@
 nothing heavy before the package's code (its imports are every run's start), and its hand-written
 reports carry any text the package's exception says."""
 
-import io
-
 import pytest
 
-from datasets.services import dataset_create, dataset_file_put
-from packages.services import package_create
-from pipelines.runner.run import run_pipeline
-from pipelines.services import pipeline_run_create
-from tests.conftest import upload
-from tests.factories import package_zip
-from tests.pipelines.sandboxing import files_of
+from tests.pipelines.sandboxing import files_of, run_here
 
 pytestmark = [
     pytest.mark.usefixtures("sandbox_available"),
@@ -23,21 +15,8 @@ pytestmark = [
 HEAVY = ("json", "re", "traceback", "ctypes", "linecache", "tokenize")
 
 
-def run_package(project, user, train_py):
-    package_create(
-        project=project,
-        user=user,
-        name="boot",
-        file=upload(content=package_zip(**{"train.py": train_py})),
-    )
-    dataset = dataset_create(project=project, user=user, name="d")
-    dataset_file_put(user=user, dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1\n"))
-    run = pipeline_run_create(
-        project=project, user=user, type="train", package="boot", version="1.0", dataset="d"
-    )
-    run_pipeline(run)
-    run.refresh_from_db()
-    return run
+def run_package(project, user, source):
+    return run_here(project, user, None, name="boot", source=source)
 
 
 def test_the_package_starts_with_none_of_the_heavy_modules_loaded(db, project, bob):
