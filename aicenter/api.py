@@ -12,6 +12,7 @@ from ninja.errors import ValidationError as SchemaError
 from ninja.security import django_auth
 from pydantic import ConfigDict
 
+from accounts.api import router as accounts_router
 from aicenter.auth import BearerToken
 from aicenter.database import is_locked
 from aicenter.errors import PATTERN_HINTS, ErrorOut
@@ -27,10 +28,12 @@ from aicenter.services import (
     user_get,
 )
 from datasets.api import router as datasets_router
+from governance.api import router as logs_router
 from packages.api import router as packages_router
 from pipelines.api import router as pipelines_router
 from pipelines.metrics_api import router as metrics_router
 from skills.api import router as skills_router
+from webhooks.api import router as webhooks_router
 
 api = NinjaAPI(
     title="AI Center API",
@@ -264,7 +267,11 @@ routers = (
     metrics_router,
     pipelines_router,
     skills_router,
+    logs_router,
+    webhooks_router,
 )
 for router in routers:
     document_errors(router)
     api.add_router("/projects", router)
+document_errors(accounts_router)
+api.add_router("/", accounts_router)  # /tokens, /users: not under a project

@@ -63,6 +63,9 @@ INSTALLED_APPS = [
     "packages",
     "pipelines",
     "skills",
+    "governance",
+    "webhooks",
+    "accounts",
 ]
 
 MIDDLEWARE = [

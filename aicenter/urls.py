@@ -19,4 +19,7 @@ urlpatterns = [
     path("p/<slug:project>/packages/", include("packages.urls")),
     path("p/<slug:project>/pipelines/", include("pipelines.urls")),
     path("p/<slug:project>/skills/", include("skills.urls")),
+    path("p/<slug:project>/logs/", include("governance.urls")),
+    path("p/<slug:project>/webhooks/", include("webhooks.urls")),
+    path("account/", include("accounts.urls")),
 ]
