@@ -6,7 +6,8 @@ a Redis lock); it only needs the database and Redis, so any worker on any machin
 - a queued run whose job vanished from Redis (Redis restarted empty, or enqueueing failed) is
   enqueued again, up to three times, then ends Failed saying so;
 - schedules whose wake-up RQ lost are re-armed, and missed firings happen now;
-- workspaces that finished runs left on this machine (their removal failed) are removed.
+- workspaces that finished runs left on this machine (their removal failed) are removed, and
+  so are those of sandboxes started ahead by workers that are gone.
 """
 
 import logging
@@ -21,6 +22,7 @@ from django.utils import timezone
 from pipelines import queue, transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
+from pipelines.runner import ahead
 from pipelines.runner.sandbox import remove_leftovers
 from pipelines.runner.workspace import Workspace
 from pipelines.schedules import schedule_arm, schedule_fire
@@ -49,6 +51,7 @@ def sweep() -> None:
         requeue_vanished_runs()
         arm_schedules()
         remove_finished_workspaces()
+        remove_ahead_leftovers()
     finally:
         try:
             lock.release()
@@ -118,6 +121,26 @@ def remove_finished_workspaces() -> None:
             remove_leftovers(folder.name)  # any process still in its sandbox's cgroup
             if Workspace(folder).remove():
                 logger.warning("removed the workspace %s left by run %s", folder.name, run_id)
+
+
+def remove_ahead_leftovers() -> None:
+    """Sandboxes started ahead by workers of this machine that are gone (runner/ahead.py):
+    bwrap ended with its worker, its workspace and cgroup are left."""
+    for folder in settings.WORKSPACES_DIR.glob(f"{ahead.KIND}-*-*"):  # ahead-<pid>-<random>
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            remove_leftovers(folder.name)
+            Workspace(folder).remove()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def requeue_vanished_runs() -> None:

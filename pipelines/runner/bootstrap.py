@@ -1,6 +1,7 @@
 # Runs inside the package's own Python process, with the workspace as working directory:
 # the seed's `from train import Main; m = Main(); m.train('./data'); m.save()`, for any plan.
 # It reports to the runner through a pipe (argv[1]); stdout and stderr are the run's logs.
+# Its plan comes in argv[2], or on stdin when it was started ahead of its run ("-").
 # Kept free of imports beyond the standard library: it runs in the package's environment.
 # Its imports are part of every run's start: only modules that cost next to nothing (json
 # imports re, traceback imports linecache and tokenize: 20 ms together, half a bare Python's
@@ -20,7 +21,20 @@ except ImportError:  # not CPython
     from json import dumps as _quote
 
 _channel = os.fdopen(int(sys.argv[1]), "w", buffering=1)
-_plan, _limits = marshal.loads(bytes.fromhex(sys.argv[2]))
+if sys.argv[2] == "-":  # started ahead (runner/ahead.py): its run comes on stdin, if ever
+    _arguments = sys.stdin.buffer.read()
+    if not _arguments:  # discarded
+        sys.exit(0)
+    _plan, _limits, _environ = marshal.loads(_arguments)
+    _environ.setdefault("PWD", os.environ.get("PWD", os.getcwd()))  # bwrap's, as it started us
+    os.environ.clear()
+    os.environ.update(_environ)
+    _null = os.open(os.devnull, os.O_RDONLY)  # what a cold start's stdin is
+    os.dup2(_null, 0)
+    os.close(_null)
+    __import__("importlib").invalidate_caches()  # train.py came after Python looked at ./
+else:
+    _plan, _limits = marshal.loads(bytes.fromhex(sys.argv[2]))
 sys.argv = sys.argv[:1]
 
 if not _limits["sandboxed"]:  # in a sandbox, bwrap's PID namespace dies with the worker

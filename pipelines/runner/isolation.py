@@ -53,12 +53,17 @@ def protect_directories() -> None:
             logger.warning("could not chmod %s", path)
 
 
-def hand_over(workspace, uid: int) -> None:
+def hand_over(workspace, uid: int, *, package: bool = True) -> None:
     """Give the run's uid its package, home and tmp folders. The workspace's own folder stays
-    the worker's (crossable, not writable), so the run can't swap those folders for links."""
+    the worker's (crossable, not writable), so the run can't swap those folders for links.
+    Deepest first, each folder after its contents: a process of that uid already running (a
+    sandbox started ahead) can't swap a folder the worker has yet to go through for a link.
+    `package=False`: all but the package folder, which stays the worker's (read-only to the
+    run) until the run's files are in it."""
     os.chmod(workspace.root, 0o711)
-    for top in (workspace.package, workspace.home, workspace.tmp, workspace.metrics):
-        os.chown(top, uid, uid)
-        for folder, dirnames, filenames in os.walk(top):
+    tops = [workspace.home, workspace.tmp, workspace.metrics]
+    for top in [workspace.package] + tops if package else tops:
+        for folder, dirnames, filenames in os.walk(top, topdown=False):
             for name in dirnames + filenames:
                 os.chown(os.path.join(folder, name), uid, uid, follow_symlinks=False)
+        os.chown(top, uid, uid)

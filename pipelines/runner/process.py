@@ -126,39 +126,26 @@ def run_user_code(
     extra_env=None,
     user_ids=None,
     tick=None,
+    ahead=None,
 ) -> Outcome:
     """Run `plan` ([call, argument] pairs) on train.Main in `sandbox` (None: a plain process in
     a new session, as `user_ids` if given); stream its output into `log` as it comes; return
     what happened. `should_stop()` returning a reason ends everything the package started
     (SIGTERM, grace, SIGKILL), and so does going over the memory limit or the disk quota.
-    `tick()` is called at least every OUTPUT_WAIT_SECONDS meanwhile (reading its metrics)."""
+    `tick()` is called at least every OUTPUT_WAIT_SECONDS meanwhile (reading its metrics).
+    `ahead`: the process already started in `sandbox` (runner/ahead.py), given its run here."""
     outcome = Outcome()
-    read_end, write_end = os.pipe()
     outcome.spawned_at = time.time()
-    # marshal's version 4: what every Python since 3.4 reads, without an import
-    arguments = marshal.dumps((plan, {**run_limits(), "sandboxed": bool(sandbox)}), 4).hex()
-    argv = [python, "-B", "-u", "-c", BOOTSTRAP, str(write_end), arguments]
+    limits = {**run_limits(), "sandboxed": bool(sandbox)}
     env = {
         **user_environment(python=python, workspace=workspace, variables=variables),
         **(extra_env or {}),
     }
-    common = {
-        "env": env,
-        "stdin": subprocess.DEVNULL,
-        "stdout": subprocess.PIPE,
-        "stderr": subprocess.STDOUT,
-        "start_new_session": True,  # its own process group: kill reaches its children too
-    }
-    if sandbox:
-        command = sandbox.command(argv, cwd=str(workspace.package))
-        process = subprocess.Popen(command, pass_fds=(write_end, *sandbox.fds), **common)
-        sandbox.started(process)
+    if ahead:
+        read_end, process = ahead.reports, ahead.process
+        ahead.send(plan, limits, env)
     else:
-        ids = {"user": user_ids[0], "group": user_ids[1], "extra_groups": []} if user_ids else {}
-        process = subprocess.Popen(
-            argv, cwd=workspace.package, pass_fds=(write_end,), **common, **ids
-        )
-    os.close(write_end)
+        read_end, process = _start(python, workspace, plan, limits, env, sandbox, user_ids)
     if on_start:
         on_start(process.pid)
     output = process.stdout.fileno()
@@ -169,7 +156,7 @@ def run_user_code(
     selector.register(output, selectors.EVENT_READ, "output")
     selector.register(read_end, selectors.EVENT_READ, "reports")
     exited_at = None
-    limits = ResourceWatch(sandbox, workspace)
+    watch = ResourceWatch(sandbox, workspace)
 
     def stop(grace):
         if sandbox:
@@ -193,7 +180,7 @@ def run_user_code(
             log.flush_if_due()
             if tick:
                 tick()
-            if not outcome.stopped and (reason := limits.exceeded()):
+            if not outcome.stopped and (reason := watch.exceeded()):
                 outcome.stopped = reason
                 stop(0)  # over a limit: no grace, it would only grow
             if should_stop and not outcome.stopped and (reason := should_stop()):
@@ -223,6 +210,39 @@ def run_user_code(
     for name, start in open_calls.items():  # cut short by a kill or a time limit
         outcome.calls.append({"name": name, "start": start, "end": time.time()})
     return outcome
+
+
+def _start(python, workspace, plan, limits, env, sandbox, user_ids):
+    """The package's process, started now: (the read end of its report pipe, the process)."""
+    read_end, write_end = os.pipe()
+    # marshal's version 4: what every Python since 3.4 reads, without an import
+    argv = [
+        python,
+        "-B",
+        "-u",
+        "-c",
+        BOOTSTRAP,
+        str(write_end),
+        marshal.dumps((plan, limits), 4).hex(),
+    ]
+    common = {
+        "env": env,
+        "stdin": subprocess.DEVNULL,
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.STDOUT,
+        "start_new_session": True,  # its own process group: kill reaches its children too
+    }
+    if sandbox:
+        command = sandbox.command(argv, cwd=str(workspace.package))
+        process = subprocess.Popen(command, pass_fds=(write_end, *sandbox.fds), **common)
+        sandbox.started(process)
+    else:
+        ids = {"user": user_ids[0], "group": user_ids[1], "extra_groups": []} if user_ids else {}
+        process = subprocess.Popen(
+            argv, cwd=workspace.package, pass_fds=(write_end,), **common, **ids
+        )
+    os.close(write_end)
+    return read_end, process
 
 
 class ResourceWatch:

@@ -20,7 +20,7 @@ from pipelines import transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun
 from pipelines.parameters import DIRECTORIES, run_variables
-from pipelines.runner import isolation, sandbox
+from pipelines.runner import ahead, isolation, sandbox
 from pipelines.runner.builds import BuildStopped, EnvironmentUnavailable
 from pipelines.runner.environments import (
     environment_ready,
@@ -71,8 +71,13 @@ def _plan(run, variables) -> list[list]:
 
 
 class Runner:
-    def __init__(self, run, requirements="", build=None):
+    def __init__(self, run, requirements="", build=None, *, go_ahead=False):
         self.run = run
+        # A pipeline worker's runner takes the sandbox started ahead for it, and starts one
+        # for the next run when done (runner/ahead.py); runs in any other process don't.
+        self.go_ahead = go_ahead and ahead.possible()
+        self.ahead = None  # the sandbox started ahead this run took, until its code starts
+        self.environment = None  # the run's, once ready
         self.requirements = requirements
         self.build = build  # its environment's record (EnvironmentBuild), as of the claim
         self.environment_from = None  # when another job began building its environment
@@ -107,9 +112,14 @@ class Runner:
                         )
                     )
                     self._running()
+                self.environment = environment
                 with self.phase("materialise"):
-                    workspace = Workspace.create(run.pk)
                     variables = run_variables(run)
+                    if self.go_ahead and not run.gpu_devices:
+                        self.ahead = ahead.take(
+                            environment=environment, network=run.project.allow_network
+                        )
+                    workspace = self.ahead.workspace if self.ahead else Workspace.create(run.pk)
                     count = workspace.materialise(run.version.manifest, workspace.package)
                     self.log.platform(
                         f"package {run.package.name} {run.version.number}: {count} files"
@@ -131,8 +141,15 @@ class Runner:
         finally:
             self.watch.stop()
             self.log.flush()
+            if self.ahead:  # taken, but its run ended before its code started
+                self.ahead.discard()
             if workspace:
                 workspace.remove()
+
+    def start_ahead(self):
+        """Start the sandbox of this worker's next run (runner/ahead.py), like this run's."""
+        if self.go_ahead and self.environment and not self.run.gpu_devices:
+            ahead.start(environment=self.environment, network=self.run.project.allow_network)
 
     def _waiting(self) -> list[dict]:
         """From enqueued to claimed: queued, but an environment built meanwhile by another job
@@ -181,6 +198,7 @@ class Runner:
             if box:
                 stack.callback(box.close)
             metrics = stack.enter_context(metrics_file(run.pk, workspace, self.log.platform))
+            started_ahead, self.ahead = self.ahead, None  # run_user_code's from here on
             outcome = run_user_code(
                 python=environment.python,
                 workspace=workspace,
@@ -193,6 +211,7 @@ class Runner:
                 extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
                 user_ids=user_ids,
                 tick=metrics.read_if_due,
+                ahead=started_ahead,
             )
             self.mlflow = metrics.finish(score=outcome.score, mlflow_store=workspace.mlflow_store)
         if outcome.started_at:
@@ -208,7 +227,7 @@ class Runner:
         run = self.run
         if problem := sandbox.refusal():  # never unsandboxed unless the operator said so
             raise EnvironmentUnavailable(f"this worker can't sandbox package code: {problem}")
-        uid = sandbox_uid(run.pk)
+        uid = self.ahead.uid if self.ahead else sandbox_uid(run.pk)
         root = os.geteuid() == 0
         if root:
             isolation.hand_over(workspace, uid)
@@ -228,6 +247,9 @@ class Runner:
                 + ", may reach the network, and what it starts may outlive the run"
             )
             return None, ids
+        if self.ahead:
+            self.log.platform(f"sandbox: {run.sandbox_summary} (started ahead)")
+            return self.ahead.box, None
         self.log.platform(f"sandbox: {run.sandbox_summary}")
         box = sandbox.Sandbox(
             workspace.root.name,  # run-<id>-<random>: unique on this machine
@@ -382,8 +404,10 @@ class Runner:
             prepare_environment_ahead(version)
 
 
-def run_pipeline(run) -> None:
-    """Execute a queued run here and now, start to end. Never raises for a failing package."""
+def run_pipeline(run, *, go_ahead=False) -> None:
+    """Execute a queued run here and now, start to end. Never raises for a failing package.
+    `go_ahead`: a pipeline worker's run, which may take the sandbox started ahead for it and
+    starts the next one when done."""
     run = PipelineRun.objects.select_related(
         "project",
         "package",
@@ -400,4 +424,6 @@ def run_pipeline(run) -> None:
     if not transitions.claim(run, status=PipelineRun.RUNNING if ready else PipelineRun.PACKAGING):
         logger.info("pipeline run %s is %s, not queued: skipped", run.pk, run.status)
         return
-    Runner(run, requirements, build).handle()
+    runner = Runner(run, requirements, build, go_ahead=go_ahead)
+    runner.handle()
+    runner.start_ahead()

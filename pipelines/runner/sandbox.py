@@ -132,13 +132,18 @@ def describe(*, network: bool) -> dict:
     }
 
 
-def sandbox_uid(index: int) -> int:
+def sandbox_uid(index: int, *, ahead: bool = False) -> int:
     """A uid of the configured range (no passwd entry needed). Index 0 is for environment
-    builds; runs take the others in turn, so two runs at once never share one."""
+    builds; runs take the others in turn, so two runs at once never share one: by their id in
+    the first half, and in the second half when their sandbox was started ahead (runner/ahead.py,
+    by a counter in Redis: their id is not known yet)."""
     first, last = settings.SANDBOX_UIDS
+    half = (last - first) // 2
+    if ahead:
+        return first + 1 + half + index % (last - first - half)
     if index == 0:
         return first
-    return first + 1 + index % (last - first)
+    return first + 1 + index % half
 
 
 class Sandbox:

@@ -56,9 +56,20 @@ class Main:
 """
 
 
-def run_here(project, user, train, *, save="pass", parameters=None, name="attack", source=None):
+def run_here(
+    project,
+    user,
+    train,
+    *,
+    save="pass",
+    parameters=None,
+    name="attack",
+    source=None,
+    go_ahead=False,
+):
     """Upload a package with this train() and save() (or train.py's whole `source`), run it in
-    this process, return the run."""
+    this process, return the run. `go_ahead`: as a worker does, it may take the sandbox started
+    ahead, and starts one for the next run (runner/ahead.py)."""
     package_create(
         project=project,
         user=user,
@@ -77,7 +88,7 @@ def run_here(project, user, train, *, save="pass", parameters=None, name="attack
         dataset="d",
         parameters=parameters or {},
     )
-    run_pipeline(run)
+    run_pipeline(run, go_ahead=go_ahead)
     run.refresh_from_db()
     return run
 

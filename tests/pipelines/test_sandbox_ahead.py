@@ -1,0 +1,157 @@
+"""The next run's sandbox, started ahead (pipelines/runner/ahead.py), attacked: a run that takes
+it sees what a cold start would, nothing of the run before, and its process never had a
+moment as root or with a folder the worker writes into.
+
+Runs go through the runner in this process as a worker's would (go_ahead), so the test holds
+the sandbox started ahead."""
+
+import json
+import os
+import subprocess
+
+import pytest
+from django.conf import settings
+
+from pipelines import sweeper
+from pipelines.runner import ahead, sandbox
+from tests.conftest import wait_until
+from tests.pipelines.sandboxing import files_of, log_of, run_here
+
+pytestmark = [
+    pytest.mark.usefixtures("sandbox_available"),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("runs_stay_here"),
+]
+
+STARTED_AHEAD = "(started ahead)"
+WHO = """
+import sys
+print("hello from", os.getuid(), flush=True)
+(OUT / "who.json").write_text(json.dumps({
+    "uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "env": dict(ENV),
+    "argv": sys.argv, "stdin": sys.stdin.read(), "cwd": os.getcwd(), "path": sys.path,
+    "tmp": sorted(os.listdir("/tmp")), "shm": sorted(os.listdir("/dev/shm")),
+    "home": sorted(os.listdir(ENV["HOME"])),
+    "processes": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+}))
+"""
+
+
+@pytest.fixture(autouse=True)
+def nothing_ahead():
+    ahead.discard()
+    yield
+    ahead.discard()
+
+
+def who(run) -> dict:
+    assert run.status == "successful", (run.failure_reason, log_of(run))
+    return json.loads(files_of(run.artifacts)["who.json"])
+
+
+def test_the_next_run_takes_the_sandbox_started_ahead_and_sees_only_its_own(db, project, bob):
+    first = run_here(project, bob, WHO, parameters={"colour": "red"}, name="a", go_ahead=True)
+    assert STARTED_AHEAD not in log_of(first)
+    second = run_here(project, bob, WHO, parameters={"shape": "round"}, name="b", go_ahead=True)
+    assert STARTED_AHEAD in log_of(second)
+    assert "hello from" in log_of(second)  # its output is its log, as a cold start's
+    cold, warm = who(first), who(second)
+    # its own uid, never root, of the half kept for sandboxes started ahead
+    first_uid, last_uid = settings.SANDBOX_UIDS
+    assert warm["uid"] == warm["gid"] != 0 and warm["groups"] == []
+    assert (first_uid + last_uid) // 2 < warm["uid"] <= last_uid
+    assert warm["uid"] != cold["uid"]
+    # exactly a cold start's variables: its own parameters, none of the run before
+    assert warm["env"]["shape"] == "round" and "colour" not in warm["env"]
+    assert set(warm["env"]) - {"shape"} == set(cold["env"]) - {"colour"}
+    assert warm["env"]["HOME"].startswith(str(settings.WORKSPACES_DIR))
+    assert os.path.dirname(warm["cwd"]) == os.path.dirname(warm["env"]["HOME"])
+    assert warm["argv"] == cold["argv"] == ["-c"]
+    assert warm["stdin"] == cold["stdin"] == ""  # the plan is not left for the package to read
+    assert warm["path"][0] == cold["path"][0] == ""
+    # and a third run takes the one this run started
+    assert STARTED_AHEAD in log_of(run_here(project, bob, WHO, name="c", go_ahead=True))
+
+
+def test_nothing_of_the_run_before_is_left_for_the_run_that_takes_the_next_sandbox(
+    db, project, bob
+):
+    run_here(
+        project,
+        bob,
+        """
+for folder in ("/tmp", "/dev/shm", ENV["HOME"]):
+    Path(folder, "leftover").write_text("x")
+# a daemon that tries to outlive the run, to meet the next one
+subprocess.Popen(["sleep", "300"], start_new_session=True)
+""",
+        name="leaver",
+        go_ahead=True,
+    )
+    nxt = who(run_here(project, bob, WHO, name="next", go_ahead=True))
+    assert "leftover" not in nxt["tmp"] + nxt["shm"] + nxt["home"]
+    assert nxt["processes"] == [1, 2]  # bwrap's init and itself: no sleep of the run before
+    assert STARTED_AHEAD in log_of(project.pipeline_runs.latest("pk"))
+
+
+def test_the_process_started_ahead_is_never_root_and_cant_touch_the_folder_it_will_run_in(
+    db, project, bob
+):
+    run_here(project, bob, WHO, go_ahead=True)
+    started = ahead._ahead
+    assert started is not None and started.process.poll() is None
+    # every process in it runs as its uid, from the start
+    wait_until(
+        lambda: sandbox.sandbox_processes(started.process.pid), 10, "its Python never started"
+    )
+    pids = sandbox.sandbox_processes(started.process.pid)
+    for pid in pids:
+        status = dict(
+            line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines()
+        )
+        assert set(status["Uid"].split()) == {str(started.uid)}
+        assert status["CapEff"].strip() == "0" * 16
+    # its package folder is the worker's until the run's files are in it: code run at the
+    # interpreter's start (an environment's .pth) can't plant a link there for the worker
+    package = started.workspace.package
+    assert package.stat().st_uid == 0
+    attempt = subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={started.uid}",
+            f"--regid={started.uid}",
+            "--clear-groups",
+            "ln",
+            "-s",
+            "/etc",
+            str(package / "data"),
+        ],
+        capture_output=True,
+    )
+    assert attempt.returncode != 0 and not (package / "data").exists()
+
+
+def test_another_network_setting_gets_a_cold_start(db, project, bob):
+    run_here(project, bob, WHO, go_ahead=True)
+    waiting = ahead._ahead.process
+    project.allow_network = True
+    project.save()
+    run = run_here(project, bob, WHO, name="b", go_ahead=True)
+    assert STARTED_AHEAD not in log_of(run)
+    assert who(run)["uid"] != 0
+    assert waiting.poll() is not None  # the one started ahead was ended, not left waiting
+
+
+def test_the_sweeper_removes_what_the_sandboxes_of_gone_workers_left(db, project, bob):
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid no process has now
+    settings.WORKSPACES_DIR.mkdir(parents=True, exist_ok=True)
+    left = settings.WORKSPACES_DIR / f"{ahead.KIND}-{gone.pid}-x1"
+    mine = settings.WORKSPACES_DIR / f"{ahead.KIND}-{os.getpid()}-x2"
+    for folder in (left, mine):
+        (folder / "package").mkdir(parents=True)
+    sweeper.remove_ahead_leftovers()
+    assert not left.exists()
+    assert mine.exists()  # its worker (here, this process) is alive
+    mine.joinpath("package").rmdir()
+    mine.rmdir()
