@@ -34,6 +34,7 @@ from rq.scheduler import RQScheduler
 from rq.utils import as_text, utcparse
 
 from aicenter.embedded_redis import ensure_embedded_redis
+from pipelines.runner import ahead
 from pipelines.runner.sandbox import refusal, status
 from pipelines.sweeper import sweep
 
@@ -184,6 +185,7 @@ class PipelineWorker(SimpleWorker):
             connections.close_all()  # this thread's own connections
 
     def teardown(self):
+        ahead.discard()  # the next run's sandbox, its workspace and cgroup: no run will come
         try:
             super().teardown()
         except REDIS_DOWN as error:  # stopping without Redis: nothing to unregister from

@@ -13,8 +13,9 @@ import pytest
 from django.conf import settings
 
 from pipelines import sweeper
+from pipelines.models import PipelineRun
 from pipelines.runner import ahead, sandbox
-from tests.conftest import wait_until
+from tests.conftest import start_worker, stop, wait_for, wait_for_workers, wait_until
 from tests.pipelines.sandboxing import files_of, log_of, run_here
 
 pytestmark = [
@@ -155,3 +156,26 @@ def test_the_sweeper_removes_what_the_sandboxes_of_gone_workers_left(db, project
     assert mine.exists()  # its worker (here, this process) is alive
     mine.joinpath("package").rmdir()
     mine.rmdir()
+
+
+def test_a_worker_that_stops_leaves_no_sandbox_started_ahead(db, project, bob, api_as, monkeypatch):
+    run_here(project, bob, WHO, go_ahead=False)  # the package "attack" and the dataset "d"
+    monkeypatch.undo()  # runs_stay_here: this test's runs go to a worker
+    process = start_worker("pipelines")
+    try:
+        wait_for_workers(1, process=process)
+        for _ in range(10):  # until it, not another test's worker, ran one
+            response = api_as(bob).post_json(
+                "/api/v1/projects/alpha/pipelines",
+                {"type": "train", "package": "attack", "version": "1.0", "dataset": "d"},
+            )
+            run = wait_for(PipelineRun.objects.get(pk=response.json()["id"]))
+            if run.worker.endswith(f":{process.pid}"):
+                break
+        assert run.worker.endswith(f":{process.pid}")
+        mine = f"{ahead.KIND}-{process.pid}-*"
+        wait_until(lambda: list(settings.WORKSPACES_DIR.glob(mine)), 10, "nothing started ahead")
+    finally:
+        stop(process)
+    assert process.returncode == 0
+    assert list(settings.WORKSPACES_DIR.glob(mine)) == []
