@@ -33,7 +33,7 @@ def enqueue(queue: str, function: str, *args, at: datetime | None = None, **opti
         rq_options = {"job_id", "job_timeout", "result_ttl", "failure_ttl", "description"}
         import_string(function)(*args, **{k: v for k, v in options.items() if k not in rq_options})
         return
-    rq_queue = django_rq.get_queue(queue)
+    rq_queue = django_rq.get_queue(queue, connection=connection(queue))
     if at is None:
         rq_queue.enqueue(function, *args, **options)
     else:
@@ -50,7 +50,7 @@ def jobs_alive(jobs: list[tuple[str, str]]) -> set[str]:
             by_queue.setdefault(queue_name, []).append(job_id)
     alive = set()
     for queue_name, job_ids in by_queue.items():
-        with django_rq.get_connection(queue_name).pipeline(transaction=False) as commands:
+        with connection(queue_name).pipeline(transaction=False) as commands:
             for job_id in job_ids:
                 commands.hget(Job.key_for(job_id), "status")
             statuses = commands.execute()
@@ -64,7 +64,7 @@ def jobs_alive(jobs: list[tuple[str, str]]) -> set[str]:
 
 def job_exists(queue: str, job_id: str) -> bool:
     try:
-        Job.fetch(job_id, connection=django_rq.get_connection(queue))
+        Job.fetch(job_id, connection=connection(queue))
         return True
     except Exception:  # noqa: BLE001 - gone, or Redis away
         return False
@@ -73,19 +73,28 @@ def job_exists(queue: str, job_id: str) -> bool:
 def cancel(queue: str, job_id: str) -> None:
     """Take a job out of its queue (it may have gone already: fine)."""
     try:
-        Job.fetch(job_id, connection=django_rq.get_connection(queue)).cancel()
+        Job.fetch(job_id, connection=connection(queue)).cancel()
     except Exception:  # noqa: BLE001 - gone already, or Redis away: the claim check still holds
         logger.info("job %s not cancelled", job_id)
 
 
 def lock(name: str, *, timeout: float):
     """A lock in Redis shared by every worker (e.g. one sweep at a time)."""
-    return django_rq.get_connection("pipelines").lock(name, timeout=timeout)
+    return connection("pipelines").lock(name, timeout=timeout)
 
 
 def connection(queue: str):
-    """The Redis connection of `queue`, for counting its workers."""
-    return django_rq.get_connection(queue)
+    """The Redis client of `queue`, one per process and queue settings: django_rq makes a new
+    client at each call, and with it a new connection to Redis (one per API submit, per run)."""
+    config = settings.RQ_QUEUES[queue]
+    key = (queue, repr(sorted(config.items())))  # tests change the settings
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = django_rq.get_connection(queue)
+    return client
+
+
+_clients = {}
 
 
 def rq_moment(moment: datetime) -> datetime:
