@@ -277,7 +277,9 @@ def version_environment(version, requirements: str | None = None) -> Environment
     record, _ = EnvironmentBuild.objects.get_or_create(
         key=key, defaults={"python_version": version.package.language}
     )
-    record.versions.add(version)
+    # a read, not a write, before each run: its version was recorded when it was made
+    if not record.versions.filter(pk=version.pk).exists():
+        record.versions.add(version)
     return record
 
 

@@ -53,6 +53,7 @@ class MetricsFile:
         self.pending: dict[str, list[tuple]] = {}
         self.points, self.names, self.said = 0, set(), set()
         self.read_at = self.stored_at = 0.0
+        self.stored_any = False  # nothing to compact at the end of a run that logged nothing
 
     def read_if_due(self) -> None:
         if time.monotonic() - self.read_at >= READ_EVERY_SECONDS:
@@ -73,7 +74,8 @@ class MetricsFile:
         if score is not None:
             self.add("score", score)
         self.flush()
-        metrics_compact(self.run_id)
+        if self.stored_any:
+            metrics_compact(self.run_id)
         return record
 
     def _mlflow(self, root):
@@ -123,6 +125,7 @@ class MetricsFile:
         if self.pending:
             metrics_append(self.run_id, self.pending)
             self.pending = {}
+            self.stored_any = True
 
     def _lines(self, data: bytes) -> None:
         *lines, rest = (self.tail + data).split(b"\n")

@@ -10,11 +10,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from aicenter.database import retry_when_locked
-from aicenter.manifests import (
-    manifest_copy,
-    manifest_delete,
-    manifest_file,
-)
+from aicenter.manifests import manifest_copy, manifest_delete
+from aicenter.models import ManifestEntry
 from packages.services import package_version_create_trained
 from pipelines import transitions
 from pipelines.logs import RunLog
@@ -125,7 +122,7 @@ class Runner:
                         f"package {run.package.name} {run.version.number}: {count} files"
                     )
                     self._materialise_data(workspace, variables)
-                self.log.flush()
+                self.log.flush_if_due()  # a short run's log is written once, at its end
                 ending = self._execute(environment, workspace, variables)
             workspace.remove()  # before the status is final: a finished run left nothing behind
             workspace = None
@@ -395,9 +392,13 @@ class Runner:
     def _environment_of(self, version):
         """A trained version with its parent's requirements.txt runs in the environment this
         run just used: recorded as its own, no build job. Other requirements: built ahead."""
-        parent = manifest_file(self.run.version.manifest, "requirements.txt")
-        mine = manifest_file(version.manifest, "requirements.txt")
-        if (parent and parent.blob_id) == (mine and mine.blob_id):
+        parent, mine = self.run.version.manifest_id, version.manifest_id
+        blobs = dict(
+            ManifestEntry.objects.filter(
+                manifest_id__in=[parent, mine], path="requirements.txt", blob__isnull=False
+            ).values_list("manifest_id", "blob_id")
+        )
+        if blobs.get(parent) == blobs.get(mine):
             version.package = self.run.package  # the same row: not read again
             version_environment(version, self.requirements)
         else:

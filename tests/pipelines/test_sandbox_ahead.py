@@ -11,11 +11,19 @@ import subprocess
 
 import pytest
 from django.conf import settings
+from rq import Worker
 
-from pipelines import sweeper
+from pipelines import queue, sweeper
 from pipelines.models import PipelineRun
 from pipelines.runner import ahead, sandbox
-from tests.conftest import start_worker, stop, wait_for, wait_for_workers, wait_until
+from tests.conftest import (
+    start_worker,
+    stop,
+    wait_for,
+    wait_for_workers,
+    wait_until,
+    worker_alive,
+)
 from tests.pipelines.sandboxing import files_of, log_of, run_here
 
 pytestmark = [
@@ -161,9 +169,10 @@ def test_the_sweeper_removes_what_the_sandboxes_of_gone_workers_left(db, project
 def test_a_worker_that_stops_leaves_no_sandbox_started_ahead(db, project, bob, api_as, monkeypatch):
     run_here(project, bob, WHO, go_ahead=False)  # the package "attack" and the dataset "d"
     monkeypatch.undo()  # runs_stay_here: this test's runs go to a worker
+    others = [w for w in Worker.all(connection=queue.connection("pipelines")) if worker_alive(w)]
     process = start_worker("pipelines")
     try:
-        wait_for_workers(1, process=process)
+        wait_for_workers(len(others) + 1, process=process)
         for _ in range(10):  # until it, not another test's worker, ran one
             response = api_as(bob).post_json(
                 "/api/v1/projects/alpha/pipelines",
