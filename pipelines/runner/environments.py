@@ -140,9 +140,9 @@ def environment_for(
         os.utime(path / READY)  # least recently used goes first when the disk budget is hit
         # built here before its record said so (the record made later, or left pending): the
         # versions' pages would say "Environment pending" for an environment runs use
-        EnvironmentBuild.objects.filter(key=key, status=EnvironmentBuild.PENDING).update(
-            status=EnvironmentBuild.READY, finished_at=timezone.now()
-        )
+        pending = EnvironmentBuild.objects.filter(key=key, status=EnvironmentBuild.PENDING)
+        if pending.exists():  # a read before every run, a write only when one is due
+            pending.update(status=EnvironmentBuild.READY, finished_at=timezone.now())
         return environment
     _raise_recent_failure(key)
     python = find_python(python_version)
