@@ -87,7 +87,9 @@ def start(*, environment, network: bool) -> None:
         return
     workspace = Workspace.create(os.getpid(), kind=KIND)
     uid = sandbox.sandbox_uid(queue.connection("pipelines").incr("aicenter:ahead-uid"), ahead=True)
-    isolation.hand_over(workspace, uid, package=False)  # the run's files aren't in it yet
+    # all but the package folder, which stays the worker's (read-only to this process) until
+    # the run's files are in it; the others are empty, and only this process writes there
+    isolation.hand_over(workspace, uid, folders=[workspace.home, workspace.tmp, workspace.metrics])
     box = sandbox.Sandbox(
         workspace.root.name,
         uid=uid,

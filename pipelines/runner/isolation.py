@@ -53,16 +53,18 @@ def protect_directories() -> None:
             logger.warning("could not chmod %s", path)
 
 
-def hand_over(workspace, uid: int, *, package: bool = True) -> None:
-    """Give the run's uid its package, home and tmp folders. The workspace's own folder stays
-    the worker's (crossable, not writable), so the run can't swap those folders for links.
-    Deepest first, each folder after its contents: a process of that uid already running (a
-    sandbox started ahead) can't swap a folder the worker has yet to go through for a link.
-    `package=False`: all but the package folder, which stays the worker's (read-only to the
-    run) until the run's files are in it."""
+def hand_over(workspace, uid: int, *, folders=None) -> None:
+    """Give the run's uid its package, home, tmp and metrics folders (or only `folders`). The
+    workspace's own folder stays the worker's (crossable, not writable), so the run can't swap
+    those folders for links. Deepest first, each folder after its contents: while the worker
+    goes through a folder, it and the folders above it are still the worker's, so a process of
+    that uid already running (a sandbox started ahead) can't swap any of them for a link. (It
+    may change what the uid already owns: a folder handed over while that process runs must
+    have had no other owner since.)"""
     os.chmod(workspace.root, 0o711)
-    tops = [workspace.home, workspace.tmp, workspace.metrics]
-    for top in [workspace.package] + tops if package else tops:
+    if folders is None:
+        folders = [workspace.package, workspace.home, workspace.tmp, workspace.metrics]
+    for top in folders:
         for folder, dirnames, filenames in os.walk(top, topdown=False):
             for name in dirnames + filenames:
                 os.chown(os.path.join(folder, name), uid, uid, follow_symlinks=False)

@@ -227,7 +227,10 @@ class Runner:
         uid = self.ahead.uid if self.ahead else sandbox_uid(run.pk)
         root = os.geteuid() == 0
         if root:
-            isolation.hand_over(workspace, uid)
+            # started ahead: its process owns the other folders already, and may be changing
+            # them; walking them now would follow what it put there
+            folders = [workspace.package] if self.ahead else None
+            isolation.hand_over(workspace, uid, folders=folders)
         run.sandbox = sandbox.describe(network=run.project.allow_network)  # stored as it starts
         if not run.sandbox["enabled"]:
             ids = (uid, uid) if root else None

@@ -188,3 +188,31 @@ def test_a_worker_that_stops_leaves_no_sandbox_started_ahead(db, project, bob, a
         stop(process)
     assert process.returncode == 0
     assert list(settings.WORKSPACES_DIR.glob(mine)) == []
+
+
+def test_the_worker_walks_nothing_the_process_started_ahead_could_have_changed(db, project, bob):
+    """Its home, tmp and metrics folders are its own from the start: walking them again to hand
+    them over, as its code changes them, could follow a folder swapped for a link. Only the
+    package folder, the worker's till then, is handed over when the run takes it."""
+    run_here(project, bob, WHO, go_ahead=True)
+    started = ahead._ahead
+    planted = started.workspace.home / "planted"
+    planted.write_text("x")
+    os.chown(planted, 4321, 4321)  # stands for anything there the worker must not touch
+    run = run_here(
+        project,
+        bob,
+        """
+(OUT / "owners.json").write_text(json.dumps({
+    "planted": os.lstat(Path(ENV["HOME"], "planted")).st_uid,
+    "package": os.stat(".").st_uid, "train.py": os.stat("train.py").st_uid,
+    "uid": os.getuid(),
+}))
+""",
+        name="b",
+        go_ahead=True,
+    )
+    assert STARTED_AHEAD in log_of(run)
+    owners = json.loads(files_of(run.artifacts)["owners.json"])
+    assert owners["planted"] == 4321
+    assert owners["package"] == owners["train.py"] == owners["uid"] == started.uid
