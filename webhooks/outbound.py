@@ -25,30 +25,22 @@ from django.core.exceptions import ValidationError
 
 SNIPPET_CHARS = 200  # of a receiver's answer, kept to tell why it refused
 USER_AGENT = "AICenter-Webhooks/1"
-
-
-def _embedded_ipv4(address):
-    """The IPv4 address an IPv6 one carries (::ffff:10.0.0.1, 6to4, Teredo), if any: it is
-    where the packets really go."""
-    if address.version != 6:
-        return None
-    if address.ipv4_mapped:
-        return address.ipv4_mapped
-    if address.sixtofour:
-        return address.sixtofour
-    if address.teredo:
-        return address.teredo[1]
-    if address in ipaddress.ip_network("64:ff9b::/96"):  # NAT64
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 def is_public(address) -> bool:
     """Not loopback, private, link-local, multicast, reserved, unspecified or otherwise not
-    globally routed (shared 100.64/10, documentation ranges, …), in IPv4 or IPv6."""
-    inner = _embedded_ipv4(address)
-    if inner is not None and not is_public(inner):
-        return False
+    globally routed (shared 100.64/10, documentation ranges, …), in IPv4 or IPv6. An IPv6
+    address carrying an IPv4 one (::ffff:10.0.0.1, NAT64, 6to4, Teredo) is judged by where
+    the packets really go, the IPv4 address, too."""
+    if address.version == 6:
+        if address.ipv4_mapped:
+            return is_public(address.ipv4_mapped)
+        if address in NAT64:
+            return is_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        inner = address.sixtofour or (address.teredo and address.teredo[1])
+        if inner and not is_public(inner):
+            return False
     return address.is_global and not (
         address.is_multicast
         or address.is_loopback

@@ -112,9 +112,7 @@ def webhook_test(request, project, webhook_id):
 @require_POST
 def webhook_delete_page(request, project, webhook_id):
     project = project_get_for_user(user=request.user, slug=project, need=ADMIN)
-    webhook_delete(
-        user=request.user, webhook=webhook_get(project=project, webhook_id=webhook_id)
-    )
+    webhook_delete(user=request.user, webhook=webhook_get(project=project, webhook_id=webhook_id))
     messages.success(request, "Webhook deleted.")
     return done(request, reverse("webhook-list", args=[project.slug]))
 
