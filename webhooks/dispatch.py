@@ -4,7 +4,7 @@ raise, and it only enqueues deliveries; sending happens on the workers.
 
 The cost on the hot path (every run transition, every upload): no query at all for an event
 no webhook can subscribe to; one indexed query (the project's active webhooks) for the others;
-one more for a finished run (does its creator want an e-mail?). Rows and jobs only when
+one more for a run's end (does its creator want an e-mail?). Rows and jobs only when
 someone listens."""
 
 import logging
@@ -14,10 +14,12 @@ from webhooks.models import Delivery, RunMailPreference, Webhook
 logger = logging.getLogger(__name__)
 
 # (category, action) → the webhook events it is; pipeline.failed is added by the run's status.
+# Every end of a run is a pipeline.finished: a kill too (the ML Logs record it as "killed"
+# only, by the person who killed it).
 EVENT_NAMES = {
     ("pipeline", "started"): ["pipeline.started"],
     ("pipeline", "finished"): ["pipeline.finished"],
-    ("pipeline", "killed"): ["pipeline.killed"],
+    ("pipeline", "killed"): ["pipeline.finished", "pipeline.killed"],
     ("package", "uploaded"): ["version.created"],
     ("package", "validated"): ["version.created"],
     ("package", "trained"): ["version.created"],
@@ -67,9 +69,9 @@ def _deliveries_enqueue(event) -> None:
 
 
 def _run_mail_enqueue(event) -> None:
-    """A finished run whose creator asked for e-mail (for every end, or for failures when it
-    failed): the worker sends it (webhooks.mail)."""
-    if (event.category, event.action) != ("pipeline", "finished"):
+    """A run that ended (finished, or killed) whose creator asked for e-mail (for every end,
+    or for failures when it failed): the worker sends it (webhooks.mail)."""
+    if event.category != "pipeline" or event.action not in ("finished", "killed"):
         return
     from pipelines.models import PipelineRun
     from pipelines.queue import enqueue

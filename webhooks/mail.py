@@ -31,12 +31,12 @@ def run_mail_send(run_id: int) -> bool:
     preference = getattr(user, "run_mail_preference", None)
     if preference is None or not _wants(preference.runs, run.status):
         return False
-    title = run.name or f"Pipeline {run.pk}"
+    title = f"Pipeline {run.pk}" + (f" ({run.name})" if run.name else "")
     url = settings.AICENTER_URL.rstrip("/") + reverse(
         "pipeline-detail", args=[run.project.slug, run.pk]
     )
     lines = [
-        f"{title} ({run.get_type_display().lower()} of {run.package.name}) in project "
+        f"{title}, a {run.get_type_display().lower()} of {run.package.name} in project "
         f"{run.project.name} ended: {run.get_status_display()}.",
         f"Duration: {duration_text(run.duration)}.",
     ]

@@ -60,10 +60,14 @@ SERIALIZERS = {
 def event_data(event) -> dict:
     """The event's object as the API shows it now; when it is gone (deleted meanwhile), what
     the event remembers of it."""
-    serializer = SERIALIZERS.get(event.object_type)
+    kind, key = event.object_type, event.object_key
+    version = (event.data or {}).get("version")
+    if (event.category, kind) == ("package", "package") and version:
+        kind, key = "version", f"{key} {version}"  # a new package: its version 1.0
+    serializer = SERIALIZERS.get(kind)
     if serializer is not None:
         try:
-            return serializer(event.project, event.object_key)
+            return serializer(event.project, key)
         except (Http404, ValueError):
             pass
     return {

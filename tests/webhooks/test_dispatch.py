@@ -22,7 +22,7 @@ def _event(category, action, **data):
         ("pipeline", "started", {}, ["pipeline.started"]),
         ("pipeline", "finished", {"status": "successful"}, ["pipeline.finished"]),
         ("pipeline", "finished", {"status": "failed"}, ["pipeline.finished", "pipeline.failed"]),
-        ("pipeline", "killed", {}, ["pipeline.killed"]),
+        ("pipeline", "killed", {"status": "killed"}, ["pipeline.finished", "pipeline.killed"]),
         ("pipeline", "created", {}, []),
         ("package", "uploaded", {"version": "1.0"}, ["version.created"]),
         ("package", "validated", {"version": "2.0"}, ["version.created"]),
