@@ -6,8 +6,10 @@ filebased backend, EMAIL_FILE_PATH).
 It relies on the runner recording the ML Logs "pipeline finished" event (the ML Logs events
 work of issue 14, branch `events`): without it, it is skipped, saying so."""
 
+import email
 import io
 import json
+from email import policy
 
 import pytest
 from django.conf import settings
@@ -73,5 +75,8 @@ def test_a_failed_run_reaches_the_webhook_and_its_creators_inbox(
 
     wait_until(lambda: _mails_about(run), 30, "the worker sent no e-mail")
     (text,) = _mails_about(run)
-    assert "To: alice@example.com" in text
-    assert f"Pipeline {run.pk} ({run.name}) failed" in text
+    message = email.message_from_string(text.split("\n" + "-" * 79)[0], policy=policy.default)
+    assert message["To"] == "alice@example.com"
+    subject = message["Subject"].strip()
+    assert subject == f"[AI Center] Pipeline {run.pk} ({run.name}) failed · Alpha"
+    assert "label column missing" in message.get_content()
