@@ -2,17 +2,20 @@
 with their attempts, Send a test event, delete) and a user's e-mail preference. Every change
 goes through webhooks.services, as the API's do."""
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from aicenter.pages import done, page_of
 from aicenter.services import ADMIN, project_get_for_user
 from webhooks.forms import RunMailForm, WebhookForm
-from webhooks.models import EVENTS
+from webhooks.models import Delivery
 from webhooks.selectors import delivery_list, webhook_get, webhook_list
 from webhooks.services import (
     run_mail_preference_get,
@@ -25,6 +28,8 @@ from webhooks.services import (
 )
 
 DELIVERIES_PER_PAGE = 25
+# The deliveries poll while one of them is about to be attempted (a retry hours away: no).
+POLL_BEFORE_SECONDS = 60
 
 
 def _detail_url(project, webhook):
@@ -94,8 +99,15 @@ def webhook_detail(request, project, webhook_id):
     project = project_get_for_user(user=request.user, slug=project, need=ADMIN)
     webhook = webhook_get(project=project, webhook_id=webhook_id)
     page = page_of(request, delivery_list(webhook=webhook), per_page=DELIVERIES_PER_PAGE)
-    context = {"project": project, "webhook": webhook, "page": page, "events": dict(EVENTS)}
-    return render(request, "webhooks/detail.html", context)
+    soon = timezone.now() + timedelta(seconds=POLL_BEFORE_SECONDS)
+    polling = any(
+        d.status == Delivery.PENDING and (d.next_attempt_at is None or d.next_attempt_at < soon)
+        for d in page
+    )
+    context = {"project": project, "webhook": webhook, "page": page, "polling": polling}
+    partial = request.htmx and request.GET.get("part") == "deliveries"
+    template = "webhooks/detail.html#deliveries" if partial else "webhooks/detail.html"
+    return render(request, template, context)
 
 
 @login_required

@@ -146,3 +146,26 @@ def test_logged_out_visitors_are_sent_to_log_in(client, alice, project):
     webhook = make_webhook(project, alice, "http://127.0.0.1:9/")
     answer = client.get(f"{BASE}{webhook.pk}/")
     assert answer.status_code == 302 and answer.url.startswith("/login/")
+
+
+def test_the_deliveries_poll_only_while_one_is_about_to_be_attempted(pages_as, alice, project):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    webhook = make_webhook(project, alice, "http://127.0.0.1:9/")
+    delivery = Delivery.objects.create(webhook=webhook, event="ping")
+    client = pages_as(alice)
+    page = client.get(f"{BASE}{webhook.pk}/").content.decode()
+    assert 'hx-trigger="every 2s"' in page and "Not attempted yet" in page
+    part = client.get(f"{BASE}{webhook.pk}/?part=deliveries", headers={"HX-Request": "true"})
+    assert part.content.decode().lstrip().startswith('<section id="deliveries"')
+    assert "<html" not in part.content.decode()
+
+    delivery.next_attempt_at = timezone.now() + timedelta(hours=2)  # a retry hours away
+    delivery.save()
+    assert 'hx-trigger="every 2s"' not in client.get(f"{BASE}{webhook.pk}/").content.decode()
+    delivery.status = Delivery.SUCCEEDED
+    delivery.next_attempt_at = None
+    delivery.save()
+    assert 'hx-trigger="every 2s"' not in client.get(f"{BASE}{webhook.pk}/").content.decode()
