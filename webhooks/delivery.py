@@ -11,10 +11,11 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import models
 from django.utils import timezone
 
 from governance.models import Event
-from pipelines.queue import enqueue
+from pipelines.queue import enqueue, jobs_alive
 from webhooks.models import Delivery, DeliveryAttempt
 from webhooks.outbound import post
 from webhooks.payloads import delivery_body
@@ -32,15 +33,22 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def _job_id(delivery) -> str:
+    """One job id per attempt, so deliveries_requeue_lost can ask Redis whether it is there."""
+    return f"webhook-delivery-{delivery.uuid}-{delivery.attempts}"
+
+
 def delivery_enqueue(delivery, at=None) -> None:
     """A job for the delivery's next attempt, now or `at`. Redis unreachable: the delivery
-    stays pending (and says so) instead of failing its caller."""
+    stays pending (and says so) instead of failing its caller; deliveries_requeue_lost queues
+    it again later."""
     try:
         enqueue(
             QUEUE,
             "webhooks.tasks.deliver",
             delivery.pk,
             at=at,
+            job_id=_job_id(delivery),
             job_timeout=JOB_TIMEOUT_SECONDS,
             description=f"webhook delivery {delivery.uuid} ({delivery.event})",
         )
@@ -115,6 +123,7 @@ def delivery_attempt(delivery_id: int) -> None:
         )
         return
     Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=next_at, **fields)
+    delivery.attempts = attempts
     delivery_enqueue(delivery, at=max(next_at, now))
 
 
@@ -122,3 +131,23 @@ def _give_up(delivery, reason: str) -> None:
     Delivery.objects.filter(pk=delivery.pk).update(
         status=Delivery.FAILED, next_attempt_at=None, last_error=reason
     )
+
+
+def deliveries_requeue_lost(*, older_than_seconds: float = 60) -> int:
+    """Queue again the pending deliveries whose job is not in Redis (Redis was unreachable
+    when they were made, or restarted empty), due for more than `older_than_seconds`; how
+    many. For the sweeper: one query, and one Redis round trip."""
+    due_before = timezone.now() - timedelta(seconds=older_than_seconds)
+    pending = list(
+        Delivery.objects.filter(status=Delivery.PENDING)
+        .filter(
+            models.Q(next_attempt_at__lt=due_before)
+            | models.Q(next_attempt_at=None, created_at__lt=due_before)
+        )
+        .only("pk", "uuid", "attempts")[:1000]
+    )
+    alive = jobs_alive([(QUEUE, _job_id(d)) for d in pending])
+    lost = [d for d in pending if _job_id(d) not in alive]
+    for delivery in lost:
+        delivery_enqueue(delivery)
+    return len(lost)

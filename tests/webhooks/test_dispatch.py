@@ -144,3 +144,38 @@ def test_an_event_without_a_project_is_ignored(db):
     with CaptureQueriesContext(connection) as queries:
         event_recorded(event)
     assert len(queries) == 0
+
+
+def test_a_delivery_whose_job_redis_lost_is_queued_again(
+    project, alice, receiver, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    from webhooks.delivery import deliveries_requeue_lost
+
+    with monkeypatch.context() as away:
+        away.setattr("webhooks.delivery.enqueue", _redis_away)
+        make_webhook(project, alice, receiver.url, events=["pipeline.finished"])
+        with django_capture_on_commit_callbacks(execute=True):
+            finished_event(project)
+    assert receiver.requests == []
+    settings.PIPELINE_QUEUE_IMMEDIATE = True  # Redis is back; the job runs here, at once
+    assert deliveries_requeue_lost(older_than_seconds=60) == 0  # not due for long enough yet
+    assert deliveries_requeue_lost(older_than_seconds=0) == 1
+    assert Delivery.objects.get().status == "succeeded"
+    assert receiver.json()["event"] == "pipeline.finished"
+
+
+def test_a_delivery_whose_job_is_in_redis_is_left_alone(project, alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from webhooks.delivery import deliveries_requeue_lost, delivery_enqueue
+
+    webhook = make_webhook(project, alice, "http://127.0.0.1:9/", events=["pipeline.finished"])
+    delivery = Delivery.objects.create(webhook=webhook, event="ping")
+    delivery_enqueue(delivery, at=timezone.now() + timedelta(hours=1))  # a retry, scheduled
+    assert deliveries_requeue_lost(older_than_seconds=0) == 0
+
+
+def _redis_away(*args, **kwargs):
+    raise ConnectionError("Error 111 connecting to redis")
