@@ -66,6 +66,8 @@ def _parts(url: str):
         raise ValidationError("A URL is required, e.g. https://example.com/hooks/aicenter.")
     if len(url) > 2000:
         raise ValidationError("The URL is too long: 2,000 characters at most.")
+    if any(ord(c) <= 32 or ord(c) == 127 for c in url.strip()):
+        raise ValidationError("The URL can't contain spaces or control characters.")
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -171,7 +173,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
         return answer(error=f"No answer within {settings.WEBHOOKS_TIMEOUT_SECONDS:g} s.")
     except ssl.SSLError as error:
         return answer(error=f"TLS error: {error.reason or error}")
-    except (OSError, http.client.HTTPException) as error:
+    except (OSError, ValueError, http.client.HTTPException) as error:
         return answer(error=f"{type(error).__name__}: {error}")
     finally:
         connection.close()

@@ -32,6 +32,11 @@ DELIVERIES_PER_PAGE = 25
 POLL_BEFORE_SECONDS = 60
 
 
+def _posted(request):
+    """The form's data on a POST (even an empty one: its fields are then missing), else None."""
+    return request.POST if request.method == "POST" else None
+
+
 def _detail_url(project, webhook):
     return reverse("webhook-detail", args=[project.slug, webhook.pk])
 
@@ -59,7 +64,7 @@ def _save(request, form, save):
 def webhook_new(request, project):
     project = project_get_for_user(user=request.user, slug=project, need=ADMIN)
     form = WebhookForm(
-        request.POST or None,
+        _posted(request),
         initial={"secret": secret_suggestion(), "active": True, "events": ["pipeline.failed"]},
     )
     if request.method == "POST":
@@ -80,7 +85,7 @@ def webhook_edit(request, project, webhook_id):
     project = project_get_for_user(user=request.user, slug=project, need=ADMIN)
     webhook = webhook_get(project=project, webhook_id=webhook_id)
     initial = {"url": webhook.url, "events": webhook.events, "active": webhook.active}
-    form = WebhookForm(request.POST or None, initial=initial)
+    form = WebhookForm(_posted(request), initial=initial)
     if request.method == "POST":
 
         def save(*, secret, **fields):  # an empty secret keeps the current one
@@ -132,7 +137,7 @@ def webhook_delete_page(request, project, webhook_id):
 @login_required
 def account_notifications(request):
     form = RunMailForm(
-        request.POST or None, initial={"runs": run_mail_preference_get(user=request.user)}
+        _posted(request), initial={"runs": run_mail_preference_get(user=request.user)}
     )
     if request.method == "POST" and form.is_valid():
         run_mail_preference_set(user=request.user, runs=form.cleaned_data["runs"])

@@ -48,6 +48,7 @@ def test_it_creates_a_webhook_and_shows_it_without_its_secret(pages_as, alice):
         ({"events": ["pipeline.exploded"]}, "Unknown event: pipeline.exploded."),
         ({"secret": "short"}, "at least 16 characters"),
         ({"secret": ""}, "at least 16 characters"),
+        ({"url": "", "events": [], "secret": ""}, "A URL is required"),
     ],
 )
 def test_bad_input_is_shown_at_its_field_and_nothing_is_stored(pages_as, alice, fields, words):
@@ -169,3 +170,11 @@ def test_the_deliveries_poll_only_while_one_is_about_to_be_attempted(pages_as, a
     delivery.next_attempt_at = None
     delivery.save()
     assert 'hx-trigger="every 2s"' not in client.get(f"{BASE}{webhook.pk}/").content.decode()
+
+
+def test_an_empty_post_says_what_is_missing(pages_as, alice):
+    answer = pages_as(alice).post(f"{BASE}new/", {})
+    assert answer.status_code == 400
+    page = answer.content.decode()
+    assert "A URL is required" in page and "Choose at least one event." in page
+    assert not Webhook.objects.exists()
