@@ -48,7 +48,7 @@ def webhook_list_page(request, project):
     return render(request, "webhooks/list.html", context)
 
 
-def _save(request, form, save):
+def _save(form, save):
     """Call `save(**fields)` with the form's values; the service's errors go to their fields.
     The result, or None when something is wrong (then the form holds why)."""
     if not form.is_valid():
@@ -69,9 +69,7 @@ def webhook_new(request, project):
     )
     if request.method == "POST":
         webhook = _save(
-            request,
-            form,
-            lambda **fields: webhook_create(user=request.user, project=project, **fields),
+            form, lambda **fields: webhook_create(user=request.user, project=project, **fields)
         )
         if webhook:
             messages.success(request, "Webhook created. Its secret is not shown again.")
@@ -93,7 +91,7 @@ def webhook_edit(request, project, webhook_id):
                 user=request.user, webhook=webhook, secret=secret or None, **fields
             )
 
-        if _save(request, form, save):
+        if _save(form, save):
             return done(request, _detail_url(project, webhook))
     context = {"project": project, "form": form, "webhook": webhook, "creating": False}
     return render(request, "webhooks/form.html", context, status=400 if form.errors else 200)
