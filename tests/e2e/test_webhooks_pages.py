@@ -84,6 +84,29 @@ def test_a_project_admin_adds_a_webhook_sends_a_test_event_and_sees_the_delivery
     assert not Webhook.objects.exists()
 
 
+def test_a_failing_receivers_attempts_are_listed(alice_page, alice, project, receiver, worker):
+    from tests.conftest import free_port
+    from tests.webhooks.conftest import finished_event, make_webhook
+
+    receiver.statuses = [500]
+    failing = make_webhook(project, alice, receiver.url)
+    unreachable = make_webhook(project, alice, f"http://127.0.0.1:{free_port()}/gone")
+    finished_event(project, run_id=7, status="failed")
+    page = alice_page
+    page.goto(f"/p/alpha/webhooks/{failing.pk}/")
+    # retried after 1 s and 2 s, given up after 4 s (the test settings); the page polls
+    expect(page.locator("table.deliveries")).to_contain_text("Failed", timeout=30_000)
+    expect(page.locator("table.deliveries .attempt")).to_have_count(3)
+    expect(page.locator("table.deliveries")).to_contain_text("HTTP 500")
+    _shot(page, "detail-failed")
+    page.goto(f"/p/alpha/webhooks/{unreachable.pk}/")
+    expect(page.locator("table.deliveries")).to_contain_text("Failed", timeout=30_000)
+    expect(page.locator("table.deliveries")).to_contain_text("ConnectionRefusedError")
+    _shot(page, "detail-unreachable")
+    page.goto("/p/alpha/webhooks/")
+    _shot(page, "list-failed")
+
+
 def test_a_user_chooses_when_to_be_e_mailed(alice_page, alice):
     alice.email = "alice@example.com"
     alice.save()
