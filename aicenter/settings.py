@@ -329,3 +329,31 @@ SKILL_MOST_REPLICAS = envint("AICENTER_SKILL_MOST_REPLICAS", 16)
 SKILL_MOST_INPUT_BYTES = envint("AICENTER_SKILL_MAX_INPUT_MB", 20) * 1024 * 1024
 # A skill host silent this long is gone: its replicas are started on other hosts.
 SKILL_HOST_LOST_AFTER_SECONDS = float(os.environ.get("AICENTER_SKILL_HOST_LOST_AFTER", "10"))
+
+# The address people reach AI Center at, for links in e-mails and webhook payloads.
+AICENTER_URL = os.environ.get("AICENTER_URL", "http://localhost:8000")
+# Webhooks (webhooks/outbound.py): URLs must resolve to public addresses unless this is on
+# (tests, single-machine installs whose receivers run on the same machine or network).
+WEBHOOKS_ALLOW_LOCAL = envbool("AICENTER_WEBHOOKS_ALLOW_LOCAL", False)
+WEBHOOKS_TIMEOUT_SECONDS = float(os.environ.get("AICENTER_WEBHOOKS_TIMEOUT", "5"))
+# A failed delivery is tried again after this, then after twice as long each time (at most
+# 4 h apart), until this long after the event.
+WEBHOOKS_RETRY_FIRST_SECONDS = float(os.environ.get("AICENTER_WEBHOOKS_RETRY_FIRST", "30"))
+WEBHOOKS_RETRY_FOR_SECONDS = float(os.environ.get("AICENTER_WEBHOOKS_RETRY_FOR", str(24 * 3600)))
+
+# E-mail (runs that end, for those who ask): Django's settings, from the environment. Printed
+# on the workers' console unless EMAIL_HOST (SMTP) or EMAIL_BACKEND is set.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 30)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "AI Center <aicenter@localhost>")

@@ -21,5 +21,6 @@ urlpatterns = [
     path("p/<slug:project>/skills/", include("skills.urls")),
     path("p/<slug:project>/logs/", include("governance.urls")),
     path("p/<slug:project>/webhooks/", include("webhooks.urls")),
+    path("account/notifications/", include("webhooks.urls_account")),
     path("account/", include("accounts.urls")),
 ]

@@ -64,3 +64,14 @@ if EMBEDDED_REDIS:  # noqa: F405
     from aicenter.embedded_redis import ensure_running
 
     ensure_running(DATA_DIR)  # noqa: F405
+
+# Webhook receivers of the tests listen on loopback (the SSRF tests turn this off), and a
+# failed delivery is retried after 1 s, then 2 s, and given up 4 s after its event: the tests
+# see a whole backoff in seconds, also on the session's worker, which reads these settings.
+WEBHOOKS_ALLOW_LOCAL = True
+WEBHOOKS_RETRY_FIRST_SECONDS = 1
+WEBHOOKS_RETRY_FOR_SECONDS = 4
+# Mail sent by workers the tests start lands in files the tests read (in this process,
+# pytest-django swaps in the locmem backend: django.core.mail.outbox).
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = DATA_DIR / "mail"  # noqa: F405

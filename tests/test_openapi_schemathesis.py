@@ -39,6 +39,10 @@ CHECKED_AGAINST_CONTENTS = [
     "PUT /api/v1/projects/{project}/schedules/{schedule_id}",
     "POST /api/v1/projects/{project}/skills",
     "PATCH /api/v1/projects/{project}/skills/{name}",
+    # a webhook's URL must resolve to a public address (webhooks/outbound.py); its events and
+    # secret are checked by the service too, to answer each field's message
+    "POST /api/v1/projects/{project}/webhooks",
+    "PATCH /api/v1/projects/{project}/webhooks/{webhook_id}",
 ]
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
