@@ -6,6 +6,7 @@ a Redis lock); it only needs the database and Redis, so any worker on any machin
 - a queued run whose job vanished from Redis (Redis restarted empty, or enqueueing failed) is
   enqueued again, up to three times, then ends Failed saying so;
 - schedules whose wake-up RQ lost are re-armed, and missed firings happen now;
+- webhook deliveries whose job Redis lost are queued again;
 - workspaces that finished runs left on this machine (their removal failed) are removed, and
   so are those of sandboxes started ahead by workers that are gone.
 """
@@ -49,6 +50,7 @@ def sweep() -> None:
     try:
         fail_lost_runs()
         requeue_vanished_runs()
+        _requeue_lost_deliveries()
         arm_schedules()
         remove_finished_workspaces()
         remove_ahead_leftovers()
@@ -57,6 +59,13 @@ def sweep() -> None:
             lock.release()
         except Exception:  # noqa: BLE001 - expired: harmless
             pass
+
+
+def _requeue_lost_deliveries() -> None:
+    # imported here: webhooks' payloads are the API's, whose pages count workers (a circle)
+    from webhooks.delivery import deliveries_requeue_lost
+
+    deliveries_requeue_lost()
 
 
 def _end_lost(run, reason) -> bool:

@@ -68,7 +68,16 @@ class Delivery(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["webhook", "-id"], name="delivery_webhook_newest")]
+        indexes = [
+            models.Index(fields=["webhook", "-id"], name="delivery_webhook_newest"),
+            # the sweeper's look for pending deliveries Redis lost, every few seconds: only
+            # the pending ones, however many were delivered
+            models.Index(
+                fields=["next_attempt_at", "created_at"],
+                condition=models.Q(status="pending"),
+                name="delivery_pending",
+            ),
+        ]
         verbose_name_plural = "deliveries"
 
     def __str__(self):

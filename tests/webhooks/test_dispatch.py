@@ -179,3 +179,23 @@ def test_a_delivery_whose_job_is_in_redis_is_left_alone(project, alice):
 
 def _redis_away(*args, **kwargs):
     raise ConnectionError("Error 111 connecting to redis")
+
+
+def test_the_sweeper_queues_again_a_delivery_redis_lost(
+    project, alice, receiver, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pipelines import sweeper
+
+    with monkeypatch.context() as away:
+        away.setattr("webhooks.delivery.enqueue", _redis_away)
+        make_webhook(project, alice, receiver.url, events=["pipeline.finished"])
+        with django_capture_on_commit_callbacks(execute=True):
+            finished_event(project)
+    Delivery.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    settings.PIPELINE_QUEUE_IMMEDIATE = True  # Redis is back; the job runs here, at once
+    sweeper.sweep()
+    assert Delivery.objects.get().status == "succeeded"
