@@ -65,6 +65,8 @@ def backend(request, settings):
     use_s3_storage(settings, endpoint)
     assert default_storage.bucket_name == BUCKET  # the override reached the lazy storage
     backend = Backend("s3", client)
+    for key in backend.keys():  # what other tests on the session's S3 left there
+        client.delete_object(Bucket=BUCKET, Key=key)
     yield backend
     # Nothing went to local disk on the way: the code never needed a local path.
     assert stored_files() == []
