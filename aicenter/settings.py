@@ -271,6 +271,8 @@ PIPELINE_HEARTBEAT_SECONDS = float(os.environ.get("AICENTER_HEARTBEAT_SECONDS", 
 PIPELINE_LOST_AFTER_SECONDS = float(os.environ.get("AICENTER_LOST_AFTER_SECONDS", "12"))
 # How often a worker checks for lost runs, vanished jobs and due schedules.
 PIPELINE_SWEEP_SECONDS = float(os.environ.get("AICENTER_SWEEP_SECONDS", "5"))
+# ML Logs: the sweep deletes events older than this many days (0 keeps them forever).
+LOG_RETENTION_DAYS = envint("AICENTER_LOG_RETENTION_DAYS", 365)
 # Workers of the gpu queue hand this to the user's process (e.g. "0" or "0,1").
 CUDA_VISIBLE_DEVICES = os.environ.get("AICENTER_CUDA_VISIBLE_DEVICES", "")
 RQ = {"WORKER_CLASS": "pipelines.worker.PipelineWorker"}

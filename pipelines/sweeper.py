@@ -8,7 +8,8 @@ a Redis lock); it only needs the database and Redis, so any worker on any machin
 - schedules whose wake-up RQ lost are re-armed, and missed firings happen now;
 - webhook deliveries whose job Redis lost are queued again;
 - workspaces that finished runs left on this machine (their removal failed) are removed, and
-  so are those of sandboxes started ahead by workers that are gone.
+  so are those of sandboxes started ahead by workers that are gone;
+- ML Logs events past AICENTER_LOG_RETENTION_DAYS are deleted (governance/retention.py).
 """
 
 import logging
@@ -20,6 +21,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from governance.retention import events_expire_hourly
 from pipelines import queue, transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
@@ -54,6 +56,7 @@ def sweep() -> None:
         arm_schedules()
         remove_finished_workspaces()
         remove_ahead_leftovers()
+        events_expire_hourly()
     finally:
         try:
             lock.release()
