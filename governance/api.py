@@ -62,7 +62,8 @@ def list_logs(
     Filters, all optional: `category` (package, dataset, pipeline, schedule, skill, member,
     token); `actor` (a username, or `system`); `object`, either `type:key` for one object
     (`pipeline:42`, `version:invoices 1.2`, `member:bob`) or a key alone (`42`, `invoices`)
-    for every object with that key, whatever its type; `since` and `until`, a day
+    for every object with that key, whatever its type, and the versions of the package of
+    that name; `since` and `until`, a day
     (`2026-11-27`, the whole day, in the server's zone) or an ISO 8601 date and time, both
     ends included; `q`, text found (ignoring case) in the message or the object's name."""
     project = project_get_for_user(user=request.user, slug=project)

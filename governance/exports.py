@@ -1,8 +1,10 @@
 """The ML Logs as CSV: every event that passes the filters, streamed a batch at a time."""
 
 import csv
-import json
+import io
 
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 COLUMNS = [
@@ -17,56 +19,49 @@ COLUMNS = [
     "url",
     "data",
 ]
+# What each row is read from: plain values, not model instances (half the time of a row),
+# and `data` as the database's JSON text, not decoded and encoded again (a third of the rest).
+TEXTS = ["category", "action", "actor_name", "object_type", "object_key", "object_name"]
+TEXTS += ["message", "url"]
 BATCH = 2000
 # A cell starting with one of these is a formula to a spreadsheet (=HYPERLINK(...) sends the
 # reader's data elsewhere): such text is written with a leading quote, which shows it as text.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-
-def _cell(value: str) -> str:
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
-def _row(event) -> list[str]:
-    data = json.dumps(event.data, ensure_ascii=False, sort_keys=True) if event.data else ""
-    values = [
-        event.category,
-        event.action,
-        event.actor_name,
-        event.object_type,
-        event.object_key,
-        event.object_name,
-        event.message,
-        event.url,
-        data,
-    ]
-    return [timezone.localtime(event.time).isoformat(), *(_cell(v) for v in values)]
-
-
-class _Line:
-    """csv.writer writes into this, and the line is handed on as it is."""
-
-    def write(self, text):
-        return text
+FORMULA_STARTS = frozenset("=+-@\t\r\n")
 
 
 def event_batches(events, size: int = BATCH):
-    """The events of `events` (newest first) read `size` at a time, each batch after the last
-    id of the one before: memory stays flat, and every batch is one query on the list's
-    index however far down it is."""
+    """Rows (id, time, *TEXTS, data) of `events` (newest first), `size` at a time, each batch
+    after the last id of the one before: memory stays flat, and every batch is one query on
+    the list's index however far down it is."""
+    rows = events.annotate(data_text=Cast("data", TextField()))
+    rows = rows.values_list("id", "time", *TEXTS, "data_text")
     last = None
     while True:
-        batch = list((events if last is None else events.filter(id__lt=last))[:size])
-        yield from batch
+        batch = list((rows if last is None else rows.filter(id__lt=last))[:size])
+        if batch:
+            yield batch
         if len(batch) < size:
             return
-        last = batch[-1].pk
+        last = batch[-1][0]
 
 
 def event_csv(events):
-    """The CSV's lines, header first (UTF-8 with a byte-order mark, so spreadsheets read
-    accents right)."""
-    writer = csv.writer(_Line())
-    yield "\ufeff" + writer.writerow(COLUMNS)
-    for event in event_batches(events):
-        yield writer.writerow(_row(event))
+    """The CSV's text, header first (with a byte-order mark, so spreadsheets read accents
+    right), then a batch of rows at a time."""
+    zone = timezone.get_current_timezone()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    yield "\ufeff" + out.getvalue()
+    for batch in event_batches(events):
+        out.seek(0)
+        out.truncate()
+        writer.writerows(
+            [
+                timezone.localtime(moment, zone).isoformat(),
+                *["'" + text if text[:1] in FORMULA_STARTS else text for text in texts],
+                "" if data == "{}" else data,
+            ]
+            for _, moment, *texts, data in batch
+        )
+        yield out.getvalue()

@@ -132,7 +132,8 @@ def event_list(
     - actor: a username, or "system";
     - object: "type:key" ("pipeline:42", "version:invoices 1.2", "member:bob") for one object,
       or a key alone ("42", "invoices", "bob") for every object with that key, whatever its
-      type (a package and a dataset of the same name both);
+      type (a package and a dataset of the same name both), and the versions of the package
+      of that name, while the package exists;
     - since, until: a day (2026-11-27, in the site's zone, the whole day included) or an ISO
       8601 date and time; both ends included;
     - text: found, ignoring case, in the message or the object's name. No index serves it: a
@@ -157,13 +158,23 @@ def _filtered(project, filters: EventFilters):
         events = events.filter(actor_name=filters.actor)
     if filters.object_type:
         events = events.filter(object_type=filters.object_type)
-    if filters.object_key:
+    if filters.object_key and filters.object_type:
         events = events.filter(object_key=filters.object_key)
+    elif filters.object_key:  # a name alone: a package's versions are its own too
+        events = events.filter(object_key__in=_keys_named(project, filters.object_key))
     if filters.text:
         events = events.filter(
             Q(message__icontains=filters.text) | Q(object_name__icontains=filters.text)
         )
     return events.order_by("-id")
+
+
+def _keys_named(project, name: str) -> list[str]:
+    """`name`, and the keys of the versions ("name 1.2") of the project's package `name`, the
+    deleted ones too: an equality each on the (project, object_key) index."""
+    versions = PackageVersion.with_deleted.filter(package__project=project, package__name=name)
+    numbers = versions.order_by("major", "minor").values_list("major", "minor")
+    return [name, *(f"{name} {major}.{minor}" for major, minor in numbers)]
 
 
 # A cursor says where a page starts: after the event with that id (the next, older, page) or
