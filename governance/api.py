@@ -65,7 +65,9 @@ def list_logs(
     for every object with that key, whatever its type, and the versions of the package of
     that name; `since` and `until`, a day
     (`2026-11-27`, the whole day, in the server's zone) or an ISO 8601 date and time, both
-    ends included; `q`, text found (ignoring case) in the message or the object's name."""
+    ends included; `q`, text found (ignoring case) in the message or the object's name. No
+    index serves `q`: each answer searches 100,000 events at most, so it may hold fewer items
+    than `limit`, none even, while `next` is not null: follow `next` to search on."""
     project = project_get_for_user(user=request.user, slug=project)
     page = event_page(
         project=project,

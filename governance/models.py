@@ -50,7 +50,7 @@ class Event(models.Model):
                 fields=["project", "object_type", "object_key", "-id"], name="event_object_newest"
             ),
             # a key alone ("invoices": the package, the dataset, …), and the time range's
-            # bounds (governance.selectors._id_bounds)
+            # bounds (governance.selectors._time_ids)
             models.Index(fields=["project", "object_key", "-id"], name="event_key_newest"),
             models.Index(fields=["project", "time"], name="event_project_time"),
             models.Index(fields=["time"], name="event_time"),

@@ -7,7 +7,7 @@ is a ValidationError on that field, saying what is wrong (a 400 page, a 400 in t
 import base64
 import binascii
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.core.exceptions import ValidationError
@@ -21,6 +21,7 @@ from governance.events import CATEGORIES
 from governance.models import Event
 from packages.models import Package, PackageVersion
 from pipelines.models import PipelineRun, Schedule
+from pipelines.selectors import RunPage
 from skills.models import Skill
 
 PAGE_OF_EVENTS = 50
@@ -30,6 +31,9 @@ MOST_EVENTS_PER_PAGE = 500  # the API's `limit`
 # among ids bounded by the events a little outside it, so that the newest-first index is read
 # from the range on rather than from the top; this is how far apart those clocks may be.
 CLOCK_SLACK = timedelta(hours=1)
+# No index serves a text search: a page of it reads the events of this many ids at most (about
+# 40 ms on SQLite), and when it found fewer than a page there, its next cursor searches on.
+SEARCH_SPAN = 100_000
 _OBJECT = re.compile(r"(?P<type>[a-z_]{1,20}):(?P<key>.+)", re.S)
 
 
@@ -107,19 +111,18 @@ def event_filters(
     )
 
 
-def _id_bounds(events, filters: EventFilters) -> Q:
+def _time_ids(project, filters: EventFilters) -> tuple[int | None, int | None]:
     """Ids a little outside the time range (CLOCK_SLACK), each found on the (project, time)
-    index in one step: the range's events lie between them."""
-    bounds = Q()
+    index in one step: the range's events have ids between them (exclusive; None: no bound)."""
+    events = Event.objects.filter(project=project)
+    low = high = None
     if filters.since:
         before = events.filter(time__lt=filters.since - CLOCK_SLACK).order_by("-time", "-id")
-        if (below := before.values_list("id", flat=True).first()) is not None:
-            bounds &= Q(id__gt=below)
+        low = before.values_list("id", flat=True).first()
     if filters.until:
         after = events.filter(time__gt=filters.until + CLOCK_SLACK).order_by("time", "id")
-        if (above := after.values_list("id", flat=True).first()) is not None:
-            bounds &= Q(id__lt=above)
-    return bounds
+        high = after.values_list("id", flat=True).first()
+    return low, high
 
 
 def event_list(
@@ -136,18 +139,21 @@ def event_list(
       of that name, while the package exists;
     - since, until: a day (2026-11-27, in the site's zone, the whole day included) or an ISO
       8601 date and time; both ends included;
-    - text: found, ignoring case, in the message or the object's name. No index serves it: a
-      word that few events hold reads every event of the project (see docs/benchmarks.md)."""
+    - text: found, ignoring case, in the message or the object's name. No index serves it:
+      listed whole (the CSV), a word that few events hold reads every event of the project;
+      event_page reads SEARCH_SPAN ids a page at most (see docs/benchmarks.md)."""
     filters = event_filters(
         category=category, actor=actor, object=object, since=since, until=until, text=text
     )
-    return _filtered(project, filters)
+    return _filtered(project, filters, *_time_ids(project, filters))
 
 
-def _filtered(project, filters: EventFilters):
+def _filtered(project, filters: EventFilters, low: int | None, high: int | None):
     events = Event.objects.filter(project=project)
-    if filters.since or filters.until:
-        events = events.filter(_id_bounds(events, filters))
+    if low is not None:
+        events = events.filter(id__gt=low)
+    if high is not None:
+        events = events.filter(id__lt=high)
     if filters.since:
         events = events.filter(time__gte=filters.since)
     if filters.until:
@@ -197,39 +203,14 @@ def _cursor_read(cursor: str) -> tuple[bool, int]:
     return direction == "b", int(number)
 
 
-@dataclass
-class EventPage:
-    """One page of events, newest first, with the cursors of the pages after (older) and
-    before (newer) it: None at either end."""
-
-    events: list = field(default_factory=list)
-    next_cursor: str | None = None
-    previous_cursor: str | None = None
-    first: int | None = None  # for partials/pagination.html: the place is not counted
-    count = None
-    keyset = True
-
-    def __iter__(self):
-        return iter(self.events)
-
-    def __len__(self):
-        return len(self.events)
+class EventPage(RunPage):
+    """One page of events, newest first, with the cursors of the pages after (older) and before
+    (newer) it, None at either end: the runs list's keyset page, which partials/pagination.html
+    shows, its place uncounted (first=None: "50 events")."""
 
     @property
-    def runs(self):  # partials/pagination.html says "N events" with it
-        return self.events
-
-    @property
-    def object_list(self):
-        return self.events
-
-    @property
-    def has_previous(self):
-        return self.previous_cursor is not None
-
-    @property
-    def has_next(self):
-        return self.next_cursor is not None
+    def events(self):
+        return self.runs
 
 
 def event_page(
@@ -246,42 +227,77 @@ def event_page(
 ) -> EventPage:
     """`per_page` events of event_list's, from `cursor` (an EventPage's next or previous
     cursor; "" for the newest): one query on an index that ends in id, however deep the page.
-    ValidationError on a filter's field or on 'cursor', saying what is wrong."""
-    events = event_list(
-        project=project,
-        category=category,
-        actor=actor,
-        object=object,
-        since=since,
-        until=until,
-        text=text,
+    With `text`, a page searches SEARCH_SPAN ids at most, and may show fewer events than
+    `per_page` (none, even) with a next cursor that searches on. ValidationError on a filter's
+    field or on 'cursor', saying what is wrong."""
+    filters = event_filters(
+        category=category, actor=actor, object=object, since=since, until=until, text=text
     )
+    low, high = _time_ids(project, filters)
+    span = _Span(project, low, high) if filters.text else None
+    events = _filtered(project, filters, low, high)
     before, start = _cursor_read(cursor) if cursor else (False, None)
     if before:
-        newer = list(events.filter(id__gt=start).order_by("id")[: per_page + 1])
-        if len(newer) <= per_page:  # back at the top: the first page, whole
-            return event_page_from(events, start=None, per_page=per_page)
-        newer = newer[:per_page]
-        newer.reverse()
-        return EventPage(
-            newer,
-            next_cursor=event_cursor(before=False, event_id=newer[-1].pk),
-            previous_cursor=event_cursor(before=True, event_id=newer[0].pk),
-        )
-    return event_page_from(events, start=start, per_page=per_page)
+        page = _newer(events, above=start, per_page=per_page, span=span)
+        if page is not None:
+            return page
+        start = None  # back at the top: the first page, whole
+    return _older(events, below=start, per_page=per_page, span=span)
 
 
-def event_page_from(events, *, start: int | None, per_page: int) -> EventPage:
-    """The page of `events` after the event `start` (None: from the newest)."""
-    if start is not None:
-        events = events.filter(id__lt=start)
-    found = list(events[: per_page + 1])
-    page = EventPage(found[:per_page])
+class _Span:
+    """The ids a text search may still find events among (those of the time range, if any):
+    the first and last, each read once from the (project, id) index."""
+
+    def __init__(self, project, low, high):
+        ids = Event.objects.filter(project=project).order_by("id").values_list("id", flat=True)
+        first, last = ids.first() or 0, ids.last() or 0
+        self.lowest = first if low is None else max(first, low + 1)
+        self.highest = last if high is None else min(last, high - 1)
+
+
+def _older(events, *, below: int | None, per_page: int, span: _Span | None) -> EventPage:
+    """The page of the events with ids under `below` (None: from the newest)."""
+    window, floor = events, None
+    if span is not None:
+        top = span.highest + 1 if below is None else below
+        floor = top - SEARCH_SPAN
+        window = window.filter(id__gte=floor)
+    if below is not None:
+        window = window.filter(id__lt=below)
+    found = list(window[: per_page + 1])
+    page = EventPage(found[:per_page], first=None)
     if len(found) > per_page:
         page.next_cursor = event_cursor(before=False, event_id=found[per_page - 1].pk)
-    if start is not None and page.events:
-        page.previous_cursor = event_cursor(before=True, event_id=page.events[0].pk)
+    elif floor is not None and floor > span.lowest:  # not searched yet: the next page's
+        page.next_cursor = event_cursor(before=False, event_id=floor)
+    if below is not None:  # the events from `below` up
+        page.previous_cursor = event_cursor(before=True, event_id=below - 1)
     return page
+
+
+def _newer(events, *, above: int, per_page: int, span: _Span | None) -> EventPage | None:
+    """The page of the events with ids over `above`, the nearest ones; None when they are
+    fewer than a page and nothing above is left unsearched (the first page is then shown)."""
+    window, ceiling = events.filter(id__gt=above), None
+    if span is not None:
+        ceiling = above + SEARCH_SPAN
+        window = window.filter(id__lte=ceiling)
+    newer = list(window.order_by("id")[: per_page + 1])
+    if len(newer) > per_page:
+        newer = newer[:per_page]
+        previous = newer[-1].pk
+    elif ceiling is not None and ceiling < span.highest:
+        previous = ceiling
+    else:
+        return None
+    newer.reverse()
+    return EventPage(
+        newer,
+        first=None,
+        next_cursor=event_cursor(before=False, event_id=above + 1),
+        previous_cursor=event_cursor(before=True, event_id=previous),
+    )
 
 
 def _version_keys(keys):

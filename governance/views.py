@@ -9,7 +9,14 @@ from aicenter.pages import bad_request, form_errors
 from aicenter.services import project_get_for_user
 from governance.events import CATEGORIES
 from governance.exports import event_csv
-from governance.selectors import EventPage, event_links, event_list, event_page
+from governance.selectors import (
+    PAGE_OF_EVENTS,
+    SEARCH_SPAN,
+    EventPage,
+    event_links,
+    event_list,
+    event_page,
+)
 
 # The page's GET parameters; `q` is the free-text search (the API's name too).
 FILTERS = ("category", "actor", "object", "since", "until", "q")
@@ -33,7 +40,7 @@ def project_logs(request, project):
         cursor = request.GET.get("cursor", "")
         page = event_page(project=project, **_selected(filters), cursor=cursor)
     except ValidationError as error:  # the form again, each field with what is wrong
-        page, status, errors = EventPage(), 400, form_errors(error)
+        page, status, errors = EventPage([], first=None), 400, form_errors(error)
     event_links(project, page.events)
     query = urlencode({key: value for key, value in filters.items() if value})
     context = {
@@ -43,6 +50,8 @@ def project_logs(request, project):
         "errors": errors,
         "query": query,
         "categories": CATEGORIES,
+        "per_page": PAGE_OF_EVENTS,
+        "search_span": SEARCH_SPAN,
         "actors": project.memberships.values_list("user__username", flat=True),
     }
     return render(request, "governance/logs.html", context, status=status)

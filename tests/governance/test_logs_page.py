@@ -26,6 +26,13 @@ def event(project, actor=None, **fields):
     return record(project=project, actor=actor, **{**values, **fields})
 
 
+def dataset_event(project, actor, **fields):
+    """An event of the dataset `invoices` (created, unless `fields` say otherwise)."""
+    values = {"category": "dataset", "action": "created", "object_type": "dataset"}
+    values |= {"object_key": "invoices", "object_name": "invoices"}
+    return event(project, actor, **{**values, **fields})
+
+
 def rows(response) -> int:
     return response.content.decode().count('<span class="badge cat-')
 
@@ -47,16 +54,7 @@ def test_it_filters_by_each_field(pages_as, project, alice, bob):
     # the first event, dated back: time and id grow together, as record() makes them
     old = event(project, None, object_key=7, object_name="Pipeline 7", message="An old start")
     Event.objects.filter(pk=old.pk).update(time=datetime(2025, 3, 1, 12, tzinfo=UTC))
-    event(
-        project,
-        alice,
-        category="dataset",
-        action="created",
-        object_type="dataset",
-        object_key="invoices",
-        object_name="invoices",
-        message="Dataset made",
-    )
+    dataset_event(project, alice, message="Dataset made")
     event(project, bob, object_key=42, object_name="Pipeline 42", message="Started by bob")
     client = pages_as(alice)
 
@@ -128,16 +126,7 @@ def test_next_and_previous_walk_the_pages(pages_as, project, alice):
 def test_objects_are_links_only_while_they_exist(pages_as, project, alice):
     dataset = dataset_create(project=project, user=alice, name="invoices")
     url = reverse("dataset-browse", args=[project.slug, "invoices"])
-    event(
-        project,
-        alice,
-        category="dataset",
-        action="created",
-        object_type="dataset",
-        object_key="invoices",
-        object_name="invoices",
-        url=url,
-    )
+    dataset_event(project, alice, url=url)
     event(
         project,
         None,
@@ -189,3 +178,29 @@ def test_another_projects_events_never_show(pages_as, project, alice, django_use
 def test_it_needs_a_login(client, project):
     response = client.get(LOGS)
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_a_text_search_reads_a_span_of_events_a_page_and_next_searches_on(
+    pages_as, project, alice, monkeypatch
+):
+    monkeypatch.setattr("governance.selectors.SEARCH_SPAN", 10)
+    monkeypatch.setattr("governance.views.SEARCH_SPAN", 10)  # what the page says
+    made = [event(project, alice, message=f"plain {n}") for n in range(30)]
+    for n in (3, 25):
+        Event.objects.filter(pk=made[n].pk).delete()
+    needle = {n: event(project, alice, message=f"needle {n}") for n in (3, 25)}
+    # the needles, newest ids: move them where the plain ones were
+    for n, found in needle.items():
+        Event.objects.filter(pk=found.pk).update(id=made[n].pk)
+    client = pages_as(alice)
+    first = client.get(LOGS, {"q": "needle"})
+    assert "needle 25" in first.content.decode() and "needle 3" not in first.content.decode()
+    assert "“Next” searches older ones" in first.content.decode()
+    second = client.get(LOGS, {"q": "needle", "cursor": first.context["page"].next_cursor})
+    assert "No match among the 10 events searched here" in second.content.decode()
+    third = client.get(LOGS, {"q": "needle", "cursor": second.context["page"].next_cursor})
+    assert "needle 3" in third.content.decode() and "Next" not in third.content.decode()
+    back = client.get(LOGS, {"q": "needle", "cursor": third.context["page"].previous_cursor})
+    assert back.context["page"].events == []
+    top = client.get(LOGS, {"q": "needle", "cursor": back.context["page"].previous_cursor})
+    assert [e.message for e in top.context["page"]] == ["needle 25"]

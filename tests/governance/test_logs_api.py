@@ -1,0 +1,142 @@
+"""GET /api/v1/projects/{project}/logs with a real API token: each filter, the cursor, every
+kind of bad input, and who may read."""
+
+from datetime import UTC, datetime
+
+from django.urls import reverse
+
+from datasets.services import dataset_create
+from governance.models import Event
+from tests.governance.test_logs_page import dataset_event, event
+
+API = "/api/v1/projects/alpha/logs"
+
+
+def messages(response) -> list[str]:
+    assert response.status_code == 200, response.content
+    return [item["message"] for item in response.json()["items"]]
+
+
+def test_it_answers_the_specs_fields_newest_first(api_as, project, alice):
+    dataset_create(project=project, user=alice, name="invoices")
+    url = reverse("dataset-browse", args=[project.slug, "invoices"])
+    event(project, None, message="first")
+    dataset_event(
+        project,
+        alice,
+        action="files_uploaded",
+        url=url,
+        message="3 files uploaded",
+        data={"count": 3, "bytes": 120},
+    )
+    body = api_as(alice).get(API).json()
+    assert body["next"] is None
+    newest, oldest = body["items"]
+    assert {"time", "category", "action", "actor", "object", "message", "url"} <= set(newest)
+    assert newest["category"] == "dataset" and newest["action"] == "files_uploaded"
+    assert newest["actor"] == "alice" and newest["object"] == "invoices"
+    assert newest["url"] == url and newest["data"] == {"count": 3, "bytes": 120}
+    assert newest["object_type"] == "dataset" and newest["object_key"] == "invoices"
+    assert datetime.fromisoformat(newest["time"]).tzinfo is not None
+    assert oldest["actor"] == "system" and oldest["message"] == "first"
+    assert oldest["url"] == ""  # no page was given
+
+
+def test_each_filter(api_as, project, alice, bob):
+    old = event(project, None, object_key=7, object_name="Pipeline 7", message="old")
+    Event.objects.filter(pk=old.pk).update(time=datetime(2025, 3, 1, 12, tzinfo=UTC))
+    dataset_event(project, alice, message="dataset made")
+    event(project, bob, object_key=42, object_name="Pipeline 42", message="bob's run")
+    client = api_as(alice)
+    assert messages(client.get(API, {"category": "dataset"})) == ["dataset made"]
+    assert messages(client.get(API, {"actor": "bob"})) == ["bob's run"]
+    assert messages(client.get(API, {"actor": "system"})) == ["old"]
+    assert messages(client.get(API, {"object": "pipeline:42"})) == ["bob's run"]
+    assert messages(client.get(API, {"object": "invoices"})) == ["dataset made"]
+    assert messages(
+        client.get(API, {"since": "2025-03-01T11:00:00Z", "until": "2025-03-01T13:00:00+00:00"})
+    ) == ["old"]
+    assert messages(client.get(API, {"until": "2025-03-01T11:59:59Z"})) == []
+    assert messages(client.get(API, {"since": "2026-01-01"})) == ["bob's run", "dataset made"]
+    assert messages(client.get(API, {"q": "BOB'S"})) == ["bob's run"]
+
+
+def test_the_cursor_walks_every_event_once(api_as, project, alice):
+    for number in range(7):
+        event(project, alice, message=f"n{number}")
+    client = api_as(alice)
+    seen, cursor = [], ""
+    while True:
+        body = client.get(API, {"limit": 3, "cursor": cursor, "actor": "alice"}).json()
+        seen += [item["message"] for item in body["items"]]
+        if body["next"] is None:
+            break
+        cursor = body["next"]
+        event(project, alice, message="arrived meanwhile")  # on top: never in the older pages
+    assert seen == [f"n{number}" for number in range(6, -1, -1)]
+
+
+def test_limit_is_kept_between_1_and_500(api_as, project, alice):
+    for number in range(3):
+        event(project, alice, message=f"n{number}")
+    client = api_as(alice)
+    assert len(messages(client.get(API, {"limit": 0}))) == 1
+    assert len(messages(client.get(API, {"limit": 10**6}))) == 3
+
+
+def test_each_bad_input_is_a_400_naming_its_field(api_as, project, alice):
+    client = api_as(alice)
+    bad = {
+        "category": {"category": "gossip"},
+        "since": {"since": "yesterday"},
+        "until": {"until": "2026-13-45"},
+        "cursor": {"cursor": "bm90LWEtY3Vyc29y"},
+    }
+    for field, query in bad.items():
+        response = client.get(API, query)
+        assert response.status_code == 400, (field, response.content)
+        assert list(response.json()["errors"]) == [field]
+        assert response.json()["errors"][field][0]
+    response = client.get(API, {"since": "2026-05-02", "until": "2026-05-01"})
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "until": ["The end of the time range is before its start."]
+    }
+    response = client.get(API, {"category": "gossip", "since": "soon"})
+    assert set(response.json()["errors"]) == {"category", "since"}  # every problem at once
+    assert client.get(API, {"limit": "many"}).status_code == 422
+
+
+def test_it_needs_a_token(client, project):
+    response = client.get(API)
+    assert response.status_code == 401
+    assert "Bearer" in response.json()["detail"]
+
+
+def test_a_viewer_reads_and_an_outsider_gets_404(api_as, project, vera, charlie):
+    event(project, None, message="inside")
+    assert messages(api_as(vera).get(API)) == ["inside"]
+    response = api_as(charlie).get(API)
+    assert response.status_code == 404 and b"inside" not in response.content
+    assert api_as(charlie).get("/api/v1/projects/nowhere/logs").status_code == 404
+
+
+def test_the_openapi_schema_documents_it(client, project):
+    schema = client.get("/api/v1/openapi.json").json()
+    operation = schema["paths"]["/api/v1/projects/{project}/logs"]["get"]
+    assert operation["tags"] == ["ML Logs"]
+    assert {"200", "400", "401", "404", "422"} <= set(operation["responses"])
+
+
+def test_a_text_search_is_followed_through_next_to_the_end(api_as, project, alice, monkeypatch):
+    monkeypatch.setattr("governance.selectors.SEARCH_SPAN", 4)
+    for number in range(20):
+        event(project, alice, message=f"{'needle' if number % 7 == 0 else 'hay'} {number}")
+    client = api_as(alice)
+    found, cursor, answers = [], "", 0
+    while cursor is not None:
+        body = client.get(API, {"q": "needle", "cursor": cursor, "limit": 2}).json()
+        found += [item["message"] for item in body["items"]]
+        cursor, answers = body["next"], answers + 1
+    assert found == ["needle 14", "needle 7", "needle 0"]
+    assert answers >= 5  # 20 events, 4 searched an answer
