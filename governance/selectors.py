@@ -84,6 +84,13 @@ def event_filters(
     """The filters as given (text; None or "" for none), checked: every problem at once, as a
     ValidationError per field."""
     errors = {}
+    given = {"category": category, "actor": actor, "object": object, "q": text}
+    given |= {"since": since, "until": until}
+    for name, value in given.items():
+        if value and "\x00" in value:  # PostgreSQL refuses it even in a lookup
+            errors[name] = "This text contains a NUL character."
+    if errors:
+        raise ValidationError(errors)
     category = (category or "").strip()
     if category and category not in CATEGORIES:
         errors["category"] = f"'{category[:40]}' is not a category: one of {', '.join(CATEGORIES)}."
@@ -116,10 +123,11 @@ def _time_ids(project, filters: EventFilters) -> tuple[int | None, int | None]:
     index in one step: the range's events have ids between them (exclusive; None: no bound)."""
     events = Event.objects.filter(project=project)
     low = high = None
-    if filters.since:
+    # (at year 1 or 9999 the slack would leave the calendar: there is nothing beyond, then)
+    if filters.since and filters.since.year > 1:
         before = events.filter(time__lt=filters.since - CLOCK_SLACK).order_by("-time", "-id")
         low = before.values_list("id", flat=True).first()
-    if filters.until:
+    if filters.until and filters.until.year < 9999:
         after = events.filter(time__gt=filters.until + CLOCK_SLACK).order_by("time", "id")
         high = after.values_list("id", flat=True).first()
     return low, high
@@ -192,7 +200,7 @@ def event_cursor(*, before: bool, event_id: int) -> str:
 
 def _cursor_read(cursor: str) -> tuple[bool, int]:
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        text = base64.urlsafe_b64decode(cursor[:40] + "=" * (-len(cursor) % 4)).decode("ascii")
     except (ValueError, binascii.Error):
         text = ""
     direction, number = text[:1], text[1:]

@@ -140,3 +140,16 @@ def test_a_text_search_is_followed_through_next_to_the_end(api_as, project, alic
         cursor, answers = body["next"], answers + 1
     assert found == ["needle 14", "needle 7", "needle 0"]
     assert answers >= 5  # 20 events, 4 searched an answer
+
+
+def test_inputs_at_the_edges_are_answered_not_crashed_on(api_as, project, alice):
+    event(project, alice, message="now")
+    client = api_as(alice)
+    assert messages(client.get(API, {"since": "0001-01-01", "until": "9999-12-31"})) == ["now"]
+    assert messages(client.get(API, {"since": "0001-01-01T00:00:00Z"})) == ["now"]
+    for field in ("actor", "object", "q", "category", "since"):
+        response = client.get(API, {field: "a\x00b"})
+        assert response.status_code == 400, field
+        assert response.json()["errors"] == {field: ["This text contains a NUL character."]}
+    assert client.get(API, {"cursor": "é" * 5000}).status_code == 400
+    assert client.get(API, {"object": "pipeline:" + "9" * 300}).json()["items"] == []
