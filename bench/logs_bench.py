@@ -291,7 +291,8 @@ def main():
     try:
         args = parser.parse_args()
         project, users = setup()
-        print(f"Database: {connection.vendor}; {os.cpu_count()} cores")
+        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+        print(f"Database: {connection.vendor}; {os.cpu_count()} cores; load average {load}")
         began = time.perf_counter()
         make_events(project, users, args.events)
         settle()
@@ -301,7 +302,8 @@ def main():
         client.force_login(users[0])
         table = Table(args.requests)
         bench(table, client, project, token)
-        print(f"\n{connection.vendor}, {args.events:,} events:\n")
+        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+        print(f"\n{connection.vendor}, {args.events:,} events; load average at the end: {load}\n")
         print(table.markdown())
     finally:
         if settings.EMBEDDED_REDIS:
