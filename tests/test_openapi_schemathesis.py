@@ -36,6 +36,7 @@ CHECKED_AGAINST_CONTENTS = [
     "PUT /api/v1/projects/{project}/datasets/{dataset}/files/{path}",
     "POST /api/v1/projects/{project}/pipelines",
     "GET /api/v1/projects/{project}/pipelines",  # a random `cursor` is refused with a 400
+    "GET /api/v1/projects/{project}/logs",  # likewise, and a `since` that is not a date
     "PUT /api/v1/projects/{project}/schedules/{schedule_id}",
     "POST /api/v1/projects/{project}/skills",
     "PATCH /api/v1/projects/{project}/skills/{name}",
