@@ -3,9 +3,8 @@
 import csv
 import io
 
-from django.db.models import TextField
+from django.db.models import Func, TextField
 from django.db.models.functions import Cast
-from django.utils import timezone
 
 COLUMNS = [
     "time",
@@ -29,12 +28,33 @@ BATCH = 2000
 FORMULA_STARTS = frozenset("=+-@\t\r\n")
 
 
+class UtcIsoTime(Func):
+    """A time as ISO 8601 text in UTC ("2026-11-27T20:41:00.123456+00:00"), written by the
+    database: the driver parsing each time into a datetime that Python then formatted again
+    was the largest cost of a row (about 40 % on PostgreSQL). SQLite and PostgreSQL only, the
+    databases the app runs on."""
+
+    arity = 1
+    output_field = TextField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Django stores aware times there as UTC text: "2026-11-27 20:41:00.123456"
+        template = "replace(%(expressions)s, ' ', 'T') || '+00:00'"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = (
+            "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
 def event_batches(events, size: int = BATCH):
     """Rows (id, time, *TEXTS, data) of `events` (newest first), `size` at a time, each batch
     after the last id of the one before: memory stays flat, and every batch is one query on
     the list's index however far down it is."""
-    rows = events.annotate(data_text=Cast("data", TextField()))
-    rows = rows.values_list("id", "time", *TEXTS, "data_text")
+    rows = events.annotate(time_text=UtcIsoTime("time"), data_text=Cast("data", TextField()))
+    rows = rows.values_list("id", "time_text", *TEXTS, "data_text")
     last = None
     while True:
         batch = list((rows if last is None else rows.filter(id__lt=last))[:size])
@@ -47,8 +67,7 @@ def event_batches(events, size: int = BATCH):
 
 def event_csv(events):
     """The CSV's text, header first (with a byte-order mark, so spreadsheets read accents
-    right), then a batch of rows at a time."""
-    zone = timezone.get_current_timezone()
+    right), then a batch of rows at a time; times in UTC."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
@@ -58,7 +77,7 @@ def event_csv(events):
         out.truncate()
         writer.writerows(
             [
-                timezone.localtime(moment, zone).isoformat(),
+                moment,
                 *["'" + text if text[:1] in FORMULA_STARTS else text for text in texts],
                 "" if data == "{}" else data,
             ]

@@ -3,6 +3,7 @@ could break a row or run as a formula made harmless."""
 
 import csv
 import io
+from datetime import UTC, datetime
 
 from governance.exports import BATCH, COLUMNS
 from governance.models import Event
@@ -22,7 +23,7 @@ def table(response) -> list[dict]:
 
 
 def test_it_is_a_csv_file_of_the_filtered_events(pages_as, project, alice, bob):
-    dataset_event(project, alice, message="by alice", data={"count": 2})
+    made = dataset_event(project, alice, message="by alice", data={"count": 2})
     event(project, bob, message="by bob")
     response = pages_as(alice).get(EXPORT, {"actor": "alice"})
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -31,7 +32,15 @@ def test_it_is_a_csv_file_of_the_filtered_events(pages_as, project, alice, bob):
     assert row["actor"] == "alice" and row["category"] == "dataset"
     assert row["object"] == "invoices" and row["object_key"] == "invoices"
     assert row["message"] == "by alice" and row["data"].replace(" ", "") == '{"count":2}'
-    assert row["time"].endswith("+00:00")  # the zone is in every time
+    assert row["time"].endswith("+00:00")  # ISO 8601, in UTC
+    assert datetime.fromisoformat(row["time"]) == made.time
+
+
+def test_a_time_without_microseconds_is_read_back_the_same(pages_as, project, alice):
+    made = event(project, alice)
+    Event.objects.filter(pk=made.pk).update(time=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    (row,) = table(pages_as(alice).get(EXPORT))
+    assert datetime.fromisoformat(row["time"]) == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def test_every_event_not_just_a_page(pages_as, project, alice):
