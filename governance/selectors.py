@@ -8,7 +8,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
@@ -75,7 +75,10 @@ def _moment(raw: str, name: str, *, end_of_day: bool) -> datetime | None:
         )
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
-    return moment
+    try:
+        return moment.astimezone(UTC)  # as the database compares it
+    except OverflowError:  # 0001-01-01T00:30+01:00 is in year 0 there
+        raise ValidationError({name: "This moment is out of the calendar's range."}) from None
 
 
 def event_filters(

@@ -147,6 +147,10 @@ def test_inputs_at_the_edges_are_answered_not_crashed_on(api_as, project, alice)
     client = api_as(alice)
     assert messages(client.get(API, {"since": "0001-01-01", "until": "9999-12-31"})) == ["now"]
     assert messages(client.get(API, {"since": "0001-01-01T00:00:00Z"})) == ["now"]
+    response = client.get(API, {"since": "0001-01-01T00:30:00+01:00"})
+    assert response.json()["errors"] == {"since": ["This moment is out of the calendar's range."]}
+    response = client.get(API, {"until": "9999-12-31T23:30:00-01:00"})  # year 10000 in UTC
+    assert response.json()["errors"] == {"until": ["This moment is out of the calendar's range."]}
     for field in ("actor", "object", "q", "category", "since"):
         response = client.get(API, {field: "a\x00b"})
         assert response.status_code == 400, field
