@@ -7,6 +7,9 @@ from django.urls import reverse
 
 from datasets.services import dataset_create
 from governance.models import Event
+from packages.models import PackageVersion
+from packages.services import package_create, package_version_delete
+from tests.conftest import upload
 from tests.governance.test_logs_page import dataset_event, event
 
 API = "/api/v1/projects/alpha/logs"
@@ -157,3 +160,46 @@ def test_inputs_at_the_edges_are_answered_not_crashed_on(api_as, project, alice)
         assert response.json()["errors"] == {field: ["This text contains a NUL character."]}
     assert client.get(API, {"cursor": "é" * 5000}).status_code == 400
     assert client.get(API, {"object": "pipeline:" + "9" * 300}).json()["items"] == []
+
+
+def test_a_name_alone_finds_the_package_and_its_versions(api_as, project, alice):
+    package_create(project=project, user=alice, name="classifier", file=upload())
+    version_url = reverse("version-detail", args=[project.slug, "classifier", "1.0"])
+    event(
+        project,
+        alice,
+        category="package",
+        action="uploaded",
+        object_type="package",
+        object_key="classifier",
+        object_name="classifier",
+        message="package",
+    )
+    event(
+        project,
+        alice,
+        category="package",
+        action="validated",
+        object_type="version",
+        object_key="classifier 1.0",
+        object_name="classifier 1.0",
+        message="version",
+        url=version_url,
+    )
+    event(
+        project,
+        alice,
+        message="another package's",
+        object_type="version",
+        object_key="classifier2 1.0",
+        object_name="classifier2 1.0",
+    )
+    client = api_as(alice)
+    assert messages(client.get(API, {"object": "classifier"})) == ["version", "package"]
+    body = client.get(API, {"object": "version:classifier 1.0"}).json()
+    assert [item["message"] for item in body["items"]] == ["version"]
+    assert body["items"][0]["url"] == version_url  # the version exists: its page
+    package_version_delete(user=alice, version=PackageVersion.objects.get())
+    body = client.get(API, {"object": "version:classifier 1.0"}).json()
+    assert body["items"][0]["url"] == ""  # a tombstone has no page
+    assert messages(client.get(API, {"object": "classifier"})) == ["version", "package"]
