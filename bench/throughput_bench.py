@@ -14,7 +14,9 @@ For each configuration, in a process of its own with its own data directory:
 it starts the web server (waitress, as `python3 run.py` does) and real `manage.py rqworker
 pipelines` processes, and prints:
 
-1. the floor: a bare `python -c "from train import Main; …"` of the same no-op package;
+1. the floor: a bare `python -c "from train import Main; …"` of the same no-op package, with
+   this project's Python (as the issue measured it), and with the Python the run starts (its
+   package environment's: nothing installed, so it starts faster);
 2. one trivial training run on a warm worker (idle 0.2 s since its last run), submitted
    through the HTTP API: median submit → Successful, its ratio to the floor, the median of each
    phase, and the same with every run's sandbox started cold (AICENTER_SANDBOX_AHEAD=false);
@@ -66,8 +68,9 @@ def ms(seconds):
 # --- the floor ----------------------------------------------------------------------------------
 
 
-def floor(repeat=30):
-    """Median wall time and mean CPU of a bare Python start of the same no-op package."""
+def floor(repeat=30, python=sys.executable):
+    """Median wall time and mean CPU of a bare Python start of the same no-op package: with
+    this project's Python (the issue's floor), or `python` (the run's own environment's)."""
     walls = []
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "train.py").write_text(TRAIN)
@@ -75,7 +78,7 @@ def floor(repeat=30):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         for _ in range(repeat):
             began = time.perf_counter()
-            subprocess.run([sys.executable, "-c", FLOOR_CODE], cwd=folder, check=True)
+            subprocess.run([python, "-c", FLOOR_CODE], cwd=folder, check=True)
             walls.append(time.perf_counter() - began)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / repeat
@@ -314,6 +317,15 @@ def bench_config(config, runs):
         single_cold, _ = one_run(instance)
         os.environ["AICENTER_SANDBOX_AHEAD"] = "true"
         single, phases = one_run(instance)
+        # the same floor with the Python the run itself starts: its package environment's,
+        # which has nothing installed, so it starts faster than this project's
+        from django.conf import settings
+
+        from pipelines.runner.environments import environment_for
+
+        language = settings.PYTHON_VERSIONS[0]  # the no-op package's
+        env_python = environment_for(python_version=language, requirements="").python
+        floor_env, _ = floor(python=env_python)
         memory_before, keys_before = redis_after(instance)
         rates = {workers: throughput(instance, workers, runs) for workers in (1, 2)}
         memory, keys = redis_after(instance)
@@ -322,6 +334,7 @@ def bench_config(config, runs):
     return {
         "config": config,
         "floor": floor_wall,
+        "floor_env": floor_env,
         "floor_cpu": floor_cpu,
         "single": single,
         "single_cold": single_cold,
@@ -383,6 +396,10 @@ def report(result, mlflow):
     print(
         f"    each run's sandbox started cold {ms(result['single_cold'])}  "
         f"{result['single_cold'] / floor_wall:.2f}× (AICENTER_SANDBOX_AHEAD=false)"
+    )
+    print(
+        f"    the floor with the run's own environment's Python {ms(result['floor_env'])}: "
+        f"the run is {result['single'] / result['floor_env']:.2f}× that"
     )
     print(
         "    phases (median): "
