@@ -156,9 +156,11 @@ def _check_no_conflict(manifest: Manifest, paths: list[str]) -> None:
                 raise ValidationError({"path": f"'{parent}' is a file, so it can't hold '{path}'."})
 
 
-def manifest_put_files(manifest: Manifest, items) -> int:
+def manifest_put_files(manifest: Manifest, items, *, then=None) -> int:
     """Add or replace files: `items` are (clean path, file object). Everything is checked
-    before anything is stored; the entries are written in bulk. Returns how many."""
+    before anything is stored; the entries are written in bulk. Returns how many. `then`, if
+    given, is called with the new entries inside the transaction that writes them (so what
+    it writes, an ML Logs event, stands or falls with them)."""
     items = dict(items)  # the same path twice: the last one wins
     paths = list(items)
     _check_no_conflict(manifest, paths)
@@ -177,14 +179,16 @@ def manifest_put_files(manifest: Manifest, items) -> int:
         for start in range(0, len(markers), 500):
             manifest.entries.filter(path__in=markers[start : start + 500], blob=None).delete()
         ManifestEntry.objects.bulk_create(entries, batch_size=2000)
+        if then is not None:
+            then(entries)
         if replaced:
             transaction.on_commit(lambda: blob_collect_garbage(replaced))
     return len(entries)
 
 
-def manifest_put_file(manifest: Manifest, path: str, fileobj) -> ManifestEntry:
+def manifest_put_file(manifest: Manifest, path: str, fileobj, *, then=None) -> ManifestEntry:
     """Add or replace the file at `path` (already cleaned) with the content of `fileobj`."""
-    manifest_put_files(manifest, [(path, fileobj)])
+    manifest_put_files(manifest, [(path, fileobj)], then=then)
     return manifest.entries.get(path=path)
 
 

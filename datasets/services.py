@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 
 from aicenter.manifests import (
     clean_folder,
@@ -20,10 +22,45 @@ from aicenter.manifests import (
 from aicenter.services import RUN, name_taken, require
 from aicenter.zips import open_safe_zip
 from datasets.models import Dataset
+from governance.events import record
 
 NAME_RE = re.compile(r"^[\w][\w.\- ]*$")
 # The same rule for the name as given (before spaces around it are dropped), for the API schema.
 NAME_PATTERN = r"^\s*\w[\w.\- ]*\s*$"
+
+
+def _record(dataset, action, *, actor, message="", data=None, url=True):
+    project = dataset.project
+    return record(
+        project=project,
+        category="dataset",
+        action=action,
+        actor=actor,
+        object_type="dataset",
+        object_key=dataset.name,
+        object_name=dataset.name,
+        url=reverse("dataset-browse", args=[project.slug, dataset.name]) if url else "",
+        message=message,
+        data=data,
+    )
+
+
+def _uploaded(dataset, user, *, folder=""):
+    """What records an upload, called in the transaction that stores its entries."""
+
+    def then(entries):
+        size = sum(entry.size for entry in entries)
+        files = f"{len(entries)} file{'s' if len(entries) != 1 else ''}"
+        where = f" in {folder}" if folder else ""
+        _record(
+            dataset,
+            "files_uploaded",
+            actor=user,
+            message=f"{files}, {filesizeformat(size)}{where}".replace("\xa0", " "),
+            data={"count": len(entries), "bytes": size},
+        )
+
+    return then
 
 
 def dataset_create(*, project, user, name: str, description: str = "") -> Dataset:
@@ -46,13 +83,15 @@ def dataset_create(*, project, user, name: str, description: str = "") -> Datase
         raise ValidationError({"name": name_taken(f"A dataset named '{name}' already exists.")})
     try:
         with transaction.atomic():
-            return Dataset.objects.create(
+            dataset = Dataset.objects.create(
                 project=project,
                 name=name,
                 description=description,
                 manifest=manifest_create(),
                 created_by=user,
             )
+            _record(dataset, "created", actor=user, message=description[:200])
+            return dataset
     except IntegrityError:
         raise ValidationError(
             {"name": name_taken(f"A dataset named '{name}' already exists.")}
@@ -73,7 +112,7 @@ def dataset_files_upload(*, user, dataset, files, folder: str = "") -> int:
     if not files:
         raise ValidationError({"files": "Choose at least one file."})
     items = [(clean_path(_join(folder, path), field="files"), fileobj) for path, fileobj in files]
-    return manifest_put_files(dataset.manifest, items)
+    return manifest_put_files(dataset.manifest, items, then=_uploaded(dataset, user, folder=folder))
 
 
 def dataset_zip_upload(*, user, dataset, file, folder: str = "") -> int:
@@ -89,7 +128,7 @@ def dataset_zip_upload(*, user, dataset, file, folder: str = "") -> int:
         (clean_path(_join(folder, name), field="zip"), archive.open(info))
         for name, info in members.items()
     ]
-    return manifest_put_files(dataset.manifest, items)
+    return manifest_put_files(dataset.manifest, items, then=_uploaded(dataset, user, folder=folder))
 
 
 def dataset_file_put(*, user, dataset, path: str, fileobj) -> None:
@@ -99,7 +138,7 @@ def dataset_file_put(*, user, dataset, path: str, fileobj) -> None:
     no transaction is open meanwhile. With SQLite a transaction holds the one write lock of
     the whole database, so a client sending slowly would hold up everyone's writes."""
     require(user=user, project=dataset.project, need=RUN)
-    manifest_put_file(dataset.manifest, clean_path(path), fileobj)
+    manifest_put_file(dataset.manifest, clean_path(path), fileobj, then=_uploaded(dataset, user))
 
 
 def dataset_folder_create(*, user, dataset, folder: str, name: str) -> str:
@@ -113,7 +152,16 @@ def dataset_folder_create(*, user, dataset, folder: str, name: str) -> str:
             {"name": "A folder name can't contain '/' or '\\': create one folder at a time."}
         )
     path = clean_path(_join(clean_folder(folder), name), field="name")
-    manifest_put_folder(dataset.manifest, path)
+    with transaction.atomic():
+        manifest_put_folder(dataset.manifest, path)
+        # an empty folder is a change of the dataset's tree, as files are: logged as such
+        _record(
+            dataset,
+            "files_uploaded",
+            actor=user,
+            message=f"Folder {path} created",
+            data={"count": 0, "bytes": 0, "folder": path},
+        )
     return path
 
 
@@ -126,6 +174,9 @@ def dataset_path_delete(*, user, dataset, path: str) -> None:
             # an empty folder is stored as a marker 'path/'
             if not manifest_delete_path(dataset.manifest, path + "/"):
                 raise ValidationError({"path": f"There is no file or folder '{path}'."})
+        _record(
+            dataset, "files_deleted", actor=user, message=f"{path} deleted", data={"path": path}
+        )
 
 
 def dataset_delete(*, user, dataset) -> None:
@@ -134,6 +185,7 @@ def dataset_delete(*, user, dataset) -> None:
     try:
         with transaction.atomic():
             manifest = dataset.manifest
+            _record(dataset, "deleted", actor=user, message=dataset.description[:200], url=False)
             dataset.delete()
             manifest_delete(manifest)
     except ProtectedError as error:

@@ -4,10 +4,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, ProtectedError, Q, Sum
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.utils import timezone
 
 from aicenter.manifests import clean_path, manifest_delete, manifest_from_files
 from aicenter.services import RUN, name_taken, require
+from governance.events import record
 from packages.models import Package, PackageVersion
 from packages.selectors import version_next_major
 from packages.validation import read_package_zip
@@ -39,6 +42,48 @@ def _clean_package_fields(*, project, name, input_type, language) -> dict:
             f"{', '.join(settings.PYTHON_VERSIONS)}."
         )
     return errors
+
+
+def _record(project, action, *, actor, package_name, version=None, message="", data=None, url=""):
+    """A package's ML Logs event; about a version when `version` (its number) is given."""
+    return record(
+        project=project,
+        category="package",
+        action=action,
+        actor=actor,
+        object_type="version" if version else "package",
+        object_key=f"{package_name} {version}" if version else package_name,
+        object_name=f"{package_name} {version}" if version else package_name,
+        url=url,
+        message=message,
+        data=data,
+    )
+
+
+def _size(version) -> str:
+    files = f"{version.file_count} file{'s' if version.file_count != 1 else ''}"
+    return f"{files}, {filesizeformat(version.size)}".replace("\xa0", " ")
+
+
+def _version_url(version) -> str:
+    package = version.package
+    return reverse("version-detail", args=[package.project.slug, package.name, version.number])
+
+
+def _record_refused(*, project, user, name: str, error: ValidationError, url: str = "") -> None:
+    """An upload refused by validation is logged with its errors, although nothing of it is
+    stored: outside the upload's transaction (it never opened, or it rolled back)."""
+    errors = error.message_dict if hasattr(error, "error_dict") else {"file": error.messages}
+    problems = "; ".join(message for messages in errors.values() for message in messages)
+    _record(
+        project,
+        "refused",
+        actor=user,
+        package_name=name,
+        message=f"Refused: {problems}"[:500],
+        data={"errors": errors},
+        url=url,
+    )
 
 
 def _version_from_archive(*, package, major, archive, user) -> PackageVersion:
@@ -75,7 +120,39 @@ def package_create(
     `user` needs the Data scientist role (or Project admin) in `project`."""
     require(user=user, project=project, need=RUN)
     name = (name or "").strip()
-    language = language or settings.PYTHON_VERSIONS[0]
+    try:
+        return _package_create(
+            project=project,
+            user=user,
+            name=name,
+            file=file,
+            description=description,
+            input_type=input_type,
+            input_description=input_description,
+            output_description=output_description,
+            language=language or settings.PYTHON_VERSIONS[0],
+            gpu_required=gpu_required,
+            training_enabled=training_enabled,
+        )
+    except ValidationError as error:
+        _record_refused(project=project, user=user, name=name, error=error)
+        raise
+
+
+def _package_create(
+    *,
+    project,
+    user,
+    name,
+    file,
+    description,
+    input_type,
+    input_description,
+    output_description,
+    language,
+    gpu_required,
+    training_enabled,
+) -> Package:
     errors = _clean_package_fields(
         project=project, name=name, input_type=input_type, language=language
     )
@@ -99,8 +176,17 @@ def package_create(
                 training_enabled=training_enabled,
                 created_by=user,
             )
-            package.first_version = _version_from_archive(
+            package.first_version = version = _version_from_archive(
                 package=package, major=1, archive=archive, user=user
+            )
+            _record(
+                project,
+                "uploaded",
+                actor=user,
+                package_name=name,
+                message=f"Version 1.0: {_size(version)}",
+                data={"version": version.number},
+                url=reverse("package-detail", args=[project.slug, name]),
             )
     except IntegrityError:
         raise ValidationError(
@@ -113,16 +199,32 @@ def package_version_upload(*, package, user, file) -> PackageVersion:
     """A new zip for an existing package becomes its next major version, N.0 (never the
     number of a deleted one)."""
     require(user=user, project=package.project, need=RUN)
-    archive = read_package_zip(file, training_enabled=package.training_enabled)
+    try:
+        archive = read_package_zip(file, training_enabled=package.training_enabled)
+    except ValidationError as error:
+        url = reverse("package-detail", args=[package.project.slug, package.name])
+        _record_refused(project=package.project, user=user, name=package.name, error=error, url=url)
+        raise
     for _attempt in range(UPLOAD_NUMBER_ATTEMPTS):
         try:
             with transaction.atomic():
-                return _version_from_archive(
+                version = _version_from_archive(
                     package=package,
                     major=version_next_major(package=package),
                     archive=archive,
                     user=user,
                 )
+                _record(
+                    package.project,
+                    "validated",
+                    actor=user,
+                    package_name=package.name,
+                    version=version.number,
+                    message=f"New major version: {_size(version)}",
+                    data={"version": version.number},
+                    url=_version_url(version),
+                )
+                return version
         except IntegrityError:
             continue  # another upload took that number a moment ago: take the next one
     raise ValidationError({"file": "Too many uploads at once for this package; try again."})
@@ -167,6 +269,15 @@ def package_version_delete(*, user, version) -> None:
         version.environment_builds.clear()
         if manifest is not None:
             manifest_delete(manifest)
+        _record(
+            version.package.project,
+            "version_deleted",
+            actor=user,
+            package_name=version.package.name,
+            version=version.number,
+            message=f"Version {version.number} deleted",
+            data={"version": version.number},
+        )
 
 
 def package_delete(*, user, package) -> None:
@@ -176,6 +287,13 @@ def package_delete(*, user, package) -> None:
     manifests = [v.manifest for v in package.versions.select_related("manifest")]  # live ones
     try:
         with transaction.atomic():
+            _record(
+                package.project,
+                "deleted",
+                actor=user,
+                package_name=package.name,
+                message=f"Deleted with its versions ({len(manifests)})",
+            )
             package.delete()
             for manifest in manifests:
                 manifest_delete(manifest)
@@ -198,7 +316,7 @@ def package_version_create_trained(*, run, manifest) -> PackageVersion:
         minor = (siblings.aggregate(top=Max("minor"))["top"] or 0) + 1
         try:
             with transaction.atomic():
-                return PackageVersion.objects.create(
+                version = PackageVersion.objects.create(
                     package_id=parent.package_id,
                     major=parent.major,
                     minor=minor,
@@ -211,6 +329,22 @@ def package_version_create_trained(*, run, manifest) -> PackageVersion:
                     file_count=totals["count"],
                     size=totals["size"] or 0,
                 )
+                # by the system: the run made it, whoever started the run
+                version.package = package = run.package
+                _record(
+                    run.project,
+                    "trained",
+                    package_name=package.name,
+                    version=version.number,
+                    actor=None,
+                    message=f"Trained by pipeline {run.pk} from {parent.number}"
+                    + (f" on {trained_on}" if trained_on else ""),
+                    data={"version": version.number, "pipeline": run.pk},
+                    url=reverse(
+                        "version-detail", args=[run.project.slug, package.name, version.number]
+                    ),
+                )
+                return version
         except IntegrityError:
             continue  # another run took N.k a moment ago
     raise RuntimeError("could not allocate a version number after 50 tries")

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from aicenter.services import RUN, require
 from pipelines import queue
+from pipelines.events import schedule_event
 from pipelines.inputs import clean_run_inputs
 from pipelines.models import Schedule
 from pipelines.services import pipeline_run_create
@@ -67,8 +68,17 @@ def schedule_create(*, project, user, when: When, name: str, inputs: dict) -> Sc
     schedule.next_run_at = next_run_time(schedule, now)
     with transaction.atomic():
         schedule.save()
+        schedule_event(schedule, "created", actor=user, message=_what(schedule))
         transaction.on_commit(lambda: schedule_arm(schedule))
     return schedule
+
+
+def _what(schedule) -> str:
+    inputs = schedule.inputs
+    return (
+        f"{inputs.get('type', '')} of {inputs.get('package', '')} {inputs.get('version', '')}, "
+        f"{schedule.rule} ({schedule.timezone})"
+    )
 
 
 def schedule_update(*, schedule, user, when: When, name: str, inputs: dict) -> Schedule:
@@ -82,7 +92,9 @@ def schedule_update(*, schedule, user, when: When, name: str, inputs: dict) -> S
     schedule.starts_at = when.at or timezone.now()
     schedule.next_run_at = next_run_time(schedule, timezone.now())
     schedule.job_id = ""
-    schedule.save()
+    with transaction.atomic():
+        schedule.save()
+        schedule_event(schedule, "updated", actor=user, message=_what(schedule))
     transaction.on_commit(lambda: schedule_arm(schedule))
     return schedule
 
@@ -90,7 +102,9 @@ def schedule_update(*, schedule, user, when: When, name: str, inputs: dict) -> S
 def schedule_pause(*, schedule, user) -> None:
     require(user=user, project=schedule.project, need=RUN)
     schedule.paused = True
-    schedule.save(update_fields=["paused"])
+    with transaction.atomic():
+        schedule.save(update_fields=["paused"])
+        schedule_event(schedule, "paused", actor=user, message="Paused")
 
 
 def schedule_resume(*, schedule, user) -> None:
@@ -98,13 +112,28 @@ def schedule_resume(*, schedule, user) -> None:
     schedule.paused = False
     schedule.next_run_at = next_run_time(schedule, timezone.now())
     schedule.job_id = ""
-    schedule.save(update_fields=["paused", "next_run_at", "job_id"])
+    with transaction.atomic():
+        schedule.save(update_fields=["paused", "next_run_at", "job_id"])
+        schedule_event(
+            schedule,
+            "resumed",
+            actor=user,
+            message=f"Next run {schedule.next_run_at:%Y-%m-%d %H:%M} UTC",
+        )
     transaction.on_commit(lambda: schedule_arm(schedule))
 
 
 def schedule_delete(*, schedule, user) -> None:
     require(user=user, project=schedule.project, need=RUN)
-    schedule.delete()  # its runs stay, unlinked
+    with transaction.atomic():
+        schedule_event(schedule, "deleted", actor=user, message=_what(schedule))
+        schedule.delete()  # its runs stay, unlinked
+
+
+def _problem(error) -> str:
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return str(error)
 
 
 def _job_id(schedule) -> str:
@@ -139,7 +168,12 @@ def schedule_fire(schedule_id: int, due: int) -> None:
     if moment is not None and int(moment.timestamp()) == due:
         queue.wait_for_moment(moment)  # RQ wakes us up to a second early (rq_moment)
     with transaction.atomic():
-        schedule = Schedule.objects.select_for_update().filter(pk=schedule_id).first()
+        schedule = (
+            Schedule.objects.select_for_update(of=("self",))
+            .select_related("project", "created_by")
+            .filter(pk=schedule_id)
+            .first()
+        )
         if (
             schedule is None
             or schedule.paused
@@ -152,16 +186,25 @@ def schedule_fire(schedule_id: int, due: int) -> None:
             if schedule.created_by is None:
                 raise PermissionDenied("the account that created it was deleted")
             require(user=schedule.created_by, project=schedule.project, need=RUN)
-            pipeline_run_create(
+            run = pipeline_run_create(
                 project=schedule.project,
                 user=schedule.created_by,
                 schedule=schedule,
                 name=schedule.name,
                 **schedule.inputs,
             )
+            schedule_event(
+                schedule, "fired", message=f"Started pipeline {run.pk}", data={"pipeline": run.pk}
+            )
         except (ValidationError, PermissionDenied) as error:
             # e.g. its dataset was deleted: skip this firing, keep the schedule
             logger.warning("schedule %s could not start a run: %s", schedule.pk, error)
+            schedule_event(
+                schedule,
+                "fired",
+                message=f"No run started: {_problem(error)}",
+                data={"pipeline": None, "error": _problem(error)},
+            )
         now = timezone.now()
         schedule.last_run_at = now
         # after the due time too: that firing is done even if the clock is a little behind

@@ -10,6 +10,7 @@ from django.utils import timezone
 from aicenter.manifests import manifest_delete
 from aicenter.services import RUN, require
 from pipelines import queue, transitions
+from pipelines.events import run_event
 from pipelines.inputs import clean_run_inputs, run_inputs
 from pipelines.models import PipelineRun
 
@@ -32,12 +33,14 @@ def pipeline_run_create(
     start_at: datetime | None = None,
     zone: str = "",
     schedule=None,
+    retry_of=None,
     **inputs,
 ) -> PipelineRun:
     """Check every input, then store the run and enqueue it once the transaction commits (or,
     with `start_at`, keep it Scheduled until then; `zone` is the time zone it was given in).
     Nothing is stored on error. No role check: pipeline_start, Retry and a schedule's firing
-    check who may start it."""
+    check who may start it. ML Logs: "created" by `user`, by the system for a schedule's
+    firing, or "retried" (by `user`) when it is a new run of `retry_of`."""
     fields = clean_run_inputs(project=project, **inputs)
     scheduled = start_at is not None and start_at > timezone.now()
     with transaction.atomic():
@@ -54,8 +57,27 @@ def pipeline_run_create(
         if not run.name:
             run.name = default_run_name(run)
             run.save(update_fields=["name"])
+        _record_created(run, user=user, schedule=schedule, retry_of=retry_of)
         transaction.on_commit(lambda: pipeline_run_enqueue(run=run))
     return run
+
+
+def _record_created(run, *, user, schedule, retry_of) -> None:
+    what = f"{run.get_type_display()} of {run.package.name} {run.version.number}"
+    if run.scheduled_for:
+        what += f", scheduled for {run.scheduled_for:%Y-%m-%d %H:%M} UTC"
+    if retry_of is not None:
+        run_event(
+            run,
+            "retried",
+            actor=user,
+            message=f"Retry of pipeline {retry_of.pk}: {what}",
+            data={"from": retry_of.pk},
+        )
+    elif schedule is not None:  # a firing: nobody clicked anything just now
+        run_event(run, "created", message=f"{what}, by recurring pipeline {schedule.pk}")
+    else:
+        run_event(run, "created", actor=user, message=what)
 
 
 def default_run_name(run) -> str:
@@ -108,7 +130,7 @@ def pipeline_run_kill(*, run, user) -> PipelineRun:
     sees it within a second and ends the user's whole process tree (SIGTERM, then SIGKILL)."""
     require(user=user, project=run.project, need=RUN)
     try:
-        run, was_running = transitions.kill(run.pk, by=user.username)
+        run, was_running = transitions.kill(run.pk, by=user)
     except ValueError as refused:
         raise ValidationError(str(refused)) from None
     if not was_running and run.job_id:
@@ -121,7 +143,7 @@ def pipeline_run_retry(*, run, user) -> PipelineRun:
     same name, unless it had the default one."""
     require(user=user, project=run.project, need=RUN)
     return pipeline_run_create(
-        project=run.project, user=user, name=own_run_name(run), **run_inputs(run)
+        project=run.project, user=user, name=own_run_name(run), retry_of=run, **run_inputs(run)
     )
 
 
@@ -136,6 +158,7 @@ def pipeline_run_delete(*, run, user) -> None:
         )
     manifests = [m for m in (run.artifacts, run.snapshot, run.evaluation_snapshot) if m]
     with transaction.atomic():
+        run_event(run, "deleted", actor=user, message=run.name, url=False)
         run.delete()
         for manifest in manifests:
             manifest_delete(manifest)

@@ -8,6 +8,10 @@ others learn it from the answer instead of overwriting it.
     Scheduled → Queued → (Packaging ⇄ Running) → Successful | Failed | Killed
 
 A run's creation (Scheduled or Queued) is its service's (pipeline_run_create).
+
+The transitions that start and end a run write its ML Logs event (pipelines.events) in their
+own transaction, and only when they happen: of a kill and a worker's finish of the same run,
+only the one that wins records an end.
 """
 
 import json
@@ -20,6 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from aicenter.database import retry_when_locked
+from pipelines.events import run_ended, run_event
 from pipelines.models import PipelineRun
 from pipelines.results import results_json
 
@@ -32,15 +37,22 @@ UNCLAIMED = Q(status__in=[PipelineRun.QUEUED, PipelineRun.SCHEDULED]) | Q(
 
 def claim(run, *, status: str) -> bool:
     """Unclaimed → Packaging (its environment must be built first) or Running, by this worker,
-    unless someone killed or deleted it first. Sets the run's fields only when it won."""
+    unless someone killed or deleted it first. Sets the run's fields only when it won, and
+    then records "started" (`run.project` must be loaded) in the UPDATE's transaction."""
     now = timezone.now()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     devices = settings.CUDA_VISIBLE_DEVICES if run.gpu and run.queue == "gpu" else ""
-    claimed = retry_when_locked(
-        lambda: PipelineRun.objects.filter(UNCLAIMED, pk=run.pk).update(
-            status=status, started_at=now, heartbeat_at=now, worker=worker, gpu_devices=devices
-        )
-    )
+
+    def write():
+        with transaction.atomic():
+            updated = PipelineRun.objects.filter(UNCLAIMED, pk=run.pk).update(
+                status=status, started_at=now, heartbeat_at=now, worker=worker, gpu_devices=devices
+            )
+            if updated:
+                run_event(run, "started", message=f"Started on {worker}", data={"worker": worker})
+        return updated
+
+    claimed = retry_when_locked(write)
     if claimed:
         run.status, run.started_at, run.worker, run.gpu_devices = status, now, worker, devices
     return bool(claimed)
@@ -79,10 +91,11 @@ def _move(run_id: int, source: str, target: str) -> bool:
     )
 
 
-def kill(run_id: int, *, by: str):
-    """Anything unfinished → Killed, at once. Returns (the run, whether a worker had claimed it:
-    that worker then stops the package's processes and writes the results). Raises
-    PipelineRun.DoesNotExist, or ValueError with the reason when it has already finished."""
+def kill(run_id: int, *, by):
+    """Anything unfinished → Killed, at once, by the user `by` (recorded as "killed", their
+    act). Returns (the run, whether a worker had claimed it: that worker then stops the
+    package's processes and writes the results). Raises PipelineRun.DoesNotExist, or
+    ValueError with the reason when it has already finished."""
     with transaction.atomic():
         run = (
             PipelineRun.objects.select_for_update(of=("self",))
@@ -100,12 +113,13 @@ def kill(run_id: int, *, by: str):
         )
         run.status = PipelineRun.KILLED
         run.finished_at = timezone.now()
-        run.failure_reason = f"killed by {by}"
+        run.failure_reason = f"killed by {by.get_username()}"
         fields = ["status", "finished_at", "failure_reason"]
         if not claimed:  # no worker will write its results
             run.results_text = _results(run)
             fields.append("results_text")
         run.save(update_fields=fields)
+        run_ended(run, actor=by, action="killed")
     return run, claimed
 
 
@@ -115,7 +129,9 @@ def finish(run, *, status: str, reason: str = "", new_version=None):
     status, reason and time: a kill, or the sweeper's "worker lost" when this worker was cut
     off for a while and came back. Then `new_version()` is not called: nothing of a killed or
     failed run becomes a version. Returns the final (status, reason), or None if the run was
-    deleted meanwhile. A locked database is waited out: the whole transaction is tried again."""
+    deleted meanwhile. A locked database is waited out: the whole transaction is tried again.
+    Records "finished" (by the system) only when this is the end that counts: an earlier end
+    recorded its own."""
 
     def record():
         with transaction.atomic():
@@ -128,7 +144,8 @@ def finish(run, *, status: str, reason: str = "", new_version=None):
             if current is None:
                 return None
             final, why = status, reason
-            if current[0] in PipelineRun.FINISHED:  # killed, or found lost, meanwhile
+            ended_earlier = current[0] in PipelineRun.FINISHED
+            if ended_earlier:  # killed, or found lost, meanwhile
                 final, why, run.finished_at = current
                 run.snapshot = run.evaluation_snapshot = run.score = None
             elif new_version is not None and status == PipelineRun.SUCCESSFUL:
@@ -147,6 +164,8 @@ def finish(run, *, status: str, reason: str = "", new_version=None):
                 evaluation_snapshot=run.evaluation_snapshot,
                 score=run.score,
             )
+            if not ended_earlier:
+                run_ended(run)
             return final, why
 
     return retry_when_locked(record)
@@ -168,6 +187,7 @@ def lost(run, *, reason: str):
         locked.finished_at = timezone.now()
         locked.results_text = _results(locked)
         locked.save(update_fields=["status", "failure_reason", "finished_at", "results_text"])
+        run_ended(locked)
     return locked
 
 

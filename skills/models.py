@@ -141,10 +141,18 @@ class SkillMinute(models.Model):
     calls = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
     latencies = models.JSONField(default=list)
+    # Its ML Logs "predictions" event is written (once the minute is over: skills/stats.py).
+    logged = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["skill", "minute"], name="one_row_per_minute")
+        ]
+        # the minutes still to log: a few rows, however many minutes are kept
+        indexes = [
+            models.Index(
+                fields=["minute"], condition=models.Q(logged=False), name="skill_minute_unlogged"
+            )
         ]
 
     def __str__(self):

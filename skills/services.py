@@ -5,8 +5,10 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from aicenter.services import RUN, name_taken, require
+from governance.events import record
 from packages.models import Package, PackageVersion
 from skills import channel, stats
 from skills.models import Skill, SkillReplica, new_api_key
@@ -14,6 +16,23 @@ from skills.models import Skill, SkillReplica, new_api_key
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # part of the skill's URL
 RESERVED_NAMES = {"new"}  # /p/<project>/skills/new/ is the create form
 VERSION_PATTERN = r"^(\d{1,9})\.(\d{1,9})$"
+
+
+def _record(skill, action, *, actor=None, message="", data=None, url=True):
+    """A skill's ML Logs event; `actor` None is the system (auto-update, a failure)."""
+    project = skill.project
+    return record(
+        project=project,
+        category="skill",
+        action=action,
+        actor=actor,
+        object_type="skill",
+        object_key=skill.name,
+        object_name=skill.name,
+        url=reverse("skill-detail", args=[project.slug, skill.name]) if url else "",
+        message=message,
+        data=data,
+    )
 
 
 def _version(package, number, field="version") -> PackageVersion:
@@ -30,6 +49,10 @@ def _version(package, number, field="version") -> PackageVersion:
             {field: f"Package {package.name} has no version '{number}' (it has: {numbers})."}
         )
     return version
+
+
+def _replica_count(replicas: int) -> str:
+    return f"{replicas} replica{'s' if replicas != 1 else ''}"
 
 
 def _replicas(replicas) -> int:
@@ -74,7 +97,7 @@ def skill_create(
         raise ValidationError(errors)
     try:
         with transaction.atomic():
-            return Skill.objects.create(
+            skill = Skill.objects.create(
                 project=project,
                 name=name,
                 package=found,
@@ -84,6 +107,14 @@ def skill_create(
                 gpu=bool(gpu),
                 created_by=user,
             )
+            _record(
+                skill,
+                "deployed",
+                actor=user,
+                message=f"{found.name} {version.number}, {_replica_count(replicas)}",
+                data={"version": version.number, "replicas": replicas},
+            )
+            return skill
     except IntegrityError:
         raise ValidationError(
             {"name": name_taken(f"A skill named '{name}' already exists in this project.")}
@@ -95,6 +126,7 @@ def skill_update(*, user, skill, version=None, replicas=None, auto_update=None) 
     version loads beside the serving one, which keeps answering until the new one is ready."""
     require(user=user, project=skill.project, need=RUN)
     fields = {}
+    before = (skill.version.number, skill.replicas, skill.auto_update)
     if version is not None:
         chosen = _version(skill.package, version)
         if chosen.pk != skill.version_id:
@@ -109,9 +141,37 @@ def skill_update(*, user, skill, version=None, replicas=None, auto_update=None) 
         fields["auto_update"] = bool(auto_update)
     for name, value in fields.items():
         setattr(skill, name, value)
-    if fields:
+    after = (skill.version.number, skill.replicas, skill.auto_update)
+    if fields and after != before:
+        with transaction.atomic():
+            skill.save(update_fields=[*fields, "updated_at"])
+            _record_updated(skill, user=user, before=before, after=after)
+    elif fields:
         skill.save(update_fields=[*fields, "updated_at"])
     return skill
+
+
+def _record_updated(skill, *, user, before, after) -> None:
+    changes = []
+    if before[0] != after[0]:
+        changes.append(f"{before[0]} → {after[0]}")
+    if before[1] != after[1]:
+        changes.append(f"replicas {before[1]} → {after[1]}")
+    if before[2] != after[2]:
+        changes.append(f"auto-update {'on' if after[2] else 'off'}")
+    _record(
+        skill,
+        "updated",
+        actor=user,
+        message=", ".join(changes),
+        data={
+            "from": before[0],
+            "to": after[0],
+            "auto": False,
+            "replicas": after[1],
+            "auto_update": after[2],
+        },
+    )
 
 
 def skill_deploy(*, user, skill) -> Skill:
@@ -119,15 +179,30 @@ def skill_deploy(*, user, skill) -> Skill:
     if not skill.deployed:
         skill.status, skill.reason, skill.serving = Skill.DEPLOYING, "", None
         skill.failed_version = None
-        skill.save(update_fields=["status", "reason", "serving", "failed_version", "updated_at"])
+        with transaction.atomic():
+            skill.save(
+                update_fields=["status", "reason", "serving", "failed_version", "updated_at"]
+            )
+            _record(
+                skill,
+                "deployed",
+                actor=user,
+                message=f"{skill.package.name} {skill.version.number}, "
+                f"{_replica_count(skill.replicas)}",
+                data={"version": skill.version.number, "replicas": skill.replicas},
+            )
     return skill
 
 
 def skill_undeploy(*, user, skill) -> Skill:
     """Stop its replicas: calls get 503 until it is deployed again."""
     require(user=user, project=skill.project, need=RUN)
+    was = skill.status
     skill.status, skill.reason, skill.serving = Skill.UNDEPLOYED, "", None
-    skill.save(update_fields=["status", "reason", "serving", "updated_at"])
+    with transaction.atomic():
+        skill.save(update_fields=["status", "reason", "serving", "updated_at"])
+        if was != Skill.UNDEPLOYED:
+            _record(skill, "undeployed", actor=user, message="Its replicas stop")
     return skill
 
 
@@ -135,13 +210,18 @@ def skill_rotate_key(*, user, skill) -> Skill:
     """A new API key; the old one stops working at once."""
     require(user=user, project=skill.project, need=RUN)
     skill.api_key = new_api_key()
-    skill.save(update_fields=["api_key", "updated_at"])
+    with transaction.atomic():
+        skill.save(update_fields=["api_key", "updated_at"])
+        # never the key itself: ML Logs are read by every member of the project
+        _record(skill, "key_rotated", actor=user, message="New API key; the old one stopped")
     return skill
 
 
 def skill_delete(*, user, skill) -> None:
     require(user=user, project=skill.project, need=RUN)
-    skill.delete()  # skill hosts stop its replicas: their rows went with it
+    with transaction.atomic():
+        _record(skill, "deleted", actor=user, url=False)
+        skill.delete()  # skill hosts stop its replicas: their rows went with it
 
 
 def skill_follow_newest(skill) -> None:
@@ -157,12 +237,22 @@ def skill_follow_newest(skill) -> None:
         .order_by("-minor")
         .first()
     )
-    if newest is not None:
-        Skill.objects.filter(pk=skill.pk, version_id=skill.version_id).update(
+    if newest is None:
+        return
+    with transaction.atomic():
+        moved = Skill.objects.filter(pk=skill.pk, version_id=skill.version_id).update(
             version=newest,
             status=Skill.UPDATING if skill.serving_id else Skill.DEPLOYING,
             reason=f"auto-update to {newest.number}",
         )
+        if moved:  # another host's tick may have moved it first: one event
+            number = skill.version.number
+            _record(
+                skill,
+                "updated",
+                message=f"{number} → {newest.number} (auto-update)",
+                data={"from": number, "to": newest.number, "auto": True},
+            )
 
 
 def skill_replica_failed(*, row_id: int, reason: str, loaded: bool) -> None:
@@ -194,6 +284,12 @@ def skill_replica_failed(*, row_id: int, reason: str, loaded: bool) -> None:
             skill.reason = f"Version {number} failed to load: {reason}"
         skill.save(update_fields=["version", "failed_version", "status", "reason", "updated_at"])
         SkillReplica.objects.filter(skill=skill, version_id=row.version_id).delete()
+        _record(
+            skill,
+            "failed",
+            message=skill.reason[:500],
+            data={"version": number, "reason": reason, "still_serving": bool(skill.serving_id)},
+        )
 
 
 def skill_predict(*, skill, body: bytes) -> tuple[int, dict, bytes]:

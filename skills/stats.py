@@ -1,6 +1,14 @@
 """A skill's calls, counted: the web server that made a call pushes a record onto a Redis list
 (no database write on the call's path); skill hosts store them in batches, as the newest
-calls of each skill and as counts and a latency histogram per minute."""
+calls of each skill and as counts and a latency histogram per minute.
+
+ML Logs get one "predictions" event per skill per minute that had calls, written once the
+minute is over: a minute's calls may be stored in several batches, by several hosts, and an
+event is never changed. A minute is over when it ended MINUTE_SETTLE_SECONDS ago and no call
+of it waits in the list any more; its row's `logged` flag, set in the event's transaction,
+makes the event once only, whichever host gets there (rows locked, the flag re-checked).
+Calls stored later still than that (a host that popped them, then stalled past the settle
+time) count on the pages but not in the event."""
 
 import collections
 import json
@@ -11,8 +19,10 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from governance import events
 from skills import channel
 from skills.models import Skill, SkillCall, SkillMinute
 
@@ -30,6 +40,12 @@ INPUT_CHARS = 2000
 MINUTES_KEPT = timedelta(days=30)
 PRUNE_EVERY_SECONDS = 3600
 _pruned_at = 0.0
+# A minute is logged this long after its end at the earliest: a call's record is pushed just
+# after its time is taken, another host may be committing a batch of it, and clocks of web
+# servers and hosts differ by a little.
+MINUTE_SETTLE_SECONDS = 30
+# Minutes logged per transaction (the next tick takes the rest).
+LOG_BATCH = 500
 
 
 @dataclass
@@ -66,8 +82,15 @@ def bucket(ms: float) -> int:
     return len(LATENCY_BUCKETS_MS)
 
 
-def record_calls() -> int:
-    """Store the calls recorded since the last time (a skill host does this every tick)."""
+def record_calls(*, now: float | None = None) -> int:
+    """Store the calls recorded since the last time (a skill host does this every tick), then
+    log the minutes that are over (`now`, epoch seconds, is for tests)."""
+    stored = _store_calls()
+    log_finished_minutes(now=now)
+    return stored
+
+
+def _store_calls() -> int:
     global _pruned_at  # noqa: PLW0603 - once an hour per process is enough
     if time.monotonic() - _pruned_at > PRUNE_EVERY_SECONDS:
         _pruned_at = time.monotonic()
@@ -122,6 +145,47 @@ def record_calls() -> int:
         if oldest_kept:
             SkillCall.objects.filter(skill_id=skill_id, time__lt=oldest_kept[0]).delete()
     return len(records)
+
+
+def log_finished_minutes(*, now: float | None = None) -> int:
+    """One ML Logs "predictions" event (by the system) per minute of a skill's calls that is
+    over and not logged yet; returns how many."""
+    over = (now if now is not None else time.time()) - MINUTE_SETTLE_SECONDS
+    oldest_waiting = channel.connection().lindex(CALLS_KEY, 0)  # the list is oldest first
+    if oldest_waiting is not None:
+        over = min(over, json.loads(oldest_waiting)["time"])
+    # the minutes that ended by then: those starting a minute before it, or earlier
+    before = datetime.fromtimestamp(over - 60, UTC)
+    with transaction.atomic():
+        rows = list(
+            SkillMinute.objects.select_for_update(of=("self",))
+            .select_related("skill__project")
+            .filter(logged=False, minute__lte=before)
+            .order_by("minute")[:LOG_BATCH]
+        )
+        if not rows:
+            return 0
+        SkillMinute.objects.filter(pk__in=[row.pk for row in rows]).update(logged=True)
+        for row in rows:
+            _record_minute(row)
+    return len(rows)
+
+
+def _record_minute(row) -> None:
+    skill, project = row.skill, row.skill.project
+    calls = f"{row.calls} call{'s' if row.calls != 1 else ''}"
+    failed = f", {row.errors} failed" if row.errors else ""
+    events.record(
+        project=project,
+        category="skill",
+        action="predictions",
+        object_type="skill",
+        object_key=skill.name,
+        object_name=skill.name,
+        url=reverse("skill-detail", args=[project.slug, skill.name]),
+        message=f"{calls}{failed} in the minute {row.minute:%H:%M} UTC",
+        data={"minute": row.minute.isoformat(), "count": row.calls, "errors": row.errors},
+    )
 
 
 def skill_stats(skill_ids, *, hours: int = 1) -> dict[int, dict]:
