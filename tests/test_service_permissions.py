@@ -180,10 +180,11 @@ def test_the_role_of_a_project_got_for_the_user_costs_no_query(
     project = project_get_for_user(user=bob, slug="alpha")
     dataset = dataset_get(project=project, name="invoices")
     package = package_get(project=project, name="classifier")
+    # each refused after the check, for what it was given, before any write
     with django_assert_num_queries(0):
-        # each refused after the check, for what it was given, before any write
         with pytest.raises(ValidationError, match="Give the new folder a name"):
             dataset_folder_create(user=bob, dataset=dataset, folder="", name="")
+    with django_assert_num_queries(1):  # the refused upload's ML Logs event, nothing else
         with pytest.raises(ValidationError, match="Choose a zip file"):
             package_version_upload(user=bob, package=package, file=None)
 
