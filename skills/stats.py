@@ -151,10 +151,13 @@ def log_finished_minutes(*, now: float | None = None) -> int:
     """One ML Logs "predictions" event (by the system) per minute of a skill's calls that is
     over and not logged yet; returns how many."""
     over = (now if now is not None else time.time()) - MINUTE_SETTLE_SECONDS
+    # the minutes that ended by then: those starting a minute before it, or earlier
+    unlogged = SkillMinute.objects.filter(logged=False)
+    if not unlogged.filter(minute__lte=datetime.fromtimestamp(over - 60, UTC)).exists():
+        return 0  # most ticks: one read of a small index, no write lock taken
     oldest_waiting = channel.connection().lindex(CALLS_KEY, 0)  # the list is oldest first
     if oldest_waiting is not None:
         over = min(over, json.loads(oldest_waiting)["time"])
-    # the minutes that ended by then: those starting a minute before it, or earlier
     before = datetime.fromtimestamp(over - 60, UTC)
     with transaction.atomic():
         rows = list(
