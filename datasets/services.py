@@ -90,7 +90,7 @@ def dataset_create(*, project, user, name: str, description: str = "") -> Datase
                 manifest=manifest_create(),
                 created_by=user,
             )
-            _record(dataset, "created", actor=user, message=description[:200])
+            _record(dataset, "created", actor=user, message=description[:200] or "Dataset created")
             return dataset
     except IntegrityError:
         raise ValidationError(

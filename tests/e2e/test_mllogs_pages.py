@@ -3,12 +3,11 @@ the filters form, Next and the CSV download with the filters kept. Screenshots i
 test-artifacts/screenshots/ (mllogs-*.png)."""
 
 import pytest
-from django.urls import reverse
 from playwright.sync_api import expect
 
 from datasets.services import dataset_create
 from tests.e2e.conftest import shoot
-from tests.governance.test_logs_page import dataset_event, event
+from tests.governance.test_logs_page import event
 
 pytestmark = [pytest.mark.browser]
 
@@ -16,13 +15,7 @@ pytestmark = [pytest.mark.browser]
 def some_history(project, alice, bob):
     """A project's morning: a dataset made, runs started and finished, a skill deployed, 60
     pipeline events in all, and a version refused."""
-    dataset_create(project=project, user=alice, name="invoices")
-    dataset_event(
-        project,
-        alice,
-        message="Dataset created",
-        url=reverse("dataset-browse", args=[project.slug, "invoices"]),
-    )
+    dataset_create(project=project, user=alice, name="invoices")  # writes its own event
     for number in range(1, 31):
         event(
             project,
