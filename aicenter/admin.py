@@ -43,9 +43,21 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "user", "created_at", "last_used_at"]
-    search_fields = ["user__username", "prefix"]
+    list_display = [
+        "name",
+        "prefix",
+        "user",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    list_filter = ["revoked_at"]
+    search_fields = ["user__username", "name", "prefix"]
     readonly_fields = ["digest", "prefix"]
+
+    def has_add_permission(self, request, obj=None):
+        return False  # a token made here would never be shown: the tokens page makes them
 
 
 @admin.register(Blob)

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Project(models.Model):
@@ -48,18 +49,43 @@ class Membership(models.Model):
 
 
 class ApiToken(models.Model):
-    """A bearer token for the JSON API. Only its SHA-256 is kept."""
+    """A bearer token for the JSON API, named by its user. Only its SHA-256 is kept: the token
+    itself is shown once, when it is made. A revoked or expired token lets nobody in; its row
+    stays, so the list (and ML Logs) still say what it was."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
+    name = models.CharField(max_length=100, help_text="What it is for, e.g. 'CI robot'")
     digest = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=8, help_text="First characters, to tell tokens apart")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A revoked token's name may be used again: revoking and re-making "CI" is common.
+            models.UniqueConstraint(
+                fields=["user", "name"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="one_unrevoked_token_name_per_user",
+            )
+        ]
 
     def __str__(self):
-        return f"{self.prefix}… ({self.user})"
+        return f"{self.name} ({self.prefix}…, {self.user})"
+
+    @property
+    def status(self) -> str:
+        """'active', 'expired' or 'revoked', as the tokens page and API show it."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
 
 
 def blob_storage_name(sha256: str) -> str:

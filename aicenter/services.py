@@ -3,15 +3,20 @@
 import hashlib
 import re
 import secrets
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.text import slugify
 
 from aicenter.models import ApiToken, Membership, Project
+from governance.events import record
 
 VIEW, RUN, ADMIN = "view", "run", "admin"
 DUPLICATE = "duplicate"
@@ -150,41 +155,244 @@ def user_get(*, username: str):
     return user
 
 
+def _member_event(*, project, actor, action: str, username: str, role: str, message: str, **data):
+    record(
+        project=project,
+        category="member",
+        action=action,
+        actor=actor,
+        object_type="member",
+        object_key=username,
+        object_name=username,
+        url=reverse("project-members", args=[project.slug]),
+        message=message,
+        data={"username": username, "role": role, **data},
+    )
+
+
+def _keep_an_admin(*, project, member, new_role: str | None) -> None:
+    """Refuse to leave a project without a Project admin: nobody could then manage its members
+    (superusers aside). Called inside the change's transaction with the admins' rows locked,
+    so two admins demoting each other at once can't both succeed."""
+    admins = list(
+        Membership.objects.select_for_update()
+        .filter(project=project, role=Membership.ADMIN)
+        .values_list("user_id", flat=True)
+    )
+    if admins == [member.pk] and new_role != Membership.ADMIN:
+        doing = "removed" if new_role is None else "made a " + dict(Membership.ROLES)[new_role]
+        raise ValidationError(
+            {
+                "username": f"{member.username} is the only Project admin of '{project.name}' "
+                f"and can't be {doing}: make someone else Project admin first."
+            }
+        )
+
+
 def membership_set(*, user, project, username: str, role: str) -> Membership:
     """Add the user `username` to the project or change their role; `user`, who does it, must
-    be its Project admin."""
+    be its Project admin. The project always keeps at least one Project admin. Recorded in
+    ML Logs (member added / role_changed) with `user` as the actor."""
     require(user=user, project=project, need=ADMIN)
     if role not in _RANK:
         raise ValidationError({"role": f"'{role}' is not a role."})
-    member = get_user_model().objects.filter(username=username).first()
+    member = get_user_model().objects.filter(username=username).first() if username else None
     if member is None:
-        raise ValidationError({"username": f"There is no user '{username}'."})
-    membership, _ = Membership.objects.update_or_create(
-        project=project, user=member, defaults={"role": role}
-    )
+        message = f"There is no user '{username}'." if username else "A username is required."
+        raise ValidationError({"username": message})
+    label = dict(Membership.ROLES)[role]
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().filter(project=project, user=member)
+        membership = membership.first()
+        if membership is None:
+            membership = Membership.objects.create(project=project, user=member, role=role)
+            _member_event(
+                project=project,
+                actor=user,
+                action="added",
+                username=member.username,
+                role=role,
+                message=f"{member.username} added as {label}",
+            )
+        elif membership.role != role:
+            _keep_an_admin(project=project, member=member, new_role=role)
+            previous, membership.role = membership.role, role
+            membership.save(update_fields=["role"])
+            _member_event(
+                project=project,
+                actor=user,
+                action="role_changed",
+                username=member.username,
+                role=role,
+                message=f"{member.username} is now {label} "
+                f"(was {dict(Membership.ROLES)[previous]})",
+                **{"from": previous},
+            )
     return membership
 
 
 def membership_remove(*, user, project, username: str) -> None:
     """Take the user `username` out of the project (nothing happens if they are not in it);
-    `user`, who does it, must be its Project admin."""
+    `user`, who does it, must be its Project admin, and the last Project admin stays.
+    Recorded in ML Logs (member removed) with `user` as the actor."""
     require(user=user, project=project, need=ADMIN)
-    Membership.objects.filter(project=project, user__username=username).delete()
+    with transaction.atomic():
+        membership = (
+            Membership.objects.select_for_update()
+            .select_related("user")
+            .filter(project=project, user__username=username)
+            .first()
+        )
+        if membership is None:
+            return
+        if membership.role == Membership.ADMIN:
+            _keep_an_admin(project=project, member=membership.user, new_role=None)
+        membership.delete()
+        _member_event(
+            project=project,
+            actor=user,
+            action="removed",
+            username=username,
+            role=membership.role,
+            message=f"{username} removed from the project",
+        )
+
+
+# API tokens. The token is "aic_" and 43 random characters; only its SHA-256 is stored, and
+# its first 8 characters (the prefix) to tell tokens apart in lists.
+
+TOKEN_NAME_MAX = 100
+# last_used_at is written at most this often per token: not a database write per API call.
+TOKEN_LAST_USED_EVERY = timedelta(minutes=1)
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def api_token_create(*, user) -> str:
-    """Make a new API token for `user`; the token itself is shown once and never stored."""
-    token = "aic_" + secrets.token_urlsafe(32)
-    ApiToken.objects.create(user=user, digest=_digest(token), prefix=token[:8])
+def api_token_expiry(value) -> datetime | None:
+    """The moment a token expires, from what a person or a client gave: None or "never"
+    (never), a number of days from now, a date (the token works through that day, UTC) or a
+    date and time (ISO 8601; without a zone, UTC). It must be in the future."""
+    if value is None or value == "" or value == "never":
+        return None
+    now = timezone.now()
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValidationError({"expires_at": "The number of days must be at least 1."})
+        return now + timedelta(days=value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = parse_datetime(text) or parse_date(text)
+        except ValueError:  # well formed but impossible, e.g. 2027-02-30
+            parsed = None
+        if parsed is None:
+            raise ValidationError(
+                {"expires_at": f"'{text[:40]}' is not a date: give one like 2027-01-31."}
+            )
+        value = parsed
+    if isinstance(value, datetime):
+        moment = value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+    elif isinstance(value, date):
+        moment = datetime.combine(value + timedelta(days=1), time.min, tzinfo=UTC)
+    else:
+        raise ValidationError({"expires_at": "Give a date like 2027-01-31, or never."})
+    if moment <= now:
+        raise ValidationError({"expires_at": "The expiry date must be in the future."})
+    return moment
+
+
+def _token_event(*, token, actor, action: str, message: str) -> None:
+    record(
+        project=None,
+        category="token",
+        action=action,
+        actor=actor,
+        object_type="token",
+        object_key=token.pk,
+        object_name=f"{token.name} ({token.prefix}…)",
+        url="",  # the tokens page is each user's own: no link that works for everyone
+        message=message,
+        data={"name": token.name, "prefix": token.prefix, "user": token.user.get_username()},
+    )
+
+
+def api_token_create(
+    *, user, name: str, expires_at=None, from_command_line: bool = False
+) -> ApiToken:
+    """Make a new API token for `user`, named `name` (unique among their tokens not revoked),
+    expiring at `expires_at` (see api_token_expiry; None: never). The returned row carries the
+    token itself in `.token`, to show once: it is never stored, only its SHA-256.
+    ML Logs name the user as its maker, or the system for manage.py create_api_token
+    (`from_command_line`: whoever ran it had the server's keys, not the user's login)."""
+    actor = None if from_command_line else user
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "A name is required, e.g. 'CI robot'."})
+    if len(name) > TOKEN_NAME_MAX:
+        raise ValidationError(
+            {"name": f"The name is too long: {TOKEN_NAME_MAX} characters at most."}
+        )
+    expires_at = api_token_expiry(expires_at)
+    taken = name_taken(f"You already have a token named '{name}'; revoke it or pick another name.")
+    if ApiToken.objects.filter(user=user, name=name, revoked_at__isnull=True).exists():
+        raise ValidationError({"name": taken})
+    secret = "aic_" + secrets.token_urlsafe(32)
+    try:
+        with transaction.atomic():
+            token = ApiToken.objects.create(
+                user=user,
+                name=name,
+                digest=_digest(secret),
+                prefix=secret[:8],
+                expires_at=expires_at,
+            )
+            expiry = f"expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "no expiry"
+            _token_event(
+                token=token,
+                actor=actor,
+                action="created",
+                message=f"API token '{name}' of {user.get_username()} created ({expiry})",
+            )
+    except IntegrityError:  # the same name made a moment ago by another request
+        raise ValidationError({"name": taken}) from None
+    token.token = secret
+    return token
+
+
+def api_token_list(*, user):
+    """`user`'s tokens, newest first, revoked ones too (the list says so)."""
+    return ApiToken.objects.filter(user=user).select_related("user")
+
+
+def api_token_revoke(*, user, token_id: int) -> ApiToken:
+    """Revoke the token `token_id`: it stops working at once. Users revoke their own tokens;
+    superusers anyone's (a leaked token is stopped without waiting for its owner). Revoking a
+    revoked token changes nothing. Recorded in ML Logs with `user` as the actor."""
+    token = ApiToken.objects.select_related("user").filter(pk=token_id).first()
+    if token is None or (token.user_id != user.pk and not user.is_superuser):
+        raise Http404(f"You have no API token {token_id}.")  # others' tokens stay unseen
+    with transaction.atomic():
+        if ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        ):
+            token.refresh_from_db()
+            _token_event(
+                token=token,
+                actor=user,
+                action="revoked",
+                message=f"API token '{token.name}' of {token.user.get_username()} revoked",
+            )
     return token
 
 
 def api_token_user(token: str):
+    """The active user whose token this is, if it is neither revoked nor expired; else None."""
     found = ApiToken.objects.select_related("user").filter(digest=_digest(token)).first()
-    if found is None or not found.user.is_active:
+    if found is None or found.status != "active" or not found.user.is_active:
         return None
+    now = timezone.now()
+    if found.last_used_at is None or found.last_used_at < now - TOKEN_LAST_USED_EVERY:
+        ApiToken.objects.filter(pk=found.pk).update(last_used_at=now)
     return found.user

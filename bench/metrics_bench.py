@@ -379,7 +379,7 @@ def main():
             f"\n(10 runs × 5 metrics × {args.points:,} points stored with metrics_append in "
             f"{time.perf_counter() - began:.1f} s)"
         )
-        token = api_token_create(user=user)
+        token = api_token_create(user=user, name="metrics bench").token
         client = Client(SERVER_NAME="localhost")
         headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
         bench_reads(client, headers, logged, compared, args.requests, args.points)

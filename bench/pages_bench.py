@@ -398,7 +398,7 @@ def main():
             f"{args.runs:,} runs and two trees of {args.files:,} files made in "
             f"{time.perf_counter() - began:.0f} s (bulk_create)"
         )
-        token = api_token_create(user=user)
+        token = api_token_create(user=user, name="pages bench").token
         client = Client(SERVER_NAME="localhost")
         client.force_login(user)
         table = Table(args.requests)

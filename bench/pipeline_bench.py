@@ -96,7 +96,7 @@ def noop_package(username="bench"):
     user = get_user_model().objects.create_user(username, password=username)
     project = Project.objects.get(slug="default")
     Membership.objects.create(project=project, user=user, role=Membership.ADMIN)
-    token = api_token_create(user=user)
+    token = api_token_create(user=user, name="pipeline bench").token
     package_create(
         project=project,
         user=user,

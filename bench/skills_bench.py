@@ -296,7 +296,7 @@ def setup():
     user = get_user_model().objects.create_user(f"bench-{uuid.uuid4().hex[:6]}", password="x")
     project = Project.objects.get(slug=PROJECT)
     Membership.objects.create(project=project, user=user, role=Membership.ADMIN)
-    token = api_token_create(user=user)
+    token = api_token_create(user=user, name="skills bench").token
     zipped = SimpleUploadedFile("echo.zip", package_zip(**{"main.py": ECHO}))
     package_create(project=project, user=user, name="echo", file=zipped, input_type="json")
     skill = skill_create(

@@ -1,4 +1,5 @@
 import io
+import itertools
 import logging
 import os
 import shutil
@@ -95,8 +96,11 @@ def charlie(django_user_model, db):
 class ApiClient(Client):
     """The test client, authenticated with a real API token and speaking JSON."""
 
+    made = itertools.count(1)  # a token's name is unique per user: one per client
+
     def __init__(self, user):
-        super().__init__(headers={"Authorization": f"Bearer {api_token_create(user=user)}"})
+        token = api_token_create(user=user, name=f"test client {next(self.made)}").token
+        super().__init__(headers={"Authorization": f"Bearer {token}"})
 
     def post_json(self, path, data):
         return self.post(path, data, content_type="application/json")

@@ -31,7 +31,7 @@ pytestmark = [
 
 def test_a_slow_upload_does_not_hold_up_other_users_writes(live_server, bob, project):
     dataset_create(project=project, user=bob, name="invoices")
-    token = api_token_create(user=bob)
+    token = api_token_create(user=bob, name="upload").token
     address = urlsplit(live_server.url)
     body = b"0123456789" * 10
     upload = socket.create_connection((address.hostname, address.port), timeout=30)

@@ -87,7 +87,7 @@ def test_schemathesis_finds_nothing_wrong(
         "--checks",
         "all",
         "--header",
-        f"Authorization: Bearer {api_token_create(user=root)}",
+        f"Authorization: Bearer {api_token_create(user=root, name='schemathesis').token}",
         "--max-examples",
         str(MAX_EXAMPLES),
         "--seed",
