@@ -284,7 +284,7 @@ def api_token_expiry(value) -> datetime | None:
     if isinstance(value, str):
         text = value.strip()
         try:
-            parsed = parse_datetime(text) or parse_date(text)
+            parsed = parse_date(text) or parse_datetime(text)  # a date: through that day
         except ValueError:  # well formed but impossible, e.g. 2027-02-30
             parsed = None
         if parsed is None:

@@ -72,31 +72,26 @@ def project_home(request, project):
 
 @login_required
 def project_members(request, project):
+    """Members and their roles; Project admins add, change (a row's role) and remove them."""
     project = project_get_for_user(user=request.user, slug=project)
-    errors = {}
+    errors, values = {}, {}
     if request.method == "POST":
+        username = request.POST.get("remove") or request.POST.get("username", "").strip()
         try:
             if request.POST.get("remove"):
-                membership_remove(
-                    user=request.user, project=project, username=request.POST["remove"]
-                )
+                membership_remove(user=request.user, project=project, username=username)
             else:
-                membership_set(
-                    user=request.user,
-                    project=project,
-                    username=request.POST.get("username", "").strip(),
-                    role=request.POST.get("role", ""),
-                )
+                role = request.POST.get("role", "")
+                membership_set(user=request.user, project=project, username=username, role=role)
             return redirect("project-members", project=project.slug)
         except ValidationError as error:
-            errors = form_errors(error)
+            errors, values = form_errors(error), request.POST
+            if request.POST.get("row"):  # a row's buttons: said above the table
+                errors = {"general": [m for ms in errors.values() for m in ms]}
     members = project.memberships.select_related("user").order_by("user__username")
-    return render(
-        request,
-        "projects/members.html",
-        {"project": project, "members": members, "roles": Membership.ROLES, "errors": errors},
-        status=400 if errors else 200,
-    )
+    context = {"project": project, "members": members, "roles": Membership.ROLES}
+    context |= {"errors": errors, "values": values}
+    return render(request, "projects/members.html", context, status=400 if errors else 200)
 
 
 @login_required
