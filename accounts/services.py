@@ -55,9 +55,14 @@ def _check_password(password: str, person) -> None:
 
 
 def user_create(
-    *, user, username: str, email: str = "", first_name: str = "", last_name: str = "",
+    *,
+    user,
+    username: str,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
     password: str | None = None,
-) -> tuple:  # fmt: skip
+) -> tuple:
     """A new active user; `user` must be a superuser. With no password, one is generated.
     Returns (the user, the generated password or None): the password is shown once."""
     _require_superuser(user)
@@ -105,9 +110,13 @@ def user_create(
 
 
 def user_update(
-    *, user, username: str, is_active: bool | None = None, password: str | None = None,
+    *,
+    user,
+    username: str,
+    is_active: bool | None = None,
+    password: str | None = None,
     reset_password: bool = False,
-) -> tuple:  # fmt: skip
+) -> tuple:
     """Deactivate or reactivate `username`, or give them a new password (`password`, or a
     generated one with `reset_password`); `user` must be a superuser. A deactivated user can't
     log in, and their sessions and API tokens stop working at once (both check is_active on
