@@ -17,7 +17,10 @@ class TokenIn(Schema):
     # extra="forbid": there is no field naming another user; a token is always the caller's
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    name: str = Field(description="What the token is for; unique among your tokens not revoked.")
+    name: str = Field(
+        description="What the token is for; unique among your tokens not revoked.",
+        json_schema_extra={"minLength": 1, "maxLength": 100, "pattern": r"\S"},
+    )
     expires_at: str | None = Field(
         None,
         description="The last day it works (2027-01-31, UTC) or a moment (ISO 8601); "
