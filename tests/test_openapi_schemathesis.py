@@ -31,6 +31,13 @@ CONFIG = """
 # that isn't empty, the methods train.py has), a skill's too (its package and version).
 # Everything else valid by the schema must be accepted.
 CHECKED_AGAINST_CONTENTS = [
+    # a project keeps its last Project admin (the stateful phase makes root one)
+    "PUT /api/v1/projects/{project}/members/{username}",
+    "DELETE /api/v1/projects/{project}/members/{username}",
+    # a token's expiry must be in the future; a password must pass the password rules
+    "POST /api/v1/tokens",
+    "POST /api/v1/users",
+    "PATCH /api/v1/users/{username}",
     "POST /api/v1/projects/{project}/packages",
     "POST /api/v1/projects/{project}/packages/{package}/versions",
     "POST /api/v1/projects/{project}/datasets/{dataset}/zip",
@@ -46,13 +53,6 @@ CHECKED_AGAINST_CONTENTS = [
     # secret are checked by the service too, to answer each field's message
     "POST /api/v1/projects/{project}/webhooks",
     "PATCH /api/v1/projects/{project}/webhooks/{webhook_id}",
-    # a project keeps its last Project admin (the stateful phase makes root one)
-    "PUT /api/v1/projects/{project}/members/{username}",
-    "DELETE /api/v1/projects/{project}/members/{username}",
-    # a token's expiry must be in the future; a password must pass the password rules
-    "POST /api/v1/tokens",
-    "POST /api/v1/users",
-    "PATCH /api/v1/users/{username}",
 ]
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
