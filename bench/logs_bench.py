@@ -297,7 +297,7 @@ def main():
         make_events(project, users, args.events)
         settle()
         print(f"{args.events:,} events made in {time.perf_counter() - began:.0f} s (bulk_create)")
-        token = api_token_create(user=users[0])
+        token = api_token_create(user=users[0], name="logs bench").token
         client = Client(SERVER_NAME="localhost")
         client.force_login(users[0])
         table = Table(args.requests)
