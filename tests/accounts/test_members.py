@@ -101,3 +101,17 @@ def test_an_unknown_or_missing_username_is_said_under_the_field(pages_as, alice)
     assert response.status_code == 400 and "A username is required" in response.content.decode()
     response = page.post("/p/alpha/members/", {"username": "nobody", "role": "king"})
     assert response.status_code == 400 and "is not a role" in response.content.decode()
+
+
+def test_member_events_are_in_the_projects_ml_logs(api_as, pages_as, alice, charlie):
+    api = api_as(alice)
+    api.put(f"{API}/members/charlie", {"role": "viewer"}, "application/json")
+    items = api.get(f"{API}/logs?category=member").json()["items"]
+    assert [(i["action"], i["actor"], i["object"]) for i in items] == [
+        ("added", "alice", "charlie")
+    ]
+    assert (
+        items[0]["url"] == "/p/alpha/members/" and "charlie added as Viewer" in items[0]["message"]
+    )
+    html = pages_as(alice).get("/p/alpha/logs/").content.decode()
+    assert "charlie added as Viewer" in html
