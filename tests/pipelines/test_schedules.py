@@ -152,6 +152,17 @@ def assert_started_on_time(run, moment):
     late = (run.started_at - moment).total_seconds()
     assert 0 <= late <= 2, f"started {late:.2f} s after its moment"
     assert failed_jobs(f"pipeline-run-{run.pk}-") == []
+    # the worker's job done, its last writes (log, events) in: the database is emptied after
+    # the test, and a worker still writing then deadlocks with it on PostgreSQL
+    started = StartedJobRegistry("pipelines", connection=get_queue("pipelines").connection)
+    wait_until(
+        lambda: (
+            PipelineRun.objects.get(pk=run.pk).is_finished
+            and not any(job.startswith(f"pipeline-run-{run.pk}-") for job in started.get_job_ids())
+        ),
+        60,
+        "the run's job never ended",
+    )
 
 
 @pytest.mark.django_db(transaction=True)
