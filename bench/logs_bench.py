@@ -33,7 +33,6 @@ import argparse
 import os
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -55,12 +54,12 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from aicenter.embedded_redis import stop  # noqa: E402
 from aicenter.models import Membership, Project  # noqa: E402
 from aicenter.services import api_token_create  # noqa: E402
-from bench.pages_bench import next_link, p95, settle, timed  # noqa: E402
+from bench import pages_bench  # noqa: E402
+from bench.pages_bench import next_link, settle  # noqa: E402
 from governance.models import Event  # noqa: E402
 from governance.selectors import event_cursor  # noqa: E402
 from packages.models import Package, PackageVersion  # noqa: E402
@@ -153,23 +152,11 @@ def make_events(project, users, total, seed=14):
         Event.objects.bulk_create(events, batch_size=2000)
 
 
-class Table:
-    def __init__(self, requests):
-        self.requests = requests
-        self.rows = []
+class Table(pages_bench.Table):
+    """pages_bench's table, every row against the ML Logs goal."""
 
-    def measure(self, label, call, count_queries=True):
-        with CaptureQueriesContext(connection) as queries:
-            response = call()
-        count = len(queries)  # read now: the next request empties the log it slices
-        values = timed(call, self.requests)
-        row = (label, statistics.median(values), p95(values), count)
-        self.rows.append(row)
-        met = "met" if row[2] <= GOAL else "MISSED"
-        print(
-            f"  {label:52} {row[1]:7.1f} / {row[2]:7.1f} ms  {count:3} queries  {met}", flush=True
-        )
-        return response
+    def measure(self, label, call):
+        return self.measure_call(label, call, GOAL)
 
     def get(self, label, client, url, headers=None):
         def call():
@@ -179,13 +166,6 @@ class Table:
             return response
 
         return self.measure(label, call)
-
-    def markdown(self):
-        lines = ["| request | median / p95 | queries | ≤ 150 ms |", "|---|---|---|---|"]
-        for label, median, high, count in self.rows:
-            met = "met" if high <= GOAL else "**missed**"
-            lines.append(f"| {label} | {median:.1f} / {high:.1f} ms | {count} | {met} |")
-        return "\n".join(lines)
 
 
 def csv_head(client, url, rows=10_000):

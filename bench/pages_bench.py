@@ -277,10 +277,14 @@ class Table:
             assert response.status_code == 200, (url, response.status_code, response.content[:300])
             return response
 
+        return self.measure_call(label, get, goal)
+
+    def measure_call(self, label, call, goal):
+        """Time `call` (a request, or any work) `requests` times; its queries counted once."""
         with CaptureQueriesContext(connection) as queries:
-            response = get()
+            response = call()
         count = len(queries)  # read now: the next request empties the log it slices
-        values = timed(get, self.requests)
+        values = timed(call, self.requests)
         row = (label, statistics.median(values), p95(values), count, goal)
         self.rows.append(row)
         met = "met" if row[2] <= goal else "MISSED"
