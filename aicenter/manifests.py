@@ -230,7 +230,33 @@ def _manifest_write(rows: list[tuple[str, str | None, int]]) -> Manifest:
             )
         return manifest
 
-    return retry_when_locked(write)
+    manifest = retry_when_locked(write)
+    # its files as written, so the version a run makes of it needs no query to count them
+    manifest.written = {path: (sha, size) for path, sha, size in rows if sha is not None}
+    return manifest
+
+
+def manifest_totals(manifest: Manifest) -> tuple[int, int]:
+    """(files, bytes) of a manifest: from its rows when this process has just written it."""
+    if (written := getattr(manifest, "written", None)) is not None:
+        return len(written), sum(size for _, size in written.values())
+    totals = manifest.entries.exclude(blob=None).aggregate(size=Sum("size"), count=Count("id"))
+    return totals["count"], totals["size"] or 0
+
+
+def entry_rows(entries, *fields: str, page: int = 5000):
+    """values_list(path, *fields) of `entries`, by path, a page per query, each resuming after
+    the last path (the unique index on manifest and path): a run's manifests are read with one
+    query when small, and never through a server-side cursor (three round trips on
+    PostgreSQL)."""
+    after = None
+    while True:
+        window = entries if after is None else entries.filter(path__gt=after)
+        rows = list(window.order_by("path").values_list("path", *fields)[:page])
+        yield from rows
+        if len(rows) < page:
+            return
+        after = rows[-1][0]
 
 
 def manifest_copy(manifest: Manifest, *, prefix: str = "") -> Manifest:

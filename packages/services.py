@@ -3,12 +3,17 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, ProtectedError, Q, Sum
+from django.db.models import Max, ProtectedError, Q
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 
-from aicenter.manifests import clean_path, manifest_delete, manifest_from_files
+from aicenter.manifests import (
+    clean_path,
+    manifest_delete,
+    manifest_from_files,
+    manifest_totals,
+)
 from aicenter.services import RUN, name_taken, require
 from governance.events import record
 from packages.models import Package, PackageVersion
@@ -89,7 +94,7 @@ def _record_refused(*, project, user, name: str, error: ValidationError, url: st
 def _version_from_archive(*, package, major, archive, user) -> PackageVersion:
     paths = {clean_path(path, field="file"): path for path in archive.files}
     manifest = manifest_from_files((clean, archive.open(raw)) for clean, raw in paths.items())
-    totals = manifest.entries.aggregate(size=Sum("size"))
+    file_count, size = manifest_totals(manifest)
     return PackageVersion.objects.create(
         package=package,
         major=major,
@@ -97,8 +102,8 @@ def _version_from_archive(*, package, major, archive, user) -> PackageVersion:
         manifest=manifest,
         source=PackageVersion.UPLOADED,
         created_by=user,
-        file_count=len(paths),
-        size=totals["size"] or 0,
+        file_count=file_count,
+        size=size,
     )
 
 
@@ -308,7 +313,7 @@ def package_version_create_trained(*, run, manifest) -> PackageVersion:
     The unique constraint on (package, major, minor) decides between runs finishing at once:
     the loser takes the next number."""
     parent = run.version
-    totals = manifest.entries.exclude(blob=None).aggregate(size=Sum("size"), count=Count("id"))
+    file_count, size = manifest_totals(manifest)
     folder = f"/{run.dataset_folder}" if run.dataset_folder else ""
     trained_on = f"{run.dataset.name}{folder}" if run.dataset else ""
     siblings = PackageVersion.with_deleted.filter(package_id=parent.package_id, major=parent.major)
@@ -322,12 +327,12 @@ def package_version_create_trained(*, run, manifest) -> PackageVersion:
                     minor=minor,
                     manifest=manifest,
                     source=PackageVersion.TRAINED,
-                    created_by=run.created_by,
+                    created_by_id=run.created_by_id,
                     parent=parent,
                     pipeline_run=run,
                     trained_on=trained_on,
-                    file_count=totals["count"],
-                    size=totals["size"] or 0,
+                    file_count=file_count,
+                    size=size,
                 )
                 # by the system: the run made it, whoever started the run
                 version.package = package = run.package

@@ -3,10 +3,11 @@ the time it came, appended to the database in chunks at least every LOG_FLUSH_SE
 run runs: any web server shows it live, and it survives a worker that dies."""
 
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
 from aicenter.database import retry_when_locked
@@ -24,10 +25,13 @@ SEQ_ATTEMPTS = 5
 
 
 class RunLog:
-    def __init__(self, run):
+    def __init__(self, run, *, new: bool = False):
+        """`new`: a run its worker has just claimed, whose log has no chunk yet, so numbering
+        starts at 1 without a query (a chunk written meanwhile makes the first write read the
+        next free number, as _store does for any writer that lost the number)."""
         self.run = run
         self.buffer = []
-        self.seq = self._next_seq()
+        self.seq = 1 if new else self._next_seq()
         self.size = 0
         self.truncated = False
         self.last_flush = time.monotonic()
@@ -99,7 +103,9 @@ class RunLog:
         number is read and tried."""
         for attempt in range(SEQ_ATTEMPTS):
             try:
-                with transaction.atomic():
+                # in a caller's transaction, a savepoint keeps a failed INSERT from spoiling it;
+                # on its own (a worker's flush), one INSERT is its own transaction already
+                with transaction.atomic() if connection.in_atomic_block else nullcontext():
                     LogChunk.objects.create(run=self.run, seq=self.seq, text=text)
                 return
             except IntegrityError:

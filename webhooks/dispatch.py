@@ -3,15 +3,23 @@ It runs in the request or the worker that recorded the event: it must be quick a
 raise, and it only enqueues deliveries; sending happens on the workers.
 
 The cost on the hot path (every run transition, every upload): no query at all for an event
-no webhook can subscribe to; one indexed query (the project's active webhooks) for the others;
-one more for a run's end (does its creator want an e-mail?). Rows and jobs only when
-someone listens."""
+no webhook can subscribe to, nor for a project without an active webhook, nor for a run's end
+when nobody wants e-mail about runs. Who listens at all is known in each process (_listening)
+and asked again only when a webhook or an e-mail preference changed somewhere: their services
+call listeners_changed(), which bumps a number in Redis. Otherwise one indexed query (the
+project's active webhooks), and one more for a run's end (does its creator want an e-mail?).
+Rows and jobs only when someone listens."""
 
 import logging
+
+import redis
+from django.db import transaction
 
 from webhooks.models import Delivery, RunMailPreference, Webhook
 
 logger = logging.getLogger(__name__)
+# Bumped (after the commit) by every change of a webhook or an e-mail preference.
+LISTENERS_GENERATION_KEY = "aicenter:webhooks:listeners"
 
 # (category, action) → the webhook events it is; pipeline.failed is added by the run's status.
 # Every end of a run is a pipeline.finished: a kill too (the ML Logs record it as "killed"
@@ -49,11 +57,56 @@ def event_recorded(event) -> None:
         logger.exception("e-mail: event %s not dispatched", event.pk)
 
 
+# This process's answer to "who listens?": {"generation": the number in Redis when asked,
+# "projects": ids of the projects with an active webhook, "mail": does anyone want run e-mail}.
+_listening = {}
+
+
+def listeners_changed() -> None:
+    """A webhook or an e-mail preference changed: this process asks again at once (it sees
+    its own transaction), the others once it commits."""
+    from pipelines.queue import connection
+
+    _listening.clear()
+
+    def bump():
+        try:
+            connection("pipelines").incr(LISTENERS_GENERATION_KEY)
+        except redis.RedisError:  # Redis away: its number is gone too when it comes back empty
+            logger.warning("webhooks: Redis unreachable; other processes ask again later")
+
+    transaction.on_commit(bump)
+
+
+def _listeners() -> dict:
+    from pipelines.queue import connection
+
+    try:
+        generation = connection("pipelines").get(LISTENERS_GENERATION_KEY)
+    except redis.RedisError:  # nothing to tell a change by: asked, not kept
+        return _asked()
+    if not _listening or _listening["generation"] != generation:
+        # the number first, then the rows: a change committed meanwhile bumps it again
+        _listening.update(generation=generation, **_asked())
+    return _listening
+
+
+def _asked() -> dict:
+    return {
+        "projects": set(
+            Webhook.objects.filter(active=True).values_list("project_id", flat=True).distinct()
+        ),
+        "mail": RunMailPreference.objects.exclude(runs=RunMailPreference.NEVER).exists(),
+    }
+
+
 def _deliveries_enqueue(event) -> None:
     from webhooks.delivery import delivery_enqueue  # the worker's side, with its imports
 
     names = webhook_events(event)
     if not names or event.project_id is None:
+        return
+    if event.project_id not in _listeners()["projects"]:
         return
     webhooks = Webhook.objects.filter(project_id=event.project_id, active=True).only("events")
     deliveries = [
@@ -72,6 +125,8 @@ def _run_mail_enqueue(event) -> None:
     """A run that ended (finished, or killed) whose creator asked for e-mail (for every end,
     or for failures when it failed): the worker sends it (webhooks.mail)."""
     if event.category != "pipeline" or event.action not in ("finished", "killed"):
+        return
+    if not _listeners()["mail"]:
         return
     from pipelines.models import PipelineRun
     from pipelines.queue import enqueue

@@ -8,6 +8,7 @@ from django.db import transaction
 
 from aicenter.services import ADMIN, require
 from webhooks.delivery import delivery_enqueue
+from webhooks.dispatch import listeners_changed
 from webhooks.models import EVENTS, PING, Delivery, RunMailPreference, Webhook
 from webhooks.outbound import resolve
 
@@ -78,7 +79,9 @@ def webhook_create(*, user, project, url: str, events: list[str], secret: str, a
     `secret` (at least 16 characters). `user` must be a Project admin."""
     require(user=user, project=project, need=ADMIN)
     fields = _cleaned(url=url or "", events=events, secret=secret or "", active=active)
-    return Webhook.objects.create(project=project, created_by=user, **fields)
+    webhook = Webhook.objects.create(project=project, created_by=user, **fields)
+    listeners_changed()
+    return webhook
 
 
 def webhook_update(*, user, webhook, url=None, events=None, secret=None, active=None):
@@ -90,6 +93,7 @@ def webhook_update(*, user, webhook, url=None, events=None, secret=None, active=
         setattr(webhook, name, value)
     if fields:
         webhook.save(update_fields=list(fields))
+        listeners_changed()
     return webhook
 
 
@@ -97,6 +101,7 @@ def webhook_delete(*, user, webhook) -> None:
     """Delete the webhook with its deliveries; retries queued for them find nothing to do."""
     require(user=user, project=webhook.project, need=ADMIN)
     webhook.delete()
+    listeners_changed()
 
 
 def webhook_send_test(*, user, webhook) -> Delivery:
@@ -119,4 +124,5 @@ def run_mail_preference_set(*, user, runs: str) -> RunMailPreference:
         choices = ", ".join(dict(RunMailPreference.CHOICES))
         raise ValidationError({"runs": [f"'{runs}' is not a choice: one of {choices}."]})
     preference, _ = RunMailPreference.objects.update_or_create(user=user, defaults={"runs": runs})
+    listeners_changed()
     return preference

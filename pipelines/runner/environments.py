@@ -18,14 +18,15 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from aicenter.manifests import blob_open, manifest_file
+from aicenter.manifests import blob_open
+from aicenter.models import ManifestEntry
 from aicenter.services import RUN, require
 from packages.models import PackageVersion
 from pipelines import queue
@@ -125,13 +126,20 @@ def environment_ready(*, python_version: str, requirements: str) -> bool:
 
 
 def environment_for(
-    *, python_version: str, requirements: str, log=None, on_build=None, should_stop=None
+    *,
+    python_version: str,
+    requirements: str,
+    log=None,
+    on_build=None,
+    should_stop=None,
+    recorded_ready=False,
 ):
     """The ready environment for these requirements, building it if needed (under a lock, so two
     workers never build the same one at once; a half-built one is removed and built again).
     `on_build()` is called before a build starts; `log(text)` receives the installer's output;
     `should_stop()` true stops a build (BuildStopped). A build that failed lately is not tried
     again until its Rebuild (or AICENTER_BUILD_FAILURE_TTL): its reason is raised at once.
+    `recorded_ready`: the caller has just read its record, and it said ready.
     Raises EnvironmentUnavailable with a reason for the user."""
     key = environment_key(python_version, requirements)
     path = settings.ENVIRONMENTS_DIR / key
@@ -141,7 +149,7 @@ def environment_for(
         # built here before its record said so (the record made later, or left pending): the
         # versions' pages would say "Environment pending" for an environment runs use
         pending = EnvironmentBuild.objects.filter(key=key, status=EnvironmentBuild.PENDING)
-        if pending.exists():  # a read before every run, a write only when one is due
+        if not recorded_ready and pending.exists():  # a write only when one is due
             pending.update(status=EnvironmentBuild.READY, finished_at=timezone.now())
         return environment
     _raise_recent_failure(key)
@@ -204,7 +212,13 @@ def _raise_recent_failure(key: str) -> None:
 
 @contextmanager
 def using_environment(
-    *, python_version: str, requirements: str, log=None, on_build=None, should_stop=None
+    *,
+    python_version: str,
+    requirements: str,
+    log=None,
+    on_build=None,
+    should_stop=None,
+    recorded_ready=False,
 ):
     """environment_for(), held in use (a shared lock) until the block ends, so eviction never
     removes an environment under a running package."""
@@ -215,6 +229,7 @@ def using_environment(
             log=log,
             on_build=on_build,
             should_stop=should_stop,
+            recorded_ready=recorded_ready,
         )
         with open(settings.ENVIRONMENTS_DIR / f"{environment.key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_SH)
@@ -260,13 +275,37 @@ def evict_environments(*, keep: str = "") -> None:
 
 
 def version_requirements(version) -> str:
-    entry = manifest_file(version.manifest, "requirements.txt")
+    return _requirements(version.manifest_id)[1]
+
+
+def version_requirements_blob(version) -> str | None:
+    """The blob of the version's requirements.txt (None without one): two versions with the
+    same one run in the same environment."""
+    return _requirements(version.manifest_id)[0]
+
+
+# A version's files never change, so neither does its requirements.txt: each process reads it
+# once per version, not before every run.
+@lru_cache(maxsize=1024)
+def _requirements(manifest_id: int) -> tuple[str | None, str]:
+    entry = (
+        ManifestEntry.objects.filter(
+            manifest_id=manifest_id, path="requirements.txt", blob__isnull=False
+        )
+        .select_related("blob")
+        .first()
+    )
     if entry is None:
-        return ""
-    # read before every run: from this machine's copy when storage is remote
-    source = local_blob(entry.blob_id, entry.blob.size)
+        return None, ""
+    source = local_blob(entry.blob_id, entry.blob.size)  # this machine's copy of remote storage
     with open(source, "rb") if source else blob_open(entry.blob) as stored:
-        return stored.read(1024 * 1024).decode("utf-8", errors="replace")
+        return entry.blob_id, stored.read(1024 * 1024).decode("utf-8", errors="replace")
+
+
+# (environment record, version) links this process has seen: a link is never removed, so it
+# is looked for once per version, not before every run. Forgotten past a bound.
+_linked = set()
+LINKS_KEPT = 10_000
 
 
 def version_environment(version, requirements: str | None = None) -> EnvironmentBuild:
@@ -277,9 +316,13 @@ def version_environment(version, requirements: str | None = None) -> Environment
     record, _ = EnvironmentBuild.objects.get_or_create(
         key=key, defaults={"python_version": version.package.language}
     )
-    # a read, not a write, before each run: its version was recorded when it was made
-    if not record.versions.filter(pk=version.pk).exists():
-        record.versions.add(version)
+    if (record.pk, version.pk) not in _linked:
+        # a read, not a write: its version was recorded when it was made
+        if not record.versions.filter(pk=version.pk).exists():
+            record.versions.add(version)
+        if len(_linked) >= LINKS_KEPT:
+            _linked.clear()
+        _linked.add((record.pk, version.pk))
     return record
 
 

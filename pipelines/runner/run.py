@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from aicenter.database import retry_when_locked
 from aicenter.manifests import manifest_copy, manifest_delete
-from aicenter.models import ManifestEntry
 from packages.services import package_version_create_trained
 from pipelines import transitions
 from pipelines.logs import RunLog
@@ -25,6 +24,7 @@ from pipelines.runner.environments import (
     using_environment,
     version_environment,
     version_requirements,
+    version_requirements_blob,
 )
 from pipelines.runner.metrics_file import metrics_file
 from pipelines.runner.outputs import artifact_files, upload
@@ -78,7 +78,7 @@ class Runner:
         self.requirements = requirements
         self.build = build  # its environment's record (EnvironmentBuild), as of the claim
         self.environment_from = None  # when another job began building its environment
-        self.log = RunLog(run)
+        self.log = RunLog(run, new=True)
         self.phases = []
         self.mlflow = None  # what the run logged with MLflow, once its code has ended
         self.watch = RunWatch(run.pk)
@@ -106,6 +106,8 @@ class Runner:
                             log=self._installer_output,
                             on_build=self._packaging,
                             should_stop=self.watch.killed.is_set,
+                            recorded_ready=bool(self.build)
+                            and self.build.status == self.build.READY,
                         )
                     )
                     self._running()
@@ -371,9 +373,11 @@ class Runner:
         run.phases = self.phases
         made = []
 
-        def new_version():
-            made.append(package_version_create_trained(run=run, manifest=version_files))
-            return made[0]
+        def new_version():  # in the transaction that ends the run
+            version = package_version_create_trained(run=run, manifest=version_files)
+            self._environment_of(version)
+            made.append(version)
+            return version
 
         ended = transitions.finish(
             run,
@@ -387,7 +391,6 @@ class Runner:
             return
         status, reason = ended
         for version in made:
-            self._environment_of(version)
             self.log.platform(f"new version {run.package.name} {version.number}")
         self.log.platform(f"{run.get_status_display()}" + (f": {reason}" if reason else ""))
         self.log.flush()
@@ -395,16 +398,11 @@ class Runner:
     def _environment_of(self, version):
         """A trained version with its parent's requirements.txt runs in the environment this
         run just used: recorded as its own, no build job. Other requirements: built ahead."""
-        parent, mine = self.run.version.manifest_id, version.manifest_id
-        blobs = dict(
-            ManifestEntry.objects.filter(
-                manifest_id__in=[parent, mine], path="requirements.txt", blob__isnull=False
-            ).values_list("manifest_id", "blob_id")
-        )
-        if blobs.get(parent) == blobs.get(mine):
-            version.package = self.run.package  # the same row: not read again
-            version_environment(version, self.requirements)
+        mine, _ = version.manifest.written.get("requirements.txt", (None, None))
+        if mine == version_requirements_blob(self.run.version) and self.build is not None:
+            self.build.versions.add(version)  # a new version: no link to look for first
         else:
+            version.package = self.run.package  # the same row: not read again
             prepare_environment_ahead(version)
 
 
@@ -418,7 +416,6 @@ def run_pipeline(run, *, go_ahead=False) -> None:
         "version__manifest",
         "dataset__manifest",
         "evaluation_dataset__manifest",
-        "created_by",
     ).get(pk=run.pk if isinstance(run, PipelineRun) else run)
     run.version.package = run.package  # the same row: not read twice
     requirements = version_requirements(run.version)

@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from aicenter.manifests import CHUNK, under_folder
+from aicenter.manifests import CHUNK, entry_rows, under_folder
 from aicenter.models import blob_storage_name
 from pipelines.runner.blob_cache import local_blob
 
@@ -49,12 +49,12 @@ class Workspace:
     def materialise(self, manifest, target: Path, *, prefix: str = "") -> int:
         """Write the manifest's files (those under `prefix`, re-rooted) into `target` as
         private copies: user code may change or delete them, never the stored data."""
-        rows = manifest.entries.values_list("path", "blob_id", "blob__size")
+        entries = manifest.entries.all()
         if prefix:
-            rows = rows.filter(under_folder(prefix + "/")).exclude(path=prefix + "/")
+            entries = entries.filter(under_folder(prefix + "/")).exclude(path=prefix + "/")
         cut = len(prefix) + 1 if prefix else 0
         files, folders = [], {target}
-        for path, blob_id, size in rows.iterator(chunk_size=5000):
+        for path, blob_id, size in entry_rows(entries, "blob_id", "size"):
             destination = target / path[cut:]
             if blob_id is None:  # an empty folder
                 folders.add(destination)

@@ -7,9 +7,16 @@ from django.test.utils import CaptureQueriesContext
 
 from governance.events import record
 from governance.models import Event
-from tests.webhooks.conftest import finished_event, make_webhook
-from webhooks.dispatch import event_recorded, webhook_events
-from webhooks.models import Delivery
+from pipelines.queue import connection as queue_connection
+from tests.webhooks.conftest import SECRET, finished_event, make_webhook
+from webhooks.dispatch import (
+    LISTENERS_GENERATION_KEY,
+    event_recorded,
+    listeners_changed,
+    webhook_events,
+)
+from webhooks.models import Delivery, Webhook
+from webhooks.services import run_mail_preference_set
 
 
 def _event(category, action, **data):
@@ -40,15 +47,51 @@ def test_which_webhook_events_an_event_is(category, action, data, names):
     assert webhook_events(_event(category, action, **data)) == names
 
 
-def test_it_costs_one_query_and_no_job_when_the_project_has_no_webhook(project, monkeypatch):
+def _events(project):
+    return [
+        Event.objects.create(project=project, category="skill", action="updated", object_key="s"),
+        Event.objects.create(project=project, category="pipeline", action="started"),
+        Event.objects.create(
+            project=project, category="pipeline", action="finished", object_key="7"
+        ),
+    ]
+
+
+def test_it_costs_no_query_and_no_job_when_nobody_listens(project, monkeypatch):
     monkeypatch.setattr("pipelines.queue.enqueue", _no_job)
-    event = Event.objects.create(
-        project=project, category="skill", action="updated", object_key="s"
-    )
+    listeners_changed()
+    events = _events(project)
+    with CaptureQueriesContext(connection) as asked:
+        event_recorded(events[0])  # who listens at all: asked once
+    assert len(asked) == 2
     with CaptureQueriesContext(connection) as queries:
-        event_recorded(event)
+        for event in events:
+            event_recorded(event)
+    assert len(queries) == 0
+
+
+def test_a_project_with_a_webhook_costs_one_query(project, alice, monkeypatch):
+    make_webhook(project, alice, "http://127.0.0.1:9/", events=["pipeline.killed"])
+    monkeypatch.setattr("pipelines.queue.enqueue", _no_job)
+    skill_updated, started, _ = _events(project)
+    event_recorded(skill_updated)
+    with CaptureQueriesContext(connection) as queries:
+        event_recorded(started)
     assert len(queries) == 1
     assert "webhooks_webhook" in queries[0]["sql"]
+
+
+def test_a_change_committed_by_another_process_is_heard(project, alice):
+    """Another process (a web server) adds a webhook: this one (a worker) hears of it through
+    the number in Redis that process's commit bumps, and delivers the next event."""
+    listeners_changed()
+    event_recorded(_events(project)[0])  # this process now knows nobody listens
+    Webhook.objects.create(
+        project=project, url="http://127.0.0.1:9/", events=["pipeline.started"], secret=SECRET
+    )
+    queue_connection("pipelines").incr(LISTENERS_GENERATION_KEY)  # what its commit does
+    event_recorded(_events(project)[1])
+    assert Delivery.objects.get().event == "pipeline.started"
 
 
 def test_it_costs_nothing_for_an_event_no_webhook_can_hear(project, alice):
@@ -59,14 +102,15 @@ def test_it_costs_nothing_for_an_event_no_webhook_can_hear(project, alice):
     assert len(queries) == 0
 
 
-def test_a_finished_run_costs_one_more_query_for_the_e_mail(project, monkeypatch):
+def test_a_finished_run_costs_one_more_query_when_someone_wants_e_mail(project, alice, monkeypatch):
+    run_mail_preference_set(user=alice, runs="failed")
     monkeypatch.setattr("pipelines.queue.enqueue", _no_job)
-    event = Event.objects.create(
-        project=project, category="pipeline", action="finished", object_key="7"
-    )
+    *_, finished = _events(project)
+    event_recorded(_events(project)[0])  # who listens: asked
     with CaptureQueriesContext(connection) as queries:
-        event_recorded(event)
-    assert len(queries) == 2
+        event_recorded(finished)  # successful (no status: not failed): no e-mail
+    assert len(queries) == 1
+    assert "webhooks_runmailpreference" in queries[0]["sql"]
 
 
 def _no_job(*args, **kwargs):
