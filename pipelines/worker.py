@@ -46,6 +46,8 @@ REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 WORKER_TTL_SECONDS = 20
 # How often a busy worker beats and sweeps (from a thread beside the job).
 JOB_MONITORING_SECONDS = 5
+# RQ beats after each dequeue and after each job (a Redis round trip each): at most this often.
+BEAT_AT_MOST_SECONDS = 1.0
 # A worker beats every 5 s (above); one silent this long is dead, even on another machine
 # whose clock is some seconds off ours. RQ itself forgets it only when its key expires (80 s).
 WORKER_SILENT_SECONDS = 30
@@ -99,6 +101,7 @@ class PipelineWorker(SimpleWorker):
             kwargs["worker_ttl"] = WORKER_TTL_SECONDS
         super().__init__(*args, **kwargs)
         self._last_sweep = 0.0
+        self._last_beat = float("-inf")
         self._redis_lost_at = None  # monotonic time Redis stopped answering, while it doesn't
 
     def work(self, *args, **kwargs):
@@ -120,6 +123,9 @@ class PipelineWorker(SimpleWorker):
     def heartbeat(self, timeout=None, pipeline=None):
         if pipeline is not None:  # one command of maintain_heartbeats' pipeline
             return super().heartbeat(timeout, pipeline=pipeline)
+        if time.monotonic() - self._last_beat < BEAT_AT_MOST_SECONDS:
+            return None  # RQ beats before and after every job: one beat a second is plenty
+        self._last_beat = time.monotonic()
         try:
             with self.connection.pipeline() as commands:
                 commands.sismember(self.redis_workers_keys, self.key)
