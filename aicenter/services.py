@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -61,8 +62,12 @@ def project_get_for_user(*, user, slug: str, need: str = VIEW) -> Project:
     """The project, if the user belongs to it with at least the role the action needs.
 
     Outsiders get a 404, so they can't even learn that the project exists."""
-    project = Project.objects.filter(slug=slug).first()
-    role = project and project_role(user=user, project=project)
+    projects = Project.objects.filter(slug=slug)
+    if not user.is_superuser:  # the role with the project, in the same query
+        member = Membership.objects.filter(project=OuterRef("pk"), user=user.pk)
+        projects = projects.annotate(member_role=Subquery(member.values("role")[:1]))
+    project = projects.first()
+    role = project and (Membership.ADMIN if user.is_superuser else project.member_role)
     if role is None:
         raise Http404(f"No project '{slug}'.")
     project.role, project.role_user_id = role, user.pk

@@ -3,10 +3,12 @@ Retry and a recurring pipeline alike)."""
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef
 
 from aicenter.manifests import blob_open, clean_folder, manifest_file, manifest_folder_exists
+from aicenter.models import ManifestEntry
 from datasets.models import Dataset
-from packages.models import Package
+from packages.models import Package, PackageVersion
 from packages.validation import main_methods
 from pipelines.models import PipelineRun
 from pipelines.parameters import clean_parameters
@@ -17,7 +19,13 @@ TYPES = dict(PipelineRun.TYPES)
 def _dataset(project, name, folder, field, errors):
     if not name:
         return None, ""
-    dataset = Dataset.objects.filter(project=project, name=name).select_related("manifest").first()
+    files = ManifestEntry.objects.filter(manifest=OuterRef("manifest"), blob__isnull=False)
+    dataset = (
+        Dataset.objects.filter(project=project, name=name)
+        .select_related("manifest")
+        .annotate(has_files=Exists(files))  # in the same query
+        .first()
+    )
     if dataset is None:
         errors[field] = f"There is no dataset '{name}' in this project."
         return None, ""
@@ -28,9 +36,29 @@ def _dataset(project, name, folder, field, errors):
         return dataset, ""
     if folder and not manifest_folder_exists(dataset.manifest, folder):
         errors[f"{field}_folder"] = f"Dataset {name} has no folder '{folder}'."
-    elif not dataset.manifest.entries.filter(blob__isnull=False).exists():
+    elif not dataset.has_files:
         errors[field] = f"Dataset {name} is empty: upload data first."
     return dataset, folder
+
+
+def _package_version(project, name, number):
+    """(package, version) by name and number, each None when there is none: one query when
+    both exist."""
+    try:
+        major, minor = (int(part) for part in str(number).split("."))
+    except ValueError:
+        major = minor = None
+    if name and major is not None:
+        version = (
+            PackageVersion.objects.filter(
+                package__project=project, package__name=name, major=major, minor=minor
+            )
+            .select_related("package")
+            .first()
+        )
+        if version is not None:
+            return version.package, version
+    return Package.objects.filter(project=project, name=name).first(), None
 
 
 def _methods(version) -> set[str]:
@@ -74,32 +102,25 @@ def clean_run_inputs(
         raise ValidationError({field: "This contains a NUL character." for field in nul})
     if type not in TYPES:
         errors["type"] = f"'{type}' is not a pipeline type; use train, evaluate or full."
-    package_obj = Package.objects.filter(project=project, name=package).first()
-    version_obj = None
+    package_obj, version_obj = _package_version(project, package, version)
     if not package:
         errors["package"] = "Choose a package."
     elif package_obj is None:
         errors["package"] = f"There is no package '{package}' in this project."
-    else:
-        try:
-            major, minor = (int(part) for part in str(version).split("."))
-            version_obj = package_obj.versions.filter(major=major, minor=minor).first()
-        except ValueError:
-            pass
-        if version_obj is None:
-            errors["version"] = f"Package {package} has no version '{version}'."
-        elif not package_obj.training_enabled:
-            errors["version"] = (
-                f"Package {package} does not have training enabled, so it can't run "
-                "pipelines; upload it with 'Enable training' and a train.py."
-            )
-        elif type == PipelineRun.FULL and "process_data" not in _methods(version_obj):
-            errors["version"] = (
-                f"train.py of {package} {version_obj.number} has no method process_data, "
-                "which a full pipeline run calls first (it writes the training and test splits "
-                "into training_data_directory and test_data_directory); run a training run, "
-                "or add process_data(data_directory)."
-            )
+    elif version_obj is None:
+        errors["version"] = f"Package {package} has no version '{version}'."
+    elif not package_obj.training_enabled:
+        errors["version"] = (
+            f"Package {package} does not have training enabled, so it can't run "
+            "pipelines; upload it with 'Enable training' and a train.py."
+        )
+    elif type == PipelineRun.FULL and "process_data" not in _methods(version_obj):
+        errors["version"] = (
+            f"train.py of {package} {version_obj.number} has no method process_data, "
+            "which a full pipeline run calls first (it writes the training and test splits "
+            "into training_data_directory and test_data_directory); run a training run, "
+            "or add process_data(data_directory)."
+        )
     dataset_obj, dataset_folder = _dataset(project, dataset, dataset_folder, "dataset", errors)
     evaluation_obj, evaluation_folder = _dataset(
         project, evaluation_dataset, evaluation_folder, "evaluation_dataset", errors

@@ -167,7 +167,10 @@ class PipelineRun(models.Model):
     @property
     def output_version(self):
         """The package version this run trained, or None. The link is stored on the version
-        (PackageVersion.pipeline_run, reverse name trained_version)."""
+        (PackageVersion.pipeline_run, reverse name trained_version), made only as the run
+        ends Successful: for any other run, no query."""
+        if self.status != self.SUCCESSFUL:
+            return None
         try:
             return self.trained_version
         except ObjectDoesNotExist:
