@@ -7,6 +7,8 @@ import threading
 import time
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from packages.models import PackageVersion
 from pipelines import transitions
@@ -67,6 +69,30 @@ def test_two_writers_of_one_log_take_turns_instead_of_failing(project, bob):
     assert last == 3
     lines = [line.split(" ", 1)[1] for line in text.splitlines()]
     assert lines == ["epoch 1", "[aicenter] Failed: worker lost", "epoch 2"]
+
+
+def test_the_log_of_a_run_just_claimed_is_written_without_a_read(project, bob):
+    run = a_training_run(project, bob)
+    log = RunLog(run, new=True)  # its worker's: the run has no log yet
+    log.write("epoch 1\n")
+    with CaptureQueriesContext(connection) as queries:
+        log.flush()
+    assert [query["sql"].split()[0] for query in queries] == ["INSERT"]
+
+
+def test_a_new_log_whose_first_number_was_taken_takes_the_next(project, bob):
+    run = a_training_run(project, bob)
+    sweeper = RunLog(run)
+    sweeper.platform("Failed: worker lost")
+    sweeper.flush()  # chunk 1, before the worker's first write
+    worker = RunLog(run, new=True)
+    worker.write("epoch 1\n")
+    worker.flush()
+
+    text, last = run_log_text(run)
+    assert last == 2
+    lines = [line.split(" ", 1)[1] for line in text.splitlines()]
+    assert lines == ["[aicenter] Failed: worker lost", "epoch 1"]
 
 
 @pytest.mark.usefixtures("sandbox_available", "runs_stay_here")
