@@ -13,6 +13,7 @@ Rows and jobs only when someone listens."""
 import logging
 
 import redis
+from django.db import connection as db_connection
 from django.db import transaction
 
 from webhooks.models import Delivery, RunMailPreference, Webhook
@@ -81,6 +82,8 @@ def listeners_changed() -> None:
 def _listeners() -> dict:
     from pipelines.queue import connection
 
+    if db_connection.in_atomic_block:  # it may see a change not committed yet, or never to be
+        return _asked()
     try:
         generation = connection("pipelines").get(LISTENERS_GENERATION_KEY)
     except redis.RedisError:  # nothing to tell a change by: asked, not kept
@@ -94,7 +97,10 @@ def _listeners() -> dict:
 def _asked() -> dict:
     return {
         "projects": set(
-            Webhook.objects.filter(active=True).values_list("project_id", flat=True).distinct()
+            Webhook.objects.filter(active=True)
+            .order_by()
+            .values_list("project_id", flat=True)
+            .distinct()
         ),
         "mail": RunMailPreference.objects.exclude(runs=RunMailPreference.NEVER).exists(),
     }

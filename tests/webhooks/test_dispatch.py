@@ -2,7 +2,7 @@
 events, what it costs in queries, and that it never raises."""
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from governance.events import record
@@ -16,7 +16,7 @@ from webhooks.dispatch import (
     webhook_events,
 )
 from webhooks.models import Delivery, Webhook
-from webhooks.services import run_mail_preference_set
+from webhooks.services import run_mail_preference_set, webhook_delete
 
 
 def _event(category, action, **data):
@@ -57,7 +57,7 @@ def _events(project):
     ]
 
 
-def test_it_costs_no_query_and_no_job_when_nobody_listens(project, monkeypatch):
+def test_it_costs_no_query_and_no_job_when_nobody_listens(project, monkeypatch, transactional_db):
     monkeypatch.setattr("pipelines.queue.enqueue", _no_job)
     listeners_changed()
     events = _events(project)
@@ -70,7 +70,7 @@ def test_it_costs_no_query_and_no_job_when_nobody_listens(project, monkeypatch):
     assert len(queries) == 0
 
 
-def test_a_project_with_a_webhook_costs_one_query(project, alice, monkeypatch):
+def test_a_project_with_a_webhook_costs_one_query(project, alice, monkeypatch, transactional_db):
     make_webhook(project, alice, "http://127.0.0.1:9/", events=["pipeline.killed"])
     monkeypatch.setattr("pipelines.queue.enqueue", _no_job)
     skill_updated, started, _ = _events(project)
@@ -81,7 +81,19 @@ def test_a_project_with_a_webhook_costs_one_query(project, alice, monkeypatch):
     assert "webhooks_webhook" in queries[0]["sql"]
 
 
-def test_a_change_committed_by_another_process_is_heard(project, alice):
+def test_a_change_rolled_back_is_not_kept(project, alice, transactional_db):
+    """A webhook deleted in a transaction that then rolls back: this process must not keep
+    "nobody listens" from inside it (no commit bumps the number afterwards)."""
+    webhook = make_webhook(project, alice, "http://127.0.0.1:9/", events=["pipeline.started"])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        webhook_delete(user=alice, webhook=webhook)
+        event_recorded(_events(project)[0])  # asked inside: not kept
+        raise RuntimeError("the request failed")
+    event_recorded(_events(project)[1])
+    assert Delivery.objects.get().event == "pipeline.started"
+
+
+def test_a_change_committed_by_another_process_is_heard(project, alice, transactional_db):
     """Another process (a web server) adds a webhook: this one (a worker) hears of it through
     the number in Redis that process's commit bumps, and delivers the next event."""
     listeners_changed()
@@ -102,7 +114,9 @@ def test_it_costs_nothing_for_an_event_no_webhook_can_hear(project, alice):
     assert len(queries) == 0
 
 
-def test_a_finished_run_costs_one_more_query_when_someone_wants_e_mail(project, alice, monkeypatch):
+def test_a_finished_run_costs_one_more_query_when_someone_wants_e_mail(
+    project, alice, monkeypatch, transactional_db
+):
     run_mail_preference_set(user=alice, runs="failed")
     monkeypatch.setattr("pipelines.queue.enqueue", _no_job)
     *_, finished = _events(project)
