@@ -25,6 +25,12 @@ def duration(seconds):
 
 
 @register.filter
+def words(name):
+    """A stored name as words: 'files_uploaded' → 'files uploaded'."""
+    return str(name).replace("_", " ")
+
+
+@register.filter
 def status_style(status):
     return STATUS_STYLE.get(status, "neutral")
 

@@ -50,6 +50,12 @@ def test_it_lists_the_projects_events_newest_first(pages_as, project, alice):
     assert "Export CSV" in page
 
 
+def test_actions_read_as_words(pages_as, project, alice):
+    dataset_event(project, alice, action="files_uploaded", message="2 files")
+    page = pages_as(alice).get(LOGS).content.decode()
+    assert "<td>files uploaded</td>" in page and "files_uploaded</td>" not in page
+
+
 def test_it_filters_by_each_field(pages_as, project, alice, bob):
     # the first event, dated back: time and id grow together, as record() makes them
     old = event(project, None, object_key=7, object_name="Pipeline 7", message="An old start")
