@@ -122,6 +122,11 @@ class PipelineRun(models.Model):
             models.Index(
                 fields=["project", "score", "-created_at", "-id"], name="run_list_score_low"
             ),
+            # Sorted by a metric, the list joins the metric's values (MetricSeries'
+            # metric_by_value) to their runs by id and orders ties by created_at: from here
+            # both databases read project, id and created_at without the rows themselves, so
+            # an old `?page=500` that skips 25,000 of them does not read 25,000 rows.
+            models.Index(fields=["project", "id", "created_at"], name="run_list_by_id"),
         ]
 
     def __str__(self):
