@@ -166,6 +166,25 @@ def test_an_old_page_number_still_works_and_one_past_the_end_shows_the_last_page
         assert bobs.get(API, {"schedule": schedule}).status_code == 200
 
 
+@pytest.mark.parametrize("sort", ["-metric", "metric"])
+def test_an_old_page_number_deep_into_a_metric_order_shows_the_same_runs_as_its_links(
+    bobs, project, runs, sort
+):
+    """?page=N sorted by a metric skips runs on the metric's index joined to their runs
+    (run_list_by_id): the same runs, in the same order, as walking there by the links, and
+    its next link goes on from there. Page 3 starts among the runs with a value and ends
+    among those without (the metric's ties broken by creation time and id)."""
+    query = {"metric": "loss", "sort": sort}
+    expected = list(pipeline_run_list(project=project, **query).values_list("pk", flat=True))
+    pages, _ = _walk(bobs, "?metric=loss&sort=" + sort)
+    assert [pk for page in pages for pk in page] == expected
+    for number in (2, 3):
+        page = bobs.get(LIST, {**query, "page": str(number)})
+        assert _ids(page) == pages[number - 1] == expected[(number - 1) * 50 : number * 50]
+        assert _ids(bobs.get(LIST + _link(page, "next"))) == pages[number]
+        assert f"Runs {(number - 1) * 50 + 1}–{number * 50} of 230" in page.content.decode()
+
+
 def _cursor(data) -> str:
     text = json.dumps(data) if not isinstance(data, str) else data
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
