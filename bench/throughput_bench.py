@@ -21,7 +21,9 @@ pipelines` processes, and prints:
    through the HTTP API: median submit → Successful, its ratio to the floor, the median of each
    phase, and the same with every run's sandbox started cold (AICENTER_SANDBOX_AHEAD=false);
 3. runs/h with 1 and 2 workers: --runs runs queued while the workers are suspended (RQ's
-   `suspend`), then released at once; counted from the first run's claim to the last run's end;
+   `suspend`), then released at once; counted from the first run's claim to the last run's end
+   (RQ sees a suspension only between jobs: a run a waiting worker took during the submits
+   is left out);
    the machine's CPU per run while they drain (workers, sandboxes, database, Redis, S3: all of
    it, so run it on an otherwise idle machine), the platform's share (less the floor's CPU
    per run, the package's own Python start), the workers' own, and the web server's CPU per
@@ -43,6 +45,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -277,7 +280,6 @@ def throughput(instance, workers, runs):
     try:
         instance.wait_finished([instance.submit() for _ in range(2 * workers)])  # warm
         suspend(connection)
-        time.sleep(6)  # a worker blocked in its dequeue (5 s) has come round to the check
         web_before = cpu_seconds(instance.web.pid)
         began = time.perf_counter()
         with ThreadPoolExecutor(4) as pool:
@@ -286,10 +288,15 @@ def throughput(instance, workers, runs):
         web_cpu = (cpu_seconds(instance.web.pid) - web_before) / runs
         cpu_before = sum(cpu_seconds(worker.pid) for worker in instance.workers)
         machine_before = machine_cpu_seconds()
+        resumed_at = datetime.now(UTC)
         resume(connection)
         finished = instance.wait_finished(run_ids, poll=1.0)
         machine = machine_cpu_seconds() - machine_before
         cpu = sum(cpu_seconds(worker.pid) for worker in instance.workers) - cpu_before
+        # RQ checks for a suspension only between jobs: a worker waiting in its dequeue when
+        # the runs came took one before it saw it. Those ran during the submits: not counted.
+        finished = [run for run in finished if run.started_at >= resumed_at]
+        runs = len(finished)
         first = min(run.started_at for run in finished)
         last = max(run.finished_at for run in finished)
         rate = (runs - 1) / (last - first).total_seconds() * 3600
@@ -308,6 +315,7 @@ def throughput(instance, workers, runs):
         "rate": rate,
         "cpu": cpu / runs,
         "machine_cpu": machine / runs,
+        "counted": runs,
         "web_cpu": web_cpu,
         "submit_wall": submit_wall,
         "workers_used": len(taken),
@@ -426,7 +434,8 @@ def report(result, mlflow):
         workers = int(workers)  # a JSON key
         platform = rate["machine_cpu"] - result["floor_cpu"]
         print(
-            f"  {workers} worker{'s' if workers > 1 else ' '}: {rate['rate']:9,.0f} runs/h   "
+            f"  {workers} worker{'s' if workers > 1 else ' '}: {rate['rate']:9,.0f} runs/h "
+            f"({rate.get('counted', '?')} runs)   "
             f"machine CPU/run {ms(rate['machine_cpu'])} (platform {ms(platform)} beyond the "
             f"floor's, goal ≤ 60 ms; the workers' own {ms(rate['cpu'])})   "
             f"web CPU/submit {ms(rate['web_cpu'])}"

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from aicenter.database import retry_when_locked
 from aicenter.manifests import manifest_copy, manifest_delete
+from aicenter.models import Manifest
 from packages.services import package_version_create_trained
 from pipelines import transitions
 from pipelines.logs import RunLog
@@ -67,6 +68,12 @@ def _plan(run, variables) -> list[list]:
     ]
 
 
+def unread(manifest_id: int) -> Manifest:
+    """A manifest known by its id alone: its entries are all a run reads of it, so its row
+    is not read (nor joined to the run's on every run)."""
+    return Manifest(pk=manifest_id)
+
+
 class Runner:
     def __init__(self, run, requirements="", build=None, *, go_ahead=False):
         self.run = run
@@ -119,7 +126,8 @@ class Runner:
                             environment=environment, network=run.project.allow_network
                         )
                     workspace = self.ahead.workspace if self.ahead else Workspace.create(run.pk)
-                    count = workspace.materialise(run.version.manifest, workspace.package)
+                    package = unread(run.version.manifest_id)
+                    count = workspace.materialise(package, workspace.package)
                     self.log.platform(
                         f"package {run.package.name} {run.version.number}: {count} files"
                     )
@@ -293,7 +301,7 @@ class Runner:
             placements.append((run.evaluation_dataset, run.evaluation_folder, variables[target]))
         for dataset, folder, target in placements:
             count = workspace.materialise(
-                dataset.manifest, workspace.package / target, prefix=folder
+                unread(dataset.manifest_id), workspace.package / target, prefix=folder
             )
             where = f"{dataset.name}/{folder}" if folder else dataset.name
             self.log.platform(f"dataset {where}: {count} files at ./{target}")
@@ -339,10 +347,10 @@ class Runner:
                 }
             snapshot, evaluation_snapshot = None, test_split
             if run.dataset and variables["save_training_data"] == "true":
-                snapshot = manifest_copy(run.dataset.manifest, prefix=run.dataset_folder)
+                snapshot = manifest_copy(unread(run.dataset.manifest_id), prefix=run.dataset_folder)
             if run.evaluation_dataset and variables["save_test_data"] == "true":
                 evaluation_snapshot = manifest_copy(
-                    run.evaluation_dataset.manifest, prefix=run.evaluation_folder
+                    unread(run.evaluation_dataset.manifest_id), prefix=run.evaluation_folder
                 )
         return {
             "status": PipelineRun.SUCCESSFUL,
@@ -411,11 +419,7 @@ def run_pipeline(run, *, go_ahead=False) -> None:
     `go_ahead`: a pipeline worker's run, which may take the sandbox started ahead for it and
     starts the next one when done."""
     run = PipelineRun.objects.select_related(
-        "project",
-        "package",
-        "version__manifest",
-        "dataset__manifest",
-        "evaluation_dataset__manifest",
+        "project", "package", "version", "dataset", "evaluation_dataset"
     ).get(pk=run.pk if isinstance(run, PipelineRun) else run)
     run.version.package = run.package  # the same row: not read twice
     requirements = version_requirements(run.version)
