@@ -14,8 +14,13 @@ class Event(models.Model):
 
     time = models.DateTimeField(default=timezone.now)
     # None for events that belong to no project (a user's API tokens).
-    project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, null=True, blank=True, related_name="events"
+    project = models.ForeignKey(  # indexed by the indexes below, which all begin with it
+        Project,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="events",
+        db_index=False,
     )
     category = models.CharField(max_length=20)  # package, dataset, pipeline, schedule, skill, …
     action = models.CharField(max_length=30)  # uploaded, validated, refused, started, …

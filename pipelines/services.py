@@ -57,8 +57,9 @@ def pipeline_run_create(
         if not run.name:
             run.name = default_run_name(run)
             run.save(update_fields=["name"])
-        _record_created(run, user=user, schedule=schedule, retry_of=retry_of)
+        # on commit, queued first: a worker can start it while the event's webhooks are looked up
         transaction.on_commit(lambda: pipeline_run_enqueue(run=run))
+        _record_created(run, user=user, schedule=schedule, retry_of=retry_of)
     return run
 
 
