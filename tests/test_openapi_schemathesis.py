@@ -102,7 +102,7 @@ def test_schemathesis_finds_nothing_wrong(
         "--seed",
         "9",
         "--workers",
-        "1",
+        "2",
         "--no-color",
         "--generation-database",
         "none",
