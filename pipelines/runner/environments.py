@@ -302,10 +302,17 @@ def _requirements(manifest_id: int) -> tuple[str | None, str]:
         return entry.blob_id, stored.read(1024 * 1024).decode("utf-8", errors="replace")
 
 
-# (environment record, version) links this process has seen: a link is never removed, so it
-# is looked for once per version, not before every run. Forgotten past a bound.
-_linked = set()
-LINKS_KEPT = 10_000
+# A version's link to its environment's record is never removed: each process looks for it
+# once per version, not before every run.
+@lru_cache(maxsize=10_000)
+def _link(record_id: int, version_id: int) -> None:
+    links = EnvironmentBuild.versions.through.objects
+    # a read, not a write: its version was recorded when it was made
+    if not links.filter(environmentbuild_id=record_id, packageversion_id=version_id).exists():
+        links.bulk_create(
+            [links.model(environmentbuild_id=record_id, packageversion_id=version_id)],
+            ignore_conflicts=True,
+        )
 
 
 def version_environment(version, requirements: str | None = None) -> EnvironmentBuild:
@@ -316,13 +323,7 @@ def version_environment(version, requirements: str | None = None) -> Environment
     record, _ = EnvironmentBuild.objects.get_or_create(
         key=key, defaults={"python_version": version.package.language}
     )
-    if (record.pk, version.pk) not in _linked:
-        # a read, not a write: its version was recorded when it was made
-        if not record.versions.filter(pk=version.pk).exists():
-            record.versions.add(version)
-        if len(_linked) >= LINKS_KEPT:
-            _linked.clear()
-        _linked.add((record.pk, version.pk))
+    _link(record.pk, version.pk)
     return record
 
 
