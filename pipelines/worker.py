@@ -117,8 +117,16 @@ class PipelineWorker(SimpleWorker):
             )
         else:
             logger.warning("AICENTER_SANDBOX=off: package code runs unsandboxed")
+        # RQ registers the worker before it installs its signal handlers: a SIGTERM meanwhile
+        # would kill it still registered. Kept instead, it stops at the loop's first turn and
+        # unregisters as usual.
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop_signal, self._stop_while_starting)
         kwargs["with_scheduler"] = True
         return super().work(*args, **kwargs)
+
+    def _stop_while_starting(self, signum, frame):
+        self._stop_requested = True
 
     def heartbeat(self, timeout=None, pipeline=None):
         if pipeline is not None:  # one command of maintain_heartbeats' pipeline
