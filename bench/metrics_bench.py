@@ -285,7 +285,7 @@ def bench_list(client, project, user, total, requests):
     began = time.perf_counter()
     for start in range(count, total, 10_000):
         runs = make_runs(project, user, min(10_000, total - start))
-        series = [MetricSeries(run=r, name="loss", count=9, last=r.score, min=0) for r in runs]
+        series = [MetricSeries.of(r, "loss", count=9, last=r.score, min=0) for r in runs]
         MetricSeries.objects.bulk_create(series, batch_size=1000)
     settle()
     print(f"  {total:,} runs made in {time.perf_counter() - began:.0f} s (bulk_create)")

@@ -196,7 +196,7 @@ def make_runs(project, user, total, seed=13):
             runs = PipelineRun.objects.bulk_create(runs, batch_size=2000)
             MetricSeries.objects.bulk_create(
                 [
-                    MetricSeries(run=run, name="loss", count=10, last=rng.random(), min=0, max=1)
+                    MetricSeries.of(run, "loss", count=10, last=rng.random(), min=0, max=1)
                     for run in runs
                     if rng.random() < 0.3
                 ],

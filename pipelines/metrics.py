@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import psycopg
 from django.db import connection, transaction
 
-from pipelines.models import MetricChunk, MetricSeries
+from pipelines.models import MetricChunk, MetricSeries, PipelineRun
 
 # Points per stored chunk once a run has ended (while it runs, each flush writes its own).
 CHUNK_POINTS = 1000
@@ -62,9 +62,14 @@ def metrics_append(run_id: int, points: dict[str, list[tuple]]) -> None:
                 run_id=run_id, name__in=list(points)
             )
         }
+        run = None
         chunks = []
         for name, new in points.items():
-            series = existing.get(name) or MetricSeries.objects.create(run_id=run_id, name=name)
+            series = existing.get(name)
+            if series is None:  # a new metric: its row carries the run's keys (the list's)
+                run = run or PipelineRun.objects.only("project", "created_at").get(pk=run_id)
+                series = MetricSeries.of(run, name)
+                series.save(force_insert=True)
             steps, values, times = [], [], []
             step = series.last_step
             for given, value, moment in new:

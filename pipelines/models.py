@@ -131,11 +131,6 @@ class PipelineRun(models.Model):
             models.Index(
                 fields=["project", "score", "-created_at", "-id"], name="run_list_score_low"
             ),
-            # Sorted by a metric, the list joins the metric's values (MetricSeries'
-            # metric_by_value) to their runs by id and orders ties by created_at: from here
-            # both databases read project, id and created_at without the rows themselves, so
-            # an old `?page=500` that skips 25,000 of them does not read 25,000 rows.
-            models.Index(fields=["project", "id", "created_at"], name="run_list_by_id"),
             # The sweeper's and the workers' look at unclaimed runs, in every project. Not
             # db_index=True: on PostgreSQL that adds a LIKE index too, and nothing matches a
             # status by pattern.
@@ -296,6 +291,11 @@ class MetricSeries(models.Model):
 
     run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="metrics")
     name = models.CharField(max_length=250)
+    # The run's project and created_at, copied (neither changes): the runs list sorted by a
+    # metric reads the metric's runs, in order, from one index of these rows (Meta), without
+    # looking up 25,000 runs to skip an old `?page=500`.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    run_created_at = models.DateTimeField()
     count = models.PositiveIntegerField(default=0)
     last = models.FloatField(null=True, blank=True)
     min = models.FloatField(null=True, blank=True)
@@ -305,12 +305,28 @@ class MetricSeries(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "name"], name="metric_once")]
-        # the runs list sorted by a metric reads its values in order here (issue 13)
-        indexes = [models.Index(fields=["name", "last", "run"], name="metric_by_value")]
+        # The runs list sorted by a metric reads its runs in the list's order here, ties
+        # newest first (issue 13): one index for each direction, as for the score's.
+        indexes = [
+            models.Index(
+                fields=["project", "name", "-last", "-run_created_at", "-run"],
+                name="metric_high",
+            ),
+            models.Index(
+                fields=["project", "name", "last", "-run_created_at", "-run"], name="metric_low"
+            ),
+        ]
         ordering = ["name"]
 
     def __str__(self):
         return f"{self.name} of run {self.run_id}"
+
+    @classmethod
+    def of(cls, run, name, **fields) -> "MetricSeries":
+        """A new series of `run` (unsaved), with the run's keys copied."""
+        return cls(
+            run=run, project_id=run.project_id, run_created_at=run.created_at, name=name, **fields
+        )
 
 
 class MetricChunk(models.Model):

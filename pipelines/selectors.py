@@ -236,30 +236,31 @@ def _beyond(keys, values, *, before: bool) -> Q:
     return Q(**{f"{field}__{lookup(descending, False)}": value}) & condition
 
 
-def _list_parts(runs, order: RunOrder, metric: str):
-    """The list as consecutive parts, each (runs, keys) read in the order of one index: with
-    a sort, the runs that have the value, then those without it. A metric's values are read
-    from the metric's own index (MetricSeries.Meta), joined to their runs."""
+def _list_parts(runs, order: RunOrder, metric: str, *, project, filtered: bool):
+    """The list as consecutive parts, each (rows, keys) read in the order of one index: with
+    a sort, the runs that have the value, then those without it. The runs that logged the
+    metric are its rows in the project, read from their own index (MetricSeries.Meta); only
+    a filter joins them to their runs."""
     if order.field is None:
         return [(runs, NEWEST_FIRST)]
-    keys = ((order.field, order.descending), *NEWEST_FIRST)
     if order.field == "score":
-        with_value = runs.filter(score__isnull=False)
-        without = runs.filter(score__isnull=True)
-    else:
-        with_value = runs.filter(metrics__name=metric, metrics__last__isnull=False)
-        with_value = with_value.annotate(metric_last=F("metrics__last"))  # the filter's join
-        logged = MetricSeries.objects.filter(run=OuterRef("pk"), name=metric, last__isnull=False)
-        without = runs.exclude(Exists(logged))
+        keys = (("score", order.descending), *NEWEST_FIRST)
+        with_value, without = runs.filter(score__isnull=False), runs.filter(score__isnull=True)
+        return [(with_value, keys), (without, NEWEST_FIRST)]
+    logged = MetricSeries.objects.filter(name=metric, last__isnull=False)
+    with_value = logged.filter(project=project)
+    if filtered:
+        with_value = with_value.filter(run__in=runs)
+    keys = (("last", order.descending), ("run_created_at", True), ("run_id", True))
+    without = runs.exclude(Exists(logged.filter(run=OuterRef("pk"))))
     return [(with_value, keys), (without, NEWEST_FIRST)]
 
 
-def _read_keys(runs, order: RunOrder, metric, *, start, before: bool, offset: int, limit: int):
+def _read_keys(parts, order: RunOrder, *, start, before: bool, offset: int, limit: int):
     """Up to `limit` keys (value, created_at, pk) of the runs after `start` (a key, or None
     for the top of the list; with `before`, the runs before it, nearest first, or the bottom
     of the list), `offset` runs skipped. At most one query per part, and a count when the
     offset skips a whole part."""
-    parts = _list_parts(runs, order, metric)
     # the part the start key is in: runs without a value are the list's last part
     if start is None:
         at = len(parts) - 1 if before else 0
@@ -319,7 +320,8 @@ def pipeline_run_page(
             first = first + offset if first and not before else None
     elif not last:
         first = offset + 1
-    read = partial(_read_keys, runs, order, metric, offset=offset, limit=per_page + 1)
+    parts = _list_parts(runs, order, metric, project=project, filtered=any(filters.values()))
+    read = partial(_read_keys, parts, order, offset=offset, limit=per_page + 1)
     keys = read(start=start, before=before)
     if before and start is not None and len(keys) <= per_page:
         first = 1  # the top of the list

@@ -78,3 +78,39 @@ def test_old_tokens_get_a_name_and_keep_working():
     assert names == [f"token {made[0].pk}", f"token {made[1].pk}"]
     assert api_token_user("aic_first-old-token").username == "olga"
     assert ApiToken.objects.get(pk=made[1].pk).status == "active"
+
+
+BEFORE_METRIC_KEYS = [("pipelines", "0011_fewer_indexes")]  # a metric's row without its run's
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_metric_logged_before_gets_its_runs_keys_and_sorts_the_list():
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    old = _migrate(BEFORE_METRIC_KEYS)
+    try:
+        project = old.get_model("aicenter", "Project").objects.create(name="Metrics", slug="met")
+        package = old.get_model("packages", "Package").objects.create(
+            project=project, name="clf", language="3.11"
+        )
+        version = old.get_model("packages", "PackageVersion").objects.create(
+            package=package, major=1, minor=0
+        )
+        Run = old.get_model("pipelines", "PipelineRun")
+        runs = [
+            Run.objects.create(project=project, package=package, version=version) for _ in range(3)
+        ]
+        Series = old.get_model("pipelines", "MetricSeries")
+        for run, last in zip(runs, [0.5, None, 0.25], strict=True):
+            Series.objects.create(run=run, name="loss", count=1, last=last)
+    finally:
+        _migrate(latest)
+    from aicenter.models import Project
+    from pipelines.models import MetricSeries
+    from pipelines.selectors import pipeline_run_page
+
+    copied = MetricSeries.objects.order_by("run_id").values_list("project_id", "run_created_at")
+    assert list(copied) == [(project.pk, run.created_at) for run in runs]
+    page = pipeline_run_page(
+        project=Project.objects.get(pk=project.pk), metric="loss", sort="metric"
+    )
+    assert [run.pk for run in page.runs] == [runs[2].pk, runs[0].pk, runs[1].pk]

@@ -129,10 +129,7 @@ def _more_runs(template, count, metric_value, metric="loss"):
     }
     runs = PipelineRun.objects.bulk_create([PipelineRun(**fields) for _ in range(count)])
     MetricSeries.objects.bulk_create(
-        [
-            MetricSeries(run=run, name=metric, count=1, last=metric_value + i)
-            for i, run in enumerate(runs)
-        ]
+        [MetricSeries.of(run, metric, count=1, last=metric_value + i) for i, run in enumerate(runs)]
     )
     return runs
 

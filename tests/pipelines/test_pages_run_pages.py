@@ -56,7 +56,7 @@ def runs(bobs, project, bob):
         run.score = [None, 0.5, 0.25, 0.5, None, 0.75][index % 6]
     PipelineRun.objects.bulk_update(made, ["created_at", "status", "type", "score"])
     MetricSeries.objects.bulk_create(
-        MetricSeries(run=run, name="loss", count=1, last=[0.1, 0.2, None][index % 3])
+        MetricSeries.of(run, "loss", count=1, last=[0.1, 0.2, None][index % 3])
         for index, run in enumerate(made)
         if index % 5
     )
@@ -170,10 +170,10 @@ def test_an_old_page_number_still_works_and_one_past_the_end_shows_the_last_page
 def test_an_old_page_number_deep_into_a_metric_order_shows_the_same_runs_as_its_links(
     bobs, project, runs, sort
 ):
-    """?page=N sorted by a metric skips runs on the metric's index joined to their runs
-    (run_list_by_id): the same runs, in the same order, as walking there by the links, and
-    its next link goes on from there. Page 3 starts among the runs with a value and ends
-    among those without (the metric's ties broken by creation time and id)."""
+    """?page=N sorted by a metric skips runs on the metric's own index (its rows carry their
+    runs' project and creation time): the same runs, in the same order, as walking there by
+    the links, and its next link goes on from there. Page 3 starts among the runs with a
+    value and ends among those without (the metric's ties broken by creation time and id)."""
     query = {"metric": "loss", "sort": sort}
     expected = list(pipeline_run_list(project=project, **query).values_list("pk", flat=True))
     pages, _ = _walk(bobs, "?metric=loss&sort=" + sort)
@@ -183,6 +183,21 @@ def test_an_old_page_number_deep_into_a_metric_order_shows_the_same_runs_as_its_
         assert _ids(page) == pages[number - 1] == expected[(number - 1) * 50 : number * 50]
         assert _ids(bobs.get(LIST + _link(page, "next"))) == pages[number]
         assert f"Runs {(number - 1) * 50 + 1}–{number * 50} of 230" in page.content.decode()
+
+
+def test_a_metric_sorted_list_holds_no_run_of_another_project(bobs, project, runs, bob):
+    """The metric's rows are read by project: another project's runs logging the same metric,
+    with better values and newer, are not in Alpha's list, sorted or not."""
+    beta = Project.objects.create(name="Beta", slug="beta")
+    later = MOMENT + timedelta(days=9)
+    others = _copies(queued_run(project, bob), 3, project_id=beta.pk, created_at=later)
+    MetricSeries.objects.bulk_create(MetricSeries.of(run, "loss", last=0.0) for run in others)
+    for query in ("?metric=loss&sort=metric", "?metric=loss&sort=-metric&status=failed"):
+        filters = dict(pair.split("=") for pair in query.lstrip("?").split("&"))
+        expected = list(pipeline_run_list(project=project, **filters).values_list("pk", flat=True))
+        pages, _ = _walk(bobs, query)
+        assert [pk for page in pages for pk in page] == expected, query
+        assert [len(page) for page in pages[:-1]] == [50] * (len(pages) - 1), query  # all there
 
 
 def _cursor(data) -> str:
