@@ -5,10 +5,30 @@ PostgreSQL and Redis); unset, the suite runs on SQLite and the embedded Redis.""
 
 import os
 import tempfile
+from urllib.parse import urlsplit, urlunsplit
 
-_OWN_DATA_DIR = "AICENTER_DATA_DIR" not in os.environ
+# pytest-xdist's processes (gw0, gw1…: `python3 run.py test` runs the suite in two) are
+# sessions of their own: each its own data dir (so its own storage and embedded Redis), Redis
+# database and sandbox uids; what they start inherits these through the environment.
+_PROCESS = os.environ.get("PYTEST_XDIST_WORKER", "")
+_OWN_DATA_DIR = (
+    "AICENTER_DATA_DIR" not in os.environ
+    or os.environ.get("AICENTER_TEST_PROCESS", _PROCESS) != _PROCESS
+)
 if _OWN_DATA_DIR:  # workers started by the tests inherit it, so only the session makes one
     os.environ["AICENTER_DATA_DIR"] = tempfile.mkdtemp(prefix="aicenter-test-")
+    os.environ["AICENTER_TEST_PROCESS"] = _PROCESS
+    if _PROCESS:
+        _index = int(_PROCESS.removeprefix("gw"))
+        if os.environ.get("REDIS_URL"):  # redis://host:port/15 → /14 for gw1, …
+            _url = urlsplit(os.environ["REDIS_URL"])
+            _db = int(_url.path.strip("/") or 0)
+            _db = (_db - _index) % 16  # Redis has databases 0 to 15
+            os.environ["REDIS_URL"] = urlunsplit(_url._replace(path=f"/{_db}"))
+        _first, _last = os.environ.get("AICENTER_SANDBOX_UIDS", "200000-299999").split("-")
+        _span = (int(_last) - int(_first) + 1) // 8
+        _first = int(_first) + _index * _span
+        os.environ["AICENTER_SANDBOX_UIDS"] = f"{_first}-{_first + _span - 1}"
 # The app refuses to start without a SECRET_KEY; the tests (and workers they start) use this.
 os.environ.setdefault("SECRET_KEY", "test-" + "k" * 60)
 # Playwright's sync API runs an event loop in the test thread; the ORM calls are still sync.
