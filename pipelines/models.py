@@ -289,7 +289,10 @@ class MetricSeries(models.Model):
     """One metric of a run (loss, accuracy, score…): its summary, kept up to date as points
     arrive, so lists and comparisons never read points. The points are in MetricChunk rows."""
 
-    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="metrics")
+    # not db_index: metric_once's index (run, name) finds a run's metrics
+    run = models.ForeignKey(
+        PipelineRun, on_delete=models.CASCADE, related_name="metrics", db_index=False
+    )
     name = models.CharField(max_length=250)
     # The run's project and created_at, copied (neither changes): the runs list sorted by a
     # metric reads the metric's runs, in order, from one index of these rows (Meta), without

@@ -1,5 +1,6 @@
 """The metric's rows, now all with their run's keys (0012), require them, and the list's
-indexes on them (one for each direction) replace metric_by_value and run_list_by_id."""
+indexes on them (one for each direction) replace metric_by_value and run_list_by_id; the run's
+own index goes too (metric_once, by run and name, finds a run's metrics)."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -26,6 +27,16 @@ class Migration(migrations.Migration):
             model_name="metricseries",
             name="run_created_at",
             field=models.DateTimeField(),
+        ),
+        migrations.AlterField(
+            model_name="metricseries",
+            name="run",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="metrics",
+                to="pipelines.pipelinerun",
+            ),
         ),
         migrations.RemoveIndex(model_name="metricseries", name="metric_by_value"),
         migrations.RemoveIndex(model_name="pipelinerun", name="run_list_by_id"),
