@@ -23,17 +23,25 @@ def _migrate(targets):
     return executor.loader.project_state(targets).apps
 
 
+def _package_version(apps):
+    """A project with a package and its version 1.0, in the models of `apps`."""
+    project = apps.get_model("aicenter", "Project").objects.create(name="Old", slug="old")
+    package = apps.get_model("packages", "Package").objects.create(
+        project=project, name="clf", language="3.11"
+    )
+    version = apps.get_model("packages", "PackageVersion").objects.create(
+        package=package, major=1, minor=0
+    )
+    return project, package, version
+
+
 @pytest.mark.django_db(transaction=True)
 def test_lineage_moves_to_the_version_and_a_deleted_runs_number_is_kept():
     latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
     old = _migrate(BEFORE_LINEAGE)
     try:
-        project = old.get_model("aicenter", "Project").objects.create(name="Lineage", slug="lin")
-        package = old.get_model("packages", "Package").objects.create(
-            project=project, name="clf", language="3.11"
-        )
+        project, package, parent = _package_version(old)
         Version = old.get_model("packages", "PackageVersion")
-        parent = Version.objects.create(package=package, major=1, minor=0)
         run = old.get_model("pipelines", "PipelineRun").objects.create(
             project=project, package=package, version=parent
         )
@@ -88,13 +96,7 @@ def test_a_metric_logged_before_gets_its_runs_keys_and_sorts_the_list():
     latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
     old = _migrate(BEFORE_METRIC_KEYS)
     try:
-        project = old.get_model("aicenter", "Project").objects.create(name="Metrics", slug="met")
-        package = old.get_model("packages", "Package").objects.create(
-            project=project, name="clf", language="3.11"
-        )
-        version = old.get_model("packages", "PackageVersion").objects.create(
-            package=package, major=1, minor=0
-        )
+        project, package, version = _package_version(old)
         Run = old.get_model("pipelines", "PipelineRun")
         runs = [
             Run.objects.create(project=project, package=package, version=version) for _ in range(3)
