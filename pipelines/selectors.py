@@ -285,6 +285,19 @@ def _read_keys(parts, order: RunOrder, *, start, before: bool, offset: int, limi
     return found
 
 
+def _metric_last(runs, metric: str, keys=None) -> None:
+    """Each run's last value of `metric` as `metric_last`: from the page's keys when the list
+    is sorted by it, else one query on metric_once. Not a join in the page's query: with its
+    dozen joins PostgreSQL took longer (10 ms) to plan it than to run it."""
+    if keys is not None:
+        values = {key[-1]: key[0] for key in keys}
+    else:
+        found = MetricSeries.objects.filter(run__in=runs, name=metric)
+        values = dict(found.values_list("run_id", "last"))
+    for run in runs:
+        run.metric_last = values.get(run.pk)
+
+
 def _capped_count(runs) -> tuple[int, bool]:
     counted = runs.order_by().values("pk")[: COUNTED_RUNS + 1].count()
     return min(counted, COUNTED_RUNS), counted > COUNTED_RUNS
@@ -343,8 +356,10 @@ def pipeline_run_page(
     if page.first == 1 and has_previous:  # runs came in above it since: its place is unknown
         page.first = None
     if keys:
-        listed = pipeline_run_list(project=project, sort=sort, metric=metric, **filters)
-        page.runs = pipeline_runs_in_order(listed, [key[-1] for key in keys])
+        ids = [key[-1] for key in keys]
+        page.runs = pipeline_runs_in_order(pipeline_run_list(project=project), ids)
+        if metric:
+            _metric_last(page.runs, metric, keys if order.field == "metric_last" else None)
         known = page.first is not None
         if has_previous:
             back = max(1, page.first - per_page) if known else None
