@@ -147,12 +147,9 @@ def _no_job(*args, **kwargs):
 
 
 def test_it_makes_a_delivery_per_subscribed_webhook_and_event(
-    project, alice, monkeypatch, django_capture_on_commit_callbacks
+    project, alice, deliveries_not_sent, django_capture_on_commit_callbacks
 ):
-    queued = []
-    monkeypatch.setattr(
-        "webhooks.delivery.enqueue", lambda queue, function, *args, **kw: queued.append(args)
-    )
+    queued = deliveries_not_sent
     both = make_webhook(
         project, alice, "http://127.0.0.1:9/a", ["pipeline.finished", "pipeline.failed"]
     )
