@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
+from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
@@ -173,7 +174,8 @@ def dataset_path_delete(*, user, dataset, path: str) -> None:
         if not manifest_delete_path(dataset.manifest, path):
             # an empty folder is stored as a marker 'path/'
             if not manifest_delete_path(dataset.manifest, path + "/"):
-                raise ValidationError({"path": f"There is no file or folder '{path}'."})
+                # a well-formed path that names nothing: not found, like any missing thing
+                raise Http404(f"There is no file or folder '{path}'.")
         _record(
             dataset, "files_deleted", actor=user, message=f"{path} deleted", data={"path": path}
         )

@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -79,15 +80,11 @@ def _edit(request, project, dataset, action, partial):
         folder = action(dataset)
         return done(request, _browse_url(project, dataset, folder))
     except ValidationError as error:
-        suffix = f"#{partial}" if request.htmx else ""
-        return _browse(
-            request,
-            project,
-            dataset,
-            errors=form_errors(error),
-            status=400,
-            template_suffix=suffix,
-        )
+        errors, status = form_errors(error), 400
+    except Http404 as error:  # the file went (another tab deleted it): said on the form
+        errors, status = {"path": [str(error)]}, 404
+    suffix = f"#{partial}" if request.htmx else ""
+    return _browse(request, project, dataset, errors=errors, status=status, template_suffix=suffix)
 
 
 @login_required

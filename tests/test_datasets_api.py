@@ -150,8 +150,8 @@ def test_missing_things_are_404_json(api):
     assert response.status_code == 404
     assert response.json() == {"detail": "There is no file 'nope.txt'."}
     response = api.delete(f"{URL}/invoices/files/nope.txt")
-    assert response.status_code == 400
-    assert "There is no file or folder 'nope.txt'" in response.json()["detail"]
+    assert response.status_code == 404
+    assert response.json() == {"detail": "There is no file or folder 'nope.txt'."}
 
 
 def test_the_schema_and_docs_are_served(api):

@@ -43,6 +43,9 @@ CHECKED_AGAINST_CONTENTS = [
     "POST /api/v1/projects/{project}/datasets/{dataset}/zip",
     "POST /api/v1/projects/{project}/datasets/{dataset}/folders",
     "PUT /api/v1/projects/{project}/datasets/{dataset}/files/{path}",
+    # a path with a '..' part is refused; one that names nothing is a 404 (test_datasets_api)
+    "GET /api/v1/projects/{project}/datasets/{dataset}/files/{path}",
+    "DELETE /api/v1/projects/{project}/datasets/{dataset}/files/{path}",
     "POST /api/v1/projects/{project}/pipelines",
     "GET /api/v1/projects/{project}/pipelines",  # a random `cursor` is refused with a 400
     "GET /api/v1/projects/{project}/logs",  # likewise, and a `since` that is not a date

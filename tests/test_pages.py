@@ -12,6 +12,7 @@ from django.utils.html import escape
 
 from aicenter.models import Blob
 from datasets.models import Dataset
+from governance.models import Event
 from packages.models import Package, PackageVersion
 from tests.conftest import requires, stored_files, upload
 from tests.factories import info_zip, make_zip, package_zip, zip_with_raw_names
@@ -265,6 +266,15 @@ def test_it_creates_and_deletes_folders(bobs, dataset):
         bobs.post("/p/alpha/datasets/invoices/delete-path/", {"path": "train"}).status_code == 302
     )
     assert files_of(dataset) == []
+
+
+def test_deleting_what_is_already_gone_says_so_on_the_page(bobs, dataset):
+    # two tabs: the folder was deleted in the other one
+    response = bobs.post("/p/alpha/datasets/invoices/delete-path/", {"path": "train"})
+    assert response.status_code == 404
+    assert "There is no file or folder &#x27;train&#x27;." in response.content.decode()
+    assert "Upload" in response.content.decode()  # the dataset's page, not a bare 404
+    assert not Event.objects.filter(action="files_deleted").exists()
 
 
 def test_a_duplicate_dataset_name_is_refused_in_place(bobs, dataset):
