@@ -80,15 +80,20 @@ if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:  # double-forked, in a session of its own: a daemon
         shared = Path(ENV["shared"])
+
+        def stamp(name):  # whole or not at all: it may be killed mid-write
+            (shared / "stamp").write_text(str(time.time()))
+            os.replace(shared / "stamp", shared / name)
+
         while Path(f"/proc/{main}").exists():  # wait for the run's end
-            (shared / "heartbeat").write_text(str(time.time()))
+            stamp("heartbeat")
             time.sleep(0.01)
-        (shared / "outlived").write_text(str(time.time()))
+        stamp("outlived")
         while True:  # then swap the new version's files for links to a server file
             for path in Path(".").glob("model_*.txt"):
                 attempt(lambda: path.unlink())
                 attempt(lambda: os.symlink(ENV["target"], str(path)))
-            (shared / "heartbeat").write_text(str(time.time()))
+            stamp("heartbeat")
     os._exit(0)
 while not Path(ENV["shared"], "heartbeat").exists():
     time.sleep(0.01)
