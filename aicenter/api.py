@@ -18,7 +18,7 @@ from aicenter.database import is_locked
 from aicenter.errors import PATTERN_HINTS, ErrorOut
 from aicenter.services import (
     PROJECT_NAME_PATTERN,
-    is_name_taken,
+    is_conflict,
     membership_remove,
     membership_set,
     project_create,
@@ -53,13 +53,14 @@ def _messages(error: ValidationError):
 
 @api.exception_handler(ValidationError)
 def invalid_input(request, error):
-    """400, or 409 when the only problem is a name that already exists."""
+    """400, or 409 when the only problems are names that already exist or a state that
+    refuses the change."""
     errors = _messages(error)
     if errors:
         detail = " ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items())
     else:
         detail = " ".join(error.messages)
-    status = 409 if is_name_taken(error) else 400
+    status = 409 if is_conflict(error) else 400
     return api.create_response(request, {"detail": detail, "errors": errors}, status=status)
 
 
@@ -208,7 +209,9 @@ def list_members(request, project: str):
     return [member_out(m) for m in memberships]
 
 
-@projects.put("/{project}/members/{username}", response=MemberOut, tags=["members"])
+@projects.put(
+    "/{project}/members/{username}", response={200: MemberOut, 409: ErrorOut}, tags=["members"]
+)
 def set_member(request, project: str, username: str, payload: MemberIn):
     """Project admins: add a user to the project with a role, or change their role."""
     project = project_get_for_user(user=request.user, slug=project)
@@ -220,7 +223,9 @@ def set_member(request, project: str, username: str, payload: MemberIn):
     )
 
 
-@projects.delete("/{project}/members/{username}", response={204: None}, tags=["members"])
+@projects.delete(
+    "/{project}/members/{username}", response={204: None, 409: ErrorOut}, tags=["members"]
+)
 def remove_member(request, project: str, username: str):
     """Project admins: take a user out of the project (nothing happens if they are not in it)."""
     project = project_get_for_user(user=request.user, slug=project)
@@ -243,8 +248,8 @@ def document_errors(router: Router) -> None:
     401 (no valid token) always; 404 under a project (no project, or not yours, or no such
     thing in it); 422 when its input is checked against the schema; for writes 400 (invalid
     input, with each field's messages), 403 (your role doesn't allow it) and 503 (the
-    database is busy). 409 (a name that already exists) and a 400 that a read can answer are
-    declared by the operations themselves."""
+    database is busy). 409 (a name that already exists, or a state that refuses the change)
+    and a 400 that a read can answer are declared by the operations themselves."""
     for path, path_view in router.path_operations.items():
         for operation in path_view.operations:
             statuses = {401}

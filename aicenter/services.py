@@ -20,7 +20,7 @@ from aicenter.models import ApiToken, Membership, Project
 from governance.events import record
 
 VIEW, RUN, ADMIN = "view", "run", "admin"
-DUPLICATE = "duplicate"
+DUPLICATE, CONFLICT = "duplicate", "conflict"
 PROJECT_NAME_PATTERN = r"[A-Za-z0-9]"  # its slug, the project's address, is made of these
 _RANK = {Membership.VIEWER: 0, Membership.DATA_SCIENTIST: 1, Membership.ADMIN: 2}
 _NEEDED = {VIEW: 0, RUN: 1, ADMIN: 2}
@@ -36,12 +36,20 @@ def name_taken(message: str) -> ValidationError:
     return ValidationError(message, code=DUPLICATE)
 
 
-def is_name_taken(error: ValidationError) -> bool:
-    """Every problem in `error` is a name that already exists."""
-    if not hasattr(error, "error_dict"):
-        return False
-    problems = [e for errors in error.error_dict.values() for e in errors]
-    return bool(problems) and all(e.code == DUPLICATE for e in problems)
+def conflict(message: str) -> ValidationError:
+    """The error for a change the thing's present state refuses (runs use it, it is still
+    running, it has already finished): said like any error on the pages, 409 in the API, as
+    the request itself was valid."""
+    return ValidationError(message, code=CONFLICT)
+
+
+def is_conflict(error: ValidationError) -> bool:
+    """Every problem in `error` is a name that already exists or a state that refuses it."""
+    if hasattr(error, "error_dict"):
+        problems = [e for errors in error.error_dict.values() for e in errors]
+    else:
+        problems = error.error_list
+    return bool(problems) and all(e.code in (DUPLICATE, CONFLICT) for e in problems)
 
 
 def project_role(*, user, project) -> str | None:
@@ -188,8 +196,10 @@ def _keep_an_admin(*, project, member, new_role: str | None) -> None:
         doing = "removed" if new_role is None else "made a " + dict(Membership.ROLES)[new_role]
         raise ValidationError(
             {
-                "username": f"{member.username} is the only Project admin of '{project.name}' "
-                f"and can't be {doing}: make someone else Project admin first."
+                "username": conflict(
+                    f"{member.username} is the only Project admin of '{project.name}' "
+                    f"and can't be {doing}: make someone else Project admin first."
+                )
             }
         )
 

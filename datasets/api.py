@@ -74,7 +74,7 @@ def get_dataset(request, project: str, dataset: str):
     return dataset_get(project=project, name=dataset, with_totals=True)
 
 
-@router.delete("/{project}/datasets/{dataset}", response={204: None})
+@router.delete("/{project}/datasets/{dataset}", response={204: None, 409: ErrorOut})
 def delete_dataset(request, project: str, dataset: str):
     project = project_get_for_user(user=request.user, slug=project)
     dataset_delete(user=request.user, dataset=dataset_get(project=project, name=dataset))

@@ -20,7 +20,7 @@ from aicenter.manifests import (
     manifest_put_files,
     manifest_put_folder,
 )
-from aicenter.services import RUN, name_taken, require
+from aicenter.services import RUN, conflict, name_taken, require
 from aicenter.zips import open_safe_zip
 from datasets.models import Dataset
 from governance.events import record
@@ -192,6 +192,6 @@ def dataset_delete(*, user, dataset) -> None:
             manifest_delete(manifest)
     except ProtectedError as error:
         runs = sorted({str(obj.pk) for obj in error.protected_objects})
-        raise ValidationError(
+        raise conflict(
             f"Dataset {dataset.name} can't be deleted: pipeline run(s) {', '.join(runs)} use it."
         ) from None

@@ -131,7 +131,7 @@ def get_package(request, project: str, package: str):
     return package_out(package_get(project=project, name=package))
 
 
-@router.delete("/{project}/packages/{package}", response={204: None})
+@router.delete("/{project}/packages/{package}", response={204: None, 409: ErrorOut})
 def delete_package(request, project: str, package: str):
     project = project_get_for_user(user=request.user, slug=project)
     package_delete(user=request.user, package=package_get(project=project, name=package))
@@ -159,7 +159,9 @@ def download_version(request, project: str, package: str, version: str):
     )
 
 
-@router.delete("/{project}/packages/{package}/versions/{version}", response={204: None})
+@router.delete(
+    "/{project}/packages/{package}/versions/{version}", response={204: None, 409: ErrorOut}
+)
 def delete_version(request, project: str, package: str, version: str):
     """Delete a version's files. Its number is never given again, and runs that made it still
     name it; refused (400) while pipeline runs use it."""

@@ -14,7 +14,7 @@ from aicenter.manifests import (
     manifest_from_files,
     manifest_totals,
 )
-from aicenter.services import RUN, name_taken, require
+from aicenter.services import RUN, conflict, name_taken, require
 from governance.events import record
 from packages.models import Package, PackageVersion
 from packages.selectors import version_next_major
@@ -237,7 +237,7 @@ def package_version_upload(*, package, user, file) -> PackageVersion:
 
 def _refuse_served(thing: str, skills):
     if names := sorted(set(skills.values_list("name", flat=True))):
-        raise ValidationError(
+        raise conflict(
             f"{thing} can't be deleted: ML Skill(s) {', '.join(names)} serve it. "
             "Delete those skills, or update them to another version, first."
         )
@@ -249,7 +249,7 @@ def _refuse_in_use(thing: str, error: ProtectedError):
 
 def _refuse_used_by(thing: str, runs):
     runs = [str(pk) for pk in sorted(runs)]
-    raise ValidationError(
+    raise conflict(
         f"{thing} can't be deleted: pipeline run(s) {', '.join(runs)} use it. "
         "Delete those runs first."
     )

@@ -230,7 +230,7 @@ def create_pipeline(request, project: str, payload: PipelineIn):
     return Status(201, pipeline_out(started))  # as created: a warm worker may be on it already
 
 
-@router.post("/{project}/pipelines/{run_id}/kill", response=PipelineOut)
+@router.post("/{project}/pipelines/{run_id}/kill", response={200: PipelineOut, 409: ErrorOut})
 def kill_pipeline(request, project: str, run_id: int):
     project = project_get_for_user(user=request.user, slug=project)
     run = pipeline_run_kill(run=pipeline_run_get(project=project, run_id=run_id), user=request.user)
@@ -306,7 +306,7 @@ def get_pipeline(request, project: str, run_id: int):
     return pipeline_out(pipeline_run_get(project=project, run_id=run_id))
 
 
-@router.delete("/{project}/pipelines/{run_id}", response={204: None})
+@router.delete("/{project}/pipelines/{run_id}", response={204: None, 409: ErrorOut})
 def delete_pipeline(request, project: str, run_id: int):
     project = project_get_for_user(user=request.user, slug=project)
     pipeline_run_delete(run=pipeline_run_get(project=project, run_id=run_id), user=request.user)

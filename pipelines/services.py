@@ -3,12 +3,11 @@
 import logging
 from datetime import datetime
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from aicenter.manifests import manifest_delete
-from aicenter.services import RUN, require
+from aicenter.services import RUN, conflict, require
 from pipelines import queue, transitions
 from pipelines.events import run_event
 from pipelines.inputs import clean_run_inputs, run_inputs
@@ -133,7 +132,7 @@ def pipeline_run_kill(*, run, user) -> PipelineRun:
     try:
         run, was_running = transitions.kill(run.pk, by=user)
     except ValueError as refused:
-        raise ValidationError(str(refused)) from None
+        raise conflict(str(refused)) from None
     if not was_running and run.job_id:
         transaction.on_commit(lambda: queue.cancel(run.queue, run.job_id))
     return run
@@ -153,7 +152,7 @@ def pipeline_run_delete(*, run, user) -> None:
     stay; their lineage then says the run was deleted."""
     require(user=user, project=run.project, need=RUN)
     if not run.is_finished:
-        raise ValidationError(
+        raise conflict(
             f"Pipeline run {run.pk} is {run.get_status_display().lower()}; "
             "kill it or wait for it to finish before deleting it."
         )

@@ -29,11 +29,10 @@ CONFIG = """
 # (at most 255 UTF-8 bytes a name, no '.' or '..' part, not where a file or folder already
 # is), and a run's inputs against what the project holds (that package and version, a dataset
 # that isn't empty, the methods train.py has), a skill's too (its package and version).
-# Everything else valid by the schema must be accepted.
+# Everything else valid by the schema must be accepted, or refused with 409 when the present
+# state refuses it (a name taken, runs use it, the run is still running, the project's last
+# Project admin).
 CHECKED_AGAINST_CONTENTS = [
-    # a project keeps its last Project admin (the stateful phase makes root one)
-    "PUT /api/v1/projects/{project}/members/{username}",
-    "DELETE /api/v1/projects/{project}/members/{username}",
     # a token's expiry must be in the future; a password must pass the password rules
     "POST /api/v1/tokens",
     "POST /api/v1/users",

@@ -116,7 +116,7 @@ def test_a_version_that_runs_use_is_not_deleted(api_as, bob, project):
     dataset_file_put(user=bob, dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
     run = classifier_run(project, bob)
     response = api.delete(f"{URL}/classifier/versions/1.0")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert f"pipeline run(s) {run.pk} use it" in response.json()["detail"]
     assert PackageVersion.objects.get().deleted_at is None
 

@@ -61,9 +61,9 @@ def test_the_last_project_admin_cant_be_removed_or_demoted(pages_as, api_as, ali
 
     api = api_as(alice)
     response = api.put(f"{API}/members/alice", {"role": "data_scientist"}, "application/json")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "only Project admin" in response.json()["errors"]["username"][0]
-    assert api.delete(f"{API}/members/alice").status_code == 400
+    assert api.delete(f"{API}/members/alice").status_code == 409
     assert Membership.objects.get(user=alice).role == Membership.ADMIN
     assert member_events() == []
 

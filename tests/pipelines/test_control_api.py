@@ -30,7 +30,7 @@ def test_a_queued_run_is_killed_at_once(api):
     results = api.get(f"{API}/pipelines/{run_id}/results").json()
     assert results["run_summary"]["outputs"]["version"] is None
     again = api.post(f"{API}/pipelines/{run_id}/kill")
-    assert again.status_code == 400
+    assert again.status_code == 409
     assert "already killed" in again.json()["detail"]
 
 

@@ -108,7 +108,7 @@ def test_an_unfinished_run_cannot_be_deleted(api_as, bob, setup):
     api = api_as(bob)
     run_id = post(api).json()["id"]
     response = api.delete(f"{API}/{run_id}")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "kill it or wait" in response.json()["detail"]
     assert api.get(f"{API}/{run_id}/results").status_code == 404
 
@@ -117,10 +117,10 @@ def test_a_package_or_dataset_used_by_a_run_cannot_be_deleted(api_as, bob, setup
     api = api_as(bob)
     run_id = post(api).json()["id"]
     response = api.delete("/api/v1/projects/alpha/packages/classifier")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert f"pipeline run(s) {run_id} use it" in response.json()["detail"]
     response = api.delete("/api/v1/projects/alpha/datasets/invoices")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "use it" in response.json()["detail"]
 
 

@@ -72,7 +72,7 @@ def test_a_served_package_or_version_cant_be_deleted(api, echo):
     deploy(api)
     for path in ("packages/echo/versions/1.0", "packages/echo"):
         response = api.delete(f"{API}/{path}")
-        assert response.status_code == 400
+        assert response.status_code == 409
         assert "ML Skill(s) echo-skill serve it" in response.json()["detail"]
     api.delete(f"{API}/skills/echo-skill")
     assert api.delete(f"{API}/packages/echo").status_code == 204

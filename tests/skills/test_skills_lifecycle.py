@@ -45,7 +45,8 @@ class Main:
 
 
 def replica_pids() -> list[int]:
-    """Host pids of the replicas' Python processes (their argv names them)."""
+    """Host pids of this test process's replicas' Python processes (their argv names them;
+    another test process may run skills of its own at the same time)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -55,8 +56,21 @@ def replica_pids() -> list[int]:
                 continue
             if any(a.startswith(b"aicenter-replica-") for a in argv) and b"-c" in argv:
                 if not argv[0].endswith(b"bwrap") and b"/bin/sh" not in argv[0]:
-                    found.append(int(entry.name))
+                    if _descends_from_us(int(entry.name)):
+                        found.append(int(entry.name))
     return found
+
+
+def _descends_from_us(pid: int) -> bool:
+    while pid > 1:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+        pid = int(status.split("\nPPid:\t", 1)[1].split("\n", 1)[0])
+        if pid == os.getpid():
+            return True
+    return False
 
 
 def calling(api, errors, answers, stop_event, body="whoami"):
