@@ -24,6 +24,7 @@ from skills.models import Skill
 # Two writers racing for one version number: the loser takes the next one, this many times.
 # Uploads race rarely (people, one zip each); trained versions more (runs of one recurring
 # pipeline finishing together), so theirs is larger.
+RESERVED_NAMES = {"new"}  # /p/<project>/packages/new/ is the upload form
 UPLOAD_NUMBER_ATTEMPTS = 5
 TRAINED_NUMBER_ATTEMPTS = 50
 
@@ -37,6 +38,8 @@ def _clean_package_fields(*, project, name, input_type, language) -> dict:
             f"'{name}' is not a valid name: use letters, digits and underscores, "
             "not starting with a digit."
         )
+    elif name in RESERVED_NAMES:
+        errors["name"] = f"'{name}' names a page of the packages list; choose another name."
     elif Package.objects.filter(project=project, name=name).exists():
         errors["name"] = name_taken(f"A package named '{name}' already exists in this project.")
     if input_type not in dict(Package.INPUT_TYPES):

@@ -64,6 +64,7 @@ class PipelineOut(Schema):
     package: str
     version: str
     output_version: str | None
+    output_version_deleted: bool  # its number stays the run's lineage; its files are gone
     dataset: str | None
     dataset_folder: str
     evaluation_dataset: str | None
@@ -97,6 +98,7 @@ def pipeline_out(run, worker_counts=None) -> dict:
         "package": run.package.name,
         "version": run.version.number,
         "output_version": run.output_version.number if run.output_version else None,
+        "output_version_deleted": bool(run.output_version and run.output_version.deleted_at),
         "dataset": run.dataset.name if run.dataset else None,
         "dataset_folder": run.dataset_folder,
         "evaluation_dataset": run.evaluation_dataset.name if run.evaluation_dataset else None,

@@ -214,7 +214,12 @@ def test_it_refuses_a_zip_bomb_from_its_directory(api_as, bob):
 
 @pytest.mark.parametrize(
     "name, message",
-    [("", "A name is required"), ("my package", "not a valid name"), ("1st", "not a valid name")],
+    [
+        ("", "A name is required"),
+        ("my package", "not a valid name"),
+        ("1st", "not a valid name"),
+        ("new", "names a page of the packages list"),  # /packages/new/ is the form
+    ],
 )
 def test_it_refuses_a_bad_name(api_as, bob, name, message):
     response = create(api_as(bob), package_zip(), name=name)

@@ -97,10 +97,12 @@ def test_a_deleted_version_number_is_never_given_again(
 
     second = wait_for(start(api))
     assert second.status == "successful", second.failure_reason
-    assert api.get(f"{API}/pipelines/{second.pk}").json()["output_version"] == "1.2"
+    body = api.get(f"{API}/pipelines/{second.pk}").json()
+    assert (body["output_version"], body["output_version_deleted"]) == ("1.2", False)
 
     # the earlier run still names the number it made, and says it is gone
-    assert api.get(f"{API}/pipelines/{first.pk}").json()["output_version"] == "1.1"
+    body = api.get(f"{API}/pipelines/{first.pk}").json()
+    assert (body["output_version"], body["output_version_deleted"]) == ("1.1", True)
     results = api.get(f"{API}/pipelines/{first.pk}/results").json()
     assert results["run_summary"]["outputs"]["version"] == "1.1"
     page = pages.get(f"/p/alpha/pipelines/{first.pk}/").content.decode()
