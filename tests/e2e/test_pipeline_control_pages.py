@@ -8,6 +8,7 @@ import re
 import time
 import zoneinfo
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -300,9 +301,9 @@ def test_a_recurring_pipeline_from_the_form_paused_resumed_edited_and_deleted(
     cells = row.locator("td")
     expect(row.locator(".schedule-rule code")).to_have_text("every 6 hours")
     expect(row.locator(".schedule-rule")).to_contain_text("Europe/Paris")
-    expect(cells.nth(3)).to_have_text(
-        f"{schedule.next_run_at:%b} {schedule.next_run_at:%-d, %Y %H:%M} UTC"
-    )
+    # in the recurring pipeline's own time zone, named
+    paris = schedule.next_run_at.astimezone(ZoneInfo("Europe/Paris"))
+    expect(cells.nth(3)).to_have_text(f"{paris:%b} {paris:%-d, %Y %H:%M}Europe/Paris")
     expect(row.locator(".badge")).to_have_text("Active")
 
     row.get_by_role("button", name="Pause").click()
@@ -356,9 +357,9 @@ def test_a_recurring_pipeline_from_the_form_paused_resumed_edited_and_deleted(
     assert (schedule.cron, schedule.timezone) == ("0 3 * * 1-5", "Europe/Paris")
     local = schedule.next_run_at.astimezone(zoneinfo.ZoneInfo("Europe/Paris"))
     assert (local.hour, local.minute, local.weekday() < 5) == (3, 0, True)
-    expect(cells.nth(3)).to_have_text(
-        f"{schedule.next_run_at:%b} {schedule.next_run_at:%-d, %Y %H:%M} UTC"
-    )
+    # in the recurring pipeline's own time zone, named
+    paris = schedule.next_run_at.astimezone(ZoneInfo("Europe/Paris"))
+    expect(cells.nth(3)).to_have_text(f"{paris:%b} {paris:%-d, %Y %H:%M}Europe/Paris")
 
     row.get_by_role("button", name="Delete").click()
     expect(page.locator(".empty-state h2")).to_have_text("No recurring pipelines")
