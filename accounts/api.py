@@ -54,7 +54,12 @@ def list_tokens(request):
 def create_token(request, payload: TokenIn):
     """A new API token for you. The answer holds the token once (`token`); only its SHA-256
     is stored."""
-    token = api_token_create(user=request.user, name=payload.name, expires_at=payload.expires_at)
+    token = api_token_create(
+        user=request.user,
+        name=payload.name,
+        expires_at=payload.expires_at,
+        made_with=getattr(request, "api_token", None),  # None: the browser session
+    )
     return Status(201, token)
 
 

@@ -2,12 +2,13 @@
 
 from ninja.security import HttpBearer
 
-from aicenter.services import api_token_user
+from aicenter.services import api_token_in_use
 
 
 class BearerToken(HttpBearer):
     def authenticate(self, request, token):
-        user = api_token_user(token)
-        if user is not None:
-            request.user = user
-        return user
+        found = api_token_in_use(token)
+        if found is None:
+            return None
+        request.user, request.api_token = found.user, found
+        return found.user

@@ -334,13 +334,15 @@ def _token_event(*, token, actor, action: str, message: str) -> None:
 
 
 def api_token_create(
-    *, user, name: str, expires_at=None, from_command_line: bool = False
+    *, user, name: str, expires_at=None, from_command_line: bool = False, made_with=None
 ) -> ApiToken:
     """Make a new API token for `user`, named `name` (unique among their tokens not revoked),
     expiring at `expires_at` (see api_token_expiry; None: never). The returned row carries the
     token itself in `.token`, to show once: it is never stored, only its SHA-256.
     ML Logs name the user as its maker, or the system for manage.py create_api_token
-    (`from_command_line`: whoever ran it had the server's keys, not the user's login)."""
+    (`from_command_line`: whoever ran it had the server's keys, not the user's login).
+    `made_with`: the API token the request came with, if any; a token that expires can't make
+    one that outlives it, so a leaked short-lived token can't make itself a permanent one."""
     actor = None if from_command_line else user
     name = (name or "").strip()
     if not name:
@@ -350,6 +352,15 @@ def api_token_create(
             {"name": f"The name is too long: {TOKEN_NAME_MAX} characters at most."}
         )
     expires_at = api_token_expiry(expires_at)
+    if made_with is not None and made_with.expires_at is not None:
+        if expires_at is None or expires_at > made_with.expires_at:
+            raise ValidationError(
+                {
+                    "expires_at": "The token this request came with expires "
+                    f"{made_with.expires_at:%Y-%m-%d %H:%M} UTC; a token it makes must expire "
+                    "by then. Make longer-lived tokens on the Tokens page."
+                }
+            )
     taken = name_taken(f"You already have a token named '{name}'; revoke it or pick another name.")
     if ApiToken.objects.filter(user=user, name=name, revoked_at__isnull=True).exists():
         raise ValidationError({"name": taken})
@@ -402,12 +413,19 @@ def api_token_revoke(*, user, token_id: int) -> ApiToken:
     return token
 
 
-def api_token_user(token: str):
-    """The active user whose token this is, if it is neither revoked nor expired; else None."""
+def api_token_in_use(token: str) -> ApiToken | None:
+    """The token's row, with its user, if it is neither revoked nor expired and its user is
+    active; else None. Notes when it was last used."""
     found = ApiToken.objects.select_related("user").filter(digest=_digest(token)).first()
     if found is None or found.status != "active" or not found.user.is_active:
         return None
     now = timezone.now()
     if found.last_used_at is None or found.last_used_at < now - TOKEN_LAST_USED_EVERY:
         ApiToken.objects.filter(pk=found.pk).update(last_used_at=now)
-    return found.user
+    return found
+
+
+def api_token_user(token: str):
+    """The active user whose token this is, if it is neither revoked nor expired; else None."""
+    found = api_token_in_use(token)
+    return found.user if found else None

@@ -176,3 +176,23 @@ def test_token_events_name_who_did_it(api_as, alice):
 def test_the_token_api_needs_a_login(client, db):
     assert client.get("/api/v1/tokens").status_code == 401
     assert client.post("/api/v1/tokens", {"name": "x"}, "application/json").status_code == 401
+
+
+def test_a_leaked_expiring_token_cant_make_itself_a_longer_lived_one(alice):
+    """The attack: someone holding a token that expires tomorrow makes one that never does."""
+    leaked = bearer(api_token_create(user=alice, name="leaked", expires_at=1).token)
+    for expires_at in (None, "never", "2099-01-01"):
+        response = leaked.post(
+            "/api/v1/tokens", {"name": "forever", "expires_at": expires_at}, "application/json"
+        )
+        assert response.status_code == 400, expires_at
+        assert "a token it makes must expire by then" in response.json()["errors"]["expires_at"][0]
+    assert not ApiToken.objects.filter(name="forever").exists()
+    # one that goes no later than itself is fine
+    sooner = (timezone.now() + timedelta(hours=12)).isoformat()
+    response = leaked.post(
+        "/api/v1/tokens", {"name": "sooner", "expires_at": sooner}, "application/json"
+    )
+    assert response.status_code == 201
+    # signed in on the Tokens page, any expiry
+    assert api_token_create(user=alice, name="forever").expires_at is None
