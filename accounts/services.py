@@ -20,7 +20,10 @@ USERNAME_MAX = 150  # Django's User.username
 
 def _require_superuser(user) -> None:
     if not user.is_superuser:
-        raise PermissionDenied("Only superusers manage users.")
+        raise PermissionDenied(
+            "Only superusers manage users: ask one to add someone, reset a password or "
+            "deactivate an account."
+        )
 
 
 def generated_password() -> str:

@@ -97,7 +97,8 @@ def require(*, user, project, need: str) -> None:
     if _RANK[role] < _NEEDED[need]:
         raise PermissionDenied(
             f"You need {_NEED_TEXT[need]} in project '{project.name}' to do this; "
-            f"you are a {dict(Membership.ROLES)[role]}."
+            f"you are a {dict(Membership.ROLES)[role]}. Ask one of its Project admins to "
+            "change your role."
         )
 
 

@@ -262,4 +262,5 @@ def test_the_pages_refuse_a_viewer_each_write(alpha, pages_as, vera, path, data)
     data = {key: files[value]() if value in files else value for key, value in data.items()}
     response = pages_as(vera).post("/p/alpha" + path, data)
     assert response.status_code == 403
+    assert "you are a Viewer. Ask one of its Project admins" in response.content.decode()
     assert everything() == before

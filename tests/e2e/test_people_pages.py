@@ -99,7 +99,9 @@ def test_a_superuser_creates_a_user_who_then_logs_in(page, django_user_model, pr
     expect(person.get_by_role("link", name="Users")).to_have_count(0)
     person.goto("/account/users/")
     expect(person.get_by_role("heading", level=1)).to_have_text("You can't do this")
-    expect(person.get_by_text("Only superusers manage users.")).to_be_visible()
+    expect(person.get_by_text("Only superusers manage users: ask one")).to_be_visible()
+    expect(person.get_by_text("Project admin")).to_have_count(0)  # no role to ask for here
+    shoot(person, "people-users-refused")
     log_in(person, "alice", "pw-alice")  # deactivated: refused
     expect(person.get_by_role("alert")).to_be_visible()
     other.close()
