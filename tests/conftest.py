@@ -1,3 +1,4 @@
+import contextlib
 import io
 import itertools
 import logging
@@ -188,7 +189,7 @@ def start_manage(arguments, *, log, env=None, new_session=False):
             stderr=subprocess.STDOUT,
             start_new_session=new_session,
         )
-    process.log_path = log_path
+    process.log_path, process.own_group = log_path, new_session
     return process
 
 
@@ -251,6 +252,11 @@ def stop(process):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    if getattr(
+        process, "own_group", False
+    ):  # what it started and left (a job's process) goes with it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 _FINISHED_WITH = (
@@ -325,7 +331,9 @@ def worker(django_db_setup, django_db_blocker):
     end_workers_of_earlier_sessions()
     redis_forget_earlier_tests()
     with django_db_blocker.unblock():
-        process = start_worker("pipelines")
+        # its own process group, so that stopping it at the end stops whatever it started,
+        # and nothing of it still holds the test database when that is dropped
+        process = start_worker("pipelines", new_session=True)
         wait_for_workers(1, process=process)
     yield process
     stop(process)
@@ -334,7 +342,7 @@ def worker(django_db_setup, django_db_blocker):
 @pytest.fixture
 def second_worker(worker, django_db_blocker):
     with django_db_blocker.unblock():
-        process = start_worker("pipelines")
+        process = start_worker("pipelines", new_session=True)
         wait_for_workers(2, process=process)
     yield process
     stop(process)
