@@ -26,6 +26,7 @@ from aicenter.database import retry_when_locked
 from aicenter.models import Blob, Manifest, ManifestEntry, blob_storage_name
 
 CHUNK = 1024 * 1024
+MAX_PATH_BYTES = 1000  # a file's whole path in a manifest, in UTF-8
 
 
 def clean_path(path: str, *, field: str = "path") -> str:
@@ -52,8 +53,8 @@ def clean_path(path: str, *, field: str = "path") -> str:
                     "folder name can have at most 255 bytes in UTF-8."
                 }
             )
-    if len(path.encode()) > 1000:
-        raise ValidationError({field: "The path is longer than 1000 bytes."})
+    if len(path.encode()) > MAX_PATH_BYTES:
+        raise ValidationError({field: f"The path is longer than {MAX_PATH_BYTES} bytes."})
     return path
 
 

@@ -35,6 +35,7 @@ from pipelines.runner.blob_cache import local_blob
 from pipelines.runner.builds import BuildRecord, BuildStopped, EnvironmentUnavailable, build
 from pipelines.runner.isolation import can_run
 from pipelines.runner.sandbox import sandbox_uid, status
+from pipelines.runner.workspace import remove_tree
 
 logger = logging.getLogger(__name__)
 READY = ".ready"
@@ -174,20 +175,20 @@ def environment_for(
         record = BuildRecord(key, python_version, log)
         if path.exists():
             record.write("[aicenter] removing a half-built environment left by a crashed worker\n")
-            shutil.rmtree(path)
+            remove_tree(path)
         started = time.monotonic()
         try:
             build(path, python, normalise_requirements(requirements), record, should_stop)
         except BuildStopped:
-            shutil.rmtree(path, ignore_errors=True)
+            _discard(path)
             record.end(EnvironmentBuild.PENDING)
             raise
         except EnvironmentUnavailable as error:
-            shutil.rmtree(path, ignore_errors=True)
+            _discard(path)
             record.end(EnvironmentBuild.FAILED, error.reason)
             raise
         except BaseException:
-            shutil.rmtree(path, ignore_errors=True)
+            _discard(path)
             record.end(EnvironmentBuild.PENDING)
             raise
         (path / READY).write_text(f"built in {time.monotonic() - started:.1f} s\n")
@@ -250,6 +251,15 @@ def _size(path: Path) -> int:
     return total
 
 
+def _discard(path: Path) -> None:
+    """Delete an environment being given up; a failure is logged, not raised: a later build
+    of the same key removes what is left first."""
+    try:
+        remove_tree(path)
+    except OSError as error:
+        logger.warning("could not remove the environment %s (%s)", path, error)
+
+
 def evict_environments(*, keep: str = "") -> None:
     """Remove the least recently used environments while they take more than the disk budget.
     One in use (its lock held) is skipped."""
@@ -269,7 +279,7 @@ def evict_environments(*, keep: str = "") -> None:
             except BlockingIOError:
                 continue
             (path / READY).unlink(missing_ok=True)
-            shutil.rmtree(path, ignore_errors=True)
+            _discard(path)
             total -= sizes[path]
             logger.info("evicted environment %s (%d bytes)", path.name, sizes[path])
 

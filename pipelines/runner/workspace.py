@@ -6,6 +6,7 @@ afterwards the new version and artifacts collected from it.
     <workspace>/tmp       its TMPDIR
 """
 
+import contextlib
 import errno
 import logging
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from aicenter.manifests import CHUNK, entry_rows, under_folder
+from aicenter.manifests import CHUNK, MAX_PATH_BYTES, entry_rows, under_folder
 from aicenter.models import blob_storage_name
 from pipelines.runner.blob_cache import local_blob
 
@@ -71,17 +72,8 @@ class Workspace:
         """Delete the workspace; True when it is gone. A failure (say, a busy mount) is logged,
         not raised: the run's outcome stands, and the sweeper removes the leftovers of finished
         runs later."""
-
-        def make_writable_and_retry(function, path, exc_info):
-            if issubclass(exc_info[0], FileNotFoundError):
-                return  # removed meanwhile (by the sweeper, or the runner)
-            os.chmod(os.path.dirname(path), 0o700)
-            if os.path.isdir(path) and not os.path.islink(path):
-                os.chmod(path, 0o700)
-            function(path)
-
         try:
-            shutil.rmtree(self.root, onerror=make_writable_and_retry)
+            remove_tree(self.root)
         except OSError as error:
             logger.warning(
                 "could not remove the workspace %s (%s); a later sweep will try again",
@@ -89,6 +81,74 @@ class Workspace:
                 error,
             )
         return not self.root.exists()
+
+
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+def remove_tree(root: Path) -> None:
+    """Delete a folder that package code wrote into, as shutil.rmtree would, but without its
+    recursion: Python 3.11's recurses once per level, and a package can make a tree deeper
+    than the interpreter's stack (RecursionError, and the folder stays forever). Like rmtree,
+    it never follows a link: every step is relative to an open folder, opened O_NOFOLLOW.
+    Not root (a worker without the sandbox's own uids), it makes folders the package locked
+    (chmod 000) writable as it goes."""
+    try:
+        top = os.open(root, _FOLDER)
+    except FileNotFoundError:
+        return
+    except OSError as error:  # a file or a link where the folder was
+        if error.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        os.unlink(root)
+        return
+    stack = [(top, "")]  # the open folders from the top down, each with its name
+    try:
+        while stack:
+            folder = stack[-1][0]
+            child = _next_subfolder(folder)  # after deleting the folder's files
+            if child is not None:
+                stack.append(child)
+                continue
+            os.close(folder)
+            _, name = stack.pop()
+            if stack:
+                with contextlib.suppress(FileNotFoundError):
+                    _in_folder(stack[-1][0], os.rmdir, name)
+    finally:
+        for folder, _ in stack:
+            os.close(folder)
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(root)
+
+
+def _next_subfolder(folder: int):
+    """Delete the files and links in `folder`; return its first subfolder, open, with its
+    name, or None when it has none left."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    return _in_folder(folder, os.open, name, _FOLDER, unlock=True), name
+                _in_folder(folder, os.unlink, name)
+            except FileNotFoundError:
+                continue  # removed meanwhile (the runner and the sweeper may both be at it)
+    return None
+
+
+def _in_folder(folder: int, call, name: str, *args, unlock=False):
+    """`call(name, *args)` relative to the open `folder`; on a permission error when not root,
+    make `folder` (and with `unlock` the folder `name` in it) writable and try once more."""
+    try:
+        return call(name, *args, dir_fd=folder)
+    except PermissionError:
+        if os.geteuid() == 0:
+            raise
+        os.fchmod(folder, 0o700)
+        if unlock:
+            os.chmod(name, 0o700, dir_fd=folder)
+        return call(name, *args, dir_fd=folder)
 
 
 def blob_copy(sha256: str, destination: Path, size: int | None = None) -> None:
@@ -123,6 +183,7 @@ class UnsafeOutput(Exception):
 
 
 LINK = "a symbolic link (outputs are never collected through links)"
+TOO_DEEP = f"its path is longer than {MAX_PATH_BYTES} bytes"
 NO_FOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -158,8 +219,9 @@ def collected_files(root: Path, relative: str = "", *, exclude=(), note=None):
     """Yield (relative '/' path, open file) for every regular file under `root`/`relative`,
     skipping the `exclude` folders and Python caches. Nothing is ever followed: the walk holds
     directory fds (os.fwalk), each file is opened relative to its folder with O_NOFOLLOW and its
-    type checked on the open file, so a link swapped in at any moment leads nowhere. Links and
-    special files are skipped with a `note(text)`."""
+    type checked on the open file, so a link swapped in at any moment leads nowhere. Links,
+    special files and paths longer than a manifest holds are skipped with a `note(text)`; the
+    last also keeps the walk (os.fwalk recurses once per level) well within Python's stack."""
     excluded = {e.strip("/") for e in exclude if e}
     top = open_folder(root, relative)
     if top is None:
@@ -171,15 +233,24 @@ def collected_files(root: Path, relative: str = "", *, exclude=(), note=None):
             for name in sorted(dirnames):
                 if name == "__pycache__" or _join(here, name) in excluded:
                     continue
+                shown = _join(relative, _join(here, name))
                 if stat.S_ISLNK(os.lstat(name, dir_fd=dirfd).st_mode):  # fwalk won't enter it
                     if note:
-                        note(f"skipped {_join(relative, _join(here, name))}: {LINK}")
+                        note(f"skipped {shown}: {LINK}")
+                    continue
+                if len(_join(here, name).encode()) > MAX_PATH_BYTES:
+                    if note:
+                        note(f"skipped {_shortened(shown)}/: {TOO_DEEP}")
                     continue
                 kept.append(name)
             dirnames[:] = kept
             for name in sorted(filenames):
                 path = _join(here, name)
                 if path in excluded:
+                    continue
+                if len(path.encode()) > MAX_PATH_BYTES:
+                    if note:
+                        note(f"skipped {_shortened(_join(relative, path))}: {TOO_DEEP}")
                     continue
                 opened = open_regular(name, dirfd)
                 if isinstance(opened, str):
@@ -194,6 +265,10 @@ def collected_files(root: Path, relative: str = "", *, exclude=(), note=None):
 
 def _join(folder: str, name: str) -> str:
     return f"{folder}/{name}" if folder else name
+
+
+def _shortened(path: str) -> str:
+    return path if len(path) <= 120 else f"{path[:60]}…{path[-40:]}"
 
 
 def open_regular(name: str, dirfd: int):
