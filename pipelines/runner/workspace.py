@@ -238,7 +238,7 @@ def collected_files(root: Path, relative: str = "", *, exclude=(), note=None):
                     if note:
                         note(f"skipped {shown}: {LINK}")
                     continue
-                if len(_join(here, name).encode()) > MAX_PATH_BYTES:
+                if len(os.fsencode(_join(here, name))) > MAX_PATH_BYTES:  # names may be any bytes
                     if note:
                         note(f"skipped {_shortened(shown)}/: {TOO_DEEP}")
                     continue
@@ -248,7 +248,7 @@ def collected_files(root: Path, relative: str = "", *, exclude=(), note=None):
                 path = _join(here, name)
                 if path in excluded:
                     continue
-                if len(path.encode()) > MAX_PATH_BYTES:
+                if len(os.fsencode(path)) > MAX_PATH_BYTES:
                     if note:
                         note(f"skipped {_shortened(_join(relative, path))}: {TOO_DEEP}")
                     continue
