@@ -26,7 +26,7 @@ from pipelines import queue, transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
 from pipelines.runner import ahead
-from pipelines.runner.sandbox import leftover_names, remove_leftovers
+from pipelines.runner.sandbox import remove_leftovers
 from pipelines.runner.workspace import Workspace
 from pipelines.schedules import schedule_arm, schedule_fire
 from pipelines.services import pipeline_run_enqueue
@@ -137,15 +137,12 @@ def remove_finished_workspaces() -> None:
 
 def remove_ahead_leftovers() -> None:
     """Sandboxes started ahead by workers of this machine that are gone (runner/ahead.py):
-    bwrap ended with its worker, its workspace and cgroup are left. A cgroup whose workspace
-    is gone too (a data dir deleted, as a test session's is) goes as well."""
-    folders = {f.name: f for f in settings.WORKSPACES_DIR.glob(f"{ahead.KIND}-*-*")}
-    for name in folders.keys() | leftover_names(f"{ahead.KIND}-"):  # ahead-<pid>-<random>
-        pid = name.split("-")[1]
+    bwrap ended with its worker, its workspace and cgroup are left."""
+    for folder in settings.WORKSPACES_DIR.glob(f"{ahead.KIND}-*-*"):  # ahead-<pid>-<random>
+        pid = folder.name.split("-")[1]
         if pid.isdigit() and not _alive(int(pid)):
-            remove_leftovers(name)
-            if name in folders:
-                Workspace(folders[name]).remove()
+            remove_leftovers(folder.name)
+            Workspace(folder).remove()
 
 
 def _alive(pid: int) -> bool:

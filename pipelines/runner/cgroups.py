@@ -41,14 +41,6 @@ def cgroup_version() -> str:
     return ""
 
 
-def cgroup_names(version: str, prefix: str) -> set[str]:
-    """The names of the sandboxes' cgroups on this machine that start with `prefix`."""
-    roots = [CGROUP_ROOT / c / "aicenter" for c in ("memory", "pids")]
-    if version != "v1":
-        roots = [CGROUP_ROOT / "aicenter"]
-    return {path.name for root in roots for path in root.glob(f"{prefix}*") if path.is_dir()}
-
-
 class Cgroup:
     """The cgroup(s) of one sandbox: its memory and process limits, its processes."""
 

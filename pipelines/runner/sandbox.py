@@ -29,7 +29,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from pipelines.runner.cgroups import Cgroup, cgroup_names, cgroup_version, kill
+from pipelines.runner.cgroups import Cgroup, cgroup_version, kill
 
 logger = logging.getLogger(__name__)
 # The probe runs /bin/true in a sandbox: seconds on a busy machine, never this long unless
@@ -381,13 +381,6 @@ def remove_leftovers(name: str) -> None:
     version = status().cgroups
     if version:
         Cgroup(name, version).remove()
-
-
-def leftover_names(prefix: str) -> set[str]:
-    """The names of the sandboxes' cgroups on this machine starting with `prefix`, whichever
-    installation made them (their workspaces may be in another data dir, or gone)."""
-    version = status().cgroups
-    return cgroup_names(version, prefix) if version else set()
 
 
 def python_prefixes(python: str) -> list[str]:

@@ -16,9 +16,7 @@ from rq import Worker
 from pipelines import queue, sweeper
 from pipelines.models import PipelineRun
 from pipelines.runner import ahead, sandbox
-from pipelines.runner.cgroups import Cgroup
 from tests.conftest import (
-    requires,
     start_worker,
     stop,
     wait_for,
@@ -166,25 +164,6 @@ def test_the_sweeper_removes_what_the_sandboxes_of_gone_workers_left(db, project
     assert mine.exists()  # its worker (here, this process) is alive
     mine.joinpath("package").rmdir()
     mine.rmdir()
-
-
-def test_the_sweeper_removes_the_cgroups_of_gone_workers_whose_workspaces_went_too(db):
-    """A test session's (or a reinstalled server's) data dir is deleted with the workspaces in
-    it; the cgroups of its workers' sandboxes stay on the machine until the sweeper frees them."""
-    version = sandbox.status().cgroups
-    requires(version, "cgroups for sandboxes (root, cgroup v1 or v2)")
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    left = Cgroup(f"{ahead.KIND}-{gone.pid}-no-workspace", version)
-    mine = Cgroup(f"{ahead.KIND}-{os.getpid()}-no-workspace", version)
-    for group in (left, mine):
-        group.create(memory=0, processes=0)
-    try:
-        sweeper.remove_ahead_leftovers()
-        assert not any(path.exists() for path in left.paths)
-        assert all(path.exists() for path in mine.paths)  # its worker (this process) is alive
-    finally:
-        left.remove(), mine.remove()
 
 
 def test_a_worker_that_stops_leaves_no_sandbox_started_ahead(db, project, bob, api_as, monkeypatch):
