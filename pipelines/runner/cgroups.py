@@ -83,6 +83,7 @@ class Cgroup:
                 found.update(int(line) for line in Path(name).read_text().split())
             except OSError:
                 pass
+        found.discard(0)  # a process of another PID namespace (cgroup v2 lists it as 0)
         return sorted(found)
 
     def oom_killed(self) -> bool:
@@ -112,6 +113,8 @@ class Cgroup:
 
 
 def kill(pid: int, sig: int) -> None:
+    if pid <= 0:  # 0 or -1 would be a whole process group, or everything
+        return
     try:
         os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):

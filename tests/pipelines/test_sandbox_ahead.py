@@ -8,6 +8,7 @@ the sandbox started ahead."""
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 from django.conf import settings
@@ -216,3 +217,21 @@ def test_the_worker_walks_nothing_the_process_started_ahead_could_have_changed(d
     owners = json.loads(files_of(run.artifacts)["owners.json"])
     assert owners["planted"] == 4321
     assert owners["package"] == owners["train.py"] == owners["uid"] == started.uid
+
+
+def test_a_cgroup_never_kills_a_process_group_for_a_process_it_cant_see():
+    """cgroup v2 lists a process of another PID namespace as 0, and kill(0) is the caller's
+    whole process group: a worker removing such a cgroup would kill itself."""
+    code = (
+        "import signal; from pipelines.runner.cgroups import kill; "
+        "kill(0, signal.SIGKILL); kill(-1, signal.SIGKILL); print('alive')"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        start_new_session=True,  # its own group: kill(0) would end it alone
+        timeout=30,
+    )
+    assert (child.returncode, child.stdout) == (0, "alive\n"), child.stderr
