@@ -35,7 +35,7 @@ from pipelines.runner.blob_cache import local_blob
 from pipelines.runner.builds import BuildRecord, BuildStopped, EnvironmentUnavailable, build
 from pipelines.runner.isolation import can_run
 from pipelines.runner.sandbox import sandbox_uid, status
-from pipelines.runner.workspace import remove_tree
+from pipelines.runner.trees import remove_tree
 
 logger = logging.getLogger(__name__)
 READY = ".ready"

@@ -6,7 +6,6 @@ afterwards the new version and artifacts collected from it.
     <workspace>/tmp       its TMPDIR
 """
 
-import contextlib
 import errno
 import logging
 import os
@@ -21,6 +20,7 @@ from django.core.files.storage import default_storage
 from aicenter.manifests import CHUNK, MAX_PATH_BYTES, entry_rows, under_folder
 from aicenter.models import blob_storage_name
 from pipelines.runner.blob_cache import local_blob
+from pipelines.runner.trees import remove_tree
 
 logger = logging.getLogger(__name__)
 
@@ -81,74 +81,6 @@ class Workspace:
                 error,
             )
         return not self.root.exists()
-
-
-_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-
-
-def remove_tree(root: Path) -> None:
-    """Delete a folder that package code wrote into, as shutil.rmtree would, but without its
-    recursion: Python 3.11's recurses once per level, and a package can make a tree deeper
-    than the interpreter's stack (RecursionError, and the folder stays forever). Like rmtree,
-    it never follows a link: every step is relative to an open folder, opened O_NOFOLLOW.
-    Not root (a worker without the sandbox's own uids), it makes folders the package locked
-    (chmod 000) writable as it goes."""
-    try:
-        top = os.open(root, _FOLDER)
-    except FileNotFoundError:
-        return
-    except OSError as error:  # a file or a link where the folder was
-        if error.errno not in (errno.ENOTDIR, errno.ELOOP):
-            raise
-        os.unlink(root)
-        return
-    stack = [(top, "")]  # the open folders from the top down, each with its name
-    try:
-        while stack:
-            folder = stack[-1][0]
-            child = _next_subfolder(folder)  # after deleting the folder's files
-            if child is not None:
-                stack.append(child)
-                continue
-            os.close(folder)
-            _, name = stack.pop()
-            if stack:
-                with contextlib.suppress(FileNotFoundError):
-                    _in_folder(stack[-1][0], os.rmdir, name)
-    finally:
-        for folder, _ in stack:
-            os.close(folder)
-    with contextlib.suppress(FileNotFoundError):
-        os.rmdir(root)
-
-
-def _next_subfolder(folder: int):
-    """Delete the files and links in `folder`; return its first subfolder, open, with its
-    name, or None when it has none left."""
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            name = entry.name
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    return _in_folder(folder, os.open, name, _FOLDER, unlock=True), name
-                _in_folder(folder, os.unlink, name)
-            except FileNotFoundError:
-                continue  # removed meanwhile (the runner and the sweeper may both be at it)
-    return None
-
-
-def _in_folder(folder: int, call, name: str, *args, unlock=False):
-    """`call(name, *args)` relative to the open `folder`; on a permission error when not root,
-    make `folder` (and with `unlock` the folder `name` in it) writable and try once more."""
-    try:
-        return call(name, *args, dir_fd=folder)
-    except PermissionError:
-        if os.geteuid() == 0:
-            raise
-        os.fchmod(folder, 0o700)
-        if unlock:
-            os.chmod(name, 0o700, dir_fd=folder)
-        return call(name, *args, dir_fd=folder)
 
 
 def blob_copy(sha256: str, destination: Path, size: int | None = None) -> None:

@@ -5,16 +5,22 @@ The sandbox tests' helpers are in tests/pipelines/sandboxing.py, their fixtures 
 tests/pipelines/conftest.py."""
 
 import os
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from pipelines.runner.workspace import remove_tree
+from pipelines.runner.trees import remove_tree
+from tests.conftest import requires
 from tests.pipelines.sandboxing import SECRET, files_of, log_of, no_blob_holds, run_here
 
 # Committed rows: the runner's watch thread reads the run on a connection of its own; the runs
 # are executed here, never by a worker.
+NOBODY = 65534
 pytestmark = [
     pytest.mark.usefixtures("sandbox_available"),
     pytest.mark.django_db(transaction=True),
@@ -172,3 +178,35 @@ def test_a_deep_tree_with_a_locked_folder_and_links_is_removed_without_following
     remove_tree(root)
     assert not root.exists()
     assert os.listdir(outside) == ["keep.txt"]
+
+
+def test_a_worker_without_root_removes_the_folders_a_package_locked(tmp_path):
+    """Not root, the worker and the package share a uid: what the package chmods 000 or 500,
+    remove_tree makes writable again as it goes (root needs no such step)."""
+    requires(os.geteuid() == 0, "root, to remove a tree as another, unprivileged user")
+    base = Path(tempfile.mkdtemp(prefix="aicenter-locked-"))
+    try:
+        base.chmod(0o755)
+        root = base / "workspace"
+        (root / "model" / "deep").mkdir(parents=True)
+        (root / "model" / "deep" / "weights.bin").write_bytes(b"w")
+        (root / "readonly").mkdir()
+        (root / "readonly" / "f.txt").write_text("x")
+        for path in [base, root, *root.rglob("*")]:  # the workspaces folder is the worker's
+            os.chown(path, NOBODY, NOBODY)
+        (root / "model" / "deep").chmod(0o000)
+        (root / "readonly").chmod(0o500)
+        trees = Path(remove_tree.__code__.co_filename)  # standard library only: run on its own
+        code = "import runpy, sys; runpy.run_path(sys.argv[1])['remove_tree'](sys.argv[2])"
+        removal = subprocess.run(
+            ["/usr/bin/python3", "-c", code, str(trees), str(root)],
+            user=NOBODY,
+            group=NOBODY,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert removal.returncode == 0, removal.stderr
+        assert not root.exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
