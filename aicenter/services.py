@@ -424,9 +424,3 @@ def api_token_in_use(token: str) -> ApiToken | None:
     if found.last_used_at is None or found.last_used_at < now - TOKEN_LAST_USED_EVERY:
         ApiToken.objects.filter(pk=found.pk).update(last_used_at=now)
     return found
-
-
-def api_token_user(token: str):
-    """The active user whose token this is, if it is neither revoked nor expired; else None."""
-    found = api_token_in_use(token)
-    return found.user if found else None

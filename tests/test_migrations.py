@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from aicenter.services import api_token_user
+from aicenter.services import api_token_in_use
 
 BEFORE_NAMES = [("aicenter", "0005_project_keep_skill_inputs")]  # API tokens without names
 BEFORE_LINEAGE = [
@@ -84,7 +84,7 @@ def test_old_tokens_get_a_name_and_keep_working():
 
     names = list(ApiToken.objects.order_by("pk").values_list("name", flat=True))
     assert names == [f"token {made[0].pk}", f"token {made[1].pk}"]
-    assert api_token_user("aic_first-old-token").username == "olga"
+    assert api_token_in_use("aic_first-old-token").user.username == "olga"
     assert ApiToken.objects.get(pk=made[1].pk).status == "active"
 
 

@@ -163,16 +163,16 @@ def collected_files(root: Path, relative: str = "", *, exclude=(), note=None):
             here = "" if folder == "." else folder[2:]
             kept = []
             for name in sorted(dirnames):
-                if name == "__pycache__" or _join(here, name) in excluded:
+                path = _join(here, name)
+                if name == "__pycache__" or path in excluded:
                     continue
-                shown = _join(relative, _join(here, name))
                 if stat.S_ISLNK(os.lstat(name, dir_fd=dirfd).st_mode):  # fwalk won't enter it
                     if note:
-                        note(f"skipped {shown}: {LINK}")
+                        note(f"skipped {_join(relative, path)}: {LINK}")
                     continue
-                if len(os.fsencode(_join(here, name))) > MAX_PATH_BYTES:  # names may be any bytes
+                if len(os.fsencode(path)) > MAX_PATH_BYTES:  # names may be any bytes
                     if note:
-                        note(f"skipped {_shortened(shown)}/: {TOO_DEEP}")
+                        note(f"skipped {_shortened(_join(relative, path))}/: {TOO_DEEP}")
                     continue
                 kept.append(name)
             dirnames[:] = kept
