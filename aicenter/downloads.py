@@ -3,16 +3,23 @@
 from django.http import FileResponse, Http404
 from ninja import Schema
 
-from aicenter.manifests import blob_open, manifest_file, manifest_files, manifest_zip_file
+from aicenter.blobs import CorruptBlob, blob_open
+from aicenter.manifests import manifest_file, manifest_files, manifest_zip_file
 
 
 def file_response(manifest, path: str, *, as_attachment=True) -> FileResponse:
     entry = manifest_file(manifest, path)
     if entry is None:
         raise Http404(f"There is no file '{path}'.")
-    response = FileResponse(
-        blob_open(entry.blob), as_attachment=as_attachment, filename=path.rsplit("/", 1)[-1]
-    )
+    try:
+        stored = blob_open(entry.blob)
+    except (FileNotFoundError, CorruptBlob) as error:
+        # Served never, whatever the page asked: storage_check tells the operator which.
+        raise Http404(
+            f"The stored bytes of '{path}' are missing or damaged; an operator can find "
+            "out more with manage.py storage_check."
+        ) from error
+    response = FileResponse(stored, as_attachment=as_attachment, filename=path.rsplit("/", 1)[-1])
     if not as_attachment:
         # Shown in the page (image previews): never let uploaded content run scripts here.
         response["Content-Security-Policy"] = "sandbox"

@@ -5,7 +5,6 @@ stored once; a snapshot copies rows, never bytes. Every byte goes through Django
 so local disk and S3 behave the same and a worker elsewhere needs only the storage.
 """
 
-import hashlib
 import posixpath
 import shutil
 import tempfile
@@ -15,17 +14,15 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from django.core.exceptions import ValidationError
-from django.core.files import File
-from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import Case, Count, F, ProtectedError, Q, Sum, Value, When
+from django.db.models import Case, Count, F, Q, Sum, Value, When
 from django.db.models.functions import Left, StrIndex, Substr
 from django.db.models.lookups import Exact
 
+from aicenter.blobs import CHUNK, blob_collect_garbage, blob_open, store_files
 from aicenter.database import retry_when_locked
-from aicenter.models import Blob, Manifest, ManifestEntry, blob_storage_name
+from aicenter.models import Manifest, ManifestEntry
 
-CHUNK = 1024 * 1024
 MAX_PATH_BYTES = 1000  # a file's whole path in a manifest, in UTF-8
 
 
@@ -70,62 +67,6 @@ def under_folder(prefix: str) -> Q:
     LIKE narrows the rows, but SQLite's LIKE ignores ASCII case ('data/' would match
     'Data/x'), so the leading characters must also be equal."""
     return Q(path__startswith=prefix) & Q(Exact(Left("path", len(prefix)), prefix))
-
-
-def _spool(fileobj):
-    """Read a file once: its SHA-256, its size, and a rewindable copy (in memory when small)."""
-    digest = hashlib.sha256()
-    size = 0
-    spool = tempfile.SpooledTemporaryFile(max_size=CHUNK)
-    while chunk := fileobj.read(CHUNK):
-        digest.update(chunk)
-        spool.write(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size, spool
-
-
-def _store_spooled(batch: list[tuple[str, int, object]]) -> None:
-    """Store the bytes of the blobs in `batch` that storage does not hold yet: one query to
-    know which, one to record them."""
-    shas = {sha for sha, _, _ in batch}
-    known = set(Blob.objects.filter(sha256__in=shas).values_list("sha256", flat=True))
-    new = {}
-    for sha, size, spool in batch:
-        if sha not in known and sha not in new:
-            spool.seek(0)
-            default_storage.save(blob_storage_name(sha), File(spool))
-            new[sha] = size
-    rows = [Blob(sha256=s, size=n) for s, n in new.items()]
-    retry_when_locked(lambda: Blob.objects.bulk_create(rows, ignore_conflicts=True))
-
-
-def store_files(items, *, batch_size: int = 200):
-    """Store the content of many (path, file object) pairs, each distinct content once; yield
-    (path, sha256, size). Queries go by batches, not by file."""
-    batch = []
-
-    def flush():
-        _store_spooled([(sha, size, spool) for _, sha, size, spool in batch])
-        for path, sha, size, spool in batch:
-            spool.close()
-            yield path, sha, size
-        batch.clear()
-
-    for path, fileobj in items:
-        batch.append((path, *_spool(fileobj)))
-        if len(batch) >= batch_size:
-            yield from flush()
-    yield from flush()
-
-
-def blob_store(fileobj) -> Blob:
-    """Store a file's content once; return its Blob (existing or new)."""
-    ((_, sha, _),) = store_files([("", fileobj)])
-    return Blob.objects.get(sha256=sha)
-
-
-def blob_open(blob: Blob):
-    return default_storage.open(blob.storage_name, "rb")
 
 
 def manifest_create() -> Manifest:
@@ -279,25 +220,6 @@ def manifest_delete(manifest: Manifest) -> None:
     shas = set(manifest.entries.exclude(blob=None).values_list("blob_id", flat=True))
     retry_when_locked(manifest.delete)  # one transaction (Django's delete is atomic)
     transaction.on_commit(lambda: blob_collect_garbage(shas))
-
-
-def blob_collect_garbage(shas: Iterable[str]) -> None:
-    """Delete the blobs among `shas` that no manifest refers to any more, bytes included."""
-    shas = list(shas)
-    for start in range(0, len(shas), 500):
-        batch = shas[start : start + 500]
-        in_use = set(
-            ManifestEntry.objects.filter(blob_id__in=batch).values_list("blob_id", flat=True)
-        )
-        for blob in Blob.objects.filter(sha256__in=batch).exclude(sha256__in=in_use):
-            # The row goes first: if an upload has just referred to this blob again, the
-            # delete is refused and its bytes stay.
-            name = blob.storage_name
-            try:
-                blob.delete()
-            except ProtectedError:
-                continue
-            default_storage.delete(name)
 
 
 @dataclass

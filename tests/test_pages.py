@@ -293,7 +293,7 @@ def test_it_deletes_a_dataset(bobs, dataset):
 def test_big_folders_are_paginated_without_a_query_per_row(
     bobs, dataset, django_assert_max_num_queries
 ):
-    from aicenter.manifests import blob_store
+    from aicenter.blobs import blob_store
     from aicenter.models import ManifestEntry
 
     blob = blob_store(io.BytesIO(b"x"))

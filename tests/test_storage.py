@@ -11,11 +11,9 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
 
+from aicenter.blobs import blob_collect_garbage, blob_open, blob_store
 from aicenter.manifests import (
     FolderRows,
-    blob_collect_garbage,
-    blob_open,
-    blob_store,
     manifest_copy,
     manifest_create,
     manifest_delete,

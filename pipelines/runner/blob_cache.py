@@ -20,7 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from aicenter.manifests import CHUNK
+from aicenter.blobs import CHUNK, CorruptBlob
 from aicenter.models import blob_storage_name
 
 logger = logging.getLogger(__name__)
@@ -32,10 +32,6 @@ EVICT_TO = 0.8
 
 _lock = threading.Lock()
 _size = None  # bytes in the cache as this process counts them (None: not counted yet)
-
-
-class CorruptBlob(Exception):
-    """The storage gave bytes that are not the blob they are named after."""
 
 
 def local_blob(sha256: str, size: int | None = None) -> Path | None:

@@ -17,7 +17,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from aicenter.manifests import CHUNK, MAX_PATH_BYTES, entry_rows, under_folder
+from aicenter.blobs import CHUNK
+from aicenter.manifests import MAX_PATH_BYTES, entry_rows, under_folder
 from aicenter.models import blob_storage_name
 from pipelines.runner.blob_cache import local_blob
 from pipelines.runner.trees import remove_tree

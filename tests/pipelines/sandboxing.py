@@ -8,7 +8,7 @@ the worker's settings; the others go through real workers."""
 
 import io
 
-from aicenter.manifests import blob_open
+from aicenter.blobs import blob_open
 from aicenter.models import Blob
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils.html import strip_tags
 
-from aicenter.manifests import blob_store
+from aicenter.blobs import blob_store
 from aicenter.models import Manifest, ManifestEntry
 from aicenter.pages import FOLDER_PAGE
 from tests.pipelines.pages import queued_run
