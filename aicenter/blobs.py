@@ -156,9 +156,11 @@ def blob_digest(sha256: str) -> str | None:
     return digest.hexdigest()
 
 
-def blob_collect_garbage(shas: Iterable[str]) -> None:
-    """Delete the blobs among `shas` that no manifest refers to any more, bytes included."""
+def blob_collect_garbage(shas: Iterable[str]) -> tuple[int, int]:
+    """Delete the blobs among `shas` that no manifest refers to any more, bytes included;
+    returns how many went, and their bytes."""
     shas = list(shas)
+    count = size = 0
     for start in range(0, len(shas), 500):
         batch = shas[start : start + 500]
         in_use = set(
@@ -173,3 +175,6 @@ def blob_collect_garbage(shas: Iterable[str]) -> None:
             except ProtectedError:
                 continue
             default_storage.delete(name)
+            count += 1
+            size += blob.size
+    return count, size

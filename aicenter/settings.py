@@ -235,7 +235,13 @@ RQ_QUEUES = {
 # Uploads: many files at once (whole folders), spooled to disk beyond 2.5 MB.
 DATA_UPLOAD_MAX_NUMBER_FILES = envint("AICENTER_MAX_UPLOAD_FILES", 20000)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = envint("AICENTER_MAX_UPLOAD_FIELDS", 50000)
-FILE_UPLOAD_TEMP_DIR = None
+# Uploads beyond memory wait in the data dir (on its disk, counted by its reserve); a killed
+# web server's leftovers there are reclaimed by the housekeeping (aicenter/reclaim.py).
+FILE_UPLOAD_TEMP_DIR = DATA_DIR / "uploads"
+FILE_UPLOAD_TEMP_DIR.mkdir(exist_ok=True)
+# Storage nothing refers to is reclaimed once this old: longer than any upload or run's output
+# collection takes, so work in progress is never collected.
+RECLAIM_GRACE_SECONDS = envint("AICENTER_RECLAIM_GRACE_HOURS", 24) * 3600
 
 # ML package zips: limits checked from the zip's directory before anything is extracted.
 PACKAGE_MAX_UNCOMPRESSED_BYTES = envint("AICENTER_PACKAGE_MAX_BYTES", 1024**3)

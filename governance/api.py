@@ -59,7 +59,7 @@ def list_logs(
     them. Give `next` back as `cursor` for the older ones (null: there are none): as fast deep
     down as at the top, and nothing is skipped or repeated when events arrive meanwhile.
 
-    Filters, all optional: `category` (package, dataset, pipeline, schedule, skill, member,
+    Filters, all optional: `category` (package, dataset, pipeline, schedule, skill, member, storage,
     token); `actor` (a username, or `system`); `object`, either `type:key` for one object
     (`pipeline:42`, `version:invoices 1.2`, `member:bob`) or a key alone (`42`, `invoices`)
     for every object with that key, whatever its type, and the versions of the package of

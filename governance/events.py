@@ -14,7 +14,16 @@ from django.db import transaction
 
 from governance.models import Event
 
-CATEGORIES = ("package", "dataset", "pipeline", "schedule", "skill", "member", "token")
+CATEGORIES = (
+    "package",
+    "dataset",
+    "pipeline",
+    "schedule",
+    "skill",
+    "member",
+    "token",
+    "storage",
+)
 
 
 def record(

@@ -9,18 +9,24 @@ a Redis lock); it only needs the database and Redis, so any worker on any machin
 - webhook deliveries whose job Redis lost are queued again;
 - workspaces that finished runs left on this machine (their removal failed) are removed, and
   so are those of sandboxes started ahead by workers that are gone;
-- ML Logs events past AICENTER_LOG_RETENTION_DAYS are deleted (governance/retention.py).
+- ML Logs events past AICENTER_LOG_RETENTION_DAYS are deleted (governance/retention.py);
+- storage nothing refers to (a killed upload's blobs, manifests and temporary files) is
+  reclaimed once past its grace period (aicenter/reclaim.py), hourly.
 """
 
 import logging
 import os
 import signal
 import socket
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
+from aicenter.models import Project
+from aicenter.reclaim import storage_reclaim
+from governance.events import record
 from governance.retention import events_expire_hourly
 from pipelines import queue, transitions
 from pipelines.logs import RunLog
@@ -41,6 +47,9 @@ SCHEDULED_OVERDUE_SECONDS = 10
 # A recurring pipeline's firing missed by this much (every process down, or Redis forgot it)
 # happens now rather than waiting for RQ.
 SCHEDULE_MISSED_SECONDS = 30
+# Reclaiming storage reads every manifest's references: hourly is soon enough for leftovers.
+RECLAIM_EVERY_SECONDS = 3600
+_reclaim_next_at = 0.0
 
 
 def sweep() -> None:
@@ -57,11 +66,38 @@ def sweep() -> None:
         remove_finished_workspaces()
         remove_ahead_leftovers()
         events_expire_hourly()
+        reclaim_storage_hourly()
     finally:
         try:
             lock.release()
         except Exception:  # noqa: BLE001 - expired: harmless
             pass
+
+
+def reclaim_storage_hourly() -> None:
+    """storage_reclaim() at most once an hour in this process; what it reclaimed is told in
+    the ML Logs of the installation's first project (storage belongs to no one project)."""
+    global _reclaim_next_at
+    if time.monotonic() < _reclaim_next_at:
+        return
+    _reclaim_next_at = time.monotonic() + RECLAIM_EVERY_SECONDS
+    found = storage_reclaim()
+    project = Project.objects.order_by("pk").first()
+    if found and project:
+        record(
+            project=project,
+            category="storage",
+            action="reclaimed",
+            object_type="storage",
+            object_name="Storage",
+            message=str(found).capitalize(),
+            data={
+                "manifests": found.manifests,
+                "blobs": found.blobs,
+                "files": found.files,
+                "bytes": found.bytes,
+            },
+        )
 
 
 def _requeue_lost_deliveries() -> None:
