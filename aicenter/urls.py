@@ -24,3 +24,4 @@ urlpatterns = [
     path("account/notifications/", include("webhooks.urls_account")),
     path("account/", include("accounts.urls")),
 ]
+handler500 = "aicenter.outages.server_error"
