@@ -161,7 +161,8 @@ class PipelineRun(models.Model):
 
     @property
     def sandbox_summary(self) -> str:
-        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB', for the log and page."""
+        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB, bubblewrap 0.8.0
+        (system)', for the log and page."""
         description = self.sandbox
         if not description:
             return ""
@@ -175,6 +176,8 @@ class PipelineRun(models.Model):
             parts.append(f"memory ≤ {description['memory_mb']:,} MB ({enforced})")
         if description.get("disk_mb"):
             parts.append(f"disk ≤ {description['disk_mb']:,} MB")
+        if bwrap := description.get("bubblewrap"):
+            parts.append(f"bubblewrap {bwrap['version']} ({bwrap['source']})")
         return ", ".join(parts)
 
     @property
