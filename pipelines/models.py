@@ -162,7 +162,12 @@ class PipelineRun(models.Model):
     @property
     def sandbox_summary(self) -> str:
         """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB, bubblewrap 0.8.0
-        (system)', for the log and page."""
+        (system)', for the log."""
+        return ", ".join(part for part in (self.sandbox_limits, self.sandbox_bubblewrap) if part)
+
+    @property
+    def sandbox_limits(self) -> str:
+        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB'."""
         description = self.sandbox
         if not description:
             return ""
@@ -176,9 +181,13 @@ class PipelineRun(models.Model):
             parts.append(f"memory ≤ {description['memory_mb']:,} MB ({enforced})")
         if description.get("disk_mb"):
             parts.append(f"disk ≤ {description['disk_mb']:,} MB")
-        if bwrap := description.get("bubblewrap"):
-            parts.append(f"bubblewrap {bwrap['version']} ({bwrap['source']})")
         return ", ".join(parts)
+
+    @property
+    def sandbox_bubblewrap(self) -> str:
+        """'bubblewrap 0.8.0 (system)': which bwrap made the sandbox ('' before it was said)."""
+        bwrap = (self.sandbox or {}).get("bubblewrap")
+        return f"bubblewrap {bwrap['version']} ({bwrap['source']})" if bwrap else ""
 
     @property
     def output_version(self):
