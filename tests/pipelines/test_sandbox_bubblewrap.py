@@ -69,15 +69,14 @@ def test_without_it_the_wheels_bwrap_is_used(chosen_again, monkeypatch, no_syste
     assert sandbox.status().enabled and sandbox.status().bwrap == chosen.path
 
 
-def test_aicenter_bwrap_decides(chosen_again, settings, monkeypatch, no_system_bwrap, tmp_path):
-    settings.BWRAP = "bundled"
-    assert bubblewrap.bubblewrap().source == "bundled"
+def test_aicenter_bwrap_decides(chosen_again, settings, monkeypatch, no_system_bwrap):
+    settings.BWRAP = "bundled"  # even where the machine has one
+    bundled = bubblewrap.bubblewrap()
+    assert (bundled.source, bundled.version, bundled.problem) == ("bundled", "0.11.0", "")
+    settings.BWRAP = bundled.path  # a path: the operator's choice, taken as it is
     bubblewrap.bubblewrap.cache_clear()
-    copy = tmp_path / "my-bwrap"
-    shutil.copy2(bubblewrap.bubblewrap().path, copy)  # any file: the operator's is not hashed
-    settings.BWRAP = str(copy)
-    bubblewrap.bubblewrap.cache_clear()
-    assert bubblewrap.bubblewrap().source == "AICENTER_BWRAP"
+    chosen = bubblewrap.bubblewrap()
+    assert (chosen.path, chosen.source, chosen.problem) == (bundled.path, "AICENTER_BWRAP", "")
     settings.BWRAP = "/bin/false"
     bubblewrap.bubblewrap.cache_clear()
     assert "bwrap at /bin/false (AICENTER_BWRAP) doesn't run" in bubblewrap.bubblewrap().problem
