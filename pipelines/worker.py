@@ -35,6 +35,7 @@ from rq.utils import as_text, utcparse
 
 from aicenter.embedded_redis import ensure_embedded_redis
 from pipelines.runner import ahead
+from pipelines.runner.bubblewrap import bubblewrap
 from pipelines.runner.sandbox import refusal, status
 from pipelines.sweeper import sweep
 
@@ -111,7 +112,9 @@ class PipelineWorker(SimpleWorker):
         current = status()
         if current.enabled:
             logger.info(
-                "package code runs sandboxed (bubblewrap, %s uid, memory limits by %s)",
+                "package code runs sandboxed (%s: %s; %s uid, memory limits by %s)",
+                bubblewrap(),
+                bubblewrap().path,
                 "its own" if current.privileged else "this worker's",
                 current.memory_enforcement,
             )

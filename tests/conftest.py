@@ -172,13 +172,14 @@ def start_worker(*queues, name=None, env=None, new_session=False):
     return start_manage(arguments, log="worker", env=env, new_session=new_session)
 
 
-def start_manage(arguments, *, log, env=None, new_session=False):
+def start_manage(arguments, *, log, env=None, new_session=False, wrapper=()):
     """`manage.py <arguments>` in its own process on the test database, its output in a log
-    in the data dir (`process.log_path`)."""
+    in the data dir (`process.log_path`); `wrapper` is a command that runs it (as another
+    user, say)."""
     env = {**os.environ, **(env or {})}
     env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     env["AICENTER_TEST_DATABASE_NAME"] = connection.settings_dict["NAME"]
-    command = [sys.executable, str(settings.BASE_DIR / "manage.py"), *arguments]
+    command = [*wrapper, sys.executable, str(settings.BASE_DIR / "manage.py"), *arguments]
     log_path = settings.DATA_DIR / f"{log}-{time.monotonic_ns()}.log"
     with open(log_path, "wb") as out:
         process = subprocess.Popen(

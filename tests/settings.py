@@ -74,8 +74,8 @@ SANDBOX_SHARED_DIRS = [DATA_DIR / "shared"]  # noqa: F405
 SANDBOX_SHARED_DIRS[0].mkdir(mode=0o777, exist_ok=True)
 SANDBOX_SHARED_DIRS[0].chmod(0o777)
 
-# Small limits, so tests can hit them quickly.
-PIPELINE_MEMORY_LIMIT_MB = 2048
+# Small limits, so tests can hit them quickly (a worker a test starts may get a smaller one).
+PIPELINE_MEMORY_LIMIT_MB = int(os.environ.get("AICENTER_TEST_RUN_MEMORY_MB", 2048))
 PIPELINE_FILE_SIZE_LIMIT_MB = 50
 
 # The test session and the workers it starts talk to Redis: the embedded one, when REDIS_URL

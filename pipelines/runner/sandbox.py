@@ -12,8 +12,8 @@ in a bubblewrap (bwrap) sandbox of its own.
 - one memory limit and one process limit for all its processes: a cgroup where the machine
   lets us make one, else a watchdog that sums the memory of its processes.
 
-Where bwrap can't be had the worker refuses to run package code (see `refusal()`), unless the
-operator said AICENTER_SANDBOX=off.
+Which bwrap makes them: runner/bubblewrap.py. Where none can be had the worker refuses to run
+package code (see `refusal()`), unless the operator said AICENTER_SANDBOX=off.
 """
 
 import functools
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from pipelines.runner.bubblewrap import bubblewrap
 from pipelines.runner.cgroups import Cgroup, cgroup_version, kill
 
 logger = logging.getLogger(__name__)
@@ -73,16 +74,10 @@ def status() -> Status:
     """What this machine gives, probed once per process."""
     if settings.SANDBOX == "off":
         return Status(enabled=False)
-    bwrap = shutil.which("bwrap")
-    if not bwrap:
-        return Status(
-            enabled=False,
-            problem=(
-                "bubblewrap (bwrap) is not installed: package code can't be sandboxed. Install "
-                "it (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
-                ", or set AICENTER_SANDBOX=off to run package code unsandboxed at your own risk"
-            ),
-        )
+    chosen = bubblewrap()
+    if chosen.problem:
+        return Status(enabled=False, bwrap=chosen.path, problem=chosen.problem)
+    bwrap = chosen.path
     privileged = os.geteuid() == 0
     probe = Sandbox("probe", uid=sandbox_uid(0), cgroups="")
     try:
@@ -129,6 +124,7 @@ def describe(*, network: bool) -> dict:
         "memory_enforced_by": current.memory_enforcement,
         "disk_mb": settings.PIPELINE_DISK_LIMIT_MB,
         "uid": "own" if current.privileged else "worker's, in a user namespace",
+        "bubblewrap": {"version": bubblewrap().version, "source": bubblewrap().source},
     }
 
 
@@ -190,7 +186,7 @@ class Sandbox:
 
     def command(self, argv: list[str], *, cwd: str) -> list[str]:
         """The command line that runs `argv` in this sandbox."""
-        bwrap = shutil.which("bwrap") or "bwrap"
+        bwrap = bubblewrap().path or "bwrap"
         args = [
             bwrap,
             "--die-with-parent",
@@ -252,8 +248,10 @@ class Sandbox:
         args += ["--chdir", cwd, "--"]
         if self.privileged:
             uid = str(self.uid)
+            # where the sandbox has it: the PATH may name it by a link from a folder not shown
+            setpriv = os.path.realpath(shutil.which("setpriv") or "/usr/bin/setpriv")
             args += [
-                shutil.which("setpriv") or "/usr/bin/setpriv",
+                setpriv,
                 "--reuid",
                 uid,
                 "--regid",

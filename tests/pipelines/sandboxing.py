@@ -7,6 +7,8 @@ Runs that need no worker go through the runner in this process (run_here), so a 
 the worker's settings; the others go through real workers."""
 
 import io
+import os
+from pathlib import Path
 
 from aicenter.blobs import blob_open
 from aicenter.models import Blob
@@ -113,3 +115,19 @@ def no_blob_holds(text: str) -> bool:
             if text.encode() in stored.read():
                 return False
     return True
+
+
+def path_without_bwrap(folder: Path) -> str:
+    """The PATH, each of its folders that holds a bwrap replaced by a copy (links) without it."""
+    entries = []
+    for index, entry in enumerate(os.environ["PATH"].split(os.pathsep)):
+        if not os.path.exists(os.path.join(entry, "bwrap")):
+            entries.append(entry)
+            continue
+        mirror = folder / str(index)
+        mirror.mkdir(mode=0o755)
+        for tool in os.listdir(entry):
+            if tool != "bwrap":
+                os.symlink(os.path.join(entry, tool), mirror / tool)
+        entries.append(str(mirror))
+    return os.pathsep.join(entries)

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from pipelines.runner import sandbox
+from pipelines.runner.bubblewrap import bubblewrap
 from tests.pipelines.sandboxing import files_of, log_of, run_here
 
 # Committed rows: the runner's watch thread reads the run on a connection of its own; the runs
@@ -30,7 +31,9 @@ def test_a_worker_without_bubblewrap_refuses_to_start(db, tmp_path):
     bin_dir.mkdir()
     for tool in ("sh", "setpriv"):
         os.symlink(f"/usr/bin/{tool}" if tool != "sh" else "/bin/sh", bin_dir / tool)
-    process = start_worker("gpu", env={"PATH": str(bin_dir)})
+    # only the machine's (the wheel's bwrap is not taken: test_sandbox_bubblewrap.py)
+    env = {"PATH": str(bin_dir), "AICENTER_BWRAP": "system"}
+    process = start_worker("gpu", env=env)
     assert process.wait(timeout=60) != 0
     log = process.log_path.read_text()
     assert "AI Center worker not started: bubblewrap (bwrap) is not installed" in log
@@ -64,17 +67,25 @@ def test_the_runs_page_says_what_the_sandbox_gave(db, project, bob, pages_as):
     page = pages_as(bob).get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
     assert "Sandboxed" in page
     assert "no network, memory ≤ 2,048 MB (cgroup v1)" in page
+    assert f"bubblewrap {bubblewrap().version} ({bubblewrap().source})" in page
+    assert run.results["run_summary"]["sandbox"]["bubblewrap"] == {
+        "version": bubblewrap().version,
+        "source": bubblewrap().source,
+    }
 
 
 def test_without_a_sandbox_the_runner_itself_refuses_to_run_package_code(
-    db, project, bob, monkeypatch, tmp_path
+    db, project, bob, monkeypatch, settings, tmp_path
 ):
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    settings.BWRAP = "system"  # and not the wheel's
+    bubblewrap.cache_clear()
     sandbox.status.cache_clear()
     try:
         run = run_here(project, bob, "(OUT / 'ran.txt').write_text('yes')")
     finally:
         monkeypatch.undo()
+        bubblewrap.cache_clear()
         sandbox.status.cache_clear()
     assert run.status == "failed"
     assert "can't sandbox" in run.failure_reason

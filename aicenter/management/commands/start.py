@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from aicenter.embedded_redis import stop as stop_redis
 from aicenter.models import Membership, Project
+from pipelines.runner.bubblewrap import bubblewrap
 from pipelines.runner.sandbox import refusal, status
 
 # A worker that dies is started again after 1 s, then 2, 4 … up to a minute while it keeps
@@ -138,7 +139,7 @@ class Command(BaseCommand):
             + f"  Data: {settings.DATA_DIR}\n"
             + f"  Redis: {'embedded, ' if settings.EMBEDDED_REDIS else ''}{settings.REDIS_URL}\n"
             + (
-                "  Package code: sandboxed (bubblewrap)\n"
+                f"  Package code: sandboxed ({bubblewrap()}: {bubblewrap().path})\n"
                 if status().enabled
                 else "  Package code: NOT sandboxed (AICENTER_SANDBOX=off)\n"
             )

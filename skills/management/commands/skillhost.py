@@ -6,7 +6,8 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines.runner.sandbox import refusal
+from pipelines.runner.bubblewrap import bubblewrap
+from pipelines.runner.sandbox import refusal, status
 from skills.host import Host
 
 
@@ -23,6 +24,10 @@ class Command(BaseCommand):
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, lambda *_: stop.set())
         host = Host(gpu=gpu)
-        self.stdout.write(f"Skill host {host.name} started{' (GPU skills)' if gpu else ''}.")
+        sandboxed = f"sandboxed by {bubblewrap()}" if status().enabled else "NOT sandboxed"
+        self.stdout.write(
+            f"Skill host {host.name} started{' (GPU skills)' if gpu else ''}; package code "
+            f"{sandboxed}."
+        )
         self.stdout.flush()
         host.run(stop)
