@@ -16,7 +16,7 @@ import hmac
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
-SALT = "aicenter.redis:"
+SALT = "aicenter.redis"
 # 64 hex digits of HMAC-SHA256, then the payload.
 SIGNATURE_LENGTH = 64
 
@@ -44,4 +44,17 @@ def verified(message: bytes, *, to: str) -> bytes:
 
 
 def _signature(payload: bytes, to: str, secret) -> bytes:
-    return salted_hmac(SALT + to, payload, secret=secret, algorithm="sha256").hexdigest().encode()
+    signature = _keyed(secret).copy()  # the key's setup done once per secret, not per message
+    signature.update(to.encode() + b"\n")
+    signature.update(payload)
+    return signature.hexdigest().encode()
+
+
+_keys = {}
+
+
+def _keyed(secret):
+    """HMAC-SHA256 keyed by a key derived from `secret` for these messages only (SALT)."""
+    if secret not in _keys:
+        _keys[secret] = salted_hmac(SALT, b"", secret=secret, algorithm="sha256")
+    return _keys[secret]
