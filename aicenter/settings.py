@@ -227,8 +227,14 @@ if EMBEDDED_REDIS:
 
     REDIS_URL = socket_url(DATA_DIR)
 
+# Jobs are JSON, signed with a key derived from SECRET_KEY, never pickled (pipelines/queue.py):
+# whoever can write to Redis can't run code on a worker.
 RQ_QUEUES = {
-    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": envint("AICENTER_JOB_TIMEOUT", 25 * 3600)}
+    name: {
+        "URL": REDIS_URL,
+        "DEFAULT_TIMEOUT": envint("AICENTER_JOB_TIMEOUT", 25 * 3600),
+        "SERIALIZER": "pipelines.queue.JobSerializer",
+    }
     for name in ("pipelines", "gpu", "default")
 }
 

@@ -349,7 +349,7 @@ def redis_floor(calls):
         while not stopping.is_set():
             popped = answerer.blpop([requests], timeout=0.2)
             if popped:
-                header, body = channel.decode(popped[1])
+                header, body = channel.decode(popped[1], to=requests)
                 channel.answer(answerer, header["id"], {"status": 200, "type": "text"}, body)
 
     thread = threading.Thread(target=answer, daemon=True)
@@ -359,8 +359,9 @@ def redis_floor(calls):
         began = time.perf_counter()
         caller.zcount("bench:ready", time.time(), "+inf")
         call_id = uuid.uuid4().hex
-        caller.rpush(requests, channel.encode({"id": call_id, "deadline": 0}, INPUT))
-        caller.blpop([channel.reply_key(call_id)], timeout=30)
+        caller.rpush(requests, channel.encode({"id": call_id, "deadline": 0}, INPUT, to=requests))
+        reply = caller.blpop([channel.reply_key(call_id)], timeout=30)
+        channel.decode(reply[1], to=channel.reply_key(call_id))
         caller.rpush("bench:calls", b"{}")
         if index >= WARM_CALLS:
             times.append((time.perf_counter() - began) * 1000)

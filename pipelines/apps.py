@@ -3,3 +3,8 @@ from django.apps import AppConfig
 
 class PipelinesConfig(AppConfig):
     name = "pipelines"
+
+    def ready(self):
+        # RQ's default serializer is the platform's in every process, before anything of RQ
+        # reads Redis (pipelines/queue.py says why)
+        from pipelines import queue  # noqa: F401

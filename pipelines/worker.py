@@ -12,7 +12,10 @@
 - it rides out a Redis outage (Redis stopped, restarted empty, unreachable): it waits, says so
   once, and once Redis answers again it registers again and takes work as before;
 - it takes workers that died without unregistering (SIGKILL, power loss) out of Redis's lists
-  of workers, and pages count only live workers when they say a run waits for one.
+  of workers, and pages count only live workers when they say a run waits for one;
+- it reads jobs only as the platform writes them (signed JSON, pipelines/queue.py), whatever
+  rqworker's options say, and refuses one whose signature doesn't verify, or that RQ can't
+  read, without running or parsing it: it says so in its log, deletes it, and takes the next.
 """
 
 import ctypes
@@ -30,10 +33,12 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from rq import SimpleWorker, worker_registration
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, DEFAULT_WORKER_TTL
+from rq.job import Job
 from rq.scheduler import RQScheduler
 from rq.utils import as_text, utcparse
 
 from aicenter.embedded_redis import ensure_embedded_redis
+from pipelines.queue import JobSerializer, job_refusal
 from pipelines.runner import ahead
 from pipelines.runner.bubblewrap import bubblewrap
 from pipelines.runner.sandbox import refusal, status
@@ -100,6 +105,8 @@ class PipelineWorker(SimpleWorker):
         # Wake from the blocking dequeue every few seconds.
         if kwargs.get("worker_ttl") in (None, DEFAULT_WORKER_TTL):
             kwargs["worker_ttl"] = WORKER_TTL_SECONDS
+        # jobs are read as the platform writes them, whatever rqworker's --serializer says
+        kwargs["serializer"] = JobSerializer
         super().__init__(*args, **kwargs)
         self._last_sweep = 0.0
         self._last_beat = float("-inf")
@@ -175,7 +182,21 @@ class PipelineWorker(SimpleWorker):
         except REDIS_DOWN as error:
             self._redis_unreachable(error)
 
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        # RQ stops the worker when a job it popped can't be read (a hash with a date or status
+        # it can't parse): refused instead, and the next one taken
+        while True:
+            try:
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except Exception as error:
+                if getattr(error, "job_id", None) is None or getattr(error, "queue", None) is None:
+                    raise
+                self._refuse(error.job_id, error.queue, f"RQ can't read it ({error!r})")
+
     def execute_job(self, job, queue):
+        if reason := job_refusal(job):
+            self._refuse(job.id, queue, reason)
+            return
         done = threading.Event()
         beat = threading.Thread(target=self._beat_while_busy, args=(done,), name="beat")
         beat.start()
@@ -190,6 +211,19 @@ class PipelineWorker(SimpleWorker):
             done.set()
             beat.join()
             close_old_connections()
+
+    def _refuse(self, job_id: str, queue, reason: str) -> None:
+        """Delete a job without running it. Not kept among failed jobs: nothing of it is ours,
+        and a reader that trips over its fields (django-rq's pages, a later RQ) can't meet it
+        there; this warning is its record. A run whose job it was is queued again by the
+        sweeper, as for any job Redis lost."""
+        logger.warning(
+            "refused job %s from queue %s: %s; deleted, not run", job_id, queue.name, reason
+        )
+        with self.connection.pipeline() as commands:
+            commands.lrem(queue.intermediate_queue_key, 1, job_id)
+            commands.delete(Job.key_for(job_id))
+            commands.execute()
 
     def _beat_while_busy(self, done):
         """While a job runs: beat, so pages and other workers see this worker alive, and sweep,

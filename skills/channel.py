@@ -2,14 +2,23 @@
 each other): the web server pushes the call onto its skill's request list and waits on a reply
 list of its own; a skill host pops it, hands it to a replica, and pushes the answer back.
 
-A message is a JSON header, a newline, then the body's bytes as they are."""
+A message is a JSON header, a newline, then the body's bytes as they are, signed for the list
+it is pushed onto (aicenter.signatures): a call someone else pushed onto a skill's list is never
+relayed to a replica, and an answer someone else pushed onto a caller's list is never taken for
+the replica's (the caller waits on for the real one). Signed for its list, a skill's call
+can't be replayed to another skill, nor one call's answer handed to another caller."""
 
 import json
+import logging
 import time
 import uuid
 
 import redis
 from django.conf import settings
+
+from aicenter.signatures import BadSignature, sign, verified
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "aicenter:skill"
 # An answer nobody waits for any more (the caller timed out) is dropped after this.
@@ -52,12 +61,15 @@ def reply_key(call_id: str) -> str:
     return f"{PREFIX}:reply:{call_id}"
 
 
-def encode(header: dict, body: bytes = b"") -> bytes:
-    return json.dumps(header).encode() + b"\n" + body
+def encode(header: dict, body: bytes = b"", *, to: str) -> bytes:
+    """The message for the list `to` (its key)."""
+    return sign(json.dumps(header).encode() + b"\n" + body, to=to)
 
 
-def decode(message: bytes) -> tuple[dict, bytes]:
-    header, _, body = message.partition(b"\n")
+def decode(message: bytes, *, to: str) -> tuple[dict, bytes]:
+    """(header, body) of a message found on the list `to`, once its signature is checked.
+    Raises BadSignature."""
+    header, _, body = verified(message, to=to).partition(b"\n")
     return json.loads(header), body
 
 
@@ -77,23 +89,30 @@ def send(skill_id: int, body: bytes, *, timeout: float) -> tuple[dict, bytes]:
     """The replica's answer to one call: (header, body). Raises NoReplica or CallTimeout."""
     client = connection()
     call_id = uuid.uuid4().hex
+    requests, replies = requests_key(skill_id), reply_key(call_id)
     now = time.time()
     header = {"id": call_id, "deadline": now + timeout}
     # one round trip: is a replica up, and the call queued only if one is
     queued = _send_if_up(client)(
-        keys=[ready_key(skill_id), requests_key(skill_id)], args=[now, encode(header, body)]
+        keys=[ready_key(skill_id), requests], args=[now, encode(header, body, to=requests)]
     )
     if not queued:
         raise NoReplica
-    answer = client.blpop([reply_key(call_id)], timeout=timeout)
-    if answer is None:
-        raise CallTimeout
-    return decode(answer[1])
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        answer = client.blpop([replies], timeout=left)
+        if answer is None:
+            break
+        try:
+            return decode(answer[1], to=replies)
+        except BadSignature:
+            logger.warning("skill %s: an answer to call %s not signed, dropped", skill_id, call_id)
+    raise CallTimeout
 
 
 def answer(client, call_id: str, header: dict, body: bytes = b"") -> None:
     with client.pipeline(transaction=False) as pipe:
-        pipe.rpush(reply_key(call_id), encode(header, body))
+        pipe.rpush(reply_key(call_id), encode(header, body, to=reply_key(call_id)))
         pipe.expire(reply_key(call_id), REPLY_TTL_SECONDS)
         pipe.execute()
 

@@ -112,10 +112,23 @@ class Slot(threading.Thread):
                     continue
                 popped = client.blpop([channel.requests_key(self.skill_id)], PULL_SECONDS)
                 if popped is not None:
-                    self._answer(client, *channel.decode(popped[1]))
+                    self._take(client, popped[1])
             except redis.RedisError:  # Redis away for a moment: the replica waits, loaded
                 logger.warning("replica %s: Redis unreachable, trying again", self.member)
                 self.stopping.wait(1.0)
+
+    def _take(self, client, message: bytes):
+        """Relay a call to the replica, if the web server sent it (its signature verifies)."""
+        try:
+            header, body = channel.decode(message, to=channel.requests_key(self.skill_id))
+        except channel.BadSignature:
+            logger.warning(
+                "replica %s: dropped a call whose signature doesn't verify (not sent by this "
+                "installation's web server)",
+                self.member,
+            )
+            return
+        self._answer(client, header, body)
 
     def _answer(self, client, header: dict, body: bytes):
         left = header.get("deadline", 0) - time.time()

@@ -12,6 +12,7 @@ time) count on the pages but not in the event."""
 
 import collections
 import json
+import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,10 +23,13 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from aicenter.signatures import BadSignature, sign, verified
 from governance import events
 from skills import channel
 from skills.models import Skill, SkillCall, SkillMinute
 
+logger = logging.getLogger(__name__)
+# Records are signed (aicenter.signatures): ones someone else pushed count no call.
 CALLS_KEY = f"{channel.PREFIX}:calls"
 # Upper edges of the latency histogram's buckets (ms); a last bucket holds the slower ones.
 LATENCY_BUCKETS_MS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700)
@@ -70,7 +74,7 @@ def timed(skill):
         if skill.project.keep_skill_inputs and call.input:
             record["input"] = call.input[:INPUT_CHARS].decode("utf-8", errors="replace")
         try:
-            channel.connection().rpush(CALLS_KEY, json.dumps(record))
+            channel.connection().rpush(CALLS_KEY, sign(json.dumps(record).encode(), to=CALLS_KEY))
         except redis.RedisError:
             pass  # a call not counted is better than a call failed
 
@@ -96,7 +100,7 @@ def _store_calls() -> int:
         _pruned_at = time.monotonic()
         SkillMinute.objects.filter(minute__lt=timezone.now() - MINUTES_KEPT).delete()
     items = channel.connection().lpop(CALLS_KEY, BATCH) or []
-    records = [json.loads(item) for item in items]
+    records = _verified(items)
     skills = set(
         Skill.objects.filter(pk__in={r["skill"] for r in records}).values_list("pk", flat=True)
     )
@@ -147,6 +151,19 @@ def _store_calls() -> int:
     return len(records)
 
 
+def _verified(items: list[bytes]) -> list[dict]:
+    """The records among `items` that a web server of this installation pushed."""
+    records, forged = [], 0
+    for item in items:
+        try:
+            records.append(json.loads(verified(item, to=CALLS_KEY)))
+        except BadSignature:
+            forged += 1
+    if forged:
+        logger.warning("%d call records not signed by this installation: dropped", forged)
+    return records
+
+
 def log_finished_minutes(*, now: float | None = None) -> int:
     """One ML Logs "predictions" event (by the system) per minute of a skill's calls that is
     over and not logged yet; returns how many."""
@@ -156,8 +173,8 @@ def log_finished_minutes(*, now: float | None = None) -> int:
     if not unlogged.filter(minute__lte=datetime.fromtimestamp(over - 60, UTC)).exists():
         return 0  # most ticks: one read of a small index, no write lock taken
     oldest_waiting = channel.connection().lindex(CALLS_KEY, 0)  # the list is oldest first
-    if oldest_waiting is not None:
-        over = min(over, json.loads(oldest_waiting)["time"])
+    if waiting := _verified([oldest_waiting] if oldest_waiting is not None else []):
+        over = min(over, waiting[0]["time"])
     before = datetime.fromtimestamp(over - 60, UTC)
     with transaction.atomic():
         rows = list(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from aicenter.signatures import sign
 from governance.models import Event
 from packages.models import PackageVersion
 from skills import channel, stats
@@ -139,9 +140,10 @@ def test_a_minute_whose_calls_still_wait_in_the_list_is_not_logged_yet(api):
     a = Skill.objects.get(name="a")
     long_ago = datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC).timestamp()
     call = {"skill": a.pk, "time": long_ago, "ms": 3.0, "status": 200}
-    channel.connection().rpush(stats.CALLS_KEY, json.dumps(call))
+    record = sign(json.dumps(call).encode(), to=stats.CALLS_KEY)  # as a web server pushes it
+    channel.connection().rpush(stats.CALLS_KEY, record)
     stats._store_calls()  # a host stored it
-    channel.connection().rpush(stats.CALLS_KEY, json.dumps(call))  # one more, not stored yet
+    channel.connection().rpush(stats.CALLS_KEY, record)  # one more, not stored yet
 
     assert stats.log_finished_minutes() == 0  # its minute is long over, but a call of it waits
 

