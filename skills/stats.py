@@ -12,6 +12,8 @@ time) count on the pages but not in the event."""
 
 import collections
 import json
+import logging
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from governance import events
 from skills import channel
 from skills.models import Skill, SkillCall, SkillMinute
 
+logger = logging.getLogger(__name__)
 CALLS_KEY = f"{channel.PREFIX}:calls"
 # Upper edges of the latency histogram's buckets (ms); a last bucket holds the slower ones.
 LATENCY_BUCKETS_MS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700)
@@ -75,6 +78,34 @@ def timed(skill):
             pass  # a call not counted is better than a call failed
 
 
+def call_record(item: bytes) -> dict | None:
+    """A record from the list, field by field (None if any is not as timed() writes it). A
+    call's status comes from the skill's replica through its host: one record that isn't as it
+    should be must cost only itself, never the batch of every skill's calls it came in."""
+    try:
+        record = json.loads(item)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    skill, moment, ms = record.get("skill"), record.get("time"), record.get("ms")
+    status, given = record.get("status"), record.get("input", "")
+    if not (type(skill) is int and type(status) is int and 100 <= status <= 599):
+        return None
+    if not (_number(moment) and _number(ms) and ms >= 0 and isinstance(given, str)):
+        return None
+    try:
+        datetime.fromtimestamp(moment, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+    kept = {"skill": skill, "time": float(moment), "ms": float(ms), "status": status}
+    return {**kept, "input": given[:INPUT_CHARS]} if given else kept
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def bucket(ms: float) -> int:
     for index, edge in enumerate(LATENCY_BUCKETS_MS):
         if ms <= edge:
@@ -96,7 +127,11 @@ def _store_calls() -> int:
         _pruned_at = time.monotonic()
         SkillMinute.objects.filter(minute__lt=timezone.now() - MINUTES_KEPT).delete()
     items = channel.connection().lpop(CALLS_KEY, BATCH) or []
-    records = [json.loads(item) for item in items]
+    records = [record for record in map(call_record, items) if record]
+    if len(records) < len(items):  # the others of the batch are stored all the same
+        logger.warning(
+            "dropped %d call records that were not well-formed", len(items) - len(records)
+        )
     skills = set(
         Skill.objects.filter(pk__in={r["skill"] for r in records}).values_list("pk", flat=True)
     )
@@ -156,8 +191,8 @@ def log_finished_minutes(*, now: float | None = None) -> int:
     if not unlogged.filter(minute__lte=datetime.fromtimestamp(over - 60, UTC)).exists():
         return 0  # most ticks: one read of a small index, no write lock taken
     oldest_waiting = channel.connection().lindex(CALLS_KEY, 0)  # the list is oldest first
-    if oldest_waiting is not None:
-        over = min(over, json.loads(oldest_waiting)["time"])
+    if oldest_waiting is not None and (record := call_record(oldest_waiting)):
+        over = min(over, record["time"])
     before = datetime.fromtimestamp(over - 60, UTC)
     with transaction.atomic():
         rows = list(
