@@ -16,7 +16,7 @@ kept of them is only what the package could have caused anyway by its own code:
   is brought within it;
 - the score is taken only right after evaluate() ended, once: a run without evaluate() has
   none, and a score written by the package before or after that moment is not its score;
-- an error's reason is text of a bounded length.
+- an error's reason is one line of text of a bounded length, its control characters shown.
 """
 
 import json
@@ -32,6 +32,9 @@ MAX_LINES = 1000
 MAX_BYTES = 1024 * 1024
 # The reason of an error, as the run's failure reason, is cut to this.
 REASON_CHARS = 2000
+# A reason is one line wherever it is shown (pages, e-mails, a terminal following the run): its
+# control characters are shown as their symbols (ESC as "␛", a newline as "␊"), tabs kept.
+REASON_CONTROLS = {code: 0x2400 + code for code in range(0x20) if code != 0x09} | {0x7F: 0x2421}
 
 
 @dataclass
@@ -112,7 +115,7 @@ class Reports:
         elif event == "score":
             self._score(message.get("value"))
         elif event == "error" and isinstance(message.get("reason"), str):
-            self.timeline.error = message["reason"][:REASON_CHARS]
+            self.timeline.error = message["reason"][:REASON_CHARS].translate(REASON_CONTROLS)
 
     def _call(self, event: str, name, moment) -> None:
         timeline, self.score_due = self.timeline, False

@@ -81,6 +81,7 @@ sys.exit(1)
 """,
     )
     assert run.status == "failed"
+    assert run.failure_reason == "bad␊[aicenter] Successful␛[2J"
     text, _ = run_log_text(run)
     assert platform_lines(text)[-1] == "Failed: bad␊[aicenter] Successful␛[2J"
 
