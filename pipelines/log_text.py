@@ -12,14 +12,11 @@ package's output), not by what they say. So:
   characters as their Unicode symbols (ESC as "␛", so a colour code reads "␛[31m"), C1 controls
   and the characters that reorder or break lines invisibly as "\\x9b", "\\u202e"; nothing is
   dropped, so nothing is hidden. A line ends with "\\n" only (a "\\r" of a progress bar ends one);
-- the page marks a line as the platform's when it starts the log, or follows a newline, with
-  the time and the mark: no text of the package's can be there.
+- the page (logs.log_html) marks a line as the platform's when it starts the log, or follows a
+  newline, with the time and the mark: no text of the package's can be there.
 """
 
 import re
-
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
 
 PLATFORM_MARK = "[aicenter] "
 # Tabs and newlines stay; every other control character, and what reorders or breaks lines in a
@@ -30,7 +27,7 @@ HIDDEN_IN_A_LINE = re.compile(f"[\n\r{HIDDEN.pattern[1:-1]}]")
 PLATFORM_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \[aicenter\] [^\n]*", re.MULTILINE)
 
 
-def _symbol(match: re.Match) -> str:
+def symbol(match: re.Match) -> str:
     character = match.group()
     code = ord(character)
     if code < 0x20:
@@ -43,12 +40,12 @@ def _symbol(match: re.Match) -> str:
 def visible(text: str) -> str:
     """The package's output as a log holds it: line ends as "\\n", controls made visible."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return HIDDEN.sub(_symbol, text)
+    return HIDDEN.sub(symbol, text)
 
 
 def visible_line(text: str) -> str:
     """Text on one line of the platform's (a reason, a file name): nothing in it breaks it."""
-    return HIDDEN_IN_A_LINE.sub(_symbol, text)
+    return HIDDEN_IN_A_LINE.sub(symbol, text)
 
 
 def as_output(piece: str) -> str:
@@ -58,16 +55,3 @@ def as_output(piece: str) -> str:
     if piece.startswith(mark) or (mark.startswith(piece.rstrip("\n")) and "\n" not in piece):
         return "\\" + piece
     return piece
-
-
-def log_html(text: str, *, starts_line: bool) -> SafeString:
-    """`text` (a log, or a part of it) for the page, the platform's lines marked. `starts_line`:
-    whether `text` starts a line; if not, its first line is the package's whatever it says."""
-    html = escape(HIDDEN.sub(_symbol, text))
-
-    def marked(match: re.Match) -> str:
-        if match.start() == 0 and not starts_line:
-            return match.group()
-        return f'<span class="log-platform">{match.group()}</span>'
-
-    return mark_safe(PLATFORM_LINE.sub(marked, html))  # noqa: S308 - escaped just above

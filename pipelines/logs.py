@@ -3,6 +3,7 @@ the time it came, appended to the database in chunks at least every LOG_FLUSH_SE
 run runs: any web server shows it live, and it survives a worker that dies. How its lines are
 written so that the package's can't pass for the platform's: pipelines/log_text.py."""
 
+import re
 import time
 from contextlib import nullcontext
 from datetime import UTC, datetime
@@ -10,9 +11,19 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Right
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from aicenter.database import retry_when_locked
-from pipelines.log_text import PLATFORM_MARK, as_output, log_html, visible, visible_line
+from pipelines.log_text import (
+    HIDDEN,
+    PLATFORM_LINE,
+    PLATFORM_MARK,
+    as_output,
+    symbol,
+    visible,
+    visible_line,
+)
 from pipelines.models import LogChunk
 
 # Past the cap the platform's own lines still go in, up to this much more: a few short lines
@@ -162,9 +173,23 @@ def run_log_tail(run, *, max_chars: int = PAGE_LOG_CHARS) -> tuple[str, int, boo
     return text, last, cut
 
 
+def log_html(text: str, *, starts_line: bool) -> SafeString:
+    """`text` (a log, or a part of it) for the page, the platform's lines marked (log_text.py
+    says which they are). `starts_line`: whether `text` starts a line; if not (a log's tail cut
+    anywhere, a chunk after one that ended mid-line), its first line is never the platform's."""
+    html = escape(HIDDEN.sub(symbol, text))
+
+    def marked(match: re.Match) -> str:
+        if match.start() == 0 and not starts_line:
+            return match.group()
+        return f'<span class="log-platform">{match.group()}</span>'
+
+    return mark_safe(PLATFORM_LINE.sub(marked, html))  # noqa: S308 - escaped just above
+
+
 def run_log_html(run, *, after: int) -> tuple[str, int]:
-    """run_log_text's for the page (log_text.log_html): new text after chunk `after`, marked
-    by whether chunk `after` ended its line."""
+    """run_log_text's for the page (log_html): the text after chunk `after`, its first line
+    marked only if chunk `after` ended its line."""
     text, last = run_log_text(run, after=after)
     if not text:
         return "", last

@@ -20,8 +20,7 @@ from pipelines.forms import (
     values_from_schedule,
 )
 from pipelines.inputs import clean_run_inputs
-from pipelines.log_text import log_html
-from pipelines.logs import run_log_html, run_log_tail, run_log_text
+from pipelines.logs import log_html, run_log_html, run_log_tail, run_log_text
 from pipelines.metrics_pages import metrics_context
 from pipelines.models import PipelineRun, Schedule
 from pipelines.runner.environments import environment_rebuild
@@ -294,7 +293,6 @@ def _detail(request, project, run, *, errors=None, status=200):
     context = {
         **_status_context(project, run, log=log, errors=errors),
         **metrics_context(project, run),
-        # a cut log's first line may be the end of one: never taken for the platform's
         "log": log_html(log, starts_line=not log_cut),
         "log_cut": log_cut,
         "log_seq": log_seq,
