@@ -13,7 +13,7 @@ kept of them is only what the package could have caused anyway by its own code:
   pipe is closed (the run's log says so once) and nothing more is read;
 - a report is taken only where the bootstrap would send it: the calls start and end in the
   plan's order ("import", "__init__", then the plan's calls), each once; a time outside the run
-  is brought within it;
+  (or before the call before) is brought within it;
 - the score is taken only right after evaluate() ended, once: a run without evaluate() has
   none, and a score written by the package before or after that moment is not its score;
 - an error's reason is one line of text of a bounded length, its control characters shown.
@@ -126,7 +126,8 @@ class Reports:
                 return
             if name != self.expected[self.done]:
                 return
-            start = self._within_run(moment, after=self.spawned_at)
+            previous = timeline.calls[-1]["end"] if timeline.calls else self.spawned_at
+            start = self._within_run(moment, after=previous)
             timeline.open_call = (name, start)
             if timeline.started_at is None:
                 timeline.started_at = start
