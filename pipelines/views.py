@@ -20,7 +20,7 @@ from pipelines.forms import (
     values_from_schedule,
 )
 from pipelines.inputs import clean_run_inputs
-from pipelines.logs import run_log_tail, run_log_text
+from pipelines.logs import log_html, run_log_html, run_log_tail, run_log_text
 from pipelines.metrics_pages import metrics_context
 from pipelines.models import PipelineRun, Schedule
 from pipelines.runner.environments import environment_rebuild
@@ -293,7 +293,7 @@ def _detail(request, project, run, *, errors=None, status=200):
     context = {
         **_status_context(project, run, log=log, errors=errors),
         **metrics_context(project, run),
-        "log": log,
+        "log": log_html(log, starts_line=not log_cut),
         "log_cut": log_cut,
         "log_seq": log_seq,
     }
@@ -317,7 +317,7 @@ def pipeline_log_tail(request, project, run_id):
         return HttpResponseBadRequest(
             " ".join(error.messages), content_type="text/plain; charset=utf-8"
         )
-    text, seq = run_log_text(run, after=after)
+    text, seq = run_log_html(run, after=after)
     return render(
         request,
         "pipelines/detail.html#log-tail",

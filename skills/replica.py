@@ -1,6 +1,12 @@
 """One replica of a skill on this skill host: the package version's main.Main, loaded once in
 its own sandboxed process (its environment, no network, its own uid, a memory limit), asked
-predict() over a pipe, one call at a time. Only the host talks to Redis and the database."""
+predict() over a pipe, one call at a time. Only the host talks to Redis and the database.
+
+The replica's answers are hostile input: predict() runs in the process that answers, so it can
+write frames of its own to the answer pipe (no fd of that process is out of its reach, and no
+key in it is secret from it). Each frame is checked field by field where it is read here; one
+that isn't as the replica bootstrap writes it ends the replica, and only the checked fields go
+on to the caller and the call's record."""
 
 import collections
 import json
@@ -33,6 +39,10 @@ UID_OFFSET = 50_000
 LOG_LINES = 200
 # An answer bigger than this breaks the protocol (the replica is restarted).
 MOST_ANSWER_BYTES = 64 * 1024 * 1024
+# What the replica bootstrap says of predict's return (200), and what a reason is cut to.
+ANSWER_TYPES = ("text", "bytes", "json")
+REASON_CHARS = 2000
+BROKE_PROTOCOL = "the replica broke the protocol (its pipe was written to)"
 
 
 class ReplicaFailed(Exception):
@@ -73,8 +83,10 @@ class Replica:
             raise ReplicaFailed(error.reason) from None
         if header.get("event") != "ready":
             self.stop()
-            reason = str(header.get("reason") or "main.Main() did not load")[:2000]
-            raise ReplicaFailed(self._with_log(reason))
+            reason = header.get("reason")
+            if not isinstance(reason, str) or not reason:
+                reason = "main.Main() did not load"
+            raise ReplicaFailed(self._with_log(reason[:REASON_CHARS]))
 
     def _start(self):
         version, package = self.version, self.version.package
@@ -163,7 +175,8 @@ class Replica:
                 data = struct.pack(">I", len(body)) + body
                 while data:
                     data = data[os.write(self.to_replica, data) :]
-                return self._frame(time.monotonic() + timeout)
+                header, answer = self._frame(time.monotonic() + timeout)
+                return _answer_header(header), answer
             except ReplicaTimeout:
                 self.stop()
                 raise
@@ -182,7 +195,7 @@ class Replica:
         except ValueError:
             header = None
         if not isinstance(header, dict):
-            raise ReplicaFailed("the replica broke the protocol (its pipe was written to)")
+            raise ReplicaFailed(BROKE_PROTOCOL)
         return header, body
 
     def _exactly(self, count: int, deadline: float) -> bytes:
@@ -222,3 +235,16 @@ class Replica:
             os.close(self.from_replica)
             self.from_replica = None
         self.stack.close()
+
+
+def _answer_header(header: dict) -> dict:
+    """predict's answer header, field by field, as the replica bootstrap writes it: status 200
+    and the type of the body, or 422 and the reason predict raised. predict runs in the
+    replica's process and may write frames of its own to the pipe: any other header breaks the
+    protocol (the replica is stopped), and nothing else of it goes any further."""
+    status, kind, detail = header.get("status"), header.get("type"), header.get("detail")
+    if status == 200 and isinstance(kind, str) and kind in ANSWER_TYPES:
+        return {"status": 200, "type": kind}
+    if status == 422 and isinstance(detail, str):
+        return {"status": 422, "detail": detail[:REASON_CHARS]}
+    raise ReplicaFailed(BROKE_PROTOCOL)

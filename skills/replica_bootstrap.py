@@ -2,7 +2,8 @@
 # sandbox), with the version's files as working directory: `from main import Main`, one Main(),
 # then predict() for each request the skill host hands over on a pipe (argv[1] in, argv[2]
 # out), one at a time. A frame is a 4-byte big-endian length, a JSON header, a newline and the
-# body. stdout and stderr are the replica's log. Standard library only.
+# body. stdout and stderr are the replica's log. Standard library only. The package's code can
+# write frames to the same pipe: the host trusts none of them (skills/replica.py checks each).
 import json
 import os
 import resource

@@ -16,6 +16,8 @@ from skills.models import Skill, SkillReplica, new_api_key
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # part of the skill's URL
 RESERVED_NAMES = {"new"}  # /p/<project>/skills/new/ is the create form
 VERSION_PATTERN = r"^(\d{1,9})\.(\d{1,9})$"
+# What a skill host answers a call with (skills/host.py, skills/replica.py).
+ANSWER_STATUSES = (200, 422, 502, 504)
 
 
 def _record(skill, action, *, actor=None, message="", data=None, url=True):
@@ -313,8 +315,15 @@ def skill_predict(*, skill, body: bytes) -> tuple[int, dict, bytes]:
             return 503, {"detail": detail}, b""
         except channel.CallTimeout:
             header = {"status": 504}
-        call.status = header.get("status", 502)
+        call.status = _answer_status(header)
         if call.status == 504:  # here, or the skill host's (it stopped the stuck replica)
             return 504, {"detail": f"No answer within {timeout:g} s."}, b""
         call.input = body
         return call.status, header, answer
+
+
+def _answer_status(header: dict) -> int:
+    """The status of a skill host's answer: one it gives (the replica's 200 or 422, its own 502
+    or 504), else 502: nothing unchecked becomes an HTTP status or a call's record."""
+    status = header.get("status")
+    return status if type(status) is int and status in ANSWER_STATUSES else 502

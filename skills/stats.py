@@ -13,6 +13,7 @@ time) count on the pages but not in the event."""
 import collections
 import json
 import logging
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,6 +78,34 @@ def timed(skill):
             channel.connection().rpush(CALLS_KEY, sign(json.dumps(record).encode(), to=CALLS_KEY))
         except redis.RedisError:
             pass  # a call not counted is better than a call failed
+
+
+def call_record(item: bytes) -> dict | None:
+    """A record from the list, field by field (None if any is not as timed() writes it). A
+    call's status comes from the skill's replica through its host: one record that isn't as it
+    should be must cost only itself, never the batch of every skill's calls it came in."""
+    try:
+        record = json.loads(item)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    skill, moment, ms = record.get("skill"), record.get("time"), record.get("ms")
+    status, given = record.get("status"), record.get("input", "")
+    if not (type(skill) is int and type(status) is int and 100 <= status <= 599):
+        return None
+    if not (_number(moment) and _number(ms) and ms >= 0 and isinstance(given, str)):
+        return None
+    try:
+        datetime.fromtimestamp(moment, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+    kept = {"skill": skill, "time": float(moment), "ms": float(ms), "status": status}
+    return {**kept, "input": given[:INPUT_CHARS]} if given else kept
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def bucket(ms: float) -> int:
@@ -152,15 +181,20 @@ def _store_calls() -> int:
 
 
 def _verified(items: list[bytes]) -> list[dict]:
-    """The records among `items` that a web server of this installation pushed."""
-    records, forged = [], 0
+    """The records among `items` that a web server of this installation pushed, each as
+    call_record() reads it."""
+    records, dropped = [], 0
     for item in items:
         try:
-            records.append(json.loads(verified(item, to=CALLS_KEY)))
+            record = call_record(verified(item, to=CALLS_KEY))
         except BadSignature:
-            forged += 1
-    if forged:
-        logger.warning("%d call records not signed by this installation: dropped", forged)
+            record = None
+        if record:
+            records.append(record)
+        else:  # the others of the batch are stored all the same
+            dropped += 1
+    if dropped:
+        logger.warning("dropped %d call records not signed here or not well-formed", dropped)
     return records
 
 

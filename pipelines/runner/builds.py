@@ -82,8 +82,11 @@ class BuildRecord:
         """Runs queued on a version with these requirements (now, or since the last look)."""
         transitions.waiting_for_build(self.key)
 
-    def write(self, text: str) -> None:
-        if self.log:
+    def write(self, text: str, *, platform: bool = False) -> None:
+        """The installer's output, or (`platform`) a line of the platform's own."""
+        if self.log and platform:
+            self.log(text, platform=True)
+        elif self.log:
             self.log(text)
         if self.size < self.OUTPUT_MAX_CHARS:
             self.output.append(text)
@@ -220,7 +223,10 @@ def _run(command, record, box, environment, deadline: float, should_stop=None):
 def build(path: Path, python: str, requirements: str, record, should_stop=None) -> None:
     """Build a virtual environment at `path` for these (normalised) requirements."""
     uv = find_uv()
-    record.write(f"[aicenter] building the package's environment with {'uv' if uv else 'pip'}\n")
+    record.write(
+        f"[aicenter] building the package's environment with {'uv' if uv else 'pip'}\n",
+        platform=True,
+    )
     box, environment = _build_sandbox(path, python, uv)
     deadline = time.monotonic() + settings.ENVIRONMENT_BUILD_MAX_SECONDS
     if uv:

@@ -137,7 +137,8 @@ def environment_for(
 ):
     """The ready environment for these requirements, building it if needed (under a lock, so two
     workers never build the same one at once; a half-built one is removed and built again).
-    `on_build()` is called before a build starts; `log(text)` receives the installer's output;
+    `on_build()` is called before a build starts; `log(text)` receives the installer's output,
+    `log(line, platform=True)` the lines of the platform's own ("[aicenter] …\n");
     `should_stop()` true stops a build (BuildStopped). A build that failed lately is not tried
     again until its Rebuild (or AICENTER_BUILD_FAILURE_TTL): its reason is raised at once.
     `recorded_ready`: the caller has just read its record, and it said ready.
@@ -164,7 +165,10 @@ def environment_for(
         if on_build:
             on_build()
         if log:
-            log("[aicenter] waiting for this environment, which another run is building\n")
+            log(
+                "[aicenter] waiting for this environment, which another run is building\n",
+                platform=True,
+            )
 
     with _locked(key, on_wait=waiting):
         if (path / READY).exists():  # another worker built it while we waited
@@ -174,7 +178,10 @@ def environment_for(
             on_build()
         record = BuildRecord(key, python_version, log)
         if path.exists():
-            record.write("[aicenter] removing a half-built environment left by a crashed worker\n")
+            record.write(
+                "[aicenter] removing a half-built environment left by a crashed worker\n",
+                platform=True,
+            )
             remove_tree(path)
         started = time.monotonic()
         try:

@@ -46,7 +46,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from pipelines.runner.workspace import UnsafeOutput, collected_files, open_folder, open_regular
+from pipelines.runner.workspace import (
+    UnsafeOutput,
+    collected_files,
+    open_folder,
+    open_regular,
+)
 
 SKIPPED_AT_ROOT = {".trash", "models"}
 EXPERIMENT_FOLDERS = {"tags", "datasets", "traces", "models"}  # not runs
@@ -103,9 +108,6 @@ class MlflowRecord:
                                 f"mlflow store: skipped artifact {_shown(path)}: a file and a "
                                 "folder of one name in two runs"
                             )
-                        continue
-                    if not _is_utf8(path):
-                        note(f"mlflow store: skipped artifact {_shown(path)}: not a UTF-8 name")
                         continue
                     files.add(path)
                     folders.update(parents)
@@ -254,13 +256,11 @@ class _Reader:
                 yield name, opened
 
     def _name_ok(self, name: str, what: str) -> bool:
-        if not _is_utf8(name):
-            self.note(f"skipped a {what}: its name {_shown(name)} is not UTF-8")
-        elif len(name) > MAX_NAME or not name.isprintable():
+        """A name collected_files gave (UTF-8: it skips the others) that a column can hold."""
+        if len(name) > MAX_NAME or not name.isprintable():
             self.note(f"skipped a {what}: its name {_shown(name)} is too long or unprintable")
-        else:
-            return True
-        return False
+            return False
+        return True
 
     def _read_values(self, run: str, folder: str) -> None:
         into = getattr(self.record, folder)
@@ -360,15 +360,6 @@ def _point(line: bytes | None) -> MetricPoint | None:
     if not (-INT64 <= timestamp < INT64 and -INT64 <= step < INT64):
         return None
     return MetricPoint(step=step, value=value, timestamp=timestamp / 1000)
-
-
-def _is_utf8(name: str) -> bool:
-    """False for a name os.fsdecode made of bytes that aren't UTF-8 (they become surrogates)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _shown(name: str) -> str:

@@ -1,9 +1,7 @@
 """The user's code in its own process: exact environment, live logs, reports from bootstrap."""
 
 import codecs
-import json
 import marshal
-import math
 import os
 import selectors
 import signal
@@ -16,6 +14,7 @@ from django.conf import settings
 
 from aicenter.durations import duration_text
 from pipelines.models import PipelineRun
+from pipelines.runner.reports import Reports
 from pipelines.runner.workspace import disk_usage
 
 BOOTSTRAP = (Path(__file__).parent / "bootstrap.py").read_text()
@@ -150,8 +149,7 @@ def run_user_code(
         on_start(process.pid)
     output = process.stdout.fileno()
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    reports = b""
-    open_calls = {}
+    reports = Reports(plan, spawned_at=outcome.spawned_at, note=log.platform)
     selector = selectors.DefaultSelector()
     selector.register(output, selectors.EVENT_READ, "output")
     selector.register(read_end, selectors.EVENT_READ, "reports")
@@ -172,11 +170,10 @@ def run_user_code(
                     selector.unregister(key.fd)
                 elif key.data == "output":
                     log.write(decoder.decode(chunk))
-                else:
-                    reports += chunk
-                    *lines, reports = reports.split(b"\n")
-                    for line in lines:
-                        _on_report(line, outcome, open_calls)
+                elif not reports.feed(chunk):  # past its limits: closed, nothing more read
+                    selector.unregister(key.fd)
+                    os.close(read_end)
+                    read_end = None
             log.flush_if_due()
             if tick:
                 tick()
@@ -198,7 +195,8 @@ def run_user_code(
                 pass
     finally:
         selector.close()
-        os.close(read_end)
+        if read_end is not None:
+            os.close(read_end)
         stop(0)
         process.stdout.close()
     log.write(decoder.decode(b"", final=True))
@@ -207,8 +205,9 @@ def run_user_code(
         if outcome.exit_code > 128:  # bwrap's way of saying the process died of a signal
             outcome.exit_code = 128 - outcome.exit_code
         outcome.out_of_memory = sandbox.out_of_memory()
-    for name, start in open_calls.items():  # cut short by a kill or a time limit
-        outcome.calls.append({"name": name, "start": start, "end": time.time()})
+    timeline = reports.finish(time.time())  # a call cut short by a kill or a time limit ends now
+    outcome.calls, outcome.started_at = timeline.calls, timeline.started_at
+    outcome.score, outcome.error = timeline.score, timeline.error
     return outcome
 
 
@@ -266,37 +265,6 @@ class ResourceWatch:
             if disk_usage(self.workspace.root) > quota:
                 return "disk"
         return ""
-
-
-def _on_report(line: bytes, outcome: Outcome, open_calls: dict) -> None:
-    """One line from the report pipe. The package's code can write to that pipe too: a line
-    that is not a well-formed report is ignored, never trusted to be one."""
-    try:
-        message = json.loads(line)
-        event = message["event"]
-        if event in ("start", "end"):
-            call, moment = message["call"], message["t"]
-            if not isinstance(call, str) or not _finite(moment):
-                return
-        elif event == "score" and not _finite(message["value"]):
-            return
-    except (ValueError, KeyError, TypeError, RecursionError):
-        return  # the package wrote garbage to our pipe: ignore it
-    if event == "start":
-        open_calls[call] = moment
-        if outcome.started_at is None:
-            outcome.started_at = moment
-    elif event == "end":
-        start = open_calls.pop(call, moment)
-        outcome.calls.append({"name": call, "start": start, "end": moment})
-    elif event == "score":
-        outcome.score = float(message["value"])
-    elif event == "error":
-        outcome.error = str(message.get("reason", ""))[:2000]
-
-
-def _finite(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _group_alive(pgid: int) -> bool:

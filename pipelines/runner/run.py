@@ -14,6 +14,7 @@ from aicenter.manifests import manifest_copy, manifest_delete
 from aicenter.models import Manifest
 from packages.services import package_version_create_trained
 from pipelines import transitions
+from pipelines.log_text import PLATFORM_MARK
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun
 from pipelines.parameters import DIRECTORIES, run_variables
@@ -181,8 +182,13 @@ class Runner:
         self.environment_from = began  # the environment phase starts with that build
         return [{"name": "queued", "start": start, "end": began}]
 
-    def _installer_output(self, text):
-        self.log.write(text)
+    def _installer_output(self, text, *, platform=False):
+        """The build's output into the run's log; its own lines ("[aicenter] …") as the
+        platform's, the installer's (which may be a package's build code) as output."""
+        if platform:
+            self.log.platform(text.removeprefix(PLATFORM_MARK).rstrip("\n"))
+        else:
+            self.log.write(text)
         self.log.flush_if_due()
 
     def _packaging(self):

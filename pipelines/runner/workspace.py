@@ -117,6 +117,7 @@ class UnsafeOutput(Exception):
 
 LINK = "a symbolic link (outputs are never collected through links)"
 TOO_DEEP = f"its path is longer than {MAX_PATH_BYTES} bytes"
+NOT_UTF8 = "its name is not UTF-8"
 NO_FOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -153,8 +154,9 @@ def collected_files(root: Path, relative: str = "", *, exclude=(), note=None):
     skipping the `exclude` folders and Python caches. Nothing is ever followed: the walk holds
     directory fds (os.fwalk), each file is opened relative to its folder with O_NOFOLLOW and its
     type checked on the open file, so a link swapped in at any moment leads nowhere. Links,
-    special files and paths longer than a manifest holds are skipped with a `note(text)`; the
-    last also keeps the walk (os.fwalk recurses once per level) well within Python's stack."""
+    special files, names that aren't UTF-8 and paths longer than a manifest holds are skipped
+    with a `note(text)`; the last also keeps the walk (os.fwalk recurses once per level) well
+    within Python's stack."""
     excluded = {e.strip("/") for e in exclude if e}
     top = open_folder(root, relative)
     if top is None:
@@ -175,6 +177,10 @@ def collected_files(root: Path, relative: str = "", *, exclude=(), note=None):
                     if note:
                         note(f"skipped {_shortened(_join(relative, path))}/: {TOO_DEEP}")
                     continue
+                if not is_utf8(name):
+                    if note:
+                        note(f"skipped {_shown(_join(relative, path))}/: {NOT_UTF8}")
+                    continue
                 kept.append(name)
             dirnames[:] = kept
             for name in sorted(filenames):
@@ -184,6 +190,10 @@ def collected_files(root: Path, relative: str = "", *, exclude=(), note=None):
                 if len(os.fsencode(path)) > MAX_PATH_BYTES:
                     if note:
                         note(f"skipped {_shortened(_join(relative, path))}: {TOO_DEEP}")
+                    continue
+                if not is_utf8(name):
+                    if note:
+                        note(f"skipped {_shown(_join(relative, path))}: {NOT_UTF8}")
                     continue
                 opened = open_regular(name, dirfd)
                 if isinstance(opened, str):
@@ -202,6 +212,21 @@ def _join(folder: str, name: str) -> str:
 
 def _shortened(path: str) -> str:
     return path if len(path) <= 120 else f"{path[:60]}…{path[-40:]}"
+
+
+def is_utf8(name: str) -> bool:
+    """Whether a name the file system gave (any bytes: os.fsdecode makes those that aren't
+    UTF-8 surrogates) is UTF-8, as every path a manifest or a column stores must be."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(path: str) -> str:
+    """A path that isn't UTF-8, for a note: the bytes that aren't written as \\xNN."""
+    return _shortened(os.fsencode(path).decode(errors="backslashreplace"))
 
 
 def open_regular(name: str, dirfd: int):

@@ -222,7 +222,9 @@ def test_without_uv_pip_builds_the_environment(settings, tmp_path, monkeypatch):
     lines = []
     try:
         environment = environments.environment_for(
-            python_version="3.11", requirements="six==1.16.0", log=lines.append
+            python_version="3.11",
+            requirements="six==1.16.0",
+            log=lambda text, platform=False: lines.append(text),
         )
     finally:
         environments.find_python.cache_clear()

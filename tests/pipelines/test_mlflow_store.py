@@ -309,10 +309,10 @@ def test_garbage_values_and_names_are_skipped_or_cleaned_with_a_note(tmp_path):
     notes = record.notes
     assert any("'binary' is not UTF-8 text" in n for n in notes)
     assert any("'huge' is over 32000 bytes" in n for n in notes)
-    assert any("name '\\udcff' is not UTF-8" in n for n in notes)
+    assert any("metrics/\\xff: its name is not UTF-8" in n for n in notes)
     assert any("name 'new\\nline' is too long or unprintable" in n for n in notes)
-    assert any("skipped artifact '\\udcfe': not a UTF-8 name" in n for n in notes)
-    assert any("\\udcfd\\n: a symbolic link" in n for n in notes)
+    assert any("artifacts/\\xfe: its name is not UTF-8" in n for n in notes)
+    assert any("artifacts/\\xfd\\n: its name is not UTF-8" in n for n in notes)
     for note in notes:
         assert note.isprintable() and note.encode("utf-8")
 

@@ -76,7 +76,7 @@ def test_source_builds_when_allowed_run_sandboxed_as_the_builds_uid(evil_source,
         environment_for(
             python_version="3.11",
             requirements=f"evilpkg @ file://{evil_source}",
-            log=lines.append,
+            log=lambda text, platform=False: lines.append(text),
         )
     except EnvironmentUnavailable:
         pass  # whether it installs does not matter: what its build code could do does

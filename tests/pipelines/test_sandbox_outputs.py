@@ -79,6 +79,32 @@ os.symlink(ENV["target"], "stolen_model.txt")
     assert no_blob_holds(SECRET)
 
 
+def test_outputs_whose_names_are_not_utf8_are_skipped_with_a_note(db, project, bob):
+    """The attack: names no database column can hold, to fail the run in the platform."""
+    run = run_here(
+        project,
+        bob,
+        """
+(OUT / "report.txt").write_text("mine")
+open(os.fsencode(OUT) + b"/\\xff\\xfe.txt", "w").write("bytes")
+os.mkdir(os.fsencode(OUT) + b"/caf\\xe9")
+open(os.fsencode(OUT) + b"/caf\\xe9/inside.txt", "w").write("bytes")
+""",
+        save="""
+Path("model.txt").write_text("weights")
+open(b"\\x80model.bin", "w").write("bytes")
+""",
+    )
+    assert run.status == "successful", run.failure_reason
+    assert files_of(run.artifacts) == {"report.txt": b"mine"}
+    version = files_of(run.output_version.manifest)
+    assert version["model.txt"] == b"weights" and not [p for p in version if "model.bin" in p]
+    log = log_of(run)
+    assert "skipped artifacts/\\xff\\xfe.txt: its name is not UTF-8" in log, log
+    assert "skipped artifacts/caf\\xe9/: its name is not UTF-8" in log, log
+    assert "skipped \\x80model.bin: its name is not UTF-8" in log, log
+
+
 # 2. and 5. A daemon left behind swaps the new version's files for links after the run.
 
 
