@@ -13,7 +13,7 @@ from django.db.models import Prefetch
 from django.http import Http404
 
 from aicenter.models import Membership
-from aicenter.services import name_taken
+from aicenter.services import api_tokens_end, name_taken
 
 USERNAME_MAX = 150  # Django's User.username
 
@@ -122,8 +122,9 @@ def user_update(
 ) -> tuple:
     """Deactivate or reactivate `username`, or give them a new password (`password`, or a
     generated one with `reset_password`); `user` must be a superuser. A deactivated user can't
-    log in, and their sessions and API tokens stop working at once (both check is_active on
-    every request). Returns (the user, the generated password or None)."""
+    log in and their sessions stop working at once (is_active is checked on every request);
+    their API tokens are revoked, for good: reactivating them brings none back. Returns (the
+    user, the generated password or None)."""
     person = user_get_for_superuser(user=user, username=username)
     if is_active is not None and not isinstance(is_active, bool):
         raise ValidationError({"is_active": "is_active must be true or false."})
@@ -144,5 +145,8 @@ def user_update(
         person.set_password(password if password is not None else generated)
         fields.append("password")
     if fields:
-        person.save(update_fields=fields)
+        with transaction.atomic():
+            person.save(update_fields=fields)
+            if "is_active" in fields and not person.is_active:
+                api_tokens_end(user=person, actor=user, why=f"{person.get_username()} deactivated")
     return person, generated

@@ -414,6 +414,27 @@ def api_token_revoke(*, user, token_id: int) -> ApiToken:
     return token
 
 
+def api_tokens_end(*, user, actor, why: str) -> int:
+    """Revoke every token of `user` still in force, each recorded in ML Logs with `actor` and
+    `why` ("user deactivated"): how many. For a user who is deactivated: their tokens end for
+    good, so reactivating them later (or giving them a new password) brings none back."""
+    ended = 0
+    with transaction.atomic():
+        now = timezone.now()
+        for token in ApiToken.objects.select_related("user").filter(
+            user=user, revoked_at__isnull=True
+        ):
+            if ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now):
+                ended += 1
+                _token_event(
+                    token=token,
+                    actor=actor,
+                    action="revoked",
+                    message=f"API token '{token.name}' of {user.get_username()} revoked: {why}",
+                )
+    return ended
+
+
 def api_token_in_use(token: str) -> ApiToken | None:
     """The token's row, with its user, if it is neither revoked nor expired and its user is
     active; else None. Notes when it was last used."""
