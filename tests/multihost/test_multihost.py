@@ -114,7 +114,7 @@ class Cluster:
         self.root = root
         self.services = hosts.Services(root / "services")
         self.hosts = {name: hosts.Host(name, a, root / name) for name, a in ADDRESSES.items()}
-        self.secret_key = os.urandom(24).hex()
+        self.secret_key = os.urandom(32).hex()
         self.api = session()
 
     def env(self, host) -> dict:
