@@ -13,6 +13,8 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from aicenter.data_dir import data_dir_protect
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -25,7 +27,7 @@ def envint(name, default):
 
 
 DATA_DIR = Path(os.environ.get("AICENTER_DATA_DIR", BASE_DIR / "var")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)  # narrowed again below, if it was wider
 
 DEBUG = envbool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -310,6 +312,8 @@ PIPELINE_PROCESSES_LIMIT = envint("AICENTER_RUN_PROCESSES", 1024)
 # Package code runs in a bubblewrap sandbox (pipelines/runner/sandbox.py). "off" runs it as a
 # plain process: only where no sandbox can be had, and every run then carries a warning.
 SANDBOX = "off" if os.environ.get("AICENTER_SANDBOX", "on").strip().lower() == "off" else "on"
+# The data dir 0700 and the SQLite file 0600 (crossable 0711 for unsandboxed runs' uids).
+data_dir_protect(DATA_DIR, database=DATABASES["default"], crossable=SANDBOX == "off")
 # A root worker runs each sandbox as its own uid from this range (no passwd entry needed).
 SANDBOX_UIDS = tuple(
     int(n) for n in os.environ.get("AICENTER_SANDBOX_UIDS", "200000-299999").split("-", 1)
