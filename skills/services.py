@@ -293,8 +293,8 @@ def skill_replica_failed(*, row_id: int, reason: str, loaded: bool) -> None:
 
 
 def skill_predict(*, skill, body: bytes) -> tuple[int, dict, bytes]:
-    """Call the skill: (status, header, body) of its answer. 503 when no replica is up, 504
-    past the call time limit; 422 when predict raised."""
+    """Call the skill: (status, header, body) of its answer. 503 when no replica is up or
+    Redis can't be reached, 504 past the call time limit; 422 when predict raised."""
     timeout = settings.SKILL_CALL_TIMEOUT_SECONDS
     with stats.timed(skill) as call:
         if not skill.deployed:
@@ -313,6 +313,10 @@ def skill_predict(*, skill, body: bytes) -> tuple[int, dict, bytes]:
             return 503, {"detail": detail}, b""
         except channel.CallTimeout:
             header = {"status": 504}
+        except channel.Unreachable:
+            call.status = 503
+            detail = "Skill calls can't reach Redis, through which they travel; try again soon."
+            return 503, {"detail": detail}, b""
         call.status = header.get("status", 502)
         if call.status == 504:  # here, or the skill host's (it stopped the stuck replica)
             return 504, {"detail": f"No answer within {timeout:g} s."}, b""

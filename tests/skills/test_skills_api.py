@@ -2,12 +2,13 @@
 calls but does not deploy), file inputs, and the call time limit."""
 
 import json
+import time
 
 import pytest
 from django.test import Client
 
 from skills.models import Skill
-from tests.conftest import upload, wait_until
+from tests.conftest import free_port, upload, wait_until
 from tests.skills.conftest import API, deploy, predict, wait_available
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -158,6 +159,35 @@ def test_past_the_call_time_limit_is_504_and_the_skill_still_serves(
     assert response.status_code == 504 and "within 1 s" in response.json()["detail"]
     settings.SKILL_CALL_TIMEOUT_SECONDS = 30  # the stuck replica was stopped: a new one answers
     wait_until(lambda: predict(api, body="0").content == b"done", 10, "no replica after it")
+
+
+def test_a_call_slower_than_5_s_waits_for_the_skill_time_limit(
+    api, skill_host, echo, sandboxed, settings
+):
+    """redis-py's reads give up after 5 s by default: a call that takes 6 s, under a 10 s
+    limit, must be answered, not cut short by the client library as a 500."""
+    settings.SKILL_CALL_TIMEOUT_SECONDS = 10
+    echo(main=SLOW)
+    deploy(api)
+    wait_available(api)
+    api.raise_request_exception = False  # a 500 is an answer here, not the test's exception
+    began = time.monotonic()
+    response = predict(api, body="6")
+    assert (response.status_code, response.content) == (200, b"done")
+    assert 6 <= time.monotonic() - began < 10
+
+
+def test_calls_answer_503_while_redis_is_away(api, echo, settings):
+    echo()
+    key = deploy(api)["api_key"]
+    Skill.objects.filter(name="echo-skill").update(status=Skill.AVAILABLE)
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    robot = Client(raise_request_exception=False)
+    api.raise_request_exception = False
+    for response in (predict(api, body="hi"), predict(robot, body="hi", key=key)):
+        assert response.status_code == 503, response.content[:2000]
+        assert response["Content-Type"] == "application/json" and response["Retry-After"]
+        assert "can't reach Redis" in response.json()["detail"]
 
 
 def test_an_input_over_the_limit_is_413(api, echo, settings):
