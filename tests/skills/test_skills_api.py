@@ -1,6 +1,7 @@
 """The skills API's bad input (a clear 4xx, field by field, nothing stored), roles (a viewer
 calls but does not deploy), file inputs, and the call time limit."""
 
+import hashlib
 import json
 import time
 
@@ -87,7 +88,7 @@ def test_a_viewer_calls_but_does_not_deploy(
     wait_available(api)
     viewer = api_as(vera)
     assert predict(viewer, body="hi").content == b"hi"
-    assert viewer.get(f"{API}/skills/echo-skill").json()["api_key"]  # shown to members
+    assert viewer.get(f"{API}/skills/echo-skill").json()["api_key"] is None  # shown once
     for method, path, body in (
         ("post", "skills", {"name": "mine", "package": "echo", "version": "1.0"}),
         ("patch", "skills/echo-skill", {"replicas": 2}),
@@ -103,6 +104,34 @@ def test_a_viewer_calls_but_does_not_deploy(
     assert outsider.get(f"{API}/skills").status_code == 404
     skill = Skill.objects.get()
     assert (skill.status, skill.replicas) == ("available", 1)
+
+
+def test_the_key_is_answered_once_and_stored_only_as_a_hash(api, api_as, vera, echo):
+    """The attack: whoever reads the database (a backup, a replica, a leaked dump), or a
+    Viewer reading the skill's answer, gets every skill's key and calls it as any robot."""
+    echo()
+    created = deploy(api)
+    key = created["api_key"]
+    assert key.startswith("sk-") and created["api_key_prefix"] == key[:8]
+    stored = Skill.objects.values().get()
+    assert key not in json.dumps(stored, default=str)  # no column holds it
+    assert stored["api_key_digest"] == hashlib.sha256(key.encode()).hexdigest()
+    viewer = api_as(vera)
+    for client in (api, viewer):
+        shown = client.get(f"{API}/skills/echo-skill").json()
+        assert shown["api_key"] is None and shown["api_key_prefix"] == key[:8]
+        assert client.get(f"{API}/skills").json()[0]["api_key"] is None
+    assert viewer.post(f"{API}/skills/echo-skill/rotate-key").status_code == 403
+
+    robot = Client()
+    assert predict(robot, body="hi", key=key).status_code == 503  # let in: no replica is up
+    rotated = api.post(f"{API}/skills/echo-skill/rotate-key").json()
+    new = rotated["api_key"]
+    assert new.startswith("sk-") and new != key and rotated["api_key_prefix"] == new[:8]
+    assert api.get(f"{API}/skills/echo-skill").json()["api_key"] is None
+    assert predict(robot, body="hi", key=key).status_code == 401  # the old one: at once
+    assert predict(robot, body="hi", key=new).status_code == 503
+    assert predict(robot, body="hi", key=Skill.objects.get().api_key_digest).status_code == 401
 
 
 FILES = """\
