@@ -20,6 +20,7 @@ from tests.conftest import (
     stop,
     wait_for,
     wait_for_workers,
+    wait_until,
 )
 
 KEY = "data-dir-tests-" + "k" * 50
@@ -102,8 +103,8 @@ def test_sandboxed_runs_work_in_a_private_data_dir(project, bob):
     data_dir.chmod(0o755)
     worker = start_worker("pipelines", new_session=True)
     try:
+        wait_until(lambda: mode(data_dir) == 0o700, 30, "the worker left the data dir wider")
         wait_for_workers(1, process=worker)
-        assert mode(data_dir) == 0o700
         classifier_and_invoices(project, bob)
         run = wait_for(classifier_run(project, bob), timeout=120)
         log = "".join(run.log_chunks.order_by("seq").values_list("text", flat=True))
