@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
-from aicenter.services import api_tokens_end
+from accounts.services import api_tokens_end
 
 User = get_user_model()
 
@@ -15,7 +15,7 @@ class PersonAdmin(UserAdmin):
         super().save_model(request, obj, form, change)
         if change and "is_active" in form.changed_data and not obj.is_active:
             why = f"{obj.get_username()} deactivated in the admin console"
-            api_tokens_end(user=obj, actor=request.user, why=why)
+            api_tokens_end(person=obj, actor=request.user, why=why)
 
 
 admin.site.unregister(User)

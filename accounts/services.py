@@ -13,7 +13,7 @@ from django.db.models import Prefetch
 from django.http import Http404
 
 from aicenter.models import Membership
-from aicenter.services import api_tokens_end, name_taken
+from aicenter.services import api_token_list, api_token_revoke, name_taken
 
 USERNAME_MAX = 150  # Django's User.username
 
@@ -29,6 +29,15 @@ def _require_superuser(user) -> None:
 def generated_password() -> str:
     """16 random characters (96 bits): shown once, for the person to log in and change."""
     return secrets.token_urlsafe(12)
+
+
+def api_tokens_end(*, person, actor, why: str) -> None:
+    """Revoke every token of `person` still in force, `actor` (a superuser) and `why` in ML
+    Logs. For someone deactivated: their tokens end for good, so reactivating them (or giving
+    them a new password) brings none back."""
+    with transaction.atomic():
+        for token in api_token_list(user=person).filter(revoked_at__isnull=True):
+            api_token_revoke(user=actor, token_id=token.pk, why=why)
 
 
 def user_list(*, user):
@@ -148,5 +157,5 @@ def user_update(
         with transaction.atomic():
             person.save(update_fields=fields)
             if "is_active" in fields and not person.is_active:
-                api_tokens_end(user=person, actor=user, why=f"{person.get_username()} deactivated")
+                api_tokens_end(person=person, actor=user, why=f"{username} deactivated")
     return person, generated

@@ -393,10 +393,10 @@ def api_token_list(*, user):
     return ApiToken.objects.filter(user=user).select_related("user")
 
 
-def api_token_revoke(*, user, token_id: int) -> ApiToken:
+def api_token_revoke(*, user, token_id: int, why: str = "") -> ApiToken:
     """Revoke the token `token_id`: it stops working at once. Users revoke their own tokens;
     superusers anyone's (a leaked token is stopped without waiting for its owner). Revoking a
-    revoked token changes nothing. Recorded in ML Logs with `user` as the actor."""
+    revoked token changes nothing. Recorded in ML Logs with `user` as the actor (and `why`)."""
     token = ApiToken.objects.select_related("user").filter(pk=token_id).first()
     if token is None or (token.user_id != user.pk and not user.is_superuser):
         raise Http404(f"You have no API token {token_id}.")  # others' tokens stay unseen
@@ -409,30 +409,10 @@ def api_token_revoke(*, user, token_id: int) -> ApiToken:
                 token=token,
                 actor=user,
                 action="revoked",
-                message=f"API token '{token.name}' of {token.user.get_username()} revoked",
+                message=f"API token '{token.name}' of {token.user.get_username()} revoked"
+                + (f": {why}" if why else ""),
             )
     return token
-
-
-def api_tokens_end(*, user, actor, why: str) -> int:
-    """Revoke every token of `user` still in force, each recorded in ML Logs with `actor` and
-    `why` ("user deactivated"): how many. For a user who is deactivated: their tokens end for
-    good, so reactivating them later (or giving them a new password) brings none back."""
-    ended = 0
-    with transaction.atomic():
-        now = timezone.now()
-        for token in ApiToken.objects.select_related("user").filter(
-            user=user, revoked_at__isnull=True
-        ):
-            if ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now):
-                ended += 1
-                _token_event(
-                    token=token,
-                    actor=actor,
-                    action="revoked",
-                    message=f"API token '{token.name}' of {user.get_username()} revoked: {why}",
-                )
-    return ended
 
 
 def api_token_in_use(token: str) -> ApiToken | None:
