@@ -42,7 +42,7 @@ def ensure_secret_key(data_dir: Path) -> str:
         return os.environ["SECRET_KEY"]
     key_file = data_dir / "secret-key.txt"
     if not key_file.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # as the settings keep it
         # created with mode 0600 from the start: the key is never readable by others
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:

@@ -13,7 +13,7 @@ from django.db.models import Prefetch
 from django.http import Http404
 
 from aicenter.models import Membership
-from aicenter.services import name_taken
+from aicenter.services import api_token_list, api_token_revoke, name_taken
 
 USERNAME_MAX = 150  # Django's User.username
 
@@ -29,6 +29,15 @@ def _require_superuser(user) -> None:
 def generated_password() -> str:
     """16 random characters (96 bits): shown once, for the person to log in and change."""
     return secrets.token_urlsafe(12)
+
+
+def api_tokens_end(*, person, actor, why: str) -> None:
+    """Revoke every token of `person` still in force, `actor` (a superuser) and `why` in ML
+    Logs. For someone deactivated: their tokens end for good, so reactivating them (or giving
+    them a new password) brings none back."""
+    with transaction.atomic():
+        for token in api_token_list(user=person).filter(revoked_at__isnull=True):
+            api_token_revoke(user=actor, token_id=token.pk, why=why)
 
 
 def user_list(*, user):
@@ -122,8 +131,9 @@ def user_update(
 ) -> tuple:
     """Deactivate or reactivate `username`, or give them a new password (`password`, or a
     generated one with `reset_password`); `user` must be a superuser. A deactivated user can't
-    log in, and their sessions and API tokens stop working at once (both check is_active on
-    every request). Returns (the user, the generated password or None)."""
+    log in and their sessions stop working at once (is_active is checked on every request);
+    their API tokens are revoked, for good: reactivating them brings none back. Returns (the
+    user, the generated password or None)."""
     person = user_get_for_superuser(user=user, username=username)
     if is_active is not None and not isinstance(is_active, bool):
         raise ValidationError({"is_active": "is_active must be true or false."})
@@ -144,5 +154,8 @@ def user_update(
         person.set_password(password if password is not None else generated)
         fields.append("password")
     if fields:
-        person.save(update_fields=fields)
+        with transaction.atomic():
+            person.save(update_fields=fields)
+            if "is_active" in fields and not person.is_active:
+                api_tokens_end(person=person, actor=user, why=f"{username} deactivated")
     return person, generated

@@ -115,6 +115,6 @@ def user_change(request, username):
         return _users_page(request, errors={"general": error.messages}, status=400)
     if generated:
         return _users_page(request, shown={"username": person.username, "password": generated})
-    state = "reactivated" if person.is_active else "deactivated: their API tokens stopped"
+    state = "reactivated" if person.is_active else "deactivated: their API tokens are revoked"
     messages.success(request, f"{person.username} {state}.")
     return redirect("account-users")

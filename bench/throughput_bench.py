@@ -112,7 +112,7 @@ class Instance:
         self.moto = None
         self.workers = []
         os.environ["AICENTER_DATA_DIR"] = str(self.data_dir)
-        os.environ.setdefault("SECRET_KEY", "benchmark-only")
+        os.environ.setdefault("SECRET_KEY", "benchmark-only-not-a-secret-abcdefghijklmnopqrstuvw")
         os.environ["DJANGO_SETTINGS_MODULE"] = "aicenter.settings"
         if config == "s3-postgres":
             self._scale_out_services()

@@ -14,7 +14,7 @@ class SkillAdmin(ReadOnlyAdmin):
     list_select_related = ["project", "package", "version__package", "serving__package"]
     search_fields = ["name", "package__name", "reason"]
     raw_id_fields = ["version", "serving", "failed_version", "created_by"]
-    exclude = ["api_key"]  # shown to the project's members on the skill's page
+    exclude = ["api_key_digest"]  # of no use to a person: the prefix tells keys apart
 
 
 @admin.register(SkillHost)

@@ -2,7 +2,6 @@
 for project members (bearer token or session) and for robots and apps (the skill's key in
 X-API-Key)."""
 
-import hmac
 from datetime import datetime
 
 from django.http import Http404, HttpResponse, JsonResponse
@@ -40,7 +39,7 @@ class SkillKey(APIKeyHeader):
             return None
         path = request.resolver_match.kwargs
         skill = skill_for_call(project=path.get("project", ""), name=path.get("name", ""))
-        if skill and hmac.compare_digest(skill.api_key, key):
+        if skill and skill.opens_with(key):
             request.skill = skill
             return skill
         return None
@@ -86,7 +85,10 @@ class SkillOut(Schema):
     replicas_up: int
     auto_update: bool
     gpu: bool
-    api_key: str
+    api_key: str | None = Field(
+        None, description="The key itself: only in the answers of create and rotate-key."
+    )
+    api_key_prefix: str = Field(description="The key's first characters, to tell it apart.")
     url: str
     created_by: str | None
     created_at: datetime
@@ -105,7 +107,7 @@ def list_skills(request, project: str):
 @router.post("/{project}/skills", response={201: SkillOut, 409: ErrorOut})
 def create_skill(request, project: str, payload: SkillIn):
     """Deploy a package version as an ML Skill: skill hosts start its replicas (status
-    deploying, then available)."""
+    deploying, then available). Its API key is in this answer only: copy it now."""
     skill = skill_create(user=request.user, project=_project(request, project), **payload.dict())
     return Status(201, skill_out_rows([skill], request)[0])
 
@@ -142,7 +144,11 @@ def _lifecycle(action, summary):
 for _path, _action, _summary in (
     ("deploy", skill_deploy, "Deploy an undeployed or failed skill again."),
     ("undeploy", skill_undeploy, "Stop its replicas: calls answer 503 until it is deployed."),
-    ("rotate-key", skill_rotate_key, "A new API key; the old one stops working at once."),
+    (
+        "rotate-key",
+        skill_rotate_key,
+        "A new API key, in this answer only; the old one stops working at once.",
+    ),
 ):
     router.post(
         f"/{{project}}/skills/{{name}}/{_path}",

@@ -26,7 +26,11 @@ REPLY_TTL_SECONDS = 60
 # A loaded replica says so at least this often; after READY_TTL without a word it is gone.
 READY_TTL_SECONDS = 5.0
 
-_clients: dict[str, redis.Redis] = {}
+# A blocking pop is read this much longer than it may block: the caller's own limit ends the
+# wait (504), never the socket's.
+WAIT_MARGIN_SECONDS = 5.0
+
+_clients: dict[tuple[str, float | None], redis.Redis] = {}
 # KEYS: the ready set, the request list; ARGV: now, the message. Queues it if a replica is up.
 SEND_IF_UP = """
 if redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf') == 0 then return 0 end
@@ -35,12 +39,16 @@ return 1
 """
 
 
-def connection() -> redis.Redis:
-    """This process's client (one connection pool per Redis URL)."""
+def connection(*, waits: float | None = None) -> redis.Redis:
+    """This process's client (one connection pool per Redis URL). `waits`: for blocking pops
+    of up to that many seconds, whose replies redis-py's default socket timeout (5 s) would
+    give up on; a pool of their own, so other commands still fail fast on a stalled Redis."""
     url = settings.REDIS_URL
-    if url not in _clients:
-        _clients[url] = redis.Redis.from_url(url, health_check_interval=30)
-    return _clients[url]
+    read_timeout = None if waits is None else waits + WAIT_MARGIN_SECONDS
+    if (url, read_timeout) not in _clients:
+        options = {} if read_timeout is None else {"socket_timeout": read_timeout}
+        _clients[url, read_timeout] = redis.Redis.from_url(url, health_check_interval=30, **options)
+    return _clients[url, read_timeout]
 
 
 def _send_if_up(client):
@@ -81,32 +89,42 @@ class CallTimeout(Exception):
     """No answer within the call's time limit (504)."""
 
 
+class Unreachable(Exception):
+    """Redis can't be reached, or stopped answering while the call waited (503)."""
+
+
 def replicas_up(skill_id: int, client=None) -> int:
     return (client or connection()).zcount(ready_key(skill_id), time.time(), "+inf")
 
 
 def send(skill_id: int, body: bytes, *, timeout: float) -> tuple[dict, bytes]:
-    """The replica's answer to one call: (header, body). Raises NoReplica or CallTimeout."""
-    client = connection()
+    """The replica's answer to one call: (header, body). Raises NoReplica, CallTimeout or
+    Unreachable."""
+    client = connection(waits=timeout)
     call_id = uuid.uuid4().hex
     requests, replies = requests_key(skill_id), reply_key(call_id)
     now = time.time()
     header = {"id": call_id, "deadline": now + timeout}
-    # one round trip: is a replica up, and the call queued only if one is
-    queued = _send_if_up(client)(
-        keys=[ready_key(skill_id), requests], args=[now, encode(header, body, to=requests)]
-    )
-    if not queued:
-        raise NoReplica
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        answer = client.blpop([replies], timeout=left)
-        if answer is None:
-            break
-        try:
-            return decode(answer[1], to=replies)
-        except BadSignature:
-            logger.warning("skill %s: an answer to call %s not signed, dropped", skill_id, call_id)
+    try:
+        # one round trip: is a replica up, and the call queued only if one is
+        queued = _send_if_up(client)(
+            keys=[ready_key(skill_id), requests], args=[now, encode(header, body, to=requests)]
+        )
+        if not queued:
+            raise NoReplica
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            answer = client.blpop([replies], timeout=left)
+            if answer is None:
+                break
+            try:
+                return decode(answer[1], to=replies)
+            except BadSignature:
+                logger.warning(
+                    "skill %s: an answer to call %s not signed, dropped", skill_id, call_id
+                )
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        raise Unreachable(str(error)) from error
     raise CallTimeout
 
 

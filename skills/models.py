@@ -2,6 +2,8 @@
 (version, replicas, deployed or not); replica rows are what skill hosts run, claimed slot by
 slot so two hosts never start the same replica; calls are counted per minute."""
 
+import hashlib
+import hmac
 import secrets
 
 from django.conf import settings
@@ -9,9 +11,17 @@ from django.db import models
 
 from aicenter.models import Project
 
+API_KEY_PREFIX_CHARS = 8  # "sk-" and 5 more: enough to tell keys apart in a list
+
 
 def new_api_key() -> str:
     return "sk-" + secrets.token_urlsafe(32)
+
+
+def api_key_digest(key: str) -> str:
+    """A key's SHA-256: a key is 256 random bits, so a fast hash is as safe as a slow one, and
+    checking a call's key costs a microsecond."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class Skill(models.Model):
@@ -53,7 +63,10 @@ class Skill(models.Model):
     gpu = models.BooleanField(default=False)
     status = models.CharField(max_length=12, choices=STATUSES, default=DEPLOYING)
     reason = models.TextField(blank=True)
-    api_key = models.CharField(max_length=64, unique=True, default=new_api_key)
+    # Its API key is shown once (the create and rotate-key answers, the page right after):
+    # only its SHA-256 and first characters are kept, so a copy of the database opens no skill.
+    api_key_digest = models.CharField(max_length=64, unique=True)
+    api_key_prefix = models.CharField(max_length=API_KEY_PREFIX_CHARS)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
@@ -66,12 +79,27 @@ class Skill(models.Model):
         ]
         ordering = ["name"]
 
+    # The key itself, on the instance that was just given one (give_api_key), to show once.
+    api_key = None
+
     def __str__(self):
         return self.name
 
     @property
     def deployed(self) -> bool:
         return self.status in self.DEPLOYED
+
+    def give_api_key(self) -> str:
+        """A new API key (saved with the skill by the caller): its digest and prefix are
+        stored, the key itself is only returned and kept in `api_key` to be shown once."""
+        self.api_key = new_api_key()
+        self.api_key_digest = api_key_digest(self.api_key)
+        self.api_key_prefix = self.api_key[:API_KEY_PREFIX_CHARS]
+        return self.api_key
+
+    def opens_with(self, key: str) -> bool:
+        """Is `key` this skill's API key? Compared in constant time, digest to digest."""
+        return hmac.compare_digest(self.api_key_digest, api_key_digest(key))
 
 
 class SkillHost(models.Model):

@@ -33,7 +33,7 @@ def skill_get(*, project, name: str) -> Skill:
 def skill_for_call(*, project: str, name: str, user=None) -> Skill | None:
     """The skill a predict call names, in one plain query (the call's path: no query to
     build): with `user`, only if they may see the project (any role; superusers always).
-    Carries what a call needs: its key, status, reason, input type and the project's
+    Carries what a call needs: its key's digest, status, reason, input type and the project's
     keep_skill_inputs."""
     tables = {
         "skill": Skill._meta.db_table,
@@ -42,7 +42,7 @@ def skill_for_call(*, project: str, name: str, user=None) -> Skill | None:
         "member": Membership._meta.db_table,
     }
     sql = (
-        "SELECT s.id, s.name, s.status, s.reason, s.api_key, p.id, p.keep_skill_inputs,"
+        "SELECT s.id, s.name, s.status, s.reason, s.api_key_digest, p.id, p.keep_skill_inputs,"
         " k.id, k.input_type, {seen} FROM {skill} s"
         " JOIN {project} p ON p.id = s.project_id JOIN {package} k ON k.id = s.package_id"
         " {join} WHERE p.slug = %s AND s.name = %s"
@@ -59,7 +59,7 @@ def skill_for_call(*, project: str, name: str, user=None) -> Skill | None:
         row = cursor.fetchone()
     if row is None or row[9] is None:  # no such skill, or not a member: not found either way
         return None
-    skill = Skill(pk=row[0], name=row[1], status=row[2], reason=row[3], api_key=row[4])
+    skill = Skill(pk=row[0], name=row[1], status=row[2], reason=row[3], api_key_digest=row[4])
     skill.project = Project(pk=row[5], slug=project, keep_skill_inputs=row[6])
     skill.package = Package(pk=row[7], input_type=row[8])
     return skill
@@ -97,7 +97,8 @@ def skill_out_rows(skills, request) -> list[dict]:
             "replicas_up": up[skill.pk],
             "auto_update": skill.auto_update,
             "gpu": skill.gpu,
-            "api_key": skill.api_key,
+            "api_key": skill.api_key,  # None but right after create or rotate-key
+            "api_key_prefix": skill.api_key_prefix,
             "url": request.build_absolute_uri(predict_path(skill)),
             "created_by": skill.created_by.username if skill.created_by else None,
             "created_at": skill.created_at,

@@ -11,7 +11,7 @@ from aicenter.services import RUN, name_taken, require
 from governance.events import record
 from packages.models import Package, PackageVersion
 from skills import channel, stats
-from skills.models import Skill, SkillReplica, new_api_key
+from skills.models import Skill, SkillReplica
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # part of the skill's URL
 RESERVED_NAMES = {"new"}  # /p/<project>/skills/new/ is the create form
@@ -70,7 +70,8 @@ def _replicas(replicas) -> int:
 def skill_create(
     *, user, project, name, package, version, replicas=1, auto_update=False, gpu=False
 ) -> Skill:
-    """Deploy `package` `version` as the skill `name`: skill hosts start its replicas."""
+    """Deploy `package` `version` as the skill `name`: skill hosts start its replicas. The
+    returned skill carries its new API key in `api_key`, to show once (only its hash is kept)."""
     require(user=user, project=project, need=RUN)
     errors = {}
     name = (name or "").strip()
@@ -99,7 +100,7 @@ def skill_create(
         raise ValidationError(errors)
     try:
         with transaction.atomic():
-            skill = Skill.objects.create(
+            skill = Skill(
                 project=project,
                 name=name,
                 package=found,
@@ -109,6 +110,8 @@ def skill_create(
                 gpu=bool(gpu),
                 created_by=user,
             )
+            skill.give_api_key()
+            skill.save()
             _record(
                 skill,
                 "deployed",
@@ -209,11 +212,12 @@ def skill_undeploy(*, user, skill) -> Skill:
 
 
 def skill_rotate_key(*, user, skill) -> Skill:
-    """A new API key; the old one stops working at once."""
+    """A new API key, in the returned skill's `api_key` to show once (only its hash is kept);
+    the old one stops working at once."""
     require(user=user, project=skill.project, need=RUN)
-    skill.api_key = new_api_key()
+    skill.give_api_key()
     with transaction.atomic():
-        skill.save(update_fields=["api_key", "updated_at"])
+        skill.save(update_fields=["api_key_digest", "api_key_prefix", "updated_at"])
         # never the key itself: ML Logs are read by every member of the project
         _record(skill, "key_rotated", actor=user, message="New API key; the old one stopped")
     return skill
@@ -295,8 +299,8 @@ def skill_replica_failed(*, row_id: int, reason: str, loaded: bool) -> None:
 
 
 def skill_predict(*, skill, body: bytes) -> tuple[int, dict, bytes]:
-    """Call the skill: (status, header, body) of its answer. 503 when no replica is up, 504
-    past the call time limit; 422 when predict raised."""
+    """Call the skill: (status, header, body) of its answer. 503 when no replica is up or
+    Redis can't be reached, 504 past the call time limit; 422 when predict raised."""
     timeout = settings.SKILL_CALL_TIMEOUT_SECONDS
     with stats.timed(skill) as call:
         if not skill.deployed:
@@ -315,6 +319,10 @@ def skill_predict(*, skill, body: bytes) -> tuple[int, dict, bytes]:
             return 503, {"detail": detail}, b""
         except channel.CallTimeout:
             header = {"status": 504}
+        except channel.Unreachable:
+            call.status = 503
+            detail = "Skill calls can't reach Redis, through which they travel; try again soon."
+            return 503, {"detail": detail}, b""
         call.status = _answer_status(header)
         if call.status == 504:  # here, or the skill host's (it stopped the stuck replica)
             return 504, {"detail": f"No answer within {timeout:g} s."}, b""

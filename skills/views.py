@@ -43,6 +43,16 @@ MOVING = (Skill.DEPLOYING, Skill.UPDATING)  # the pages poll a skill's status wh
 EXAMPLE_INPUT = '{"input": "hello"}'  # the curl line's body until Try it has been used
 
 
+def _show_key_once(request, skill) -> None:
+    """After create or rotate-key: the page the browser goes to next shows the new key, once
+    (the session holds it until then; the database keeps only its hash)."""
+    request.session[f"skill-key:{skill.pk}"] = skill.api_key
+
+
+def _key_to_show(request, skill) -> str | None:
+    return request.session.pop(f"skill-key:{skill.pk}", None)
+
+
 def _skill(project, name):
     skill = skill_get(project=project, name=name)
     skill.project = project  # with the user's role: the services' check reuses it
@@ -93,6 +103,7 @@ def skill_new(request, project):
         except ValidationError as error:  # the name taken, say: shown at its field
             form.add_error(None, error)
         else:
+            _show_key_once(request, skill)
             return done(request, skill_page_url(skill))
     failed = bool(form.errors)
     template = "skills/new.html#skill-form" if request.htmx else "skills/new.html"
@@ -114,8 +125,9 @@ def _status_context(request, project, skill):
     }
 
 
-def _curl(skill, url, tried=None):
-    """The curl line of the skill page: the body is what Try it last sent, or an example."""
+def _curl(skill, url, tried=None, key=None):
+    """The curl line of the skill page: the body is what Try it last sent, or an example; the
+    key the one just made, or $SKILL_KEY (the key itself is shown once)."""
     kind = skill.package.input_type
     if kind == "file":
         data = '-H "Content-Type: application/octet-stream" --data-binary @input.bin'
@@ -125,7 +137,7 @@ def _curl(skill, url, tried=None):
         text = EXAMPLE_INPUT if tried is None else tried
         quoted = "'" + text.replace("'", "'\"'\"'") + "'"
         data = f'-H "Content-Type: application/json" -d {quoted}'
-    return f'curl -X POST {url} -H "X-API-Key: {skill.api_key}" {data}'
+    return f'curl -X POST {url} -H "X-API-Key: {key or "$SKILL_KEY"}" {data}'
 
 
 def _detail(request, project, skill, *, change_form=None, tried=None, status=200):
@@ -140,13 +152,18 @@ def _detail(request, project, skill, *, change_form=None, tried=None, status=200
             "auto_update": skill.auto_update,
         }
         change_form = SkillChangeForm(initial=initial, versions=versions)
+    new_key = _key_to_show(request, skill) if context["can_edit"] else None
     context |= {
         "change_form": change_form,
         "calls": recent_calls(skill),
-        "curl": _curl(skill, context["row"]["url"], (tried or {}).get("input")),
+        "curl": _curl(skill, context["row"]["url"], (tried or {}).get("input"), new_key),
         "tried": tried,
+        "new_key": new_key,
     }
-    return render(request, "skills/detail.html", context, status=status)
+    response = render(request, "skills/detail.html", context, status=status)
+    if new_key:
+        response["Cache-Control"] = "no-store"  # never kept by the browser or a proxy
+    return response
 
 
 @login_required
@@ -247,6 +264,8 @@ def skill_action(request, project, name, action):
     if action not in ACTIONS:
         raise Http404(f"A skill can't be '{action}'.")
     skill = ACTIONS[action](user=request.user, skill=_skill(project, name))
+    if skill.api_key:  # rotated
+        _show_key_once(request, skill)
     return done(request, skill_page_url(skill))
 
 

@@ -5,6 +5,7 @@ import hashlib
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.test import Client
 
 from aicenter.services import api_token_in_use
 
@@ -116,3 +117,35 @@ def test_a_metric_logged_before_gets_its_runs_keys_and_sorts_the_list():
         project=Project.objects.get(pk=project.pk), metric="loss", sort="metric"
     )
     assert [run.pk for run in page.runs] == [runs[2].pk, runs[0].pk, runs[1].pk]
+
+
+BEFORE_HASHED_KEYS = [("skills", "0002_minute_logged")]  # skill keys in clear
+
+
+@pytest.mark.django_db(transaction=True)
+def test_skill_keys_in_clear_are_hashed_and_keep_working():
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    old = _migrate(BEFORE_HASHED_KEYS)
+    keys = ["sk-an-old-key-of-the-first-skill", "sk-an-old-key-of-the-second-one"]
+    try:
+        project, package, version = _package_version(old)
+        Skill = old.get_model("skills", "Skill")
+        made = [
+            Skill.objects.create(
+                project=project, name=f"s{n}", package=package, version=version, api_key=key
+            )
+            for n, key in enumerate(keys)
+        ]
+    finally:
+        _migrate(latest)
+    from skills.models import Skill
+
+    for skill, key in zip(made, keys, strict=True):
+        row = Skill.objects.get(pk=skill.pk)
+        assert row.opens_with(key) and row.api_key_prefix == key[:8]
+        assert key not in str(Skill.objects.filter(pk=skill.pk).values().get())
+    response = Client().post(
+        "/api/v1/projects/old/skills/s0/predict", "hi", content_type="application/json",
+        headers={"X-API-Key": keys[0]},
+    )  # fmt: skip
+    assert response.status_code == 503  # let in by its old key; no replica is up

@@ -23,7 +23,7 @@ def test_commands_that_need_no_redis_start_none(tmp_path):
     application, the workers and the test session do."""
     data_dir = tmp_path / "d"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(AICENTER_DATA_DIR=str(data_dir), SECRET_KEY="x")
+    env.update(AICENTER_DATA_DIR=str(data_dir), SECRET_KEY="k" * 40 + "0123456789")
     env.pop("DJANGO_SETTINGS_MODULE", None)
     for command in (["check"], ["makemigrations", "--check", "--dry-run"], ["migrate"]):
         subprocess.run(

@@ -42,6 +42,34 @@ def test_it_refuses_to_start_without_a_secret_key(tmp_path):
     assert "python -c 'import secrets; print(secrets.token_urlsafe(50))'" in result.stderr
 
 
+@pytest.mark.parametrize("key", ["hunter", "x" * 49, "ab" * 40])
+def test_it_refuses_a_short_or_plain_secret_key_in_production(tmp_path, key):
+    """The attack: a key someone can guess (a 6-letter word, a short example from a guide)
+    lets them sign session cookies, password-reset links and CSRF tokens of their own."""
+    result = manage("check", env={"AICENTER_DATA_DIR": str(tmp_path), "SECRET_KEY": key})
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY is too weak" in result.stderr, result.stderr
+    assert "at least 50 characters" in result.stderr and key not in result.stderr
+
+
+def test_a_short_secret_key_is_fine_in_debug(tmp_path):
+    env = {"AICENTER_DATA_DIR": str(tmp_path), "SECRET_KEY": "x", "DEBUG": "true"}
+    assert manage("check", env=env).returncode == 0
+
+
+def test_the_example_keys_are_long_enough():
+    """The Kubernetes example, the CI's check and the benchmarks: no example key that the
+    settings would refuse (or that a copy-paste would make everyone's)."""
+    example = (ROOT / "deploy/kubernetes/secret.example.yaml").read_text()
+    (value,) = re.findall(r'SECRET_KEY: "([^"]*)"', example)
+    assert len(value) < 50  # a placeholder the settings refuse: nobody deploys with it
+    keys = re.findall(r"SECRET_KEY=([\w.-]+)", (ROOT / ".ci/run").read_text())
+    for bench in (ROOT / "bench").glob("*.py"):
+        keys += re.findall(r'"SECRET_KEY", "([^"]+)"', bench.read_text())
+    assert keys and all(len(key) >= 50 for key in keys), keys
+
+
 def test_it_starts_without_a_secret_key_in_debug(tmp_path):
     result = manage("check", env={"AICENTER_DATA_DIR": str(tmp_path), "DEBUG": "true"})
 

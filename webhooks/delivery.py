@@ -8,6 +8,7 @@ The Delivery row is the truth; a job only carries its id."""
 import hashlib
 import hmac
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -28,9 +29,12 @@ JOB_TIMEOUT_SECONDS = 60  # one attempt: a 5 s timeout per connect and read, and
 LONGEST_WAIT_SECONDS = 4 * 3600
 
 
-def signature(secret: str, body: bytes) -> str:
-    """X-AICenter-Signature: sha256=<hex HMAC-SHA256 of the body with the webhook's secret>."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """X-AICenter-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the webhook's
+    secret>. The time is signed with the body: a receiver that refuses old timestamps (the
+    README's recipe: older than 5 minutes) can't be fed a recorded delivery again."""
+    signed = str(timestamp).encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 def _job_id(delivery) -> str:
@@ -85,6 +89,7 @@ def delivery_attempt(delivery_id: int) -> None:
         delivery.body = delivery_body(delivery, event)
         Delivery.objects.filter(pk=delivery.pk).update(body=delivery.body)
     body = delivery.body.encode()
+    timestamp = int(time.time())  # each attempt's own: a retry hours later is still fresh
     answer = post(
         webhook.url,
         body,
@@ -92,7 +97,8 @@ def delivery_attempt(delivery_id: int) -> None:
             "Content-Type": "application/json",
             "X-AICenter-Event": delivery.event,
             "X-AICenter-Delivery": str(delivery.uuid),
-            "X-AICenter-Signature": signature(webhook.secret, body),
+            "X-AICenter-Timestamp": str(timestamp),
+            "X-AICenter-Signature": signature(webhook.secret, timestamp, body),
         },
     )
     now = timezone.now()

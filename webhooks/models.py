@@ -62,7 +62,8 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
-    # The JSON body, made at the first attempt and sent as is on every retry (same signature).
+    # The JSON body, made at the first attempt and sent as is on every retry (signed anew, with
+    # the attempt's timestamp).
     body = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 

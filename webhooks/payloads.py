@@ -38,8 +38,8 @@ def _version(project, key):
 def _skill(project, key):
     (row,) = skill_out_rows([skill_get(project=project, name=key)], _Site())
     row.pop("skill")  # the model object the pages use
-    # The skill's own key opens predict to anyone holding it: the API shows it to project
-    # members, but a webhook receiver is outside the project.
+    # The key is never in a skill read from the database (only its hash is kept); the field
+    # is left out, as the API's answers after create and rotate-key are the only ones with it.
     row.pop("api_key")
     return row
 

@@ -4,7 +4,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from aicenter.services import api_token_create
+from aicenter.models import ApiToken
+from aicenter.services import api_token_create, api_token_revoke
+from governance.models import Event
 
 User = get_user_model()
 
@@ -84,8 +86,51 @@ def test_deactivating_stops_their_login_session_and_tokens_at_once(pages_as, roo
     assert not can_log_in("alice", "pw-alice")
 
     pages_as(root).post("/account/users/alice/", {"action": "reactivate"})
-    assert bearer(token).get("/api/v1/projects").status_code == 200
     assert can_log_in("alice", "pw-alice")
+    assert bearer(token).get("/api/v1/projects").status_code == 401  # ended, not suspended
+
+
+def test_a_token_stays_dead_after_deactivate_reset_and_reactivate(pages_as, root, alice):
+    """The attack: a leaked token of someone let go, who is later taken back. Deactivating
+    revoked it; neither a new password nor reactivation brings it back."""
+    kept = api_token_create(user=alice, name="ci").token
+    gone = api_token_create(user=alice, name="laptop")
+    gone = api_token_revoke(user=alice, token_id=gone.pk)  # revoked before: stays as it was
+    page = pages_as(root)
+    for action in ("deactivate", "reset", "reactivate"):
+        assert page.post("/account/users/alice/", {"action": action}).status_code in (200, 302)
+    assert User.objects.get(username="alice").is_active
+    assert bearer(kept).get("/api/v1/projects").status_code == 401
+
+    rows = {t.name: t for t in ApiToken.objects.filter(user=alice)}
+    assert rows["ci"].status == "revoked" and rows["laptop"].revoked_at == gone.revoked_at
+    events = Event.objects.filter(category="token", action="revoked").order_by("id")
+    assert [(e.actor_id, e.data["name"]) for e in events] == [(alice.pk, "laptop"), (root.pk, "ci")]
+    assert "deactivated" in events.get(data__name="ci").message
+
+    alice.refresh_from_db()  # with the new password: the session's hash is made of it
+    alices = Client()
+    alices.force_login(alice)
+    html = alices.get("/account/tokens/").content.decode()
+    assert html.count("badge neutral") == 2 and ">Revoke</button>" not in html  # both Revoked
+    fresh = api_token_create(user=alice, name="ci").token  # a new one works again
+    assert bearer(fresh).get("/api/v1/projects").status_code == 200
+
+
+def test_deactivating_in_the_admin_console_revokes_too(pages_as, root, alice):
+    token = api_token_create(user=alice, name="ci").token
+    page = pages_as(root)
+    form = page.get(f"/admin/auth/user/{alice.pk}/change/").context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k != "password"}
+    data |= {"is_active": "", "last_login_0": "", "last_login_1": ""}
+    data |= {"date_joined_0": "2026-01-01", "date_joined_1": "00:00:00"}
+    data["groups"], data["user_permissions"] = [], []
+    response = page.post(f"/admin/auth/user/{alice.pk}/change/", data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert not User.objects.get(username="alice").is_active
+    User.objects.filter(username="alice").update(is_active=True)
+    assert bearer(token).get("/api/v1/projects").status_code == 401
+    assert ApiToken.objects.get(user=alice).status == "revoked"
 
 
 def test_it_resets_a_password_shown_once(pages_as, root, alice):
@@ -142,6 +187,7 @@ def test_the_api_deactivates_and_resets(api_as, root, alice):
 
     reset = client.patch_json("/api/v1/users/alice", {"is_active": True, "reset_password": True})
     assert can_log_in("alice", reset.json()["password"])
+    assert bearer(token).get("/api/v1/projects").status_code == 401  # revoked for good
     client.patch_json("/api/v1/users/alice", {"password": "chosen-by-root"})
     assert can_log_in("alice", "chosen-by-root")
 

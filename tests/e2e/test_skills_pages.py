@@ -82,6 +82,15 @@ def test_a_skill_deployed_from_the_pages_answers_the_curl_line_it_shows(
     page.get_by_role("button", name="Deploy").click()
     page.wait_for_url("**/skills/invoice-echo/")
 
+    # the key, shown this once: copied with its button
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    expect(page.locator("#new-key")).to_contain_text("you won't see it again")
+    page.locator("#new-key").get_by_role("button", name="Copy").click()
+    expect(page.locator("#new-key button[data-copy]")).to_have_text("Copied")
+    key = page.evaluate("navigator.clipboard.readText()")
+    assert key.startswith("sk-") and key == page.locator("#skill-key").inner_text().strip()
+    shoot(page, "skills-new-key")
+
     badge = page.locator("#skill-status .status-line > .badge")
     expect(badge).to_have_text("Available", timeout=90_000)  # polled every 2 s
     expect(page.locator("#skill-status")).to_contain_text("1 of 1 replica up")
@@ -96,19 +105,19 @@ def test_a_skill_deployed_from_the_pages_answers_the_curl_line_it_shows(
 
     curl = page.locator("#curl-line")
     expect(curl).to_contain_text('-d \'{"invoice": 12')  # the curl line sends what was tried
-    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.locator("#skill-curl").get_by_role("button", name="Copy").click()
     expect(page.locator("#skill-curl").get_by_role("button")).to_have_text("Copied")
     line = page.evaluate("navigator.clipboard.readText()")
     assert line == curl.inner_text().strip()
     assert line.startswith(f"curl -X POST {live_server.url}/api/v1/projects/alpha/skills/")
-    assert '-H "X-API-Key: sk-' in line
+    assert '-H "X-API-Key: $SKILL_KEY"' in line  # the key itself was shown once, above
 
     answered = subprocess.run(
         ["bash", "-c", line + " --silent --show-error --fail-with-body"],
         capture_output=True,
         text=True,
         timeout=60,
+        env={"PATH": "/usr/bin:/bin", "SKILL_KEY": key},
     )
     assert answered.returncode == 0, answered.stderr + answered.stdout
     assert json.loads(answered.stdout) == {"invoice": 12, "lines": ["paper", "toner"]}
@@ -129,6 +138,18 @@ def test_a_skill_deployed_from_the_pages_answers_the_curl_line_it_shows(
     page.get_by_role("button", name="Call").click()
     expect(result.locator(".badge")).to_have_text("200 OK")
     shoot(page, "skills-detail")
+    assert key not in page.content()  # this visit shows only its first characters
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Rotate key").click()
+    expect(page.locator("#new-key")).to_contain_text("you won't see it again")
+    rotated = page.locator("#skill-key").inner_text().strip()
+    assert rotated.startswith("sk-") and rotated != key
+    shoot(page, "skills-rotated-key")
+    page.reload()
+    expect(page.locator("#new-key")).to_have_count(0)
+    expect(page.locator("#skill-key-prefix")).to_have_text(rotated[:8] + "…")
+    assert rotated not in page.content()
 
     page.goto("/p/alpha/skills/")
     row = page.locator("table.skills tbody tr")

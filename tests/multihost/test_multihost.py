@@ -114,7 +114,7 @@ class Cluster:
         self.root = root
         self.services = hosts.Services(root / "services")
         self.hosts = {name: hosts.Host(name, a, root / name) for name, a in ADDRESSES.items()}
-        self.secret_key = os.urandom(24).hex()
+        self.secret_key = os.urandom(32).hex()
         self.api = session()
 
     def env(self, host) -> dict:
@@ -420,6 +420,7 @@ def test_a_skill_deployed_from_a_trained_version_answers_through_the_web_host(cl
         "skills",
         json={"name": "invoices", "package": "classifier", "version": trained["output_version"]},
     )
+    key = skill["api_key"]  # in the create answer only
     deadline = time.monotonic() + 90
     while skill["status"] != "available" or skill["replicas_up"] < 1:
         assert time.monotonic() < deadline, skill
@@ -429,7 +430,7 @@ def test_a_skill_deployed_from_a_trained_version_answers_through_the_web_host(cl
     answer = session().post(  # as a robot calls it: the skill's key, no token
         f"{API}/skills/invoices/predict",
         data='{"amount": 120}',
-        headers={"X-API-Key": skill["api_key"], "Content-Type": "application/json"},
+        headers={"X-API-Key": key, "Content-Type": "application/json"},
         timeout=30,
     )
     assert answer.status_code == 200, answer.text

@@ -178,20 +178,23 @@ def test_bad_input_is_refused_field_by_field_and_nothing_is_stored(
     assert list(Skill.objects.values_list("name", flat=True)) == ["taken"]
 
 
-def test_the_skill_page_shows_the_url_the_key_and_a_curl_line(bobs, project, bob, echo_package):
+def test_the_skill_page_shows_the_url_the_keys_prefix_and_a_curl_line(
+    bobs, project, bob, echo_package
+):
     skill = make_skill(project, bob)
     page = bobs.get(f"{PAGES}/echo-skill/")
     assert page.status_code == 200
     html = page.content.decode()
     url = "http://testserver/api/v1/projects/alpha/skills/echo-skill/predict"
     assert f'<code id="skill-url">{url}</code>' in html
-    assert f'<code id="skill-key">{skill.api_key}</code>' in html
+    assert f'<code id="skill-key-prefix">{skill.api_key_prefix}…</code>' in html
+    assert skill.api_key not in html and "shown once, when made" in html
     curl = (
-        f'curl -X POST {url} -H "X-API-Key: {skill.api_key}" '
+        f'curl -X POST {url} -H "X-API-Key: $SKILL_KEY" '
         f'-H "Content-Type: application/json" -d \'{{"input": "hello"}}\''
     )
     assert escape(curl) in html
-    assert html.count("data-copy=") == 3 and "js/skills.js" in html
+    assert html.count("data-copy=") == 2 and "js/skills.js" in html
     assert "<script>" not in html and " style=" not in html  # the CSP allows neither
     text = text_of(page)
     assert "Deploying" in text and "0 of 1 replica up" in text
@@ -251,9 +254,33 @@ def test_it_updates_scales_and_turns_auto_update_on(bobs, project, bob, echo_pac
     assert (skill.version.number, skill.replicas) == ("2.0", 3)
 
 
+def test_the_key_is_shown_once_after_create_and_after_rotate(
+    bobs, pages_as, vera, project, bob, echo_package
+):
+    """Right after the skill is made (or its key rotated), its page shows the key once, with
+    a copy button and a note; the next visit, and a Viewer's, show only its first characters."""
+    data = {"name": "echo-skill", "package": "echo", "version": "1.0", "replicas": "1"}
+    made = bobs.post(f"{PAGES}/new/", data, headers=HTMX)
+    assert made["HX-Redirect"] == f"{PAGES}/echo-skill/"
+    for rotate in (False, True):
+        if rotate:
+            assert bobs.post(f"{PAGES}/echo-skill/rotate-key/").status_code == 302
+        skill = Skill.objects.get()
+        page = bobs.get(f"{PAGES}/echo-skill/")
+        html = page.content.decode()
+        key = re.search(r'<code id="skill-key">(sk-[\w-]+)</code>', html)[1]
+        assert skill.opens_with(key) and page["Cache-Control"] == "no-store"
+        assert 'data-copy="#skill-key"' in html and "you won't see it again" in html
+        assert escape(f'-H "X-API-Key: {key}"') in html  # the curl line, ready this once
+        again = bobs.get(f"{PAGES}/echo-skill/").content.decode()
+        assert key not in again and f"{skill.api_key_prefix}…" in again
+        assert key not in pages_as(vera).get(f"{PAGES}/echo-skill/").content.decode()
+        bobs.force_login(bob)  # pages_as(vera) logged the shared client in as her
+
+
 def test_undeploy_deploy_rotate_and_delete(bobs, project, bob, echo_package):
     skill = make_skill(project, bob)
-    key = skill.api_key
+    key = skill.api_key_digest
     assert bobs.post(f"{PAGES}/echo-skill/undeploy/").status_code == 302
     skill.refresh_from_db()
     assert skill.status == Skill.UNDEPLOYED
@@ -261,7 +288,7 @@ def test_undeploy_deploy_rotate_and_delete(bobs, project, bob, echo_package):
     bobs.post(f"{PAGES}/echo-skill/deploy/")
     bobs.post(f"{PAGES}/echo-skill/rotate-key/")
     skill.refresh_from_db()
-    assert skill.status == Skill.DEPLOYING and skill.api_key != key
+    assert skill.status == Skill.DEPLOYING and skill.api_key_digest != key
     assert bobs.post(f"{PAGES}/echo-skill/explode/").status_code == 404
     confirm = bobs.get(f"{PAGES}/echo-skill/delete/")
     assert "Delete the ML Skill echo-skill?" in text_of(confirm)
@@ -278,7 +305,8 @@ def test_a_viewer_sees_no_write_buttons_and_may_not_post(
     skill = make_skill(project, bob)
     viewer = pages_as(vera)
     html = viewer.get(f"{PAGES}/echo-skill/").content.decode()
-    assert skill.api_key in html and "Try it" in html  # members see the key; viewers may call
+    assert skill.api_key not in html and "Try it" in html  # the key: never; calls: yes
+    assert f"{skill.api_key_prefix}…" in html
     for word in ("Undeploy", "Rotate key", "Delete", "Apply", "/change/"):
         assert word not in html, word
     assert viewer.get(f"{PAGES}/new/").status_code == 403
@@ -292,9 +320,9 @@ def test_a_viewer_sees_no_write_buttons_and_may_not_post(
         (f"{PAGES}/echo-skill/delete/", {}),
     ]:
         assert viewer.post(url, data).status_code == 403, url
-    assert list(Skill.objects.values_list("name", "version__major", "api_key", "status")) == [
-        ("echo-skill", 1, skill.api_key, Skill.DEPLOYING)
-    ]
+    assert list(
+        Skill.objects.values_list("name", "version__major", "api_key_digest", "status")
+    ) == [("echo-skill", 1, skill.api_key_digest, Skill.DEPLOYING)]
 
 
 def test_an_outsider_sees_nothing(pages_as, charlie, project, bob, echo_package):

@@ -1,13 +1,15 @@
 """The skills API's bad input (a clear 4xx, field by field, nothing stored), roles (a viewer
 calls but does not deploy), file inputs, and the call time limit."""
 
+import hashlib
 import json
+import time
 
 import pytest
 from django.test import Client
 
 from skills.models import Skill
-from tests.conftest import upload, wait_until
+from tests.conftest import free_port, upload, wait_until
 from tests.skills.conftest import API, deploy, predict, wait_available
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,7 +88,7 @@ def test_a_viewer_calls_but_does_not_deploy(
     wait_available(api)
     viewer = api_as(vera)
     assert predict(viewer, body="hi").content == b"hi"
-    assert viewer.get(f"{API}/skills/echo-skill").json()["api_key"]  # shown to members
+    assert viewer.get(f"{API}/skills/echo-skill").json()["api_key"] is None  # shown once
     for method, path, body in (
         ("post", "skills", {"name": "mine", "package": "echo", "version": "1.0"}),
         ("patch", "skills/echo-skill", {"replicas": 2}),
@@ -102,6 +104,34 @@ def test_a_viewer_calls_but_does_not_deploy(
     assert outsider.get(f"{API}/skills").status_code == 404
     skill = Skill.objects.get()
     assert (skill.status, skill.replicas) == ("available", 1)
+
+
+def test_the_key_is_answered_once_and_stored_only_as_a_hash(api, api_as, vera, echo):
+    """The attack: whoever reads the database (a backup, a replica, a leaked dump), or a
+    Viewer reading the skill's answer, gets every skill's key and calls it as any robot."""
+    echo()
+    created = deploy(api)
+    key = created["api_key"]
+    assert key.startswith("sk-") and created["api_key_prefix"] == key[:8]
+    stored = Skill.objects.values().get()
+    assert key not in json.dumps(stored, default=str)  # no column holds it
+    assert stored["api_key_digest"] == hashlib.sha256(key.encode()).hexdigest()
+    viewer = api_as(vera)
+    for client in (api, viewer):
+        shown = client.get(f"{API}/skills/echo-skill").json()
+        assert shown["api_key"] is None and shown["api_key_prefix"] == key[:8]
+        assert client.get(f"{API}/skills").json()[0]["api_key"] is None
+    assert viewer.post(f"{API}/skills/echo-skill/rotate-key").status_code == 403
+
+    robot = Client()
+    assert predict(robot, body="hi", key=key).status_code == 503  # let in: no replica is up
+    rotated = api.post(f"{API}/skills/echo-skill/rotate-key").json()
+    new = rotated["api_key"]
+    assert new.startswith("sk-") and new != key and rotated["api_key_prefix"] == new[:8]
+    assert api.get(f"{API}/skills/echo-skill").json()["api_key"] is None
+    assert predict(robot, body="hi", key=key).status_code == 401  # the old one: at once
+    assert predict(robot, body="hi", key=new).status_code == 503
+    assert predict(robot, body="hi", key=Skill.objects.get().api_key_digest).status_code == 401
 
 
 FILES = """\
@@ -158,6 +188,35 @@ def test_past_the_call_time_limit_is_504_and_the_skill_still_serves(
     assert response.status_code == 504 and "within 1 s" in response.json()["detail"]
     settings.SKILL_CALL_TIMEOUT_SECONDS = 30  # the stuck replica was stopped: a new one answers
     wait_until(lambda: predict(api, body="0").content == b"done", 10, "no replica after it")
+
+
+def test_a_call_slower_than_5_s_waits_for_the_skill_time_limit(
+    api, skill_host, echo, sandboxed, settings
+):
+    """redis-py's reads give up after 5 s by default: a call that takes 6 s, under a 10 s
+    limit, must be answered, not cut short by the client library as a 500."""
+    settings.SKILL_CALL_TIMEOUT_SECONDS = 10
+    echo(main=SLOW)
+    deploy(api)
+    wait_available(api)
+    api.raise_request_exception = False  # a 500 is an answer here, not the test's exception
+    began = time.monotonic()
+    response = predict(api, body="6")
+    assert (response.status_code, response.content) == (200, b"done")
+    assert 6 <= time.monotonic() - began < 10
+
+
+def test_calls_answer_503_while_redis_is_away(api, echo, settings):
+    echo()
+    key = deploy(api)["api_key"]
+    Skill.objects.filter(name="echo-skill").update(status=Skill.AVAILABLE)
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    robot = Client(raise_request_exception=False)
+    api.raise_request_exception = False
+    for response in (predict(api, body="hi"), predict(robot, body="hi", key=key)):
+        assert response.status_code == 503, response.content[:2000]
+        assert response["Content-Type"] == "application/json" and response["Retry-After"]
+        assert "can't reach Redis" in response.json()["detail"]
 
 
 def test_an_input_over_the_limit_is_413(api, echo, settings):

@@ -20,6 +20,9 @@ class Receiver:
     def __init__(self):
         self.requests = []
         self.statuses = [200]
+        # check(headers, body) -> bool: a receiver that verifies deliveries answers 401 to
+        # those that fail it
+        self.check = None
         self.lock = threading.Lock()
         receiver = self
 
@@ -32,6 +35,8 @@ class Receiver:
                     )
                     n = len(receiver.requests)
                     status = receiver.statuses[min(n, len(receiver.statuses)) - 1]
+                if receiver.check and not receiver.check(self.headers, body):
+                    status = 401
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()

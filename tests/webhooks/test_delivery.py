@@ -4,8 +4,11 @@ on loopback: signed as the README says, the object as the API shows it, retried 
 
 import hashlib
 import hmac
+import http.client
 import json
 import re
+import time
+import types
 from pathlib import Path
 
 import pytest
@@ -25,10 +28,17 @@ def readme_verify():
     readme = Path(django_settings.BASE_DIR, "README.md").read_text()
     section = readme[readme.index("### Webhooks") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    assert len(code.strip().splitlines()) <= 10
+    assert len(code.strip().splitlines()) <= 14
     namespace = {}
     exec(code, namespace)  # noqa: S102 - our own README's snippet
     return namespace["verify"]
+
+
+def verified(got) -> bool:
+    """Does the README's recipe accept this request the receiver got?"""
+    headers = got["headers"]
+    stamp, signed = headers["X-AICenter-Timestamp"], headers["X-AICenter-Signature"]
+    return readme_verify()(SECRET, got["body"], stamp, signed)
 
 
 def _done(delivery_id):
@@ -51,9 +61,11 @@ def test_a_finished_run_is_delivered_signed_with_the_run_as_the_api_shows_it(
     assert headers["Content-Type"] == "application/json"
     assert headers["X-AICenter-Event"] == "pipeline.finished"
     assert headers["X-AICenter-Delivery"] == str(delivery.uuid)
-    assert readme_verify()(SECRET, body, headers["X-AICenter-Signature"])
-    assert not readme_verify()("another secret!!", body, headers["X-AICenter-Signature"])
-    assert not readme_verify()(SECRET, body + b" ", headers["X-AICenter-Signature"])
+    stamp, signed = headers["X-AICenter-Timestamp"], headers["X-AICenter-Signature"]
+    assert abs(int(stamp) - time.time()) < 60
+    assert readme_verify()(SECRET, body, stamp, signed)
+    assert not readme_verify()("another secret!!", body, stamp, signed)
+    assert not readme_verify()(SECRET, body + b" ", stamp, signed)
 
     payload = json.loads(body)
     assert set(payload) == {"event", "time", "project", "data"}
@@ -97,7 +109,7 @@ def test_a_failing_receiver_is_retried_with_the_same_delivery_and_the_attempts_a
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 3, 500)
     assert len(receiver.requests) == 3
     assert len({r["headers"]["X-AICenter-Delivery"] for r in receiver.requests}) == 1
-    assert len({r["headers"]["X-AICenter-Signature"] for r in receiver.requests}) == 1
+    assert all(verified(r) for r in receiver.requests)  # each attempt signed when sent
     assert len({r["body"] for r in receiver.requests}) == 1
     assert receiver.json()["data"] == {
         "type": "pipeline",
@@ -137,10 +149,43 @@ def test_an_unreachable_receiver_is_an_attempt_with_its_error(project, alice, wo
     assert attempt.status_code is None and "ConnectionRefusedError" in attempt.error
 
 
-def test_signature_is_hmac_sha256_of_the_body():
+def test_signature_is_hmac_sha256_of_the_timestamp_and_the_body():
     body = b'{"event":"ping"}'
-    expected = hmac.new(b"k" * 16, body, hashlib.sha256).hexdigest()
-    assert signature("k" * 16, body) == f"sha256={expected}"
+    expected = hmac.new(b"k" * 16, b"1767225600." + body, hashlib.sha256).hexdigest()
+    assert signature("k" * 16, 1767225600, body) == f"sha256={expected}"
+
+
+def test_a_receiver_following_the_readme_refuses_a_replayed_delivery(
+    project, alice, receiver, worker
+):
+    """The attack: someone who saw one delivery (a log, a proxy) sends it again later. The
+    receiver runs the README's recipe; its clock is moved on to replay the recording."""
+    verify = readme_verify()
+    clock = {"skew": 0.0}
+    verify.__globals__["time"] = types.SimpleNamespace(time=lambda: time.time() + clock["skew"])
+    receiver.check = lambda headers, body: verify(
+        SECRET, body, headers.get("X-AICenter-Timestamp"), headers.get("X-AICenter-Signature")
+    )
+    make_webhook(project, alice, receiver.url)
+    finished_event(project)
+    delivery = Delivery.objects.get()
+    wait_until(_done(delivery.pk), 30, "the worker did not deliver")
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.last_status_code) == ("succeeded", 200)  # accepted
+    (got,) = receiver.requests
+
+    def replay(**changed):
+        headers = {k: v for k, v in {**got["headers"], **changed}.items() if v is not None}
+        connection = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=5)
+        connection.request("POST", got["path"], body=got["body"], headers=headers)
+        return connection.getresponse().status
+
+    assert replay() == 200  # within the 5 minutes: the same delivery (dropped by its id)
+    clock["skew"] = 6 * 60
+    assert replay() == 401  # six minutes later: too old
+    fresh = str(int(time.time() + clock["skew"]))
+    assert replay(**{"X-AICenter-Timestamp": fresh}) == 401  # signed with the old time
+    assert replay(**{"X-AICenter-Timestamp": None}) == 401
 
 
 def test_the_backoff_doubles_up_to_4_hours_and_stops_after_a_day(

@@ -19,8 +19,8 @@ from governance.models import Event
 from packages.services import package_create
 from tests.conftest import classifier_run, upload, wait_for, wait_until
 from tests.factories import TRAIN_PY
-from tests.webhooks.conftest import SECRET, make_webhook
-from tests.webhooks.test_delivery import readme_verify
+from tests.webhooks.conftest import make_webhook
+from tests.webhooks.test_delivery import verified
 from webhooks.models import Delivery
 from webhooks.services import run_mail_preference_set
 
@@ -68,7 +68,7 @@ def test_a_failed_run_reaches_the_webhook_and_its_creators_inbox(
     assert delivery.status == "succeeded", delivery.last_error
     (got,) = receiver.requests
     assert got["headers"]["X-AICenter-Event"] == "pipeline.failed"
-    assert readme_verify()(SECRET, got["body"], got["headers"]["X-AICenter-Signature"])
+    assert verified(got)
     data = json.loads(got["body"])["data"]
     assert data == api_as(alice).get(f"/api/v1/projects/alpha/pipelines/{run.pk}").json()
     assert data["status"] == "failed" and "label column missing" in data["failure_reason"]
