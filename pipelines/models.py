@@ -69,6 +69,9 @@ class PipelineRun(models.Model):
     queue = models.CharField(max_length=50, blank=True)
     job_id = models.CharField(max_length=100, blank=True)
     enqueue_count = models.PositiveSmallIntegerField(default=0)
+    # How often its job vanished from Redis while Redis and the database were up (the sweeper
+    # enqueues it again; a loss an outage may explain is not counted).
+    lost_count = models.PositiveSmallIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True)
     # The worker renews this while the run runs: a stale heartbeat means the worker is gone.
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -11,6 +11,8 @@
   behind that looks alive and no scheduler holding the lock its successor needs;
 - it rides out a Redis outage (Redis stopped, restarted empty, unreachable): it waits, says so
   once, and once Redis answers again it registers again and takes work as before;
+- it rides out a database outage: it takes no job while the database doesn't answer (it would
+  fail at once), and its run goes on meanwhile (outages.py);
 - it takes workers that died without unregistering (SIGKILL, power loss) out of Redis's lists
   of workers, and pages count only live workers when they say a run waits for one.
 """
@@ -27,13 +29,15 @@ from datetime import UTC, datetime
 
 import redis
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connection, connections
 from rq import SimpleWorker, worker_registration
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, DEFAULT_WORKER_TTL
+from rq.exceptions import StopRequested
 from rq.scheduler import RQScheduler
 from rq.utils import as_text, utcparse
 
 from aicenter.embedded_redis import ensure_embedded_redis
+from pipelines import outages
 from pipelines.runner import ahead
 from pipelines.runner.sandbox import refusal, status
 from pipelines.sweeper import sweep
@@ -172,6 +176,11 @@ class PipelineWorker(SimpleWorker):
         except REDIS_DOWN as error:
             self._redis_unreachable(error)
 
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        # a job taken while the database can't record it would fail at once: wait for it first
+        outages.wait_for_database(beat=self.heartbeat)
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
     def execute_job(self, job, queue):
         done = threading.Event()
         beat = threading.Thread(target=self._beat_while_busy, args=(done,), name="beat")
@@ -269,6 +278,11 @@ class PipelineWorker(SimpleWorker):
             prune_dead_workers(self.connection)
         except REDIS_DOWN as error:
             self._redis_unreachable(error)
+        except outages.UNREACHABLE as error:  # said once, not a traceback every sweep
+            connection.close()  # broken: the next sweep connects afresh
+            outages.unreachable(error)
+        except StopRequested:  # SIGTERM while idle, mid-sweep: the worker stops, as asked
+            raise
         except Exception:  # never let the sweeper take the worker down
             logger.exception("sweep failed")
 
