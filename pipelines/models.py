@@ -249,6 +249,10 @@ class Schedule(models.Model):
     paused = models.BooleanField(default=False)
     job_id = models.CharField(max_length=100, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
+    # Firings missed while nothing ran are caught up with one run; how many more were skipped
+    # then, and when that was (the last time it happened; ML Logs has each time and its list).
+    skipped_count = models.PositiveIntegerField(default=0)
+    skipped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["next_run_at", "id"]
