@@ -183,11 +183,14 @@ def _attempt(function, using):
     return True, result
 
 
-def wait_for_database(*, beat) -> None:
-    """Return once the database answers; meanwhile call `beat()` between tries (the worker's
-    heartbeat in Redis). Said once in the log, and told to Redis as runs' writes do."""
+def wait_for_database(*, beat, stopping) -> None:
+    """Return once the database answers, or `stopping()` is true; meanwhile call `beat()`
+    between tries (the worker's heartbeat in Redis). Said once in the log, and told to Redis
+    as runs' writes do."""
     pause = FIRST_PAUSE
     while not database_answers():
+        if stopping():
+            return
         unreachable("no answer to SELECT 1: taking no job until it answers")
         beat()
         time.sleep(pause)

@@ -161,6 +161,9 @@ class PipelineWorker(SimpleWorker):
             super().check_for_suspension(burst)
         except REDIS_DOWN as error:  # not suspended as far as anyone can tell: dequeue waits
             self._redis_unreachable(error)
+        # RQ asks this before each dequeue: a job taken while the database can't record it
+        # would fail at once, so the worker waits for the database, as while suspended
+        outages.wait_for_database(beat=self.heartbeat, stopping=lambda: self._stop_requested)
 
     def set_state(self, state, pipeline=None):
         # what it is doing, for dashboards only: RQ sets it first thing in its dequeue, outside
@@ -175,11 +178,6 @@ class PipelineWorker(SimpleWorker):
             super().run_maintenance_tasks()
         except REDIS_DOWN as error:
             self._redis_unreachable(error)
-
-    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
-        # a job taken while the database can't record it would fail at once: wait for it first
-        outages.wait_for_database(beat=self.heartbeat)
-        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
     def execute_job(self, job, queue):
         done = threading.Event()
