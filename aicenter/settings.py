@@ -294,6 +294,9 @@ PIPELINE_HEARTBEAT_SECONDS = float(os.environ.get("AICENTER_HEARTBEAT_SECONDS", 
 PIPELINE_LOST_AFTER_SECONDS = float(os.environ.get("AICENTER_LOST_AFTER_SECONDS", "12"))
 # How often a worker checks for lost runs, vanished jobs and due schedules.
 PIPELINE_SWEEP_SECONDS = float(os.environ.get("AICENTER_SWEEP_SECONDS", "5"))
+# A worker that can't reach the database keeps its run going and retries its writes this long;
+# past it the run fails, saying so (pipelines/outages.py).
+DATABASE_OUTAGE_SECONDS = envint("AICENTER_DATABASE_OUTAGE_SECONDS", 120)
 # ML Logs: the sweep deletes events older than this many days (0 keeps them forever).
 LOG_RETENTION_DAYS = envint("AICENTER_LOG_RETENTION_DAYS", 365)
 # Workers of the gpu queue hand this to the user's process (e.g. "0" or "0,1").

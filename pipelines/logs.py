@@ -15,6 +15,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from aicenter.database import retry_when_locked
+from pipelines import outages
 from pipelines.log_text import (
     HIDDEN,
     PLATFORM_LINE,
@@ -152,6 +153,35 @@ class RunLog:
                 if attempt == SEQ_ATTEMPTS - 1:
                     raise
                 self.seq = self._last_chunk()[0] + 1
+
+
+class WorkerLog(RunLog):
+    """The log its worker writes while the run runs. A database outage is waited out
+    (outages.py): the lines due to go in meanwhile stay here and are tried again after a pause
+    that doubles, and a flush that must happen now (a phase's end, the run's) waits for the
+    database; past AICENTER_DATABASE_OUTAGE_SECONDS, DatabaseUnreachable."""
+
+    def __init__(self, run, *, new: bool = False):
+        super().__init__(run, new=new)
+        self.pause = settings.LOG_FLUSH_SECONDS
+
+    def flush_if_due(self) -> None:
+        if self.buffer and time.monotonic() - self.last_flush >= self.pause:
+            self.last_flush = time.monotonic()
+            if outages.try_now(self._write_buffer):
+                self.pause = settings.LOG_FLUSH_SECONDS
+            else:
+                self.pause = min(max(2 * self.pause, outages.FIRST_PAUSE), outages.LONGEST_PAUSE)
+
+    def flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if self.buffer:
+            outages.during_outage(self._write_buffer)
+
+    def _write_buffer(self) -> None:
+        self._store("".join(self.buffer))
+        self.seq += 1
+        self.buffer = []
 
 
 def run_log_tail(run, *, max_chars: int = PAGE_LOG_CHARS) -> tuple[str, int, bool]:

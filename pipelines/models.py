@@ -69,6 +69,9 @@ class PipelineRun(models.Model):
     queue = models.CharField(max_length=50, blank=True)
     job_id = models.CharField(max_length=100, blank=True)
     enqueue_count = models.PositiveSmallIntegerField(default=0)
+    # How often its job vanished from Redis while Redis and the database were up (the sweeper
+    # enqueues it again; a loss an outage may explain is not counted).
+    lost_count = models.PositiveSmallIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True)
     # The worker renews this while the run runs: a stale heartbeat means the worker is gone.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -258,6 +261,10 @@ class Schedule(models.Model):
     paused = models.BooleanField(default=False)
     job_id = models.CharField(max_length=100, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
+    # Firings missed while nothing ran are caught up with one run; how many more were skipped
+    # then, and when that was (the last time it happened; ML Logs has each time and its list).
+    skipped_count = models.PositiveIntegerField(default=0)
+    skipped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["next_run_at", "id"]

@@ -94,10 +94,13 @@ EARLY_WAKE_SECONDS = 1.0
 def enqueue(queue: str, function: str, *args, at: datetime | None = None, **options) -> None:
     """Queue `function` (a dotted path) with `args` on `queue`, or for the moment `at` (RQ's
     scheduler, which every worker runs, wakes it then). `options` are RQ's (job_id,
-    job_timeout, result_ttl, failure_ttl, description) plus keyword arguments of the function.
+    job_timeout, result_ttl, failure_ttl, description, at_front) plus keyword arguments of the
+    function.
     Raises when Redis can't be reached: the caller says what happens then."""
     if getattr(settings, "PIPELINE_QUEUE_IMMEDIATE", False):
-        rq_options = {"job_id", "job_timeout", "result_ttl", "failure_ttl", "description"}
+        rq_options = {
+            *("job_id", "job_timeout", "result_ttl", "failure_ttl", "description", "at_front")
+        }
         import_string(function)(*args, **{k: v for k, v in options.items() if k not in rq_options})
         return
     rq_queue = django_rq.get_queue(queue, connection=connection(queue), serializer=JobSerializer)

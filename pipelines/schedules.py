@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from croniter import croniter
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from aicenter.services import RUN, require
@@ -26,6 +27,12 @@ logger = logging.getLogger(__name__)
 # RQ keeps a fired schedule's job result this long: only for its dashboard, the schedule's row
 # says what happened.
 SCHEDULE_RESULT_TTL_SECONDS = 600
+# Firings missed while nothing ran: one catch-up run, the others skipped and recorded, counted
+# up to this many (an every-minute rule missed for a month would be 43,200), and the first
+# SKIPPED_TIMES_LISTED of them listed in ML Logs.
+SKIPPED_COUNTED = 1000
+SKIPPED_TIMES_LISTED = 100
+SKIPPED_TIMES_IN_MESSAGE = 5
 
 
 def next_run_time(schedule: Schedule, after: datetime) -> datetime:
@@ -206,9 +213,48 @@ def schedule_fire(schedule_id: int, due: int) -> None:
                 data={"pipeline": None, "error": _problem(error)},
             )
         now = timezone.now()
+        fields = ["last_run_at", "next_run_at", "job_id"]
+        if skipped := _missed_after(schedule, schedule.next_run_at, now):
+            _record_skipped(schedule, skipped, now)
+            fields += ["skipped_count", "skipped_at"]
         schedule.last_run_at = now
         # after the due time too: that firing is done even if the clock is a little behind
         schedule.next_run_at = next_run_time(schedule, max(now, schedule.next_run_at))
         schedule.job_id = ""
-        schedule.save(update_fields=["last_run_at", "next_run_at", "job_id"])
+        schedule.save(update_fields=fields)
         transaction.on_commit(lambda: schedule_arm(schedule))
+
+
+def _missed_after(schedule, due: datetime, now: datetime) -> list[datetime]:
+    """The firings after `due` that are past already at `now` (at most SKIPPED_COUNTED): missed
+    while nothing ran, they are skipped; the firing due at `due`, happening now, catches up."""
+    missed = []
+    moment = next_run_time(schedule, due)
+    while moment <= now and len(missed) < SKIPPED_COUNTED:
+        missed.append(moment)
+        moment = next_run_time(schedule, moment)
+    return missed
+
+
+def _record_skipped(schedule, skipped: list[datetime], now: datetime) -> None:
+    """Say in ML Logs which firings were skipped (and keep how many on the schedule, for its
+    page): the policy is one catch-up run, never a burst of them, and never a silent drop."""
+    count = f"{len(skipped):,}" + (" or more" if len(skipped) >= SKIPPED_COUNTED else "")
+    shown = [f"{moment:%Y-%m-%d %H:%M}" for moment in skipped[:SKIPPED_TIMES_IN_MESSAGE]]
+    more = ", …" if len(skipped) > SKIPPED_TIMES_IN_MESSAGE else ""
+    due = schedule.next_run_at
+    logger.warning("schedule %s: %s missed firings skipped", schedule.pk, count)
+    schedule_event(
+        schedule,
+        "skipped",
+        message=(
+            f"{count} missed firing{pluralize(len(skipped))} skipped ({', '.join(shown)}{more} "
+            f"UTC): nothing ran then; one run caught up for {due:%Y-%m-%d %H:%M} UTC"
+        ),
+        data={
+            "skipped": len(skipped),
+            "times": [moment.isoformat() for moment in skipped[:SKIPPED_TIMES_LISTED]],
+            "caught_up": due.isoformat(),
+        },
+    )
+    schedule.skipped_count, schedule.skipped_at = len(skipped), now

@@ -91,11 +91,13 @@ def own_run_name(run) -> str:
     return "" if run.name == default_run_name(run) else run.name
 
 
-def pipeline_run_enqueue(*, run) -> None:
-    """Hand a queued run to RQ (or arm RQ's scheduler for a scheduled one). The row stays the
-    truth: if Redis is unreachable now, the sweeper enqueues it later."""
+def pipeline_run_enqueue(*, run, at_front: bool = False) -> None:
+    """Hand a queued run to RQ (or arm RQ's scheduler for a scheduled one), at the back of its
+    queue or, `at_front`, at its front. The row stays the truth: if Redis is unreachable now,
+    the sweeper enqueues it later."""
     job_id = f"pipeline-run-{run.pk}-{run.enqueue_count + 1}"
     options = {
+        "at_front": at_front,
         "job_id": job_id,
         # RQ's name; `timeout` would go to the run
         "job_timeout": run.max_run_seconds + JOB_TIMEOUT_SLACK_SECONDS,

@@ -2,9 +2,13 @@
 a Redis lock); it only needs the database and Redis, so any worker on any machine can do it.
 
 - a running run whose heartbeat stopped (its worker was SIGKILLed or its machine lost power)
-  ends Failed with reason "worker lost";
+  ends Failed with reason "worker lost"; unless its worker says it is alive but can't reach
+  the database (outages.py): then it waits, up to AICENTER_DATABASE_OUTAGE_SECONDS, and past
+  that ends Failed saying the database was unreachable;
 - a queued run whose job vanished from Redis (Redis restarted empty, or enqueueing failed) is
-  enqueued again, up to three times, then ends Failed saying so;
+  enqueued again, at the front of its queue and oldest first, so runs keep their order; lost
+  three times while Redis and the database were there, it ends Failed saying so (a loss an
+  outage may explain is not counted);
 - schedules whose wake-up RQ lost are re-armed, and missed firings happen now;
 - webhook deliveries whose job Redis lost are queued again;
 - workspaces that finished runs left on this machine (their removal failed) are removed, and
@@ -22,13 +26,14 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from aicenter.models import Project
 from aicenter.reclaim import storage_reclaim
 from governance.events import record
 from governance.retention import events_expire_hourly
-from pipelines import queue, transitions
+from pipelines import outages, queue, transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
 from pipelines.runner import ahead
@@ -38,7 +43,8 @@ from pipelines.schedules import schedule_arm, schedule_fire
 from pipelines.services import pipeline_run_enqueue
 
 logger = logging.getLogger(__name__)
-MAX_ENQUEUES = 3
+# A queued run whose job vanished this many times while nothing was down ends Failed.
+MAX_LOSSES = 3
 # A run created this recently may not have reached Redis yet (its enqueue waits for the commit):
 # not lost, just young.
 ENQUEUE_SETTLE_SECONDS = 5
@@ -119,20 +125,33 @@ def _end_lost(run, reason) -> bool:
 
 def fail_lost_runs() -> None:
     stale = timezone.now() - timedelta(seconds=settings.PIPELINE_LOST_AFTER_SECONDS)
-    lost = PipelineRun.objects.filter(
-        status__in=[PipelineRun.RUNNING, PipelineRun.PACKAGING], heartbeat_at__lt=stale
-    )
-    for run in lost:
-        silent = (timezone.now() - run.heartbeat_at).total_seconds()
-        reason = (
-            f"worker lost: {run.worker or 'its worker'} stopped sending heartbeats "
-            f"{silent:.0f} s ago (killed, or its machine went down)"
+    lost = list(
+        PipelineRun.objects.filter(
+            status__in=[PipelineRun.RUNNING, PipelineRun.PACKAGING], heartbeat_at__lt=stale
         )
+    )
+    cut_off = outages.workers_unreachable(run.worker for run in lost)
+    for run in lost:
+        if run.worker in cut_off and cut_off[run.worker] is None:
+            continue  # its worker is alive, waiting for the database: not lost
+        reason = _lost_reason(run, cut_off.get(run.worker))
         # leftovers first, as a worker removes its workspace before the final status: once a
         # run shows Failed, nothing of it is left on this machine
         _kill_leftovers(run)
         if _end_lost(run, reason):
             logger.warning("pipeline run %s: %s", run.pk, reason)
+
+
+def _lost_reason(run, cut_off) -> str:
+    """Why a run whose heartbeat stopped has ended: its worker died, or (`cut_off`, a
+    DatabaseUnreachable) said it can't reach the database, for longer than it waits."""
+    if cut_off is not None:
+        return cut_off.reason
+    silent = (timezone.now() - run.heartbeat_at).total_seconds()
+    return (
+        f"worker lost: {run.worker or 'its worker'} stopped sending heartbeats "
+        f"{silent:.0f} s ago (killed, or its machine went down)"
+    )
 
 
 def _kill_leftovers(run) -> None:
@@ -206,24 +225,45 @@ def requeue_vanished_runs() -> None:
     ]
     if not lost:
         return
-    runs = PipelineRun.objects.filter(transitions.UNCLAIMED, pk__in=lost).select_related(
-        "project", "package", "version", "dataset", "evaluation_dataset"
+    runs = (
+        PipelineRun.objects.filter(transitions.UNCLAIMED, pk__in=lost)
+        .select_related("project", "package", "version", "dataset", "evaluation_dataset")
+        .order_by("created_at", "pk")
     )
+    outage = outages.last_outage()
+    again = []
     for run in runs:
-        if run.enqueue_count >= MAX_ENQUEUES:
+        counted = run.job_id not in alive and _lost_while_up(run, outage)
+        if counted and run.lost_count + 1 >= MAX_LOSSES:
             _end_lost(
                 run,
-                f"its job was lost from Redis {run.enqueue_count} times; "
+                f"its job was lost from Redis {run.lost_count + 1} times; "
                 "use Retry to start it again",
             )
             continue
         logger.warning(
-            "pipeline run %s lost its job %r (or is late): enqueueing it again", run.pk, run.job_id
+            "pipeline run %s lost its job %r (or is late): enqueueing it again%s",
+            run.pk,
+            run.job_id,
+            "" if counted else " (not counted: an outage may explain it)",
         )
+        if counted:
+            PipelineRun.objects.filter(pk=run.pk).update(lost_count=F("lost_count") + 1)
         if run.status == PipelineRun.SCHEDULED and run.scheduled_for <= timezone.now():
             if transitions.due(run.pk):  # its moment passed while nobody listened
                 run.status = PipelineRun.QUEUED
-        pipeline_run_enqueue(run=run)
+        again.append(run)
+    # each at the front of its queue, the newest first, so the oldest is taken first: runs
+    # that waited longest (before the runs queued since) go first, in their order
+    for run in reversed(again):
+        pipeline_run_enqueue(run=run, at_front=True)
+
+
+def _lost_while_up(run, outage: float) -> bool:
+    """Was the run's job lost while Redis and the database were there? Not if it was never
+    enqueued (Redis was away when it was created), nor enqueued before the last outage
+    (Redis restarted, or a worker found the database unreachable: it may have gone with it)."""
+    return run.enqueued_at is not None and run.enqueued_at.timestamp() > outage
 
 
 def arm_schedules() -> None:

@@ -143,6 +143,10 @@ def finish(run, *, status: str, reason: str = "", new_version=None):
             )
             if current is None:
                 return None
+            if current[0] == PipelineRun.SUCCESSFUL:
+                # only its worker ends a run so: this end, committed by an earlier try whose
+                # answer was lost with its connection (outages.during_outage tries again)
+                return current[0], current[1]
             final, why = status, reason
             ended_earlier = current[0] in PipelineRun.FINISHED
             if ended_earlier:  # killed, or found lost, meanwhile

@@ -11,6 +11,8 @@
   behind that looks alive and no scheduler holding the lock its successor needs;
 - it rides out a Redis outage (Redis stopped, restarted empty, unreachable): it waits, says so
   once, and once Redis answers again it registers again and takes work as before;
+- it rides out a database outage: it takes no job while the database doesn't answer (it would
+  fail at once), and its run goes on meanwhile (outages.py);
 - it takes workers that died without unregistering (SIGKILL, power loss) out of Redis's lists
   of workers, and pages count only live workers when they say a run waits for one;
 - it reads jobs only as the platform writes them (signed JSON, pipelines/queue.py), whatever
@@ -30,14 +32,16 @@ from datetime import UTC, datetime
 
 import redis
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connection, connections
 from rq import SimpleWorker, worker_registration
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, DEFAULT_WORKER_TTL
+from rq.exceptions import StopRequested
 from rq.job import Job
 from rq.scheduler import RQScheduler
 from rq.utils import as_text, utcparse
 
 from aicenter.embedded_redis import ensure_embedded_redis
+from pipelines import outages
 from pipelines.queue import JobSerializer, job_refusal
 from pipelines.runner import ahead
 from pipelines.runner.bubblewrap import bubblewrap
@@ -167,6 +171,9 @@ class PipelineWorker(SimpleWorker):
             super().check_for_suspension(burst)
         except REDIS_DOWN as error:  # not suspended as far as anyone can tell: dequeue waits
             self._redis_unreachable(error)
+        # RQ asks this before each dequeue: a job taken while the database can't record it
+        # would fail at once, so the worker waits for the database, as while suspended
+        outages.wait_for_database(beat=self.heartbeat, stopping=lambda: self._stop_requested)
 
     def set_state(self, state, pipeline=None):
         # what it is doing, for dashboards only: RQ sets it first thing in its dequeue, outside
@@ -306,6 +313,11 @@ class PipelineWorker(SimpleWorker):
             prune_dead_workers(self.connection)
         except REDIS_DOWN as error:
             self._redis_unreachable(error)
+        except outages.UNREACHABLE as error:  # said once, not a traceback every sweep
+            connection.close()  # broken: the next sweep connects afresh
+            outages.unreachable(error)
+        except StopRequested:  # SIGTERM while idle, mid-sweep: the worker stops, as asked
+            raise
         except Exception:  # never let the sweeper take the worker down
             logger.exception("sweep failed")
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
+from pipelines import outages
 from pipelines.metrics import metrics_append, metrics_compact
 from pipelines.models import PipelineRun
 from pipelines.runner.mlflow_store import read_store
@@ -54,12 +55,13 @@ class MetricsFile:
         self.points, self.names, self.said = 0, set(), set()
         self.read_at = self.stored_at = 0.0
         self.stored_any = False  # nothing to compact at the end of a run that logged nothing
+        self.store_pause = STORE_EVERY_SECONDS
 
     def read_if_due(self) -> None:
         if time.monotonic() - self.read_at >= READ_EVERY_SECONDS:
             self.read()
-        if time.monotonic() - self.stored_at >= STORE_EVERY_SECONDS:
-            self.flush()
+        if time.monotonic() - self.stored_at >= self.store_pause:
+            self.flush(wait=False)
 
     def finish(self, *, score: float | None = None, mlflow_store=None):
         """Everything the run logged, stored: the rest of its metrics_file, what it logged
@@ -75,7 +77,7 @@ class MetricsFile:
             self.add("score", score)
         self.flush()
         if self.stored_any:
-            metrics_compact(self.run_id)
+            outages.during_outage(lambda: metrics_compact(self.run_id))
         return record
 
     def _mlflow(self, root):
@@ -89,7 +91,11 @@ class MetricsFile:
             for step, value, moment in points:
                 self._point(name, value, step, moment)
         if record.params:
-            PipelineRun.objects.filter(pk=self.run_id).update(logged_params=record.params)
+            outages.during_outage(
+                lambda: PipelineRun.objects.filter(pk=self.run_id).update(
+                    logged_params=record.params
+                )
+            )
         return record
 
     def add(self, name: str, value: float, step: int | None = None) -> None:
@@ -120,12 +126,24 @@ class MetricsFile:
         self._lines(data)
         return len(data) == READ_AT_ONCE_BYTES
 
-    def flush(self) -> None:
+    def flush(self, *, wait: bool = True) -> None:
+        """Store the points read so far. The database away (outages.py): `wait` waits for it;
+        else the points stay here for the next try, after a pause that doubles."""
         self.stored_at = time.monotonic()
-        if self.pending:
+        if not self.pending:
+            return
+
+        def store():
             metrics_append(self.run_id, self.pending)
-            self.pending = {}
-            self.stored_any = True
+
+        if wait:
+            outages.during_outage(store)
+        elif not outages.try_now(store):
+            self.store_pause = min(2 * self.store_pause, outages.LONGEST_PAUSE)
+            return
+        self.store_pause = STORE_EVERY_SECONDS
+        self.pending = {}
+        self.stored_any = True
 
     def _lines(self, data: bytes) -> None:
         *lines, rest = (self.tail + data).split(b"\n")

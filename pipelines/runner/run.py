@@ -9,14 +9,14 @@ from contextlib import ExitStack, contextmanager
 from django.conf import settings
 from django.utils import timezone
 
-from aicenter.database import retry_when_locked
 from aicenter.manifests import manifest_copy, manifest_delete
 from aicenter.models import Manifest
 from packages.services import package_version_create_trained
 from pipelines import transitions
 from pipelines.log_text import PLATFORM_MARK
-from pipelines.logs import RunLog
+from pipelines.logs import WorkerLog
 from pipelines.models import PipelineRun
+from pipelines.outages import DatabaseUnreachable, during_outage
 from pipelines.parameters import DIRECTORIES, run_variables
 from pipelines.runner import ahead, isolation, sandbox
 from pipelines.runner.builds import BuildStopped, EnvironmentUnavailable
@@ -86,7 +86,7 @@ class Runner:
         self.requirements = requirements
         self.build = build  # its environment's record (EnvironmentBuild), as of the claim
         self.environment_from = None  # when another job began building its environment
-        self.log = RunLog(run, new=True)
+        self.log = WorkerLog(run, new=True)  # waits out a database outage
         self.phases = []
         self.mlflow = None  # what the run logged with MLflow, once its code has ended
         self.watch = RunWatch(run.pk)
@@ -140,7 +140,7 @@ class Runner:
             self._end(**ending)
         except BuildStopped:
             self._end(status=PipelineRun.KILLED)
-        except EnvironmentUnavailable as error:
+        except (EnvironmentUnavailable, DatabaseUnreachable) as error:
             self._end(status=PipelineRun.FAILED, reason=error.reason)
         except Exception as error:  # a platform failure, not the user's: say so and end the run
             logger.exception("pipeline run %s failed in the platform", run.pk)
@@ -148,11 +148,11 @@ class Runner:
             self._end(status=PipelineRun.FAILED, reason=f"platform error: {error}")
         finally:
             self.watch.stop()
-            self.log.flush()
             if self.ahead:  # taken, but its run ended before its code started
                 self.ahead.discard()
             if workspace:
                 workspace.remove()
+            self.log.flush()  # last: it may wait for the database
 
     def start_ahead(self):
         """Start the sandbox of this worker's next run (runner/ahead.py), like this run's."""
@@ -193,13 +193,13 @@ class Runner:
 
     def _packaging(self):
         """The environment must be built first: the run shows Packaging meanwhile."""
-        transitions.packaging(self.run.pk)
+        during_outage(lambda: transitions.packaging(self.run.pk))
         self.run.status = PipelineRun.PACKAGING
         self.log.flush()
 
     def _running(self):
         if self.run.status == PipelineRun.PACKAGING:  # claimed as Running: nothing to move
-            transitions.running(self.run.pk)
+            during_outage(lambda: transitions.running(self.run.pk))
             self.run.status = PipelineRun.RUNNING
 
     def _execute(self, environment, workspace, variables) -> dict:
@@ -226,6 +226,8 @@ class Runner:
                 tick=metrics.read_if_due,
                 ahead=started_ahead,
             )
+            if outcome.stopped == "database":  # nothing of it can be stored: it fails, saying why
+                raise self.watch.database_lost
             self.mlflow = metrics.finish(score=outcome.score, mlflow_store=workspace.mlflow_store)
         if outcome.started_at:
             self.phases.append(
@@ -283,6 +285,8 @@ class Runner:
     def _should_stop(self) -> str:
         if self.watch.killed.is_set():
             return "killed"
+        if self.watch.database_lost:
+            return "database"
         if (timezone.now() - self.run.started_at).total_seconds() > self.run.max_run_seconds:
             return "timeout"
         return ""
@@ -290,7 +294,7 @@ class Runner:
     def _record_process_group(self, pid):
         """The package's process started: its process group (the sweeper ends it if this
         worker is lost) and what its sandbox gives, in one write."""
-        retry_when_locked(
+        during_outage(
             lambda: PipelineRun.objects.filter(pk=self.run.pk).update(
                 process_group=pid, sandbox=self.run.sandbox
             )
@@ -393,13 +397,20 @@ class Runner:
             made.append(version)
             return version
 
-        ended = transitions.finish(
-            run,
-            status=status,
-            reason=reason,
-            new_version=new_version if version_files is not None else None,
-        )
-        if version_files is not None and not made:
+        def finish():  # tried again whole while the database is away
+            made.clear()
+            return transitions.finish(
+                run,
+                status=status,
+                reason=reason,
+                new_version=new_version if version_files is not None else None,
+            )
+
+        ended = during_outage(finish)
+        # Successful already: an earlier try committed, but its answer was lost with the
+        # connection; the version it made holds the files
+        committed = ended is not None and ended[0] == PipelineRun.SUCCESSFUL
+        if version_files is not None and not made and not committed:
             manifest_delete(version_files)  # killed at the last moment: no version
         if ended is None:  # deleted meanwhile
             return
@@ -423,10 +434,22 @@ class Runner:
 def run_pipeline(run, *, go_ahead=False) -> None:
     """Execute a queued run here and now, start to end. Never raises for a failing package.
     `go_ahead`: a pipeline worker's run, which may take the sandbox started ahead for it and
-    starts the next one when done."""
+    starts the next one when done. A database away when it starts is waited for
+    (outages.py): the job is kept, not dropped."""
+    claimed = during_outage(lambda: _claim(run.pk if isinstance(run, PipelineRun) else run))
+    if claimed is None:
+        return
+    runner = Runner(*claimed, go_ahead=go_ahead)
+    runner.handle()
+    runner.start_ahead()
+
+
+def _claim(run_id: int):
+    """Load the run and claim it: (run, requirements, its environment's record), or None when
+    it is not queued any more."""
     run = PipelineRun.objects.select_related(
         "project", "package", "version", "dataset", "evaluation_dataset"
-    ).get(pk=run.pk if isinstance(run, PipelineRun) else run)
+    ).get(pk=run_id)
     run.version.package = run.package  # the same row: not read twice
     requirements = version_requirements(run.version)
     build = version_environment(run.version, requirements)
@@ -434,7 +457,5 @@ def run_pipeline(run, *, go_ahead=False) -> None:
     ready = environment_ready(python_version=run.package.language, requirements=requirements)
     if not transitions.claim(run, status=PipelineRun.RUNNING if ready else PipelineRun.PACKAGING):
         logger.info("pipeline run %s is %s, not queued: skipped", run.pk, run.status)
-        return
-    runner = Runner(run, requirements, build, go_ahead=go_ahead)
-    runner.handle()
-    runner.start_ahead()
+        return None
+    return run, requirements, build

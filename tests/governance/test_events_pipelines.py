@@ -217,7 +217,10 @@ def test_kill_retry_and_delete_are_logged_as_who_did_them(pages_as, api_as, bob,
 
 
 def missed(schedule):
-    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=timezone.now() - timedelta(hours=2))
+    """Its first firing, two hours ago, passed while every process was down (the next one is
+    to come: nothing more was missed)."""
+    moment = timezone.now() - timedelta(hours=2)
+    Schedule.objects.filter(pk=schedule.pk).update(starts_at=moment, next_run_at=moment)
 
 
 @pytest.mark.django_db

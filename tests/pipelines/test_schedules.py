@@ -113,6 +113,53 @@ def test_a_firing_missed_while_everything_was_down_happens_on_restart(bob, proje
     assert schedule.runs.count() == 1
 
 
+def test_firings_missed_while_no_worker_ran_are_one_run_and_the_rest_said(bob, project, pages_as):
+    """Three hourly firings passed while the only worker was down: the first sweep starts one
+    run (one catch-up, never a burst), and says which two it skipped, in ML Logs and on the
+    Recurring pipelines page: none is dropped silently."""
+    import io
+
+    from datasets.services import dataset_create, dataset_file_put
+    from governance.models import Event
+    from packages.services import package_create
+    from pipelines.sweeper import arm_schedules
+
+    package_create(project=project, user=bob, name="p", file=upload())
+    dataset = dataset_create(project=project, user=bob, name="d")
+    dataset_file_put(user=bob, dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1"))
+    first = (timezone.now() - timedelta(hours=2, minutes=30)).replace(second=0, microsecond=0)
+    schedule = Schedule.objects.create(
+        project=project,
+        created_by=bob,
+        name="hourly",
+        every=1,
+        unit="hours",
+        timezone="UTC",
+        starts_at=first,
+        next_run_at=first,
+        inputs={"type": "train", "package": "p", "version": "1.0", "dataset": "d"},
+    )
+    arm_schedules()  # the first worker back
+
+    schedule.refresh_from_db()
+    assert schedule.runs.count() == 1
+    assert schedule.next_run_at == first + timedelta(hours=3)
+    skipped = [first + timedelta(hours=1), first + timedelta(hours=2)]
+    (event,) = Event.objects.filter(category="schedule", action="skipped")
+    assert (event.actor_name, event.object_key) == ("system", str(schedule.pk))
+    assert event.data["skipped"] == 2
+    assert event.data["times"] == [moment.isoformat() for moment in skipped]
+    assert event.message.startswith(
+        f"2 missed firings skipped ({skipped[0]:%Y-%m-%d %H:%M}, {skipped[1]:%Y-%m-%d %H:%M} UTC)"
+    )
+    page = pages_as(bob).get("/p/alpha/pipelines/recurring/").content.decode()
+    assert "2 missed firings skipped" in page
+    assert f"?object=schedule:{schedule.pk}" in page  # its ML Logs, where the times are
+    arm_schedules()  # and nothing more
+    assert schedule.runs.count() == 1
+    assert Event.objects.filter(action="skipped").count() == 1
+
+
 # On time, with exactly the processes the README lists: one `rqworker pipelines` (the session's
 # `worker`), whose RQ scheduler wakes runs and schedules. Nothing crashes on the way (no failed
 # job left in RQ) and nothing waits for the sweeper's rescue.
