@@ -17,7 +17,7 @@ from pipelines import transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun
 from pipelines.parameters import DIRECTORIES, run_variables
-from pipelines.runner import ahead, isolation, sandbox
+from pipelines.runner import ahead, isolation, sandbox, sandbox_uids
 from pipelines.runner.builds import BuildStopped, EnvironmentUnavailable
 from pipelines.runner.environments import (
     environment_ready,
@@ -30,7 +30,7 @@ from pipelines.runner.environments import (
 from pipelines.runner.metrics_file import metrics_file
 from pipelines.runner.outputs import artifact_files, upload
 from pipelines.runner.process import run_user_code
-from pipelines.runner.sandbox import python_prefixes, sandbox_uid
+from pipelines.runner.sandbox import python_prefixes
 from pipelines.runner.watch import RunWatch
 from pipelines.runner.workspace import UnsafeOutput, Workspace, collected_files
 
@@ -81,6 +81,7 @@ class Runner:
         # for the next run when done (runner/ahead.py); runs in any other process don't.
         self.go_ahead = go_ahead and ahead.possible()
         self.ahead = None  # the sandbox started ahead this run took, until its code starts
+        self.lease = None  # the uid its code runs as (runner/sandbox_uids.py)
         self.environment = None  # the run's, once ready
         self.requirements = requirements
         self.build = build  # its environment's record (EnvironmentBuild), as of the claim
@@ -152,6 +153,8 @@ class Runner:
                 self.ahead.discard()
             if workspace:
                 workspace.remove()
+            if self.lease:  # once nothing of the run is left
+                self.lease.release()
 
     def start_ahead(self):
         """Start the sandbox of this worker's next run (runner/ahead.py), like this run's."""
@@ -234,7 +237,8 @@ class Runner:
         run = self.run
         if problem := sandbox.refusal():  # never unsandboxed unless the operator said so
             raise EnvironmentUnavailable(f"this worker can't sandbox package code: {problem}")
-        uid = self.ahead.uid if self.ahead else sandbox_uid(run.pk)
+        self.lease = self.ahead.lease if self.ahead else self._lease(workspace)
+        uid = self.lease.uid
         root = os.geteuid() == 0
         if root:
             # started ahead: its process owns the other folders already, and may be changing
@@ -273,6 +277,14 @@ class Runner:
             home=str(workspace.home),
         )
         return box, None
+
+    def _lease(self, workspace):
+        try:
+            return sandbox_uids.lease(sandbox_uids.RUN, workspace.root.name)
+        except sandbox_uids.UidsExhausted as error:
+            raise EnvironmentUnavailable(
+                f"this worker can't sandbox package code: {error}"
+            ) from None
 
     def _should_stop(self) -> str:
         if self.watch.killed.is_set():
