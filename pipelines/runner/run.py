@@ -237,7 +237,8 @@ class Runner:
         run = self.run
         if problem := sandbox.refusal():  # never unsandboxed unless the operator said so
             raise EnvironmentUnavailable(f"this worker can't sandbox package code: {problem}")
-        self.lease = self.ahead.lease if self.ahead else self._lease(workspace)
+        ahead_lease = self.ahead.lease if self.ahead else None  # the run gives it back
+        self.lease = ahead_lease or sandbox_uids.lease(sandbox_uids.RUN, workspace.root.name)
         uid = self.lease.uid
         root = os.geteuid() == 0
         if root:
@@ -277,14 +278,6 @@ class Runner:
             home=str(workspace.home),
         )
         return box, None
-
-    def _lease(self, workspace):
-        try:
-            return sandbox_uids.lease(sandbox_uids.RUN, workspace.root.name)
-        except sandbox_uids.UidsExhausted as error:
-            raise EnvironmentUnavailable(
-                f"this worker can't sandbox package code: {error}"
-            ) from None
 
     def _should_stop(self) -> str:
         if self.watch.killed.is_set():

@@ -8,11 +8,13 @@ build's code in test_sandbox_builds.py, a skill's replica in tests/skills/test_s
 The sandbox tests' helpers are in tests/pipelines/sandboxing.py, their fixtures in
 tests/pipelines/conftest.py."""
 
+import ctypes
 import json
+import platform
 
 import pytest
 
-from pipelines.runner import ahead
+from pipelines.runner import ahead, sandbox, syscall_filter
 from tests.pipelines.sandboxing import (
     KERNEL_ATTEMPTS,
     assert_kernel_refused,
@@ -54,3 +56,33 @@ def test_a_sandbox_started_ahead_is_filtered_as_a_cold_one(db, project, bob):
         assert_kernel_refused(answers(run))
     finally:
         ahead.discard()
+
+
+def test_on_another_architecture_a_worker_refuses_to_run_package_code(monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(platform, "machine", lambda: "riscv64")
+        sandbox.status.cache_clear()
+        try:
+            refusal = sandbox.refusal()
+        finally:
+            sandbox.status.cache_clear()
+    assert "seccomp filter is made for x86_64 and aarch64, not riscv64" in refusal
+    assert "AICENTER_SANDBOX=off" in refusal
+
+
+def test_the_filters_syscall_numbers_are_libseccomps(monkeypatch):
+    """Checked against libseccomp's tables where it is installed (the filter doesn't need it)."""
+    try:
+        libseccomp = ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        pytest.skip("no libseccomp here to check against")
+    resolve = libseccomp.seccomp_syscall_resolve_name_arch
+    resolve.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
+    for machine, (audit_arch, numbers) in syscall_filter.MACHINES.items():
+        for name, number in numbers.items():
+            assert resolve(audit_arch, name.encode()) == number, (machine, name)
+        with monkeypatch.context() as patch:
+            patch.setattr(platform, "machine", lambda machine=machine: machine)
+            syscall_filter.program.cache_clear()
+            assert len(syscall_filter.program()) % 8 == 0  # every jump's label is known
+        syscall_filter.program.cache_clear()
