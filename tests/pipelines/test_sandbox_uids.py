@@ -70,6 +70,11 @@ def uid_of(run) -> int:
     return int(files_of(run.artifacts)["uid.txt"])
 
 
+def written(path) -> bool:
+    """Has a process written its uid there yet? (It makes the file, then writes.)"""
+    return path.exists() and path.read_text().strip().isdigit()
+
+
 def workspace(name: str):
     folder = settings.WORKSPACES_DIR / name
     folder.mkdir(parents=True)
@@ -296,7 +301,7 @@ def test_a_run_an_ahead_sandbox_a_build_and_a_replica_alive_at_once_have_four_ui
         wait_available(api)
         for thread in threads:
             thread.start()
-        wait_until(lambda: (source / "uid").exists() and (shared / "uid").exists(), 60, "not up")
+        wait_until(lambda: written(source / "uid") and written(shared / "uid"), 60, "not up")
         uids = {
             RUN: int((shared / "uid").read_text()),
             AHEAD: waiting.uid,
