@@ -332,10 +332,28 @@ SANDBOX = "off" if os.environ.get("AICENTER_SANDBOX", "on").strip().lower() == "
 BWRAP = os.environ.get("AICENTER_BWRAP", "").strip()
 # The data dir 0700 and the SQLite file 0600 (crossable 0711 for unsandboxed runs' uids).
 data_dir_protect(DATA_DIR, database=DATABASES["default"], crossable=SANDBOX == "off")
-# A root worker runs each sandbox as its own uid from this range (no passwd entry needed).
-SANDBOX_UIDS = tuple(
-    int(n) for n in os.environ.get("AICENTER_SANDBOX_UIDS", "200000-299999").split("-", 1)
-)
+# A root worker runs each sandbox as a uid of its own from this range (no passwd entry
+# needed): its first uid for probes, then a part each for runs, sandboxes started ahead,
+# environment builds and skill replicas (pipelines/runner/sandbox_uids.py), 8 uids at least.
+SANDBOX_UIDS_LEAST = 65
+
+
+def uid_range(text):
+    first, _, last = text.partition("-")
+    try:
+        first, last = int(first), int(last)
+    except ValueError:
+        first = last = 0
+    if not 0 < first <= last < 2**32 - 1 or last - first + 1 < SANDBOX_UIDS_LEAST:
+        raise ImproperlyConfigured(
+            f"AICENTER_SANDBOX_UIDS={text!r} is not a range of at least {SANDBOX_UIDS_LEAST} "
+            "uids, such as 200000-299999: sandboxes run as uids of it (never root, 0), a part "
+            "each for runs, sandboxes started ahead, environment builds and skill replicas"
+        )
+    return first, last
+
+
+SANDBOX_UIDS = uid_range(os.environ.get("AICENTER_SANDBOX_UIDS", "200000-299999"))
 # cgroups for the whole-run memory and process limits where the machine allows them.
 SANDBOX_CGROUPS = envbool("AICENTER_SANDBOX_CGROUPS", True)
 # A root worker starts the next run's sandbox when a run ends (pipelines/runner/ahead.py):

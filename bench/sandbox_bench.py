@@ -4,20 +4,22 @@
     .venv/bin/python bench/sandbox_bench.py [--runs 40]
 
 Times the package's process as the runner starts it (the bootstrap calling train() and save()
-of a no-op package, in a real package environment), three ways, in the same process:
+of a no-op package, in a real package environment), in the same process:
 
 1. baseline: a bare subprocess of the environment's Python, as before the sandbox;
 2. the sandbox as a root worker runs it: bubblewrap, setpriv to the run's own uid, a cgroup for
-   the whole run's memory and processes (made and removed each time, as for a run);
-3. the same without cgroups (the memory watchdog's case);
+   the whole run's memory and processes (made and removed each time, as for a run), its seccomp
+   filter, and the run's uid leased from the database and given back (runner/sandbox_uids.py);
+3. the same without the filter, as one uid for every run (how sandboxes were before both);
+4. and 5. the same two without cgroups (the memory watchdog's case);
 
 and prints medians and what the sandbox adds (goal: ≤ 10 ms a run). It uses the bwrap a worker
-would (pipelines/runner/bubblewrap.py; AICENTER_BWRAP=bundled times the wheel's); cgroups need
-root. It uses its own data directory.
+would (pipelines/runner/bubblewrap.py; AICENTER_BWRAP=bundled times the wheel's); cgroups and
+leases need root. It uses its own data directory (and SQLite database).
 """
 
 import argparse
-import json
+import marshal
 import os
 import statistics
 import subprocess
@@ -38,8 +40,10 @@ def setup_django(data_dir):
     os.environ.setdefault("SECRET_KEY", "benchmark-only-not-a-secret-abcdefghijklmnopqrstuvw")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aicenter.settings")
     import django
+    from django.core.management import call_command
 
     django.setup()
+    call_command("migrate", verbosity=0)
 
 
 def timed(command, **kwargs) -> float:
@@ -56,7 +60,7 @@ def main():
     setup_django(data_dir)
     from django.conf import settings
 
-    from pipelines.runner import sandbox
+    from pipelines.runner import sandbox, sandbox_uids
     from pipelines.runner.bubblewrap import bubblewrap
     from pipelines.runner.environments import environment_for
     from pipelines.runner.process import BOOTSTRAP, run_limits
@@ -65,37 +69,44 @@ def main():
     workspace = data_dir / "workspace"
     (workspace / "package").mkdir(parents=True)
     (workspace / "package" / "train.py").write_text(TRAIN)
-    uid = sandbox.sandbox_uid(1)
-    os.chown(workspace / "package", uid, uid)
-    plan = json.dumps([["train", "./data"], ["save", None]])
+    probe_uid = sandbox_uids.probe_uid()
+    plan = [["train", "./data"], ["save", None]]
     read_end, write_end = os.pipe()  # the bootstrap's report channel, drained below
-    argv = [environment.python, "-B", "-u", "-c", BOOTSTRAP, str(write_end), plan]
-    argv.append(json.dumps(run_limits()))
+    arguments = marshal.dumps((plan, {**run_limits(), "sandboxed": True}), 4).hex()
+    argv = [environment.python, "-B", "-u", "-c", BOOTSTRAP, str(write_end), arguments]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(workspace), "LANG": "C.UTF-8"}
     cwd = str(workspace / "package")
 
     def bare():
         return timed(argv, cwd=cwd, env=env, pass_fds=(write_end,))
 
-    def sandboxed(cgroups):
+    def sandboxed(cgroups, *, before=False):
         def once():
+            started = time.perf_counter()
+            lease = sandbox_uids.Lease(probe_uid, "", held=False)
+            if not before:
+                lease = sandbox_uids.lease(sandbox_uids.RUN, "bench")
+            os.chown(workspace / "package", lease.uid, lease.uid)  # as a run's hand-over
             box = sandbox.Sandbox(
                 "bench",
-                uid=uid,
+                uid=lease.uid,
                 writable=[workspace],
                 readable=[environment.path, *sandbox.python_prefixes(environment.python)],
                 memory=settings.PIPELINE_MEMORY_LIMIT_MB * 1024 * 1024,
                 processes=settings.PIPELINE_PROCESSES_LIMIT,
                 cgroups=sandbox.status().cgroups if cgroups else "",
             )
-            started = time.perf_counter()
             command = box.command(argv, cwd=cwd)
+            if before:  # no filter: its two arguments out (its pipe stays unread)
+                at = command.index("--seccomp")
+                del command[at : at + 2]
             process = subprocess.Popen(
                 command, env=env, pass_fds=(write_end, *box.fds), stdout=subprocess.DEVNULL
             )
             box.started(process)
             process.wait()
             box.close()
+            lease.release()
             elapsed = (time.perf_counter() - started) * 1000
             if process.returncode:
                 raise SystemExit(f"the sandboxed run failed ({process.returncode})")
@@ -106,9 +117,10 @@ def main():
     ways = [("bare subprocess (baseline)", bare)]
     if sandbox.status().enabled:
         print(f"{bubblewrap()}: {bubblewrap().path}")
-        if sandbox.status().cgroups:
-            ways.append((f"sandbox, cgroup {sandbox.status().cgroups}", sandboxed(True)))
-        ways.append(("sandbox, memory watchdog", sandboxed(False)))
+        for cgroups in [True] * bool(sandbox.status().cgroups) + [False]:
+            name = f"cgroup {sandbox.status().cgroups}" if cgroups else "memory watchdog"
+            ways.append((f"sandbox, {name}, as before", sandboxed(cgroups, before=True)))
+            ways.append((f"sandbox, {name}, seccomp, leased", sandboxed(cgroups)))
     else:
         print(f"no sandbox here: {sandbox.status().problem}")
     times = {name: [] for name, _ in ways}
@@ -127,12 +139,12 @@ def main():
                     break
     base = statistics.median(times[ways[0][0]])
     print(f"\nThe package's process, train() + save() of a no-op package, median of {args.runs}:")
-    print(f"{'':38} {'median':>9} {'p90':>9} {'added':>9} {'ratio':>7}")
+    print(f"{'':48} {'median':>9} {'p90':>9} {'added':>9} {'ratio':>7}")
     for name, values in times.items():
         median = statistics.median(values)
         p90 = sorted(values)[int(len(values) * 0.9) - 1]
         print(
-            f"{name:38} {median:7.1f}ms {p90:7.1f}ms {median - base:+7.1f}ms {median / base:6.2f}×"
+            f"{name:48} {median:7.1f}ms {p90:7.1f}ms {median - base:+7.1f}ms {median / base:6.2f}×"
         )
     print("\nGoal: the sandbox adds ≤ 10 ms a run.")
 

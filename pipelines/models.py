@@ -170,7 +170,8 @@ class PipelineRun(models.Model):
 
     @property
     def sandbox_limits(self) -> str:
-        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB'."""
+        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB, no keyrings, no new
+        user namespaces (seccomp)'."""
         description = self.sandbox
         if not description:
             return ""
@@ -184,6 +185,8 @@ class PipelineRun(models.Model):
             parts.append(f"memory ≤ {description['memory_mb']:,} MB ({enforced})")
         if description.get("disk_mb"):
             parts.append(f"disk ≤ {description['disk_mb']:,} MB")
+        if description.get("seccomp"):
+            parts.append(description["seccomp"])
         return ", ".join(parts)
 
     @property
@@ -365,3 +368,34 @@ class MetricChunk(models.Model):
 
     def __str__(self):
         return f"points {self.seq} of {self.series}"
+
+
+class SandboxUid(models.Model):
+    """A uid of AICENTER_SANDBOX_UIDS and who had it last (pipelines/runner/sandbox_uids.py):
+    held from its lease until nothing of its holder is left on the holder's machine."""
+
+    uid = models.PositiveBigIntegerField(primary_key=True)
+    kind = models.CharField(max_length=16)  # run, ahead, build or replica
+    held = models.BooleanField()
+    host = models.CharField(max_length=255)  # the holder's machine: its hostname
+    pid = models.PositiveIntegerField()  # the process that leased it, on that machine
+    holder = models.CharField(max_length=255)  # its workspace's name; a build's own
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        # the sweeper's question: what does this machine still hold?
+        indexes = [models.Index(fields=["host"], condition=models.Q(held=True), name="uid_held")]
+
+    def __str__(self):
+        return f"uid {self.uid} ({self.kind}, {'held by' if self.held else 'was'} {self.holder})"
+
+
+class SandboxUidCounter(models.Model):
+    """Where each kind of sandbox is in its part of AICENTER_SANDBOX_UIDS: every machine's
+    leases go through the part in turn from here."""
+
+    kind = models.CharField(max_length=16, primary_key=True)
+    position = models.BigIntegerField()
+
+    def __str__(self):
+        return f"{self.kind} at {self.position}"

@@ -12,7 +12,8 @@ a Redis lock); it only needs the database and Redis, so any worker on any machin
 - schedules whose wake-up RQ lost are re-armed, and missed firings happen now;
 - webhook deliveries whose job Redis lost are queued again;
 - workspaces that finished runs left on this machine (their removal failed) are removed, and
-  so are those of sandboxes started ahead by workers that are gone;
+  so are those of sandboxes started ahead by workers that are gone; then the sandbox uids their
+  holders could not give back are given back, once nothing of theirs is left;
 - ML Logs events past AICENTER_LOG_RETENTION_DAYS are deleted (governance/retention.py);
 - storage nothing refers to (a killed upload's blobs, manifests and temporary files) is
   reclaimed once past its grace period (aicenter/reclaim.py), hourly.
@@ -36,7 +37,7 @@ from governance.retention import events_expire_hourly
 from pipelines import outages, queue, transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
-from pipelines.runner import ahead
+from pipelines.runner import ahead, sandbox_uids
 from pipelines.runner.sandbox import remove_leftovers
 from pipelines.runner.workspace import Workspace
 from pipelines.schedules import schedule_arm, schedule_fire
@@ -71,6 +72,7 @@ def sweep() -> None:
         arm_schedules()
         remove_finished_workspaces()
         remove_ahead_leftovers()
+        sandbox_uids.release_left()
         events_expire_hourly()
         reclaim_storage_hourly()
     finally:

@@ -22,6 +22,7 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from pipelines.runner import sandbox_uids
 from pipelines.runner.workspace import Workspace
 from skills import channel
 from skills.models import Skill, SkillHost, SkillReplica
@@ -165,6 +166,7 @@ class Host:
 
     def run(self, stop: threading.Event) -> None:
         remove_orphan_workspaces()
+        sandbox_uids.release_left()  # the uids of a killed host's replicas, whose are now gone
         self.row = SkillHost.objects.create(name=self.name, gpu=self.gpu, seen_at=timezone.now())
         logger.info("skill host %s started", self.name)
         try:

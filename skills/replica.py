@@ -21,7 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from pipelines.runner import isolation, sandbox
+from pipelines.runner import isolation, sandbox, sandbox_uids
 from pipelines.runner.builds import EnvironmentUnavailable
 from pipelines.runner.environments import (
     using_environment,
@@ -29,12 +29,10 @@ from pipelines.runner.environments import (
     version_requirements,
 )
 from pipelines.runner.process import run_limits, user_environment
-from pipelines.runner.sandbox import python_prefixes, sandbox_uid
+from pipelines.runner.sandbox import python_prefixes
 from pipelines.runner.workspace import Workspace
 
 BOOTSTRAP = (Path(__file__).parent / "replica_bootstrap.py").read_text()
-# Sandbox uids of replicas start this far from the runs' (they take uids by run number).
-UID_OFFSET = 50_000
 # The replica's last lines of output, kept to say why it failed.
 LOG_LINES = 200
 # An answer bigger than this breaks the protocol (the replica is restarted).
@@ -96,6 +94,12 @@ class Replica:
             using_environment(python_version=package.language, requirements=requirements)
         )
         workspace = Workspace.create(self.key, kind="skill")
+        try:
+            lease = sandbox_uids.lease(sandbox_uids.REPLICA, workspace.root.name)
+        except sandbox_uids.UidsExhausted as error:
+            workspace.remove()
+            raise ReplicaFailed(f"this skill host can't sandbox package code: {error}") from None
+        self.stack.callback(lease.release)  # last: once the workspace is gone
         self.stack.callback(workspace.remove)
         workspace.materialise(version.manifest, workspace.package)
         request_read, self.to_replica = os.pipe()
@@ -114,7 +118,7 @@ class Replica:
             "stderr": subprocess.STDOUT,
             "start_new_session": True,
         }
-        uid = sandbox_uid(UID_OFFSET + self.key)
+        uid = lease.uid
         if os.geteuid() == 0:
             isolation.hand_over(workspace, uid)
         pipes = (request_read, answer_write)
@@ -123,7 +127,7 @@ class Replica:
                 raise ReplicaFailed(f"this skill host can't sandbox package code: {problem}")
             if sandbox.status().enabled:
                 self.box = sandbox.Sandbox(
-                    f"skill-{self.key}-{workspace.root.name}",
+                    workspace.root.name,  # skill-<key>-<random>: unique on this machine
                     uid=uid,
                     writable=[workspace.root, *settings.SANDBOX_SHARED_DIRS],
                     readable=[environment.path, *python_prefixes(environment.python)],

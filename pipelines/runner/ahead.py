@@ -23,8 +23,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from pipelines import queue
-from pipelines.runner import isolation, sandbox
+from pipelines.runner import isolation, sandbox, sandbox_uids
 from pipelines.runner.environments import READY
 from pipelines.runner.process import BOOTSTRAP, user_environment
 from pipelines.runner.workspace import Workspace
@@ -37,6 +36,7 @@ KIND = "ahead"  # its workspace: ahead-<worker pid>-<random> (the sweeper's remo
 class Ahead:
     key: tuple  # (environment key, network): what it was started for
     workspace: Workspace
+    lease: sandbox_uids.Lease  # its uid's, the run's that takes it
     box: sandbox.Sandbox
     process: subprocess.Popen
     reports: int  # the read end of the bootstrap's report pipe
@@ -44,7 +44,7 @@ class Ahead:
 
     @property
     def uid(self) -> int:
-        return self.box.uid
+        return self.lease.uid
 
     def send(self, plan, limits, environ) -> None:
         """Give it its run: it reads this, sets the variables, and goes on as a cold start."""
@@ -64,6 +64,7 @@ class Ahead:
         os.close(self.reports)
         self.lock.close()
         self.workspace.remove()
+        self.lease.release()
 
 
 _ahead: Ahead | None = None
@@ -86,7 +87,14 @@ def start(*, environment, network: bool) -> None:
         lock.close()
         return
     workspace = Workspace.create(os.getpid(), kind=KIND)
-    uid = sandbox.sandbox_uid(queue.connection("pipelines").incr("aicenter:ahead-uid"), ahead=True)
+    try:
+        lease = sandbox_uids.lease(sandbox_uids.AHEAD, workspace.root.name)
+    except sandbox_uids.UidsExhausted:
+        logger.exception("could not start a sandbox ahead")
+        workspace.remove()
+        lock.close()
+        return
+    uid = lease.uid
     # all but the package folder, which stays the worker's (read-only to this process) until
     # the run's files are in it; the others are empty, and only this process writes there
     isolation.hand_over(workspace, uid, folders=[workspace.home, workspace.tmp, workspace.metrics])
@@ -118,12 +126,13 @@ def start(*, environment, network: bool) -> None:
         os.close(read_end)
         box.close()
         workspace.remove()
+        lease.release()
         lock.close()
         return
     finally:
         os.close(write_end)
     box.started(process)
-    _ahead = Ahead((environment.key, network), workspace, box, process, read_end, lock)
+    _ahead = Ahead((environment.key, network), workspace, lease, box, process, read_end, lock)
 
 
 def take(*, environment, network: bool) -> Ahead | None:

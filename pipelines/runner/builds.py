@@ -19,7 +19,8 @@ from uv import find_uv_bin
 from aicenter.database import retry_when_locked
 from pipelines import transitions
 from pipelines.models import EnvironmentBuild
-from pipelines.runner.sandbox import Sandbox, python_prefixes, refusal, sandbox_uid, status
+from pipelines.runner import sandbox_uids
+from pipelines.runner.sandbox import Sandbox, python_prefixes, refusal, status
 
 # A build's output goes to the database this often, for the pages of the runs waiting on it.
 BUILD_FLUSH_SECONDS = 0.5
@@ -133,11 +134,10 @@ def _own(cache: Path, uid: int) -> None:
                     os.chown(os.path.join(folder, name), uid, uid, follow_symlinks=False)
 
 
-def _build_sandbox(path: Path, python: str, uv: str | None):
+def _build_sandbox(path: Path, python: str, uv: str | None, uid: int):
     """A build sees the environment it builds and the installers' cache, read-write; the
     Python and uv it runs, read-only; the package index through the network; nothing else.
-    It runs as the builds' own uid, with none of the server's variables."""
-    uid = sandbox_uid(0)
+    It runs as its own uid, with none of the server's variables."""
     cache = settings.INSTALLER_CACHE_DIR
     cache.mkdir(parents=True, exist_ok=True)
     path.mkdir(parents=True)
@@ -160,7 +160,7 @@ def _build_sandbox(path: Path, python: str, uv: str | None):
     if not status().enabled:
         return None, environment
     box = Sandbox(
-        f"build-{path.name}-{os.getpid()}",
+        _name(path),
         uid=uid,
         writable=[path, cache],
         readable=readable,
@@ -220,14 +220,28 @@ def _run(command, record, box, environment, deadline: float, should_stop=None):
         process.stdout.close()
 
 
+def _name(path: Path) -> str:
+    """The build's, for its cgroup and its uid's lease."""
+    return f"build-{path.name}-{os.getpid()}"
+
+
 def build(path: Path, python: str, requirements: str, record, should_stop=None) -> None:
-    """Build a virtual environment at `path` for these (normalised) requirements."""
+    """Build a virtual environment at `path` for these (normalised) requirements, as a uid of
+    its own, given back when the build is over (runner/sandbox_uids.py)."""
+    lease = sandbox_uids.lease(sandbox_uids.BUILD, _name(path))
+    try:
+        _build(path, python, requirements, record, should_stop, lease.uid)
+    finally:
+        lease.release()
+
+
+def _build(path: Path, python: str, requirements: str, record, should_stop, uid: int) -> None:
     uv = find_uv()
     record.write(
         f"[aicenter] building the package's environment with {'uv' if uv else 'pip'}\n",
         platform=True,
     )
-    box, environment = _build_sandbox(path, python, uv)
+    box, environment = _build_sandbox(path, python, uv, uid)
     deadline = time.monotonic() + settings.ENVIRONMENT_BUILD_MAX_SECONDS
     if uv:
         create = [uv, "venv", "--python", python, "--no-python-downloads", "--quiet", str(path)]

@@ -34,7 +34,8 @@ from pipelines.models import EnvironmentBuild
 from pipelines.runner.blob_cache import local_blob
 from pipelines.runner.builds import BuildRecord, BuildStopped, EnvironmentUnavailable, build
 from pipelines.runner.isolation import can_run
-from pipelines.runner.sandbox import sandbox_uid, status
+from pipelines.runner.sandbox import status
+from pipelines.runner.sandbox_uids import probe_uid
 from pipelines.runner.trees import remove_tree
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def find_python(version: str) -> str | None:
     candidates = [c for c in dict.fromkeys(candidates) if c.exists()]
     if not status().enabled and os.geteuid() == 0:
         # unsandboxed runs start as an unprivileged uid: one it can start comes first
-        uid = sandbox_uid(1)
+        uid = probe_uid()
         candidates.sort(key=lambda c: not can_run(str(c), (uid, uid)))
     for candidate in candidates:
         try:

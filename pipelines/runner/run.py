@@ -7,6 +7,7 @@ import traceback
 from contextlib import ExitStack, contextmanager
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from aicenter.manifests import manifest_copy, manifest_delete
@@ -18,7 +19,7 @@ from pipelines.logs import WorkerLog
 from pipelines.models import PipelineRun
 from pipelines.outages import DatabaseUnreachable, during_outage
 from pipelines.parameters import DIRECTORIES, run_variables
-from pipelines.runner import ahead, isolation, sandbox
+from pipelines.runner import ahead, isolation, sandbox, sandbox_uids
 from pipelines.runner.builds import BuildStopped, EnvironmentUnavailable
 from pipelines.runner.environments import (
     environment_ready,
@@ -31,7 +32,7 @@ from pipelines.runner.environments import (
 from pipelines.runner.metrics_file import metrics_file
 from pipelines.runner.outputs import artifact_files, upload
 from pipelines.runner.process import run_user_code
-from pipelines.runner.sandbox import python_prefixes, sandbox_uid
+from pipelines.runner.sandbox import python_prefixes
 from pipelines.runner.watch import RunWatch
 from pipelines.runner.workspace import UnsafeOutput, Workspace, collected_files
 
@@ -82,6 +83,7 @@ class Runner:
         # for the next run when done (runner/ahead.py); runs in any other process don't.
         self.go_ahead = go_ahead and ahead.possible()
         self.ahead = None  # the sandbox started ahead this run took, until its code starts
+        self.lease = None  # the uid its code runs as (runner/sandbox_uids.py)
         self.environment = None  # the run's, once ready
         self.requirements = requirements
         self.build = build  # its environment's record (EnvironmentBuild), as of the claim
@@ -152,6 +154,11 @@ class Runner:
                 self.ahead.discard()
             if workspace:
                 workspace.remove()
+            if self.lease:  # once nothing of the run is left
+                try:
+                    self.lease.release()
+                except DatabaseError:  # away: the sweeper gives it back (release_left)
+                    logger.warning("sandbox uid %s not given back yet", self.lease.uid)
             self.log.flush()  # last: it may wait for the database
 
     def start_ahead(self):
@@ -242,7 +249,9 @@ class Runner:
         run = self.run
         if problem := sandbox.refusal():  # never unsandboxed unless the operator said so
             raise EnvironmentUnavailable(f"this worker can't sandbox package code: {problem}")
-        uid = self.ahead.uid if self.ahead else sandbox_uid(run.pk)
+        ahead_lease = self.ahead.lease if self.ahead else None  # the run gives it back
+        self.lease = ahead_lease or sandbox_uids.lease(sandbox_uids.RUN, workspace.root.name)
+        uid = self.lease.uid
         root = os.geteuid() == 0
         if root:
             # started ahead: its process owns the other folders already, and may be changing

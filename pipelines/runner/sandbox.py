@@ -6,11 +6,12 @@ in a bubblewrap (bwrap) sandbox of its own.
 - its own network namespace with loopback only, unless outbound network is allowed;
 - its own mount namespace: the system runtime and the package's environment read-only, its
   workspace read-write, private /tmp, /var/tmp and /dev/shm; nothing of the data dir;
-- a uid of its own: a root worker switches to one from AICENTER_SANDBOX_UIDS with setpriv (no
-  capabilities, no new privileges); a worker that isn't root runs it as itself in a user
-  namespace;
+- a uid of its own: a root worker switches to one leased from AICENTER_SANDBOX_UIDS
+  (runner/sandbox_uids.py) with setpriv (no capabilities, no new privileges); a worker that
+  isn't root runs it as itself in a user namespace;
 - one memory limit and one process limit for all its processes: a cgroup where the machine
-  lets us make one, else a watchdog that sums the memory of its processes.
+  lets us make one, else a watchdog that sums the memory of its processes;
+- a seccomp filter: no kernel keyrings, no new user namespaces (runner/syscall_filter.py).
 
 Which bwrap makes them: runner/bubblewrap.py. Where none can be had the worker refuses to run
 package code (see `refusal()`), unless the operator said AICENTER_SANDBOX=off.
@@ -29,8 +30,10 @@ from pathlib import Path
 
 from django.conf import settings
 
+from pipelines.runner import syscall_filter
 from pipelines.runner.bubblewrap import bubblewrap
 from pipelines.runner.cgroups import Cgroup, cgroup_version, kill
+from pipelines.runner.sandbox_uids import probe_uid
 
 logger = logging.getLogger(__name__)
 # The probe runs /bin/true in a sandbox: seconds on a busy machine, never this long unless
@@ -78,8 +81,11 @@ def status() -> Status:
     if chosen.problem:
         return Status(enabled=False, bwrap=chosen.path, problem=chosen.problem)
     bwrap = chosen.path
+    if problem := syscall_filter.problem():
+        return Status(enabled=False, bwrap=bwrap, problem=problem)
     privileged = os.geteuid() == 0
-    probe = Sandbox("probe", uid=sandbox_uid(0), cgroups="")
+    # the filter goes in too: a bwrap or kernel that can't load it makes no sandbox
+    probe = Sandbox("probe", uid=probe_uid(), cgroups="")
     try:
         answer = subprocess.run(
             probe.command(["/bin/true"], cwd="/"),
@@ -125,21 +131,8 @@ def describe(*, network: bool) -> dict:
         "disk_mb": settings.PIPELINE_DISK_LIMIT_MB,
         "uid": "own" if current.privileged else "worker's, in a user namespace",
         "bubblewrap": {"version": bubblewrap().version, "source": bubblewrap().source},
+        "seccomp": syscall_filter.DESCRIPTION,
     }
-
-
-def sandbox_uid(index: int, *, ahead: bool = False) -> int:
-    """A uid of the configured range (no passwd entry needed). Index 0 is for environment
-    builds; runs take the others in turn, so two runs at once never share one: by their id in
-    the first half, and in the second half when their sandbox was started ahead (runner/ahead.py,
-    by a counter in Redis: their id is not known yet)."""
-    first, last = settings.SANDBOX_UIDS
-    half = (last - first) // 2
-    if ahead:
-        return first + 1 + half + index % (last - first - half)
-    if index == 0:
-        return first
-    return first + 1 + index % half
 
 
 class Sandbox:
@@ -200,6 +193,8 @@ class Sandbox:
             args.append("--unshare-net")
         if not self.privileged:
             args += ["--unshare-user", "--disable-userns"]
+        self.fds = ()
+        args += ["--seccomp", str(self._data_fd(syscall_filter.program()))]
         made = {"/"}
 
         def place(*options_and_paths):
@@ -277,14 +272,19 @@ class Sandbox:
         uid = self.uid if self.privileged else os.geteuid()
         passwd = f"root:x:0:0::/root:/bin/sh\naicenter:x:{uid}:{uid}::{self.home}:/bin/sh\n"
         group = f"root:x:0:\naicenter:x:{uid}:\n"
-        files = []
-        for path, text in (("/etc/passwd", passwd), ("/etc/group", group)):
-            read_end, write_end = os.pipe()
-            os.write(write_end, text.encode())
-            os.close(write_end)
-            files.append((path, read_end))
-        self.fds = tuple(fd for _, fd in files)
-        return files
+        return [
+            (path, self._data_fd(text.encode()))
+            for path, text in (("/etc/passwd", passwd), ("/etc/group", group))
+        ]
+
+    def _data_fd(self, data: bytes) -> int:
+        """A pipe holding `data` for bwrap to read (a few hundred bytes: less than the pipe
+        holds), its read end kept in `fds` until the sandbox starts."""
+        read_end, write_end = os.pipe()
+        os.write(write_end, data)
+        os.close(write_end)
+        self.fds += (read_end,)
+        return read_end
 
     def started(self, process) -> None:
         """The sandbox's process is running: its copies of the data pipes are enough."""

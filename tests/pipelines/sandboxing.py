@@ -131,3 +131,99 @@ def path_without_bwrap(folder: Path) -> str:
                 os.symlink(os.path.join(entry, tool), mirror / tool)
         entries.append(str(mirror))
     return os.pathsep.join(entries)
+
+
+# What package code asks the kernel for that a sandbox refuses (test_sandbox_syscalls.py, and a
+# skill's replica in tests/skills/test_skills_sandbox.py): each call made by a Python of its
+# own, which prints the answer ("ok", an errno's name) or is killed ("killed by signal 31").
+KERNEL_ATTEMPTS = '''
+import ctypes, errno, os, platform, subprocess, sys
+
+_ATTEMPT = r"""
+import ctypes, errno, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+long = ctypes.c_long
+NR = %(numbers)r
+USER_KEYRING = -4  # KEY_SPEC_USER_KEYRING
+NEWUSER = 0x10000000  # CLONE_NEWUSER
+def call(number, *args):
+    ctypes.set_errno(0)
+    result = libc.syscall(long(number), *args)
+    if result == 0 and what == "clone":  # the child
+        os._exit(0)
+    print("ok" if result >= 0 else errno.errorcode.get(ctypes.get_errno(), "?"), flush=True)
+    return result
+what = sys.argv[1]
+if what == "add_key":
+    call(NR["add_key"], b"user", b"aicenter-probe", b"secret", long(6), long(USER_KEYRING))
+elif what == "keyctl":  # KEYCTL_GET_KEYRING_ID of the uid's keyring, made if need be
+    call(NR["keyctl"], long(0), long(USER_KEYRING), long(1))
+elif what == "request_key":
+    call(NR["request_key"], b"user", b"aicenter-probe", None, long(0))
+elif what == "unshare":
+    call(NR["unshare"], long(NEWUSER))
+elif what == "clone":  # like fork, in a new user namespace
+    call(NR["clone"], long(NEWUSER | 17), long(0), long(0), long(0), long(0))
+elif what == "clone3":  # no arguments: the kernel says EINVAL, a filter ENOSYS
+    call(NR["clone3"], None, long(0))
+elif what == "setns":
+    call(NR["setns"], long(os.open("/proc/self/ns/user", os.O_RDONLY)), long(NEWUSER))
+elif what == "x32":  # getpid of the x32 ABI
+    call(0x40000000 | 39)
+elif what == "i386":  # getpid through int 0x80, the i386 ABI: mov eax, 20; int 0x80; ret
+    code = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    code.write(bytes.fromhex("b814000000cd80c3"))
+    address = ctypes.addressof(ctypes.c_char.from_buffer(code))
+    result = ctypes.CFUNCTYPE(ctypes.c_int)(address)()
+    print("ok" if result > 0 else errno.errorcode.get(-result, "?"), flush=True)
+"""
+_NUMBERS = {
+    "x86_64": {"add_key": 248, "request_key": 249, "keyctl": 250, "unshare": 272,
+               "clone": 56, "clone3": 435, "setns": 308},
+    "aarch64": {"add_key": 217, "request_key": 218, "keyctl": 219, "unshare": 97,
+                "clone": 220, "clone3": 435, "setns": 268},
+}
+
+
+def kernel_attempts():
+    """{call: its answer} for every call a sandbox refuses, and `unshare -Ur true`'s code."""
+    machine = platform.machine()
+    program = _ATTEMPT % {"numbers": _NUMBERS[machine]}
+    calls = ["add_key", "keyctl", "request_key", "unshare", "clone", "clone3", "setns"]
+    if machine == "x86_64":
+        calls += ["x32", "i386"]
+    answers = {}
+    for what in calls:
+        done = subprocess.run([sys.executable, "-c", program, what], capture_output=True,
+                              text=True, timeout=60)
+        answers[what] = (
+            f"killed by signal {-done.returncode}" if done.returncode < 0
+            else done.stdout.strip() or done.stderr.strip()[-200:]
+        )
+    try:
+        answers["unshare -Ur"] = subprocess.run(
+            ["unshare", "-Ur", "true"], capture_output=True, timeout=60
+        ).returncode
+    except OSError as error:
+        answers["unshare -Ur"] = type(error).__name__
+    return answers
+'''
+# What a sandbox answers them (SIGSYS is signal 31 on x86_64 and aarch64).
+KERNEL_REFUSED = {
+    "add_key": "EPERM",
+    "keyctl": "EPERM",
+    "request_key": "EPERM",
+    "unshare": "EPERM",
+    "clone": "EPERM",
+    "clone3": "ENOSYS",
+    "setns": "EPERM",
+    "x32": "killed by signal 31",
+    "i386": "killed by signal 31",
+}
+
+
+def assert_kernel_refused(found: dict) -> None:
+    """kernel_attempts()'s answers are a sandbox's."""
+    expected = {call: KERNEL_REFUSED[call] for call in found if call in KERNEL_REFUSED}
+    assert {call: found[call] for call in expected} == expected
+    assert found["unshare -Ur"] != 0  # util-linux's way to uid 0 in a namespace of its own

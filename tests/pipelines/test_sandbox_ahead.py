@@ -16,7 +16,7 @@ from rq import Worker
 
 from pipelines import queue, sweeper
 from pipelines.models import PipelineRun
-from pipelines.runner import ahead, sandbox
+from pipelines.runner import ahead, sandbox, sandbox_uids
 from tests.conftest import (
     start_worker,
     stop,
@@ -66,10 +66,9 @@ def test_the_next_run_takes_the_sandbox_started_ahead_and_sees_only_its_own(db, 
     assert STARTED_AHEAD in log_of(second)
     assert "hello from" in log_of(second)  # its output is its log, as a cold start's
     cold, warm = who(first), who(second)
-    # its own uid, never root, of the half kept for sandboxes started ahead
-    first_uid, last_uid = settings.SANDBOX_UIDS
+    # its own uid, never root, of the part kept for sandboxes started ahead
     assert warm["uid"] == warm["gid"] != 0 and warm["groups"] == []
-    assert (first_uid + last_uid) // 2 < warm["uid"] <= last_uid
+    assert warm["uid"] in sandbox_uids.part(sandbox_uids.AHEAD)
     assert warm["uid"] != cold["uid"]
     # exactly a cold start's variables: its own parameters, none of the run before
     assert warm["env"]["shape"] == "round" and "colour" not in warm["env"]

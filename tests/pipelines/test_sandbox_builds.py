@@ -1,5 +1,5 @@
 """The sandbox and environment builds: wheels only by default; source builds, when allowed,
-sandboxed as the builds' own uid.
+sandboxed as a uid of their own, refused keyrings and user namespaces.
 
 The sandbox tests' helpers are in tests/pipelines/sandboxing.py, their fixtures in
 tests/pipelines/conftest.py."""
@@ -9,9 +9,10 @@ import json
 import pytest
 from django.conf import settings
 
-from pipelines.runner import sandbox
+from pipelines.runner import sandbox_uids
 from pipelines.runner.builds import EnvironmentUnavailable
 from pipelines.runner.environments import environment_for
+from tests.pipelines.sandboxing import KERNEL_ATTEMPTS, assert_kernel_refused
 
 # Committed rows: the runner's watch thread reads the run on a connection of its own; the runs
 # are executed here, never by a worker.
@@ -22,7 +23,7 @@ pytestmark = [
 ]
 
 
-# 3. Build code: wheels only by default; source builds sandboxed as the builds' own uid.
+# 3. Build code: wheels only by default; source builds sandboxed as a uid of their own.
 
 SETUP_PY = """\
 import json, os
@@ -40,6 +41,7 @@ try:
     proof["wrote"] = True
 except Exception as error:
     proof["wrote"] = type(error).__name__
+proof["kernel"] = kernel_attempts()
 (here / "proof.json").write_text(json.dumps(proof))
 setup(name="evilpkg", version="1.0")
 """
@@ -53,7 +55,8 @@ def evil_source(settings, tmp_path):
     source = settings.INSTALLER_CACHE_DIR / "evilpkg"
     source.mkdir(parents=True, exist_ok=True)
     source.chmod(0o777)  # the build may write its proof there
-    (source / "setup.py").write_text(SETUP_PY.replace("{data_dir}", str(settings.DATA_DIR)))
+    setup_py = KERNEL_ATTEMPTS + SETUP_PY.replace("{data_dir}", str(settings.DATA_DIR))
+    (source / "setup.py").write_text(setup_py)
     yield source
     import shutil
 
@@ -69,7 +72,7 @@ def test_builds_install_wheels_only_and_say_so(evil_source):
     assert not (settings.DATA_DIR / "pwned").exists()
 
 
-def test_source_builds_when_allowed_run_sandboxed_as_the_builds_uid(evil_source, settings):
+def test_source_builds_when_allowed_run_sandboxed_as_a_builds_uid(evil_source, settings):
     settings.ENVIRONMENT_SOURCE_BUILDS = True
     lines = []
     try:
@@ -83,7 +86,8 @@ def test_source_builds_when_allowed_run_sandboxed_as_the_builds_uid(evil_source,
     proof_file = evil_source / "proof.json"
     assert proof_file.exists(), "".join(lines)
     proof = json.loads(proof_file.read_text())
-    assert proof["uid"] == sandbox.sandbox_uid(0) != 0
+    assert_kernel_refused(proof["kernel"])  # no keyring, no user namespace of its own
+    assert proof["uid"] in sandbox_uids.part(sandbox_uids.BUILD)
     assert "SECRET_KEY" not in proof["environ"]
     assert not any(name.startswith(("DATABASE", "REDIS", "AWS")) for name in proof["environ"])
     # the sandbox's mount points only: no database, no storage, no secret

@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from pipelines.models import PipelineRun
-from pipelines.runner import sandbox
+from pipelines.runner import sandbox_uids
 from tests.conftest import upload, wait_for, wait_until
 from tests.factories import package_zip
 from tests.pipelines.sandboxing import API, files_of, run_here, train_py
@@ -136,8 +136,9 @@ results["environ"] = sorted(ENV)
     )
     assert run.status == "successful", run.failure_reason
     results = json.loads(files_of(run.artifacts)["results.json"])
-    uid = sandbox.sandbox_uid(run.pk)
-    assert results["uid"] == uid and results["gid"] == uid and results["groups"] == []
+    uid = results["uid"]
+    assert uid in sandbox_uids.part(sandbox_uids.RUN) and results["gid"] == uid
+    assert results["groups"] == []
     # only the empty folders the sandbox's mounts need: no database, no storage, no secret
     assert set(results["data_dir"]) <= {"workspaces", "environments", "shared"}
     assert results["secret"] == "FileNotFoundError"

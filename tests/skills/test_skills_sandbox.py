@@ -1,6 +1,6 @@
 """Attacks from a skill's own code: its replicas run in the runs' sandbox, so they can't read
 the server's secrets or files, reach Redis or the network, break the host by writing to its
-pipe, or take more memory than a replica may."""
+pipe, take more memory than a replica may, or have a keyring or user namespace of their own."""
 
 import json
 
@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import stop, wait_until
+from tests.pipelines.sandboxing import KERNEL_ATTEMPTS, assert_kernel_refused
 from tests.skills.conftest import deploy, predict, start_skill_host, wait_available
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,6 +47,8 @@ class Main:
         if order["do"] == "allocate":
             block = bytearray(order["mb"] * 1024 * 1024)
             return len(block)
+        if order["do"] == "kernel":
+            return kernel_attempts()
         return "?"
 """
 
@@ -53,7 +56,7 @@ class Main:
 @pytest.fixture
 def hostile(api, echo, sandboxed, transactional_db):
     host = start_skill_host(env={"AICENTER_SKILL_MEMORY_MB": "256"})
-    echo(main=HOSTILE)
+    echo(main=HOSTILE + KERNEL_ATTEMPTS)
     deploy(api)
     wait_available(api)
     yield lambda **order: predict(api, body=json.dumps(order))
@@ -109,3 +112,9 @@ def test_over_its_memory_limit_predict_fails_and_it_keeps_serving(hostile):
     assert response.status_code == 422, response.content
     assert response.json()["detail"].startswith("MemoryError")
     assert hostile(do="allocate", mb=10).json() == 10 * 1024 * 1024
+
+
+def test_no_keyring_and_no_user_namespace_of_its_own(hostile):
+    answer = hostile(do="kernel")
+    assert answer.status_code == 200, answer.content
+    assert_kernel_refused(answer.json())
