@@ -290,9 +290,13 @@ ENVIRONMENT_FAILURE_TTL_SECONDS = envint("AICENTER_BUILD_FAILURE_TTL", 3600)
 # Build a new version's environment ahead of its first run (a job on the workers).
 PREPARE_ENVIRONMENTS = envbool("AICENTER_PREPARE_ENVIRONMENTS", True)
 # Resource limits of a run (0: no limit). Memory and processes count all its processes
-# together (a cgroup, or a watchdog where there is none); the disk quota counts its workspace.
+# together (a cgroup, or a watchdog where there is none); disk and files count its workspace
+# (a file system of its own, or a walk where there is none), its package and data included.
 PIPELINE_MEMORY_LIMIT_MB = envint("AICENTER_RUN_MEMORY_MB", 16 * 1024)
 PIPELINE_DISK_LIMIT_MB = envint("AICENTER_RUN_DISK_MB", 50 * 1024)
+# Files and folders: room for datasets of tens of thousands of files and what a run makes of
+# them, not for a version of millions of entries.
+PIPELINE_FILES_LIMIT = envint("AICENTER_RUN_FILES", 200_000)
 PIPELINE_FILE_SIZE_LIMIT_MB = envint("AICENTER_RUN_FILE_SIZE_MB", 20 * 1024)
 # Metric points a run may log (metrics_file and MLflow together); more are skipped with a note.
 PIPELINE_MAX_METRIC_POINTS = envint("AICENTER_MAX_METRIC_POINTS", 1_000_000)
@@ -307,6 +311,10 @@ SANDBOX_UIDS = tuple(
 )
 # cgroups for the whole-run memory and process limits where the machine allows them.
 SANDBOX_CGROUPS = envbool("AICENTER_SANDBOX_CGROUPS", True)
+# A root worker gives each run's workspace a file system of its own (a loop-mounted ext4
+# image, pipelines/runner/disks.py): the kernel holds its disk and file limits. False (or a
+# worker that isn't root): a walk of the workspace checks them.
+SANDBOX_DISKS = envbool("AICENTER_SANDBOX_DISKS", True)
 # A root worker starts the next run's sandbox when a run ends (pipelines/runner/ahead.py):
 # ~20 ms less per run.
 SANDBOX_AHEAD = envbool("AICENTER_SANDBOX_AHEAD", True)

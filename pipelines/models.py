@@ -161,7 +161,8 @@ class PipelineRun(models.Model):
 
     @property
     def sandbox_summary(self) -> str:
-        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB', for the log and page."""
+        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB, files ≤ 200,000
+        (filesystem)', for the log and page."""
         description = self.sandbox
         if not description:
             return ""
@@ -175,6 +176,12 @@ class PipelineRun(models.Model):
             parts.append(f"memory ≤ {description['memory_mb']:,} MB ({enforced})")
         if description.get("disk_mb"):
             parts.append(f"disk ≤ {description['disk_mb']:,} MB")
+        if description.get("files"):
+            parts.append(f"files ≤ {description['files']:,}")
+        if description.get("disk_enforced_by") and (
+            description.get("disk_mb") or description.get("files")
+        ):
+            parts[-1] += f" ({description['disk_enforced_by']})"
         return ", ".join(parts)
 
     @property

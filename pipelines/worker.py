@@ -34,7 +34,7 @@ from rq.scheduler import RQScheduler
 from rq.utils import as_text, utcparse
 
 from aicenter.embedded_redis import ensure_embedded_redis
-from pipelines.runner import ahead
+from pipelines.runner import ahead, disks
 from pipelines.runner.sandbox import refusal, status
 from pipelines.sweeper import sweep
 
@@ -117,6 +117,7 @@ class PipelineWorker(SimpleWorker):
             )
         else:
             logger.warning("AICENTER_SANDBOX=off: package code runs unsandboxed")
+        logger.info("run workspaces: %s", disks.prepare())
         # RQ registers the worker before it installs its signal handlers: a SIGTERM meanwhile
         # would kill it still registered. Kept instead, it stops at the loop's first turn and
         # unregisters as usual.
