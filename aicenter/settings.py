@@ -236,6 +236,10 @@ RQ_QUEUES = {
 DATA_UPLOAD_MAX_NUMBER_FILES = envint("AICENTER_MAX_UPLOAD_FILES", 20000)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = envint("AICENTER_MAX_UPLOAD_FIELDS", 50000)
 FILE_UPLOAD_TEMP_DIR = None
+# Free space kept on the data disk (and the disks of local storage and workspaces): below it,
+# uploads are refused (507), workers start no run and /healthz answers 503, so a full disk is
+# a state that says so rather than errors everywhere. 0: no reserve.
+DISK_RESERVE_MB = envint("AICENTER_DISK_RESERVE_MB", 1024)
 
 # ML package zips: limits checked from the zip's directory before anything is extracted.
 PACKAGE_MAX_UNCOMPRESSED_BYTES = envint("AICENTER_PACKAGE_MAX_BYTES", 1024**3)
