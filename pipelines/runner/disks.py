@@ -1,15 +1,16 @@
 """A file system of its own for every run's workspace, so that the kernel holds its disk and
 file limits: a sparse ext4 image, mounted through a loop device, with room for the run's disk
 limit (AICENTER_RUN_DISK_MB) and inodes for its file limit (AICENTER_RUN_FILES). Nothing a run
-does writes past them: not a file deleted while still open, not hard links, not a process it
-left running. A walk of the workspace sees none of those.
+does writes past them, not a file deleted while still open nor a process it left running,
+which a walk of the workspace doesn't see. (Hard links take no inode: the runner counts names
+as the run ends, see Workspace.over_limit.)
 
-Making and mounting an image takes tens of milliseconds, more than a trivial run's whole
-budget for its sandbox. So a worker process keeps its images, mounted, for as long as it
-lives, and gives each new workspace one that holds none (at most two are in use: the run's
-and the next run's, started ahead). The workspace is a folder at the top of its disk, removed
-after the run like any workspace; the disk is mounted with `discard`, so what a run deleted
-goes back to the machine's disk at once.
+Making and mounting an image costs more than a trivial run's whole budget for its sandbox,
+so a worker process keeps its images, mounted, for as long as it lives, and gives each new
+workspace one that holds none (at most two are in use: the run's and the next run's, started
+ahead). The workspace is a folder at the top of its disk, removed after the run like any
+workspace; the disk is mounted with `discard`, so what a run deleted goes back to the
+machine's disk at once.
 
     <workspaces>/disks/disk-<pid>-<random>.img   the image (sparse: it takes what is written)
     <workspaces>/disks/disk-<pid>-<random>/      where it is mounted: the workspace is in it
@@ -29,6 +30,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,17 +119,22 @@ def described() -> str:
     )
     if enforcement() == "filesystem":
         return f"{limits}, held by the kernel: each run's workspace is a file system of its own"
-    why = _problem or (
-        "this worker isn't root and can't mount one"
-        if os.geteuid() != 0
-        else "AICENTER_SANDBOX_DISKS=false, or a limit is 0"
-        if not (settings.SANDBOX_DISKS and all(wanted_limits()))
-        else "mkfs.ext4, mount, umount or losetup is missing"
-    )
     return (
         f"{limits}, checked by walking the workspace every few seconds: no file system of its "
-        f"own per run ({why}); a file deleted while still open escapes the check"
+        f"own per run ({_why_not()}); a file deleted while still open escapes the check"
     )
+
+
+def _why_not() -> str:
+    if _problem:
+        return _problem
+    if os.geteuid() != 0:
+        return "this worker isn't root and can't mount one"
+    if not settings.SANDBOX_DISKS:
+        return "AICENTER_SANDBOX_DISKS=false"
+    if not all(wanted_limits()):
+        return "AICENTER_RUN_DISK_MB or AICENTER_RUN_FILES is 0, no limit, and an image needs both"
+    return "mkfs.ext4, mount, umount or losetup is missing"
 
 
 def prepare() -> str:
@@ -141,20 +148,21 @@ def prepare() -> str:
     return described()
 
 
-def take() -> Disk | None:
-    """A disk for a new workspace, holding none, its usage counted from now (None: this
-    worker can't make one; the workspace is then a plain folder)."""
+def take(prefix: str) -> tuple[Disk, Path] | None:
+    """A disk for a new workspace, holding none, its usage counted from now, and the
+    workspace's folder made on it (`prefix`<random>); None: this worker can't make one, and
+    the workspace is a plain folder."""
     if enforcement() != "filesystem":
         return None
     try:
-        with _lock:
+        with _lock:  # the folder made before the lock goes: the disk holds a workspace now
             disk = _free_disk()
+            found = os.statvfs(disk.mount)
+            disk.used_bytes = (found.f_blocks - found.f_bfree) * found.f_frsize
+            disk.used_files = found.f_files - found.f_ffree
+            return disk, Path(tempfile.mkdtemp(prefix=prefix, dir=disk.mount))
     except OSError:
         return None
-    found = os.statvfs(disk.mount)
-    disk.used_bytes = (found.f_blocks - found.f_bfree) * found.f_frsize
-    disk.used_files = found.f_files - found.f_ffree
-    return disk
 
 
 def _free_disk() -> Disk:

@@ -42,9 +42,8 @@ class OverLimit(Exception):
     """The run's files don't fit its limits ("disk" or "files"), with `reason` for the user."""
 
     def __init__(self, which: str):
-        super().__init__(limit_reason(which))
-        self.which = which
-        self.reason = limit_reason(which)
+        self.which, self.reason = which, limit_reason(which)
+        super().__init__(self.reason)
 
 
 def limit_reason(which: str) -> str:
@@ -77,9 +76,12 @@ class Workspace:
         """A new private workspace, `<kind>-<id>-<random>` (a skill replica's: kind "skill"),
         on a disk of its own when it is a run's and this worker can make one."""
         settings.WORKSPACES_DIR.mkdir(parents=True, exist_ok=True)
-        disk = disks.take() if kind in DISK_KINDS else None
-        parent = disk.mount if disk else settings.WORKSPACES_DIR
-        root = Path(tempfile.mkdtemp(prefix=f"{kind}-{run_id}-", dir=parent))
+        prefix = f"{kind}-{run_id}-"
+        taken = disks.take(prefix) if kind in DISK_KINDS else None
+        if taken:
+            disk, root = taken
+        else:
+            disk, root = None, Path(tempfile.mkdtemp(prefix=prefix, dir=settings.WORKSPACES_DIR))
         root.chmod(0o700)
         workspace = cls(root, disk)
         for folder in (workspace.package, workspace.home, workspace.tmp, workspace.metrics):
@@ -123,10 +125,10 @@ class Workspace:
         return 0.0 if self.disk else LIMITS_WALK_SECONDS
 
     def over_limit(self, *, final: bool = False) -> str:
-        """ "disk" or "files" when the workspace holds more than the run's limits, else "".
-        On a disk of its own, the file system says at once (what it holds, files deleted
-        while open included). `final`: the run has ended, and its outputs are about to be
-        collected: every name counts, so hard links to one file count each."""
+        """Which of the run's limits the workspace went over: "disk", "files", or "". On a
+        disk of its own, the file system says at once (what it holds, files deleted while open
+        included). `final`: the run has ended, and its outputs are about to be collected:
+        every name counts, so hard links to one file count each."""
         limit_bytes, limit_files = disks.wanted_limits()
         if self.disk:
             used_bytes, used_files = self.disk.usage()
