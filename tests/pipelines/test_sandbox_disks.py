@@ -146,7 +146,7 @@ def _loop_devices(image) -> list[str]:
     return [line.split()[0] for line in listing.splitlines() if str(image) in line]
 
 
-def test_a_killed_workers_disks_are_reclaimed_by_the_sweep(api, package, dataset, tmp_path):
+def test_a_killed_workers_disks_are_reclaimed_by_the_sweep(api, package, dataset):
     package(train_py(extra="        time.sleep(60)"))
     dataset()
     doomed = start_worker("gpu", new_session=True)
