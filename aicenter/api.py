@@ -15,6 +15,7 @@ from pydantic import ConfigDict
 from accounts.api import router as accounts_router
 from aicenter.auth import BearerToken
 from aicenter.database import is_locked
+from aicenter.disk_space import DiskFull
 from aicenter.errors import PATTERN_HINTS, ErrorOut
 from aicenter.services import (
     PROJECT_NAME_PATTERN,
@@ -62,6 +63,14 @@ def invalid_input(request, error):
         detail = " ".join(error.messages)
     status = 409 if is_conflict(error) else 400
     return api.create_response(request, {"detail": detail, "errors": errors}, status=status)
+
+
+@api.exception_handler(DiskFull)
+def disk_full(request, error):
+    """507 Insufficient Storage: the data disk is below its reserve; nothing was stored."""
+    errors = _messages(error)
+    detail = " ".join(message for messages in errors.values() for message in messages)
+    return api.create_response(request, {"detail": detail, "errors": errors}, status=507)
 
 
 @api.exception_handler(SchemaError)

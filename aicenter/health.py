@@ -1,7 +1,8 @@
 """`GET /healthz` for load balancers and orchestrators: is this web server able to serve, that
-is, are the database, Redis and the storage reachable from it? 200 with each one's "ok", or
-503 naming what is not. Answered first, before the host check, sessions and the rest: a load
-balancer probes by address, with no cookie, often over plain http."""
+is, are the database, Redis and the storage reachable from it, and has its data disk more free
+space than the reserve (aicenter/disk_space.py)? 200 with each one's "ok" and the free space,
+or 503 naming what is not. Answered first, before the host check, sessions and the rest: a
+load balancer probes by address, with no cookie, often over plain http."""
 
 import time
 
@@ -9,6 +10,8 @@ import django_rq
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import JsonResponse
+
+from aicenter.disk_space import MB, data_disk_space
 
 PATH = "/healthz"
 # A name nothing stores: asking whether it exists is a real round trip to the storage.
@@ -48,7 +51,11 @@ def health() -> tuple[bool, dict]:
             answer, healthy = f"unreachable ({type(error).__name__})", False
         answers[name] = answer
         answers[f"{name}_ms"] = round((time.perf_counter() - began) * 1000, 1)
-    return healthy, answers
+    space = data_disk_space()
+    answers["disk"] = f"low: {space.problem()}" if space.low else "ok"
+    answers["disk_free_mb"] = space.free // MB
+    answers["disk_reserve_mb"] = space.reserve // MB
+    return healthy and not space.low, answers
 
 
 class HealthCheckMiddleware:

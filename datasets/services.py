@@ -10,6 +10,7 @@ from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
+from aicenter.disk_space import data_disk_refuse_when_low
 from aicenter.manifests import (
     clean_folder,
     clean_path,
@@ -109,6 +110,7 @@ def dataset_files_upload(*, user, dataset, files, folder: str = "") -> int:
 
     All paths are checked before anything is stored; returns how many files were stored."""
     require(user=user, project=dataset.project, need=RUN)
+    data_disk_refuse_when_low(field="files")
     folder = clean_folder(folder)
     if not files:
         raise ValidationError({"files": "Choose at least one file."})
@@ -119,6 +121,7 @@ def dataset_files_upload(*, user, dataset, files, folder: str = "") -> int:
 def dataset_zip_upload(*, user, dataset, file, folder: str = "") -> int:
     """Unpack a zip into the dataset under `folder`, with the same safety checks as packages."""
     require(user=user, project=dataset.project, need=RUN)
+    data_disk_refuse_when_low(field="zip")
     folder = clean_folder(folder)
     archive, members = open_safe_zip(
         file, max_bytes=settings.DATASET_ZIP_MAX_UNCOMPRESSED_BYTES, field="zip"
@@ -139,6 +142,7 @@ def dataset_file_put(*, user, dataset, path: str, fileobj) -> None:
     no transaction is open meanwhile. With SQLite a transaction holds the one write lock of
     the whole database, so a client sending slowly would hold up everyone's writes."""
     require(user=user, project=dataset.project, need=RUN)
+    data_disk_refuse_when_low(field="file")
     manifest_put_file(dataset.manifest, clean_path(path), fileobj, then=_uploaded(dataset, user))
 
 

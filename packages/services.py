@@ -8,6 +8,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 
+from aicenter.disk_space import data_disk_refuse_when_low
 from aicenter.manifests import (
     clean_path,
     manifest_delete,
@@ -127,6 +128,7 @@ def package_create(
     """Validate the upload and create the package with its version 1.0, or store nothing.
     `user` needs the Data scientist role (or Project admin) in `project`."""
     require(user=user, project=project, need=RUN)
+    data_disk_refuse_when_low(field="file")
     name = (name or "").strip()
     try:
         return _package_create(
@@ -207,6 +209,7 @@ def package_version_upload(*, package, user, file) -> PackageVersion:
     """A new zip for an existing package becomes its next major version, N.0 (never the
     number of a deleted one)."""
     require(user=user, project=package.project, need=RUN)
+    data_disk_refuse_when_low(field="file")
     try:
         archive = read_package_zip(file, training_enabled=package.training_enabled)
     except ValidationError as error:

@@ -164,14 +164,14 @@ class PipelineRun(models.Model):
 
     @property
     def sandbox_summary(self) -> str:
-        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB, bubblewrap 0.8.0
-        (system)', for the log."""
+        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB, files ≤ 200,000
+        (filesystem), bubblewrap 0.8.0 (system)', for the log."""
         return ", ".join(part for part in (self.sandbox_limits, self.sandbox_bubblewrap) if part)
 
     @property
     def sandbox_limits(self) -> str:
-        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB, no keyrings, no new
-        user namespaces (seccomp)'."""
+        """'no network, memory ≤ 2,048 MB (cgroup v1), disk ≤ 51,200 MB, files ≤ 200,000
+        (filesystem), no keyrings, no new user namespaces (seccomp)', for the page."""
         description = self.sandbox
         if not description:
             return ""
@@ -185,6 +185,12 @@ class PipelineRun(models.Model):
             parts.append(f"memory ≤ {description['memory_mb']:,} MB ({enforced})")
         if description.get("disk_mb"):
             parts.append(f"disk ≤ {description['disk_mb']:,} MB")
+        if description.get("files"):
+            parts.append(f"files ≤ {description['files']:,}")
+        if description.get("disk_enforced_by") and (
+            description.get("disk_mb") or description.get("files")
+        ):
+            parts[-1] += f" ({description['disk_enforced_by']})"
         if description.get("seccomp"):
             parts.append(description["seccomp"])
         return ", ".join(parts)

@@ -17,7 +17,7 @@ from packages.models import Package
 from pipelines import queue as queues
 from pipelines.metrics import metric_summaries
 from pipelines.models import EnvironmentBuild, MetricSeries, PipelineRun, Schedule
-from pipelines.worker import live_worker_count
+from pipelines.worker import live_worker_count, waiting_workers
 
 # The list's orders besides the newest first: ?sort=score, -score, metric, -metric (the chosen
 # metric's last value); runs without a value come last either way.
@@ -447,6 +447,14 @@ def queue_worker_count(queue: str) -> int:
         return -1
 
 
+def queue_waiting_workers(queue: str) -> list[str]:
+    """Why the live workers on `queue` that take no job wait (their data disk is low)."""
+    try:
+        return waiting_workers(queues.connection(queue), queue)
+    except redis.exceptions.RedisError:
+        return []
+
+
 def waiting_for(run, worker_counts: dict | None = None) -> str | None:
     """What a queued run waits for, in words, when it is not just its turn. Pass one dict for
     many runs: each queue's workers are then counted once."""
@@ -460,6 +468,8 @@ def waiting_for(run, worker_counts: dict | None = None) -> str | None:
     if run.queue not in counts:
         counts[run.queue] = queue_worker_count(run.queue)
     if counts[run.queue] == 0:
+        if waiting := queue_waiting_workers(run.queue):  # there are workers, but they can't
+            return waiting[0]
         if run.queue == "gpu":
             return "waiting for a GPU worker (none is serving the gpu queue)"
         return f"waiting for a worker (none is serving the {run.queue} queue)"

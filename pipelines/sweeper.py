@@ -12,7 +12,8 @@ a Redis lock); it only needs the database and Redis, so any worker on any machin
 - schedules whose wake-up RQ lost are re-armed, and missed firings happen now;
 - webhook deliveries whose job Redis lost are queued again;
 - workspaces that finished runs left on this machine (their removal failed) are removed, and
-  so are those of sandboxes started ahead by workers that are gone; then the sandbox uids their
+  so are those of sandboxes started ahead by workers that are gone, and the disks of runs'
+  workspaces (runner/disks.py) that killed workers left mounted; then the sandbox uids their
   holders could not give back are given back, once nothing of theirs is left;
 - ML Logs events past AICENTER_LOG_RETENTION_DAYS are deleted (governance/retention.py);
 - storage nothing refers to (a killed upload's blobs, manifests and temporary files) is
@@ -37,9 +38,9 @@ from governance.retention import events_expire_hourly
 from pipelines import outages, queue, transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
-from pipelines.runner import ahead, sandbox_uids
+from pipelines.runner import ahead, disks, sandbox_uids
 from pipelines.runner.sandbox import remove_leftovers
-from pipelines.runner.workspace import Workspace
+from pipelines.runner.workspace import Workspace, workspace_folders
 from pipelines.schedules import schedule_arm, schedule_fire
 from pipelines.services import pipeline_run_enqueue
 
@@ -72,6 +73,7 @@ def sweep() -> None:
         arm_schedules()
         remove_finished_workspaces()
         remove_ahead_leftovers()
+        remove_lost_disks()
         sandbox_uids.release_left()
         events_expire_hourly()
         reclaim_storage_hourly()
@@ -166,7 +168,7 @@ def _kill_leftovers(run) -> None:
             os.killpg(run.process_group, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    for workspace in settings.WORKSPACES_DIR.glob(f"run-{run.pk}-*"):
+    for workspace in workspace_folders(f"run-{run.pk}-*"):
         remove_leftovers(workspace.name)  # its sandbox's cgroup bears the workspace's name
         Workspace(workspace).remove()
 
@@ -176,7 +178,7 @@ def remove_finished_workspaces() -> None:
     (a busy mount, say) and is tried again now. Nothing of a run still going is touched, nor of
     a run another machine ran, nor of a run this database does not know."""
     folders = {}
-    for folder in settings.WORKSPACES_DIR.glob("run-*-*"):  # run-<id>-<random>, see Workspace
+    for folder in workspace_folders("run-*-*"):  # run-<id>-<random>, see Workspace
         run_id = folder.name.split("-")[1]
         if run_id.isdigit():
             folders.setdefault(int(run_id), []).append(folder)
@@ -195,11 +197,21 @@ def remove_finished_workspaces() -> None:
 def remove_ahead_leftovers() -> None:
     """Sandboxes started ahead by workers of this machine that are gone (runner/ahead.py):
     bwrap ended with its worker, its workspace and cgroup are left."""
-    for folder in settings.WORKSPACES_DIR.glob(f"{ahead.KIND}-*-*"):  # ahead-<pid>-<random>
+    for folder in workspace_folders(f"{ahead.KIND}-*-*"):  # ahead-<pid>-<random>
         pid = folder.name.split("-")[1]
         if pid.isdigit() and not _alive(int(pid)):
             remove_leftovers(folder.name)
             Workspace(folder).remove()
+
+
+def remove_lost_disks() -> None:
+    """Disks of runs' workspaces whose worker was killed: the processes of the sandboxes
+    they held ended (their cgroups), unmounted, their loop devices detached, deleted."""
+    for image, mount in disks.lost_disks():
+        for folder in mount.glob("*-*-*") if mount.is_dir() else ():  # its workspaces
+            remove_leftovers(folder.name)  # a sandbox's cgroup bears its workspace's name
+        disks.reclaim(image, mount)
+        logger.warning("removed the disk %s left by a worker that is gone", image.name)
 
 
 def _alive(pid: int) -> bool:

@@ -18,6 +18,8 @@
 - it reads jobs only as the platform writes them (signed JSON, pipelines/queue.py), whatever
   rqworker's options say, and refuses one whose signature doesn't verify, or that RQ can't
   read, without running or parsing it: it says so in its log, deletes it, and takes the next.
+- it takes no job while its data disk is below the reserve (aicenter/disk_space.py): runs stay
+  queued for a worker with room, or for this one once space is freed, and pages say why.
 """
 
 import ctypes
@@ -40,10 +42,11 @@ from rq.job import Job
 from rq.scheduler import RQScheduler
 from rq.utils import as_text, utcparse
 
+from aicenter.disk_space import data_disk_space
 from aicenter.embedded_redis import ensure_embedded_redis
 from pipelines import outages
 from pipelines.queue import JobSerializer, job_refusal
-from pipelines.runner import ahead
+from pipelines.runner import ahead, disks
 from pipelines.runner.bubblewrap import bubblewrap
 from pipelines.runner.sandbox import refusal, status
 from pipelines.sweeper import sweep
@@ -70,6 +73,10 @@ REDIS_RETRY_SECONDS = 1
 REDIS_DOWN_WARNING_SECONDS = 60
 # A worker registered again keeps its key this much past its TTL, as RQ's register_birth does.
 REGISTRATION_SLACK_SECONDS = 60
+# Below the disk's reserve: how often the worker looks whether space was freed.
+DISK_RETRY_SECONDS = 1
+# The field of a worker's hash in Redis that says why it takes no job ("" when it takes them).
+WAITING_FIELD = "aicenter_waiting"
 
 
 def die_with_parent() -> None:
@@ -131,6 +138,7 @@ class PipelineWorker(SimpleWorker):
             )
         else:
             logger.warning("AICENTER_SANDBOX=off: package code runs unsandboxed")
+        logger.info("run workspaces: %s", disks.prepare())
         # RQ registers the worker before it installs its signal handlers: a SIGTERM meanwhile
         # would kill it still registered. Kept instead, it stops at the loop's first turn and
         # unregisters as usual.
@@ -167,6 +175,7 @@ class PipelineWorker(SimpleWorker):
     # RQ's work loop quits on any Redis error outside its dequeue: these ride it out instead.
 
     def check_for_suspension(self, burst):
+        self._wait_for_disk_space()
         try:
             super().check_for_suspension(burst)
         except REDIS_DOWN as error:  # not suspended as far as anyone can tell: dequeue waits
@@ -174,6 +183,29 @@ class PipelineWorker(SimpleWorker):
         # RQ asks this before each dequeue: a job taken while the database can't record it
         # would fail at once, so the worker waits for the database, as while suspended
         outages.wait_for_database(beat=self.heartbeat, stopping=lambda: self._stop_requested)
+
+    def _wait_for_disk_space(self):
+        """Take no job while the data disk is below its reserve: a run started now would fail
+        for want of space, or take the last of it. Queued runs wait (for another worker, or
+        this one once space is freed); the worker says why in its log and in Redis, which the
+        pages read (waiting_for). RQ's stop signal ends the wait, as it ends a dequeue."""
+        problem = ""
+        while not self._stop_requested and (space := data_disk_space()).low:
+            if not problem:
+                problem = space.problem()
+                logger.warning("taking no run: %s", problem)
+            self._say_waiting(f"waiting for disk space on {self.hostname}: {space.problem()}")
+            self.heartbeat()
+            time.sleep(DISK_RETRY_SECONDS)
+        if problem:
+            logger.warning("disk space is back above the reserve: taking runs again")
+            self._say_waiting("")
+
+    def _say_waiting(self, reason):
+        try:
+            self.connection.hset(self.key, WAITING_FIELD, reason)
+        except REDIS_DOWN as error:
+            self._redis_unreachable(error)
 
     def set_state(self, state, pipeline=None):
         # what it is doing, for dashboards only: RQ sets it first thing in its dequeue, outside
@@ -328,9 +360,9 @@ class PipelineWorker(SimpleWorker):
 
 
 def _registered_workers(connection, *queues: str) -> dict:
-    """{worker key: (last heartbeat, hostname, pid)} of the workers RQ lists on `queues` (on any
-    queue, and in its list of all workers, when none is given): one listing and one pipelined
-    read, however many workers there are."""
+    """{worker key: (last heartbeat, hostname, pid, why it waits)} of the workers RQ lists on
+    `queues` (on any queue, and in its list of all workers, when none is given): one listing
+    and one pipelined read, however many workers there are."""
     lists = [worker_registration.WORKERS_BY_QUEUE_KEY % queue for queue in queues]
     if not queues:
         lists = [worker_registration.REDIS_WORKER_KEYS] + [
@@ -339,7 +371,7 @@ def _registered_workers(connection, *queues: str) -> dict:
     keys = sorted(as_text(key) for key in connection.sunion(lists))
     with connection.pipeline(transaction=False) as commands:
         for key in keys:
-            commands.hmget(key, "last_heartbeat", "hostname", "pid")
+            commands.hmget(key, "last_heartbeat", "hostname", "pid", WAITING_FIELD)
         facts = commands.execute()
     return {
         key: tuple(None if value is None else as_text(value) for value in row)
@@ -348,7 +380,7 @@ def _registered_workers(connection, *queues: str) -> dict:
 
 
 def _alive(facts, now: datetime) -> bool:
-    beat, hostname, pid = facts
+    beat, hostname, pid, _ = facts
     if beat is None:
         return False  # its key expired: RQ's own sign of a dead worker
     if (now - utcparse(beat)).total_seconds() > WORKER_SILENT_SECONDS:
@@ -363,24 +395,38 @@ def _alive(facts, now: datetime) -> bool:
     return True
 
 
-_counts = {}  # queue -> (monotonic time counted, workers registered then, live workers)
+# queue -> (monotonic time counted, workers registered then, live workers taking jobs, why
+# the others wait)
+_counts = {}
 
 
 def live_worker_count(connection, queue: str) -> int:
-    """Workers alive on `queue`, counted at most every WORKER_COUNT_KEPT_SECONDS in this
-    process, or at once when one has registered or unregistered since."""
+    """Workers alive on `queue` and taking jobs, counted at most every
+    WORKER_COUNT_KEPT_SECONDS in this process, or at once when one has registered or
+    unregistered since."""
+    return _worker_counts(connection, queue)[0]
+
+
+def waiting_workers(connection, queue: str) -> list[str]:
+    """Why the live workers on `queue` that take no job wait (e.g. for disk space)."""
+    return _worker_counts(connection, queue)[1]
+
+
+def _worker_counts(connection, queue: str) -> tuple[int, list[str]]:
     registered = connection.scard(worker_registration.WORKERS_BY_QUEUE_KEY % queue)
-    counted_at, was_registered, live = _counts.get(queue, (None, None, 0))
+    counted_at, was_registered, live, waiting = _counts.get(queue, (None, None, 0, []))
     if (
         counted_at is not None
         and was_registered == registered
         and time.monotonic() - counted_at < WORKER_COUNT_KEPT_SECONDS
     ):
-        return live
+        return live, waiting
     now = datetime.now(UTC)
-    live = sum(_alive(facts, now) for facts in _registered_workers(connection, queue).values())
-    _counts[queue] = (time.monotonic(), registered, live)
-    return live
+    alive = [f for f in _registered_workers(connection, queue).values() if _alive(f, now)]
+    live = sum(not facts[3] for facts in alive)
+    waiting = sorted(facts[3] for facts in alive if facts[3])
+    _counts[queue] = (time.monotonic(), registered, live, waiting)
+    return live, waiting
 
 
 def forget_worker_counts() -> None:

@@ -44,6 +44,11 @@ if _OWN_DATA_DIR:
     import shutil
 
     def _clean_up(data_dir=DATA_DIR):  # noqa: F405
+        # runs' disks that workers the tests killed left mounted in it (see runner/disks.py)
+        from pipelines.runner import disks
+
+        for image, mount in disks.lost_disks():
+            disks.reclaim(image, mount)
         if EMBEDDED_REDIS:  # noqa: F405
             from aicenter.embedded_redis import stop
 

@@ -15,7 +15,7 @@ from django.conf import settings
 from aicenter.durations import duration_text
 from pipelines.models import PipelineRun
 from pipelines.runner.reports import Reports
-from pipelines.runner.workspace import disk_usage
+from pipelines.runner.workspace import limit_reason
 
 BOOTSTRAP = (Path(__file__).parent / "bootstrap.py").read_text()
 # What a Python process needs besides SPEC's variables; nothing of the server's environment.
@@ -28,8 +28,6 @@ PIPES_AFTER_EXIT_SECONDS = 1.0
 EXITING_WAIT_SECONDS = 0.1
 # Memory summed over the sandbox's processes (no cgroup) is read this often: cheap, /proc.
 MEMORY_CHECK_SECONDS = 0.5
-# The workspace's disk usage is walked this often: a walk of the whole folder costs more.
-DISK_CHECK_SECONDS = 2.0
 # stop_process_group's grace when none is given (settings.PIPELINE_KILL_GRACE_SECONDS's default).
 DEFAULT_GRACE_SECONDS = 3.0
 # How often a stopping process group is looked at during its grace.
@@ -62,11 +60,8 @@ class Outcome:
                 f"the run went over its memory limit of {settings.PIPELINE_MEMORY_LIMIT_MB:,} MB"
                 " (all its processes together)"
             )
-        if self.stopped == "disk":
-            return (
-                f"the run went over its disk quota of {settings.PIPELINE_DISK_LIMIT_MB:,} MB"
-                " (the files in its workspace)"
-            )
+        if self.stopped in ("disk", "files"):
+            return limit_reason(self.stopped)
         if self.stopped == "timeout":
             return f"timed out after {duration_text(time_limit)}"
         if self.stopped == "killed":
@@ -130,7 +125,7 @@ def run_user_code(
     """Run `plan` ([call, argument] pairs) on train.Main in `sandbox` (None: a plain process in
     a new session, as `user_ids` if given); stream its output into `log` as it comes; return
     what happened. `should_stop()` returning a reason ends everything the package started
-    (SIGTERM, grace, SIGKILL), and so does going over the memory limit or the disk quota.
+    (SIGTERM, grace, SIGKILL), and so does going over the memory, disk or file limit.
     `tick()` is called at least every OUTPUT_WAIT_SECONDS meanwhile (reading its metrics).
     `ahead`: the process already started in `sandbox` (runner/ahead.py), given its run here."""
     outcome = Outcome()
@@ -201,6 +196,8 @@ def run_user_code(
         process.stdout.close()
     log.write(decoder.decode(b"", final=True))
     outcome.exit_code = process.wait()
+    if not outcome.stopped:  # what it left, before anything of it is collected
+        outcome.stopped = watch.exceeded(final=True)
     if sandbox:
         if outcome.exit_code > 128:  # bwrap's way of saying the process died of a signal
             outcome.exit_code = 128 - outcome.exit_code
@@ -245,25 +242,25 @@ def _start(python, workspace, plan, limits, env, sandbox, user_ids):
 
 
 class ResourceWatch:
-    """The limits no kernel mechanism enforces here: the workspace's disk quota, and the whole
-    run's memory where there is no cgroup. Checked at the log's rhythm, cheaply."""
+    """Whether the run went over a limit: the whole run's memory where there is no cgroup; its
+    workspace's disk and file limits, which the kernel holds where the workspace is a file
+    system of its own (a run that reached them fails, even if its code swallowed the error),
+    and which a walk checks elsewhere. Checked at the log's rhythm, cheaply."""
 
     def __init__(self, sandbox, workspace):
         self.sandbox = sandbox
         self.workspace = workspace
         self.next_memory = self.next_disk = time.monotonic()
 
-    def exceeded(self) -> str:
+    def exceeded(self, *, final: bool = False) -> str:
         now = time.monotonic()
-        if self.sandbox and self.sandbox.watchdog and now >= self.next_memory:
+        if self.sandbox and self.sandbox.watchdog and now >= self.next_memory and not final:
             self.next_memory = now + MEMORY_CHECK_SECONDS
             if self.sandbox.memory_over_limit():
                 return "memory"
-        quota = settings.PIPELINE_DISK_LIMIT_MB * 1024 * 1024
-        if quota and now >= self.next_disk:
-            self.next_disk = now + DISK_CHECK_SECONDS
-            if disk_usage(self.workspace.root) > quota:
-                return "disk"
+        if now >= self.next_disk or final:
+            self.next_disk = now + self.workspace.limits_check_seconds
+            return self.workspace.over_limit(final=final)
         return ""
 
 

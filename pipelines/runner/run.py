@@ -34,7 +34,7 @@ from pipelines.runner.outputs import artifact_files, upload
 from pipelines.runner.process import run_user_code
 from pipelines.runner.sandbox import python_prefixes
 from pipelines.runner.watch import RunWatch
-from pipelines.runner.workspace import UnsafeOutput, Workspace, collected_files
+from pipelines.runner.workspace import OverLimit, UnsafeOutput, Workspace, collected_files
 
 logger = logging.getLogger(__name__)
 # A build done elsewhere that overlapped this run's wait by less than this is no phase of its
@@ -143,6 +143,8 @@ class Runner:
         except BuildStopped:
             self._end(status=PipelineRun.KILLED)
         except (EnvironmentUnavailable, DatabaseUnreachable) as error:
+            self._end(status=PipelineRun.FAILED, reason=error.reason)
+        except OverLimit as error:  # its package and data don't fit its limits
             self._end(status=PipelineRun.FAILED, reason=error.reason)
         except Exception as error:  # a platform failure, not the user's: say so and end the run
             logger.exception("pipeline run %s failed in the platform", run.pk)
@@ -258,7 +260,9 @@ class Runner:
             # them; walking them now would follow what it put there
             folders = [workspace.package] if self.ahead else None
             isolation.hand_over(workspace, uid, folders=folders)
-        run.sandbox = sandbox.describe(network=run.project.allow_network)  # stored as it starts
+        run.sandbox = sandbox.describe(  # stored as it starts
+            network=run.project.allow_network, disk=workspace.limits_enforced_by
+        )
         if not run.sandbox["enabled"]:
             ids = (uid, uid) if root else None
             if root:
@@ -331,9 +335,10 @@ class Runner:
         with self.phase("upload"):
             artifacts = version_files = test_split = None
             try:
-                artifacts = upload(
-                    artifact_files(workspace, variables, self.mlflow, note=self.log.platform)
-                )
+                if outcome.stopped != "files":  # else collecting them is what must not happen
+                    artifacts = upload(
+                        artifact_files(workspace, variables, self.mlflow, note=self.log.platform)
+                    )
                 if outcome.succeeded and not outcome.stopped and run.type != PipelineRun.EVALUATE:
                     version_files = upload(
                         collected_files(

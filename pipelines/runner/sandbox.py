@@ -118,8 +118,10 @@ def refusal() -> str:
     return "" if current.enabled or settings.SANDBOX == "off" else current.problem
 
 
-def describe(*, network: bool) -> dict:
-    """What a run's sandbox gives, as recorded on the run (page, API, _results.json)."""
+def describe(*, network: bool, disk: str = "check") -> dict:
+    """What a run's sandbox gives, as recorded on the run (page, API, _results.json). `disk`:
+    what holds its workspace's disk and file limits, "filesystem" (its own, the kernel) or
+    "check" (a walk of the workspace)."""
     current = status()
     if not current.enabled:
         return {"enabled": False}
@@ -129,6 +131,8 @@ def describe(*, network: bool) -> dict:
         "memory_mb": settings.PIPELINE_MEMORY_LIMIT_MB,
         "memory_enforced_by": current.memory_enforcement,
         "disk_mb": settings.PIPELINE_DISK_LIMIT_MB,
+        "files": settings.PIPELINE_FILES_LIMIT,
+        "disk_enforced_by": disk,
         "uid": "own" if current.privileged else "worker's, in a user namespace",
         "bubblewrap": {"version": bubblewrap().version, "source": bubblewrap().source},
         "seccomp": syscall_filter.DESCRIPTION,

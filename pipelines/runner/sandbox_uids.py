@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from aicenter.database import retry_when_locked
 from pipelines.models import SandboxUid, SandboxUidCounter
+from pipelines.runner.workspace import workspace_folders
 
 logger = logging.getLogger(__name__)
 RUN, AHEAD, BUILD, REPLICA = "run", "ahead", "build", "replica"
@@ -106,7 +107,7 @@ class Lease:
         else the lease stays held until the sweeper finds it so (release_left)."""
         if not self.held:
             return True
-        if (settings.WORKSPACES_DIR / self.holder).exists() or _lives_on(self.uid, wait):
+        if workspace_folders(self.holder) or _lives_on(self.uid, wait):
             return False
         params = [False, _now(), self.uid, self.holder, socket.gethostname()]
         retry_when_locked(lambda: self._release(params))

@@ -4,8 +4,13 @@ afterwards the new version and artifacts collected from it.
     <workspace>/package   the working directory of the user's process (the seed's ~/mlpackage)
     <workspace>/home      its HOME, outside the package so nothing there becomes a version
     <workspace>/tmp       its TMPDIR
+
+A run's workspace is on a file system of its own where the worker can make one (disks.py):
+the kernel then holds its disk and file limits. Elsewhere it is a folder of the workspaces
+folder, and the limits are checked by walking it.
 """
 
+import contextlib
 import errno
 import logging
 import os
@@ -20,15 +25,45 @@ from django.core.files.storage import default_storage
 from aicenter.blobs import CHUNK
 from aicenter.manifests import MAX_PATH_BYTES, entry_rows, under_folder
 from aicenter.models import blob_storage_name
+from pipelines.runner import disks
 from pipelines.runner.blob_cache import local_blob
 from pipelines.runner.trees import remove_tree
 
 logger = logging.getLogger(__name__)
+# Workspaces of these kinds are on a disk of their own (runs', and those started ahead for
+# the next run); skill replicas' are folders.
+DISK_KINDS = ("run", "ahead")
+# Without a disk of its own, a workspace's size is walked this often: a walk of the whole
+# folder costs far more than asking a file system what it holds.
+LIMITS_WALK_SECONDS = 2.0
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class OverLimit(Exception):
+    """The run's files don't fit its limits ("disk" or "files"), with `reason` for the user."""
+
+    def __init__(self, which: str):
+        self.which, self.reason = which, limit_reason(which)
+        super().__init__(self.reason)
+
+
+def limit_reason(which: str) -> str:
+    """Why a run that went over its disk ("disk") or file ("files") limit failed."""
+    if which == "files":
+        return (
+            f"the run went over its file limit of {settings.PIPELINE_FILES_LIMIT:,} files and "
+            "folders (AICENTER_RUN_FILES)"
+        )
+    return (
+        f"the run went over its disk limit of {settings.PIPELINE_DISK_LIMIT_MB:,} MB "
+        "(AICENTER_RUN_DISK_MB)"
+    )
 
 
 class Workspace:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, disk: disks.Disk | None = None):
         self.root = root
+        self.disk = disk  # its own file system, if it has one
         self.package = root / "package"
         self.home = root / "home"
         self.tmp = root / "tmp"
@@ -39,11 +74,17 @@ class Workspace:
 
     @classmethod
     def create(cls, run_id: int, *, kind: str = "run") -> "Workspace":
-        """A new private workspace, `<kind>-<id>-<random>` (a skill replica's: kind "skill")."""
+        """A new private workspace, `<kind>-<id>-<random>` (a skill replica's: kind "skill"),
+        on a disk of its own when it is a run's and this worker can make one."""
         settings.WORKSPACES_DIR.mkdir(parents=True, exist_ok=True)
-        root = Path(tempfile.mkdtemp(prefix=f"{kind}-{run_id}-", dir=settings.WORKSPACES_DIR))
+        prefix = f"{kind}-{run_id}-"
+        taken = disks.take(prefix) if kind in DISK_KINDS else None
+        if taken:
+            disk, root = taken
+        else:
+            disk, root = None, Path(tempfile.mkdtemp(prefix=prefix, dir=settings.WORKSPACES_DIR))
         root.chmod(0o700)
-        workspace = cls(root)
+        workspace = cls(root, disk)
         for folder in (workspace.package, workspace.home, workspace.tmp, workspace.metrics):
             folder.mkdir()
         return workspace
@@ -63,11 +104,44 @@ class Workspace:
                 continue
             folders.add(destination.parent)
             files.append((blob_id, destination, size))
-        for folder in sorted(folders):
-            folder.mkdir(parents=True, exist_ok=True)
-        for sha256, destination, size in files:
-            blob_copy(sha256, destination, size)
+        try:
+            for folder in sorted(folders):
+                folder.mkdir(parents=True, exist_ok=True)
+            for sha256, destination, size in files:
+                blob_copy(sha256, destination, size)
+        except OSError as error:
+            if self.disk is None or error.errno not in FULL:  # the machine's disk, not the run's
+                raise
+            raise OverLimit(self.over_limit() or "disk") from error
         return len(files)
+
+    @property
+    def limits_enforced_by(self) -> str:
+        """'filesystem': the kernel holds its limits; 'check': walking it does."""
+        return "filesystem" if self.disk else "check"
+
+    @property
+    def limits_check_seconds(self) -> float:
+        """How often over_limit() is worth asking while the run runs."""
+        return 0.0 if self.disk else LIMITS_WALK_SECONDS
+
+    def over_limit(self, *, final: bool = False) -> str:
+        """Which of the run's limits the workspace went over: "disk", "files", or "". On a
+        disk of its own, the file system says at once (what it holds, files deleted while open
+        included). `final`: the run has ended, and its outputs are about to be collected:
+        every name counts, so hard links to one file count each."""
+        limit_bytes, limit_files = disks.wanted_limits()
+        if self.disk:
+            used_bytes, used_files = self.disk.usage()
+            if final and limit_files and used_files <= limit_files:
+                used_files = max(used_files, workspace_names(self.root, most=limit_files))
+        else:
+            used_bytes, used_files = workspace_usage(self.root, most=limit_files)
+        if limit_bytes and used_bytes > limit_bytes:
+            return "disk"
+        if limit_files and used_files > limit_files:
+            return "files"
+        return ""
 
     def remove(self) -> bool:
         """Delete the workspace; True when it is gone. A failure (say, a busy mount) is logged,
@@ -86,8 +160,8 @@ class Workspace:
 
 def blob_copy(sha256: str, destination: Path, size: int | None = None) -> None:
     """Copy one blob into a private file. From a file on this machine (local storage's, or the
-    blob cache's copy of a remote one) the kernel copies it (copy_file_range, as fast as `cp`);
-    a blob too big for the cache is streamed through the storage API."""
+    blob cache's copy of a remote one) the kernel copies it; a blob too big for the cache is
+    streamed through the storage API."""
     source = local_blob(sha256, size)
     if source is None:
         with default_storage.open(blob_storage_name(sha256), "rb") as src:
@@ -96,15 +170,26 @@ def blob_copy(sha256: str, destination: Path, size: int | None = None) -> None:
         return
     with open(source, "rb") as src, open(destination, "wb") as dst:
         remaining = os.fstat(src.fileno()).st_size
+        copy = os.copy_file_range  # as fast as `cp`, within one file system
         while remaining > 0:
             try:
-                copied = os.copy_file_range(src.fileno(), dst.fileno(), remaining)
-            except OSError:  # e.g. across file systems on old kernels: copy by hand
-                shutil.copyfileobj(src, dst, CHUNK)
+                copied = copy(src.fileno(), dst.fileno(), remaining)
+            except OSError as error:
+                if error.errno in FULL:
+                    raise
+                if copy is os.copy_file_range:  # across file systems (a run's own disk)
+                    copy = _send
+                    continue
+                shutil.copyfileobj(src, dst, CHUNK)  # neither: by hand
                 return
             if copied == 0:
                 break
             remaining -= copied
+
+
+def _send(src: int, dst: int, count: int) -> int:
+    """sendfile: the kernel copies between any two files, without bytes through Python."""
+    return os.sendfile(dst, src, None, count)
 
 
 class UnsafeOutput(Exception):
@@ -243,19 +328,53 @@ def open_regular(name: str, dirfd: int):
     return os.fdopen(fd, "rb")
 
 
-def disk_usage(root: Path) -> int:
-    """Bytes the files under `root` take on disk (links not followed)."""
-    total, folders = 0, [str(root)]
+def workspace_names(root: Path, *, most: int = 0) -> int:
+    """How many names (files, folders, links) are under `root`; with `most`, counted only
+    until there are more than that. Only the folders' listings are read: no file's details."""
+    names, folders = 0, [str(root)]
+    while folders and not (most and names > most):
+        try:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    names += 1
+                    with contextlib.suppress(OSError):
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(entry.path)
+        except OSError:
+            pass
+    return names
+
+
+def workspace_usage(root: Path, *, most: int = 0) -> tuple[int, int]:
+    """(bytes the files under `root` take on disk, how many names it holds), links not
+    followed, a file with several names counted once in bytes and once per name. With `most`,
+    the walk stops once there are more names than that."""
+    total, names, seen, folders = 0, 0, set(), [str(root)]
     while folders:
         try:
             with os.scandir(folders.pop()) as entries:
                 for entry in entries:
+                    names += 1
                     try:
                         if entry.is_dir(follow_symlinks=False):
                             folders.append(entry.path)
-                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                        found = entry.stat(follow_symlinks=False)
                     except OSError:
-                        pass
+                        continue
+                    if found.st_nlink > 1 and not stat.S_ISDIR(found.st_mode):
+                        if found.st_ino in seen:
+                            continue
+                        seen.add(found.st_ino)
+                    total += found.st_blocks * 512
         except OSError:
             pass
-    return total
+        if most and names > most:
+            break
+    return total, names
+
+
+def workspace_folders(pattern: str) -> list[Path]:
+    """This machine's workspaces whose names match `pattern` (e.g. "run-12-*"): folders of
+    the workspaces folder, and those at the top of runs' disks (disks.py)."""
+    top = settings.WORKSPACES_DIR
+    return [*top.glob(pattern), *top.glob(f"{disks.DISKS}/*/{pattern}")]

@@ -15,6 +15,7 @@ from rq.job import Job
 from packages.models import PackageVersion
 from pipelines.models import PipelineRun, Schedule
 from pipelines.runner.sandbox import sandbox_processes
+from pipelines.runner.workspace import workspace_folders
 from tests.conftest import (
     alive,
     start_worker,
@@ -281,9 +282,7 @@ def test_a_worker_killed_mid_run_is_noticed_and_the_queue_carries_on(api, tmp_pa
         assert run.status == "failed"
         assert run.failure_reason.startswith("worker lost")
         wait_until(lambda: not alive(user), 10, "the user's process outlived its worker")
-        from django.conf import settings
-
-        assert list(settings.WORKSPACES_DIR.glob(f"run-{run.pk}-*")) == []
+        assert list(workspace_folders(f"run-{run.pk}-*")) == []
     finally:
         if doomed.poll() is None:
             os.killpg(doomed.pid, signal.SIGKILL)

@@ -17,6 +17,7 @@ from rq import Worker
 from pipelines import queue, sweeper
 from pipelines.models import PipelineRun
 from pipelines.runner import ahead, sandbox, sandbox_uids
+from pipelines.runner.workspace import workspace_folders
 from tests.conftest import (
     start_worker,
     stop,
@@ -183,11 +184,11 @@ def test_a_worker_that_stops_leaves_no_sandbox_started_ahead(db, project, bob, a
                 break
         assert run.worker.endswith(f":{process.pid}")
         mine = f"{ahead.KIND}-{process.pid}-*"
-        wait_until(lambda: list(settings.WORKSPACES_DIR.glob(mine)), 10, "nothing started ahead")
+        wait_until(lambda: list(workspace_folders(mine)), 10, "nothing started ahead")
     finally:
         stop(process)
     assert process.returncode == 0
-    assert list(settings.WORKSPACES_DIR.glob(mine)) == []
+    assert list(workspace_folders(mine)) == []
 
 
 def test_the_worker_walks_nothing_the_process_started_ahead_could_have_changed(db, project, bob):

@@ -1,5 +1,5 @@
 """The sandbox's limits: one memory limit for all the run's processes (by a cgroup or a watchdog),
-and a disk quota on the workspace.
+and disk and file limits on the workspace (by a file system of its own, or a check).
 
 The sandbox tests' helpers are in tests/pipelines/sandboxing.py, their fixtures in
 tests/pipelines/conftest.py."""
@@ -58,8 +58,12 @@ def test_four_children_together_over_the_memory_limit_fail_the_run(
     assert f"memory ≤ 512 MB ({enforcement}" in log_of(run)
 
 
-def test_the_workspace_has_a_disk_quota(db, project, bob, settings):
+@pytest.mark.parametrize("disks", [True, False], ids=["filesystem", "check"])
+def test_the_workspace_has_a_disk_limit(db, project, bob, settings, disks):
+    """Held by the kernel where the worker can give the run a file system of its own
+    (test_sandbox_disks.py has the attacks only that stops); checked by a walk elsewhere."""
     settings.PIPELINE_DISK_LIMIT_MB = 20
+    settings.SANDBOX_DISKS = disks
     run = run_here(
         project,
         bob,
@@ -70,7 +74,30 @@ for i in range(100):
 """,
     )
     assert run.status == "failed"
+    assert run.failure_reason == "the run went over its disk limit of 20 MB (AICENTER_RUN_DISK_MB)"
+    assert run.output_version is None
+    assert run.sandbox["disk_enforced_by"] == ("filesystem" if disks else "check")
+
+
+@pytest.mark.parametrize("disks", [True, False], ids=["filesystem", "check"])
+def test_the_workspace_has_a_file_limit(db, project, bob, settings, disks):
+    settings.PIPELINE_FILES_LIMIT = 500
+    settings.SANDBOX_DISKS = disks
+    run = run_here(
+        project,
+        bob,
+        """
+for i in range(3000):
+    try:
+        Path(f"empty_{i}").touch()
+    except OSError:
+        pass
+    if i % 100 == 0:
+        time.sleep(0.1)
+""",
+    )
+    assert run.status == "failed"
     assert run.failure_reason == (
-        "the run went over its disk quota of 20 MB (the files in its workspace)"
+        "the run went over its file limit of 500 files and folders (AICENTER_RUN_FILES)"
     )
     assert run.output_version is None

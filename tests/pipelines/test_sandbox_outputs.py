@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings
 
 from pipelines.runner.trees import remove_tree
+from pipelines.runner.workspace import workspace_folders
 from tests.conftest import requires
 from tests.pipelines.sandboxing import SECRET, files_of, log_of, no_blob_holds, run_here
 
@@ -183,7 +184,7 @@ def test_a_tree_too_deep_to_recurse_into_is_skipped_and_removed(db, project, bob
     assert run.status == "successful", run.failure_reason
     assert "skipped d/d/d/" in log_of(run) and "its path is longer than 1000 bytes" in log_of(run)
     assert files_of(run.output_version.manifest)["model.txt"] == b"kept"
-    assert not list(settings.WORKSPACES_DIR.glob(f"run-{run.pk}-*")), "its workspace stayed"
+    assert not list(workspace_folders(f"run-{run.pk}-*")), "its workspace stayed"
 
 
 def test_a_deep_tree_with_a_locked_folder_and_links_is_removed_without_following(tmp_path):

@@ -72,6 +72,35 @@ def test_the_runs_page_says_what_the_sandbox_gave(db, project, bob, pages_as):
         "version": bubblewrap().version,
         "source": bubblewrap().source,
     }
+    assert "disk ≤ 51,200 MB, files ≤ 200,000 (filesystem)" in page
+
+
+@pytest.mark.parametrize("own_disks", [True, False], ids=["filesystem", "check"])
+def test_a_workers_start_log_says_what_holds_runs_disk_limits(db, own_disks):
+    from tests.conftest import start_worker, stop, wait_for_workers
+
+    env = {"AICENTER_SANDBOX_DISKS": str(own_disks).lower()}
+    process = start_worker("gpu", env=env)
+    try:
+        wait_for_workers(1, queue="gpu", process=process)
+    finally:
+        stop(process)
+    log = process.log_path.read_text()
+    limits = "disk ≤ 51,200 MB (AICENTER_RUN_DISK_MB), files ≤ 200,000 (AICENTER_RUN_FILES)"
+    if own_disks:
+        assert f"run workspaces: {limits}, held by the kernel" in log
+    else:
+        assert f"run workspaces: {limits}, checked by walking the workspace" in log
+        assert "(AICENTER_SANDBOX_DISKS=false); a file deleted while still open escapes" in log
+
+
+def test_a_worker_that_isnt_root_says_its_runs_limits_are_only_checked(monkeypatch):
+    from pipelines.runner import disks
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # a worker that can't mount
+    assert disks.enforcement() == "check"
+    assert disks.take("run-1-") is None
+    assert "this worker isn't root and can't mount one" in disks.described()
 
 
 def test_without_a_sandbox_the_runner_itself_refuses_to_run_package_code(

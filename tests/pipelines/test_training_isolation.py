@@ -12,6 +12,7 @@ import zipfile
 import pytest
 from django.conf import settings
 
+from pipelines.runner.workspace import workspace_folders
 from tests.conftest import wait_for
 from tests.pipelines.training import API, artifact, start, train_py
 
@@ -57,7 +58,7 @@ def test_the_workspace_is_removed_after_every_run(api, worker, package, dataset)
 
     assert not Path(cwd).exists()
     assert not Path(cwd).parent.exists()
-    assert list(settings.WORKSPACES_DIR.glob(f"run-{failed.pk}-*")) == []
+    assert list(workspace_folders(f"run-{failed.pk}-*")) == []
 
 
 HOSTILE = """

@@ -6,11 +6,10 @@ import socket
 import subprocess
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from pipelines.models import PipelineRun
-from pipelines.runner.workspace import Workspace
+from pipelines.runner.workspace import Workspace, workspace_folders
 from pipelines.sweeper import sweep
 from tests.conftest import classifier_and_invoices, classifier_run, requires, wait_until
 
@@ -95,4 +94,4 @@ def test_a_workspace_that_cannot_be_removed_is_left_for_the_sweeper_without_an_e
     finally:
         subprocess.run(["umount", str(busy)], check=False)
     _sweep_until(lambda: not workspace.root.exists(), "the sweeper did not remove it")
-    assert not list(settings.WORKSPACES_DIR.glob(f"run-{run.pk}-*"))
+    assert not list(workspace_folders(f"run-{run.pk}-*"))
