@@ -7,6 +7,8 @@ from pipelines.models import (
     MetricChunk,
     MetricSeries,
     PipelineRun,
+    SandboxUid,
+    SandboxUidCounter,
     Schedule,
 )
 
@@ -87,3 +89,15 @@ class EnvironmentBuildAdmin(ReadOnlyAdmin):
     list_filter = ["status", "python_version"]
     search_fields = ["key", "detail"]
     exclude = ["versions"]
+
+
+@admin.register(SandboxUid)
+class SandboxUidAdmin(ReadOnlyAdmin):
+    list_display = ["uid", "kind", "held", "host", "pid", "holder", "changed_at"]
+    list_filter = ["kind", "held", "host"]
+    search_fields = ["holder"]
+
+
+@admin.register(SandboxUidCounter)
+class SandboxUidCounterAdmin(ReadOnlyAdmin):
+    list_display = ["kind", "position"]

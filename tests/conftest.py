@@ -18,7 +18,8 @@ import pytest
 import redis
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
+from django.db import OperationalError, connection
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.test import Client
 from moto.server import ThreadedMotoServer
 from rq import Worker
@@ -39,6 +40,29 @@ from packages.services import package_create
 from pipelines.models import PipelineRun
 from pipelines.worker import forget_worker_counts
 from tests.factories import package_zip
+
+# A transactional test's teardown empties every table with one TRUNCATE, while the session's
+# workers sweep: PostgreSQL may pick the TRUNCATE as a deadlock's victim. It is tried again
+# (its transaction rolled back whole), as Django's own flush would be if run again.
+FLUSH_ATTEMPTS = 5
+
+
+def _flush_retrying_deadlocks(execute_sql_flush):
+    def flush(self, sql_list):
+        for attempt in range(FLUSH_ATTEMPTS):
+            try:
+                return execute_sql_flush(self, sql_list)
+            except OperationalError as error:
+                if "deadlock detected" not in str(error) or attempt == FLUSH_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+
+    return flush
+
+
+BaseDatabaseOperations.execute_sql_flush = _flush_retrying_deadlocks(
+    BaseDatabaseOperations.execute_sql_flush
+)
 
 
 def requires(available: bool, what: str) -> None:
