@@ -37,11 +37,15 @@ def main():
 
     django.setup()
     from django.conf import settings
+    from django.core.management import call_command
 
-    from pipelines.runner.environments import _uv, environment_for, find_python
+    call_command("migrate", verbosity=0)
+
+    from pipelines.runner.builds import find_uv
+    from pipelines.runner.environments import environment_for, find_python
 
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    python, uv = find_python(version), _uv()
+    python, uv = find_python(version), find_uv()
     scratch = data_dir / "scratch"
     scratch.mkdir()
     (scratch / "requirements.txt").write_text(requirements)

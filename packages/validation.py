@@ -12,7 +12,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from aicenter.zips import open_safe_zip
+from pipelines.runner.requirement_sources import refusals
 
+# A requirements.txt is read this far (the environment builds read no further).
+REQUIREMENTS_MAX_BYTES = 1024 * 1024
 REQUIRED_METHODS = {
     "main.py": ["__init__", "predict"],
     "train.py": ["__init__", "train", "evaluate", "save"],
@@ -97,6 +100,10 @@ def read_package_zip(upload, *, training_enabled: bool) -> PackageArchive:
     for path in ("main.py", "train.py"):
         if path in files and (path == "main.py" or training_enabled):
             errors += _check_source(path, archive.read(files[path]))
+    if "requirements.txt" in files and not settings.REQUIREMENTS_ALLOW_SOURCES:
+        with archive.open(files["requirements.txt"]) as requirements:
+            text = requirements.read(REQUIREMENTS_MAX_BYTES).decode("utf-8", errors="replace")
+        errors += refusals(text)
     if errors:
         _fail(errors)
     return PackageArchive(zip=archive, files=files)

@@ -39,6 +39,7 @@ from packages.services import package_create
 from pipelines.models import PipelineRun
 from pipelines.worker import forget_worker_counts
 from tests.factories import package_zip
+from tests.package_index import PackageIndex
 
 
 def requires(available: bool, what: str) -> None:
@@ -324,8 +325,24 @@ def _redis_clean():
 
 
 @pytest.fixture(scope="session")
-def worker(django_db_setup, django_db_blocker):
-    """One warm `manage.py rqworker pipelines` for the session."""
+def package_index():
+    """The session's own package index (tests/package_index.py), set up as the operator's extra
+    index for the builds of this process and of the workers started after it."""
+    index = PackageIndex()
+    previous = os.environ.get("UV_EXTRA_INDEX_URL")
+    os.environ["UV_EXTRA_INDEX_URL"] = " ".join(filter(None, [index.url, previous]))
+    yield index
+    if previous is None:
+        os.environ.pop("UV_EXTRA_INDEX_URL", None)
+    else:
+        os.environ["UV_EXTRA_INDEX_URL"] = previous
+    index.close()
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup, django_db_blocker, package_index):
+    """One warm `manage.py rqworker pipelines` for the session (builds see the session's
+    package index)."""
     # Before it starts: a job left in a shared Redis by an earlier session names a run id that
     # this session's fresh database may give to another run, and its workers would take ours.
     end_workers_of_earlier_sessions()
