@@ -1,6 +1,29 @@
 """Building a package's environment: uv (pip where uv is missing) in the build sandbox, wheels
 only unless source builds are allowed, its output recorded as it comes (EnvironmentBuild), a
-time limit and a stop. environments.py decides when to build; this module does it."""
+time limit and a stop. environments.py decides when to build; this module does it.
+
+Every wheel is hostile: a .pth in it runs at every start of a Python that has it on its path.
+So no code a package brings runs outside its run's sandbox, builds included:
+
+1. create the environment (no network);
+2. install, nothing compiled, so no Python with the new packages starts; the only step that
+   reaches out: the sandbox has no network of its own, and the installer reaches the
+   operator's package index through our relay inside it and the worker's allow-listing proxy
+   (runner/index_relay.py, runner/index_proxy.py). A proxy rather than a fetch step of the
+   platform's: the installer resolves and downloads as it always does (sdists included, when
+   allowed), and what it can reach is decided by the worker, not by the sandbox;
+3. compile the bytecode runs need with the base Python isolated and without site (-I -S):
+   no .pth runs, nothing of the environment is imported; no network.
+
+The installers' cache is the build's own, in the environment's folder, removed before step 3:
+no two builds share a writable cache, so nothing one build plants reaches another. The cost is
+a download of what each build installs (an environment is built once per machine and
+requirements, usually ahead of its first run); sharing a cache would mean sharing uv's
+unpacked files, which no check can vouch for once a sandbox could write them.
+
+Requirement lines that change where packages come from are refused first
+(runner/requirement_sources.py), unless the operator allows them.
+"""
 
 import codecs
 import functools
