@@ -317,12 +317,9 @@ def _compile(path: Path, python: str, step, record) -> None:
     """Compile the environment's bytecode once, now: runs may not write .pyc files into it,
     and without them every run would spend seconds compiling pandas or scikit-learn. The base
     Python, isolated and without site (-I -S): no .pth runs and nothing of the environment is
-    on its path; compileall only reads the sources. Test suites shipped in wheels (a `tests`
-    folder) are left out: runs don't import them, and they are half of what there is to compile."""
+    on its path; compileall only reads the sources."""
     folders = [str(p) for p in sorted(path.glob("lib/python*/site-packages"))]
-    skip = "|".join(re.escape(folder) for folder in folders)
-    compile_all = [python, "-I", "-S", "-m", "compileall", "-qq", "-j", "0"]
-    code, _ = step([*compile_all, "-x", rf"^({skip})/(.+/)?tests?/", *folders])
+    code, _ = step([python, "-I", "-S", "-m", "compileall", "-qq", "-j", "0", *folders])
     if code:  # a file that isn't valid Python (vendored, or for Python 2): compiled if imported
         record.write("[aicenter] some of the environment's files could not be compiled\n")
 
