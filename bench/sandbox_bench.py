@@ -16,7 +16,7 @@ root. It uses its own data directory.
 """
 
 import argparse
-import json
+import marshal
 import os
 import statistics
 import subprocess
@@ -39,6 +39,9 @@ def setup_django(data_dir):
     import django
 
     django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # the environment's build is recorded
 
 
 def timed(command, **kwargs) -> float:
@@ -65,15 +68,18 @@ def main():
     (workspace / "package" / "train.py").write_text(TRAIN)
     uid = sandbox.sandbox_uid(1)
     os.chown(workspace / "package", uid, uid)
-    plan = json.dumps([["train", "./data"], ["save", None]])
+    plan = [["train", "./data"], ["save", None]]
     read_end, write_end = os.pipe()  # the bootstrap's report channel, drained below
-    argv = [environment.python, "-B", "-u", "-c", BOOTSTRAP, str(write_end), plan]
-    argv.append(json.dumps(run_limits()))
+
+    def argv_for(sandboxed: bool) -> list[str]:  # as the runner starts it (runner/process.py)
+        arguments = marshal.dumps((plan, {**run_limits(), "sandboxed": sandboxed}), 4).hex()
+        return [environment.python, "-B", "-u", "-c", BOOTSTRAP, str(write_end), arguments]
+
     env = {"PATH": "/usr/bin:/bin", "HOME": str(workspace), "LANG": "C.UTF-8"}
     cwd = str(workspace / "package")
 
     def bare():
-        return timed(argv, cwd=cwd, env=env, pass_fds=(write_end,))
+        return timed(argv_for(False), cwd=cwd, env=env, pass_fds=(write_end,))
 
     def sandboxed(cgroups):
         def once():
@@ -87,7 +93,7 @@ def main():
                 cgroups=sandbox.status().cgroups if cgroups else "",
             )
             started = time.perf_counter()
-            command = box.command(argv, cwd=cwd)
+            command = box.command(argv_for(True), cwd=cwd)
             process = subprocess.Popen(
                 command, env=env, pass_fds=(write_end, *box.fds), stdout=subprocess.DEVNULL
             )
