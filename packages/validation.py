@@ -1,7 +1,8 @@
 """Checks an ML package zip against SPEC's package contract without running any of its code.
 
-Everything is decided from the zip's central directory and from parsing the Python sources
-with `ast`, before a single byte is stored.
+Everything is decided from the zip's central directory, from parsing the Python sources with
+`ast` and from reading requirements.txt's lines (none may change where packages come from:
+pipelines/runner/requirement_sources.py), before a single byte is stored.
 """
 
 import ast

@@ -39,7 +39,9 @@ from packages.services import package_create
 from pipelines.models import PipelineRun
 from pipelines.worker import forget_worker_counts
 from tests.factories import package_zip
-from tests.package_index import PackageIndex
+
+# The session's package index, the operator's for the builds (fixture `package_index`).
+pytest_plugins = ["tests.package_index"]
 
 
 def requires(available: bool, what: str) -> None:
@@ -322,21 +324,6 @@ def _redis_clean():
     except redis.ConnectionError:
         pass  # no Redis running: nothing of an earlier test's is in it
     forget_worker_counts()
-
-
-@pytest.fixture(scope="session")
-def package_index():
-    """The session's own package index (tests/package_index.py), set up as the operator's extra
-    index for the builds of this process and of the workers started after it."""
-    index = PackageIndex()
-    previous = os.environ.get("UV_EXTRA_INDEX_URL")
-    os.environ["UV_EXTRA_INDEX_URL"] = " ".join(filter(None, [index.url, previous]))
-    yield index
-    if previous is None:
-        os.environ.pop("UV_EXTRA_INDEX_URL", None)
-    else:
-        os.environ["UV_EXTRA_INDEX_URL"] = previous
-    index.close()
 
 
 @pytest.fixture(scope="session")

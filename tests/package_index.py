@@ -9,12 +9,15 @@ an operator's internal index beside PyPI. A test serves its projects for its own
 import base64
 import hashlib
 import io
+import os
 import tarfile
 import threading
 import time
 import zipfile
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
 
 WHEEL = "Wheel-Version: 1.0\nGenerator: aicenter-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
 
@@ -136,3 +139,18 @@ class PackageIndex:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def package_index():
+    """The session's own package index (tests/package_index.py), set up as the operator's extra
+    index for the builds of this process and of the workers started after it."""
+    index = PackageIndex()
+    previous = os.environ.get("UV_EXTRA_INDEX_URL")
+    os.environ["UV_EXTRA_INDEX_URL"] = " ".join(filter(None, [index.url, previous]))
+    yield index
+    if previous is None:
+        os.environ.pop("UV_EXTRA_INDEX_URL", None)
+    else:
+        os.environ["UV_EXTRA_INDEX_URL"] = previous
+    index.close()
