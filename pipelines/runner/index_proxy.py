@@ -19,6 +19,7 @@ itself); plain-HTTP index URLs as forwarded requests, one per connection.
 
 import base64
 import os
+import re
 import shutil
 import socket
 import socketserver
@@ -35,6 +36,7 @@ HEAD_MAX_BYTES = 64 * 1024
 # something is wrong, and then the installer gets an error rather than a hang.
 CONNECT_TIMEOUT_SECONDS = 30
 CHUNK = 256 * 1024
+NOT_IN_A_HOST = re.compile(r"[^A-Za-z0-9.:_\-\[\]]")
 
 
 def _words(environ, name: str) -> list[str]:
@@ -133,18 +135,19 @@ class IndexProxy:
         client.settimeout(CONNECT_TIMEOUT_SECONDS)
         try:
             head, rest = _read_head(client)
-            method, target, version = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+            method, target, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
         except (OSError, ValueError, UnicodeDecodeError):
             return
         tunnel = method == "CONNECT"
-        parts = urlsplit(f"//{target}" if tunnel else target)
         try:
+            parts = urlsplit(f"//{target}" if tunnel else target)
             host = (parts.hostname or "").lower().rstrip(".")
             port = parts.port or (443 if tunnel or parts.scheme == "https" else 80)
+            plain_http = parts.scheme == "http"
         except ValueError:
-            host, port = "", 0
-        if (host, port) not in self.allowed or (not tunnel and parts.scheme != "http"):
-            self._refuse(client, f"{host or target}:{port}")
+            host, port, plain_http = "", 0, False
+        if (host, port) not in self.allowed or not (tunnel or plain_http):
+            self._refuse(client, f"{host}:{port}" if host else target)
             return
         try:
             upstream, authorization = self._connect(host, port, tunnel=tunnel)
@@ -153,7 +156,7 @@ class IndexProxy:
             return
         try:
             if tunnel:
-                client.sendall(f"{version} 200 Connection established\r\n\r\n".encode())
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             else:
                 upstream.sendall(_forwarded(head, authorization))
             if rest:
@@ -164,6 +167,7 @@ class IndexProxy:
         self._splice(client, upstream)
 
     def _refuse(self, client, target: str) -> None:
+        target = NOT_IN_A_HOST.sub("?", target)[:100]  # it goes into the build's log
         with self.lock:
             if target not in self.refused and len(self.refused) < 20:
                 self.refused.append(target)

@@ -80,6 +80,13 @@ def test_it_lets_through_the_index_only(index_with_a_wheel):
     assert not os.path.exists(proxy.path) and not os.path.exists(proxy.folder)
 
 
+def test_what_it_refused_is_named_harmlessly_in_the_log():
+    with IndexProxy(set()) as proxy:
+        answer = ask(proxy, b"CONNECT \x1b[2J[aicenter]\x07done:443 HTTP/1.1\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 403")
+    assert proxy.refused == ["?[2J[aicenter]?done:443"]  # no escape, no line of its own
+
+
 class OperatorProxy:
     """The operator's own HTTP proxy: notes each request line, then forwards it (a plain
     request to its URL, a CONNECT as a tunnel)."""
