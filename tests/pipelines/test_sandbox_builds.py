@@ -131,6 +131,8 @@ def evil_wheel(listener, shared_cache, shared):
         {
             "aicenter_evil_hook.py": hook,
             "aicenter_evil.pth": "import aicenter_evil_hook; aicenter_evil_hook.run()\n",
+            "aicenter_evil_lib/__init__.py": "VERSION = 1\n",
+            "aicenter_evil_lib/tests/test_it.py": "def test_it():\n    pass\n",
         },
     )
 
@@ -161,6 +163,8 @@ def test_a_wheels_pth_never_runs_at_build_time_only_in_the_run(
         assert shared_cache.read_text() == "clean\n"
         assert not (environment.path / ".build-cache").exists()  # its own cache, gone
         assert fresh_bytecode(site_packages / "aicenter_evil_hook.py")
+        assert fresh_bytecode(site_packages / "aicenter_evil_lib" / "__init__.py")
+        assert not fresh_bytecode(site_packages / "aicenter_evil_lib" / "tests" / "test_it.py")
 
         train = """
 import aicenter_evil_hook as hook
