@@ -375,12 +375,12 @@ SANDBOX_AHEAD = envbool("AICENTER_SANDBOX_AHEAD", True)
 # test suite's exchange folder only.
 SANDBOX_SHARED_DIRS = []
 # Environment builds install wheels only: no package's build code runs. True allows source
-# builds (sdists, VCS and local requirements), in the build sandbox.
+# builds (sdists), in the build sandbox.
 ENVIRONMENT_SOURCE_BUILDS = envbool("AICENTER_SOURCE_BUILDS", False)
-# The installers' download cache, shared by builds (written by the build sandbox only).
-INSTALLER_CACHE_DIR = Path(
-    os.environ.get("AICENTER_INSTALLER_CACHE_DIR", DATA_DIR / "installer-cache")
-)
+# A requirements.txt names packages and versions only: lines that change where packages come
+# from (index and find-links options, nested files, editables, URLs, paths) are refused at
+# upload and at build. True allows them (and lets builds reach the hosts they name).
+REQUIREMENTS_ALLOW_SOURCES = envbool("AICENTER_REQUIREMENTS_ALLOW_SOURCES", False)
 # A run's log is cut (with a note saying so) past this many characters.
 PIPELINE_LOG_MAX_CHARS = envint("AICENTER_LOG_MAX_CHARS", 20 * 1024 * 1024)
 

@@ -75,14 +75,16 @@ def main():
     probe_uid = sandbox_uids.probe_uid()
     plan = [["train", "./data"], ["save", None]]
     read_end, write_end = os.pipe()  # the bootstrap's report channel, drained below
-    # the plan and limits as the runner hands them over (process.py's _start)
-    arguments = marshal.dumps((plan, {**run_limits(), "sandboxed": True}), 4).hex()
-    argv = [environment.python, "-B", "-u", "-c", BOOTSTRAP, str(write_end), arguments]
+
+    def argv_for(sandboxed: bool) -> list[str]:  # as the runner starts it (runner/process.py)
+        arguments = marshal.dumps((plan, {**run_limits(), "sandboxed": sandboxed}), 4).hex()
+        return [environment.python, "-B", "-u", "-c", BOOTSTRAP, str(write_end), arguments]
+
     env = {"PATH": "/usr/bin:/bin", "HOME": str(workspace), "LANG": "C.UTF-8"}
     cwd = str(workspace / "package")
 
     def bare():
-        return timed(argv, cwd=cwd, env=env, pass_fds=(write_end,))
+        return timed(argv_for(False), cwd=cwd, env=env, pass_fds=(write_end,))
 
     def sandboxed(cgroups, *, before=False):
         def once():
@@ -100,7 +102,7 @@ def main():
                 processes=settings.PIPELINE_PROCESSES_LIMIT,
                 cgroups=sandbox.status().cgroups if cgroups else "",
             )
-            command = box.command(argv, cwd=cwd)
+            command = box.command(argv_for(True), cwd=cwd)
             if before:  # no filter: its two arguments out (its pipe stays unread)
                 at = command.index("--seccomp")
                 del command[at : at + 2]

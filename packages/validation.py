@@ -1,7 +1,8 @@
 """Checks an ML package zip against SPEC's package contract without running any of its code.
 
-Everything is decided from the zip's central directory and from parsing the Python sources
-with `ast`, before a single byte is stored.
+Everything is decided from the zip's central directory, from parsing the Python sources with
+`ast` and from reading requirements.txt's lines (none may change where packages come from:
+pipelines/runner/requirement_sources.py), before a single byte is stored.
 """
 
 import ast
@@ -12,7 +13,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from aicenter.zips import open_safe_zip
+from pipelines.runner.requirement_sources import refusals
 
+# A requirements.txt is read this far (the environment builds read no further).
+REQUIREMENTS_MAX_BYTES = 1024 * 1024
 REQUIRED_METHODS = {
     "main.py": ["__init__", "predict"],
     "train.py": ["__init__", "train", "evaluate", "save"],
@@ -97,6 +101,10 @@ def read_package_zip(upload, *, training_enabled: bool) -> PackageArchive:
     for path in ("main.py", "train.py"):
         if path in files and (path == "main.py" or training_enabled):
             errors += _check_source(path, archive.read(files[path]))
+    if "requirements.txt" in files and not settings.REQUIREMENTS_ALLOW_SOURCES:
+        with archive.open(files["requirements.txt"]) as requirements:
+            text = requirements.read(REQUIREMENTS_MAX_BYTES).decode("utf-8", errors="replace")
+        errors += refusals(text)
     if errors:
         _fail(errors)
     return PackageArchive(zip=archive, files=files)

@@ -41,6 +41,9 @@ from pipelines.models import PipelineRun
 from pipelines.worker import forget_worker_counts
 from tests.factories import package_zip
 
+# The session's package index, the operator's for the builds (fixture `package_index`).
+pytest_plugins = ["tests.package_index"]
+
 # A transactional test's teardown empties every table with one TRUNCATE, while the session's
 # workers sweep: PostgreSQL may pick the TRUNCATE as a deadlock's victim. It is tried again
 # (its transaction rolled back whole), as Django's own flush would be if run again.
@@ -349,8 +352,9 @@ def _redis_clean():
 
 
 @pytest.fixture(scope="session")
-def worker(django_db_setup, django_db_blocker):
-    """One warm `manage.py rqworker pipelines` for the session."""
+def worker(django_db_setup, django_db_blocker, package_index):
+    """One warm `manage.py rqworker pipelines` for the session (builds see the session's
+    package index)."""
     # Before it starts: a job left in a shared Redis by an earlier session names a run id that
     # this session's fresh database may give to another run, and its workers would take ours.
     end_workers_of_earlier_sessions()

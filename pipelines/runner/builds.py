@@ -1,8 +1,32 @@
 """Building a package's environment: uv (pip where uv is missing) in the build sandbox, wheels
 only unless source builds are allowed, its output recorded as it comes (EnvironmentBuild), a
-time limit and a stop. environments.py decides when to build; this module does it."""
+time limit and a stop. environments.py decides when to build; this module does it.
+
+Every wheel is hostile: a .pth in it runs at every start of a Python that has it on its path.
+So no code a package brings runs outside its run's sandbox, builds included:
+
+1. create the environment (no network);
+2. install, nothing compiled, so no Python with the new packages starts; the only step that
+   reaches out: the sandbox has no network of its own, and the installer reaches the
+   operator's package index through our relay inside it and the worker's allow-listing proxy
+   (runner/index_relay.py, runner/index_proxy.py). A proxy rather than a fetch step of the
+   platform's: the installer resolves and downloads as it always does (sdists included, when
+   allowed), and what it can reach is decided by the worker, not by the sandbox;
+3. compile the bytecode runs need with the base Python isolated and without site (-I -S):
+   no .pth runs, nothing of the environment is imported; no network.
+
+The installers' cache is the build's own, in the environment's folder, removed before step 3:
+no two builds share a writable cache, so nothing one build plants reaches another. The cost is
+a download of what each build installs (an environment is built once per machine and
+requirements, usually ahead of its first run); sharing a cache would mean sharing uv's
+unpacked files, which no check can vouch for once a sandbox could write them.
+
+Requirement lines that change where packages come from are refused first
+(runner/requirement_sources.py), unless the operator allows them.
+"""
 
 import codecs
+import functools
 import os
 import re
 import selectors
@@ -20,7 +44,10 @@ from aicenter.database import retry_when_locked
 from pipelines import transitions
 from pipelines.models import EnvironmentBuild
 from pipelines.runner import sandbox_uids
+from pipelines.runner.index_proxy import IndexProxy, index_hosts
+from pipelines.runner.requirement_sources import refusals, source_urls
 from pipelines.runner.sandbox import Sandbox, python_prefixes, refusal, status
+from pipelines.runner.trees import remove_tree
 
 # A build's output goes to the database this often, for the pages of the runs waiting on it.
 BUILD_FLUSH_SECONDS = 0.5
@@ -115,42 +142,36 @@ class BuildRecord:
 
 
 # What an installer may be told by the operator (which index, which proxy, which CA): the
-# only variables of the server's that reach a build.
+# only variables of the server's that reach a build. Proxies and NO_PROXY are the index
+# proxy's (runner/index_proxy.py), not the build's: a sandboxed build has no network.
 INSTALLER_VARIABLES = re.compile(
     r"^(UV_(INDEX|DEFAULT_INDEX|EXTRA_INDEX|INDEX_URL|EXTRA_INDEX_URL|FIND_LINKS|NATIVE_TLS|"
     r"INSECURE_HOST)|PIP_(INDEX_URL|EXTRA_INDEX_URL|FIND_LINKS|TRUSTED_HOST|CERT)|"
     r"(HTTPS?|NO|ALL)_PROXY|(https?|no|all)_proxy|SSL_CERT_(FILE|DIR)|REQUESTS_CA_BUNDLE)$"
 )
+PROXY_VARIABLES = re.compile(r"^(HTTPS?|NO|ALL)_PROXY$", re.IGNORECASE)
+# The build's own installers' cache, in the environment's folder while it is built: shared with
+# no other build, removed before the environment is compiled and used.
+CACHE = ".build-cache"
+RELAY = Path(__file__).with_name("index_relay.py")
 
 
-def _own(cache: Path, uid: int) -> None:
-    """The installers' cache is the builds' uid's. A build run as root (AICENTER_SANDBOX=off)
-    leaves root's folders in it, which a sandboxed build could not open: given back once."""
-    for top in (cache, cache / "uv", cache / "pip"):
-        if top.exists() and top.stat().st_uid != uid:
-            os.chown(top, uid, uid)
-            for folder, dirnames, filenames in os.walk(top):
-                for name in dirnames + filenames:
-                    os.chown(os.path.join(folder, name), uid, uid, follow_symlinks=False)
-
-
-def _build_sandbox(path: Path, python: str, uv: str | None, uid: int):
-    """A build sees the environment it builds and the installers' cache, read-write; the
-    Python and uv it runs, read-only; the package index through the network; nothing else.
-    It runs as its own uid, with none of the server's variables."""
-    cache = settings.INSTALLER_CACHE_DIR
-    cache.mkdir(parents=True, exist_ok=True)
+def _build_sandbox(path: Path, python: str, uv: str | None, proxy: IndexProxy, uid: int):
+    """A build sees the environment it builds (its own installers' cache inside), read-write;
+    the Python and uv it runs, our index relay and the folder of the index proxy's socket,
+    read-only; no network; nothing else. It runs as its own uid, with none of the server's
+    variables."""
     path.mkdir(parents=True)
     if os.geteuid() == 0:
-        _own(cache, uid)
         os.chown(path, uid, uid)
-    readable = python_prefixes(python) + ([uv] if uv else [])
+    cache = path / CACHE
+    readable = python_prefixes(python) + ([uv] if uv else []) + [RELAY, proxy.folder]
     environment = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(cache),
         "LANG": "C.UTF-8",
-        "UV_CACHE_DIR": str(cache / "uv"),
-        "PIP_CACHE_DIR": str(cache / "pip"),
+        "UV_CACHE_DIR": str(cache),
+        "PIP_CACHE_DIR": str(cache),
         "UV_PYTHON_DOWNLOADS": "never",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         **{k: v for k, v in os.environ.items() if INSTALLER_VARIABLES.match(k)},
@@ -158,20 +179,22 @@ def _build_sandbox(path: Path, python: str, uv: str | None, uid: int):
     if problem := refusal():  # never unsandboxed unless the operator said so
         raise EnvironmentUnavailable(f"this worker can't sandbox environment builds: {problem}")
     if not status().enabled:
-        return None, environment
+        return None, environment  # the operator's choice: on the host, with its network
+    for name in [k for k in environment if PROXY_VARIABLES.match(k)]:
+        del environment[name]
     box = Sandbox(
         _name(path),
         uid=uid,
-        writable=[path, cache],
+        writable=[path],
         readable=readable,
-        network=True,
+        network=False,
         installer=True,
         home=str(cache),
     )
     return box, environment
 
 
-def _run(command, record, box, environment, deadline: float, should_stop=None):
+def _run(command, *, record, box, environment, deadline: float, should_stop=None):
     """Run one step of a build, its output to `record` as it comes; stop it at the build's
     deadline (EnvironmentUnavailable) or when `should_stop()` says so (BuildStopped)."""
     if box:
@@ -227,7 +250,12 @@ def _name(path: Path) -> str:
 
 def build(path: Path, python: str, requirements: str, record, should_stop=None) -> None:
     """Build a virtual environment at `path` for these (normalised) requirements, as a uid of
-    its own, given back when the build is over (runner/sandbox_uids.py)."""
+    its own, given back when the build is over (runner/sandbox_uids.py): create it, install
+    into it (the only step that reaches the package index), compile its bytecode."""
+    # checked at upload too; again here for versions stored before, or written by a run
+    refused = [] if settings.REQUIREMENTS_ALLOW_SOURCES else refusals(requirements, numbered=False)
+    if refused:
+        raise EnvironmentUnavailable(f"dependency install refused: {refused[0]} {refused[-1]}")
     lease = sandbox_uids.lease(sandbox_uids.BUILD, _name(path))
     try:
         _build(path, python, requirements, record, should_stop, lease.uid)
@@ -241,39 +269,58 @@ def _build(path: Path, python: str, requirements: str, record, should_stop, uid:
         f"[aicenter] building the package's environment with {'uv' if uv else 'pip'}\n",
         platform=True,
     )
-    box, environment = _build_sandbox(path, python, uv, uid)
-    deadline = time.monotonic() + settings.ENVIRONMENT_BUILD_MAX_SECONDS
+    more = source_urls(requirements) if settings.REQUIREMENTS_ALLOW_SOURCES else []
+    with IndexProxy(index_hosts(os.environ, uv=bool(uv), more=more)) as proxy:
+        box, environment = _build_sandbox(path, python, uv, proxy, uid)
+        step = functools.partial(
+            _run,
+            record=record,
+            box=box,
+            environment=environment,
+            deadline=time.monotonic() + settings.ENVIRONMENT_BUILD_MAX_SECONDS,
+            should_stop=should_stop,
+        )
+        _create(path, python, uv, step)
+        if not requirements:
+            return
+        _install(path, python, uv, requirements, step, record, proxy if box else None)
+        proxy.stop()  # the index is needed no more: nothing after this reaches out
+        remove_tree(path / CACHE)
+        _compile(path, python, step, record)
+
+
+def _create(path: Path, python: str, uv: str | None, step) -> None:
     if uv:
-        create = [uv, "venv", "--python", python, "--no-python-downloads", "--quiet", str(path)]
+        create = [uv, "venv", "--python", python, "--no-python-downloads", "--no-cache"]
+        create += ["--quiet", str(path)]
     else:
         create = [python, "-m", "venv", str(path)]
-    code, output = _run(create, record, box, environment, deadline, should_stop)
+    code, output = step(create)
     if code:
         raise EnvironmentUnavailable(f"could not create the environment: {output.strip()[-300:]}")
-    if not requirements:
-        return
+
+
+def _install(path: Path, python: str, uv, requirements: str, step, record, proxy) -> None:
+    """Install the requirements, nothing compiled: no Python with the new packages on its path
+    starts here (a wheel's .pth would run in it). The installer reaches the index through the
+    relay (in the sandbox) and the index proxy (in the worker), and nothing else."""
     requirements_file = path / "requirements.txt"
     requirements_file.write_text(requirements + "\n")
     # wheels only, unless the operator allows source builds: no package's code runs at all
     binary = [] if settings.ENVIRONMENT_SOURCE_BUILDS else ["--only-binary", ":all:"]
     if uv:
-        # compiled now, once: package code may not write .pyc files here, and without them
-        # every run would spend seconds compiling pandas or scikit-learn on import
-        install = [
-            uv,
-            "pip",
-            "install",
-            "--compile-bytecode",
-            *binary,
-            "--python",
-            str(path / "bin" / "python"),
-            "-r",
-            str(requirements_file),
-        ]
+        install = [uv, "pip", "install", *binary, "--python", str(path / "bin" / "python")]
     else:
-        install = [str(path / "bin" / "python"), "-m", "pip", "install", *binary]
-        install += ["-r", str(requirements_file)]
-    code, output = _run(install, record, box, environment, deadline, should_stop)
+        install = [str(path / "bin" / "python"), "-m", "pip", "install", "--no-compile", *binary]
+    install += ["-r", str(requirements_file)]
+    if proxy:
+        install = [python, "-I", "-S", str(RELAY), proxy.path, "--", *install]
+    code, output = step(install)
+    for target in proxy.refused if proxy else ():
+        record.write(
+            f"[aicenter] refused a connection to {target}: builds reach only the package index\n",
+            platform=True,
+        )
     if code:
         reason = f"dependency install failed: {_failed_requirement(output, requirements)}"
         if binary and _needs_source_build(output):
@@ -282,7 +329,27 @@ def _build(path: Path, python: str, requirements: str, record, should_stop, uid:
                 "source is off: set AICENTER_SOURCE_BUILDS=true to allow source builds, "
                 "which then run in the build sandbox)"
             )
+        if proxy and proxy.refused:
+            reason += f" (it tried to reach {', '.join(proxy.refused)}: not the package index)"
         raise EnvironmentUnavailable(reason)
+
+
+def _compile(path: Path, python: str, step, record) -> None:
+    """Compile the environment's bytecode once, now: runs may not write .pyc files into it,
+    and without them every run would spend seconds compiling pandas or scikit-learn. The base
+    Python, isolated and without site (-I -S): no .pth runs and nothing of the environment is
+    on its path; compileall only reads the sources. The test suites wheels ship (folders named
+    `tests`) are left out: runs import the libraries, not their tests, and the tests are half
+    of what there is to compile (a module imported from one is compiled in memory, as without
+    a .pyc)."""
+    folders = [str(p) for p in sorted(path.glob("lib/python*/site-packages"))]
+    tests = rf"^({'|'.join(re.escape(folder) for folder in folders)})/(.+/)?tests/"
+    compile_all = [python, "-I", "-S", "-m", "compileall", "-qq", "-j", "0", "-x", tests]
+    code, _ = step([*compile_all, *folders])
+    if code:  # a file that isn't valid Python (vendored, or for Python 2): compiled if imported
+        record.write(
+            "[aicenter] some of the environment's files could not be compiled\n", platform=True
+        )
 
 
 def _needs_source_build(output: str) -> bool:

@@ -68,16 +68,13 @@ def run_here(
     name="attack",
     source=None,
     go_ahead=False,
+    requirements="",
 ):
-    """Upload a package with this train() and save() (or train.py's whole `source`), run it in
-    this process, return the run. `go_ahead`: as a worker does, it may take the sandbox started
-    ahead, and starts one for the next run (runner/ahead.py)."""
-    package_create(
-        project=project,
-        user=user,
-        name=name,
-        file=upload(content=package_zip(**{"train.py": source or train_py(train, save)})),
-    )
+    """Upload a package with this train() and save() (or train.py's whole `source`) and
+    requirements.txt, run it in this process, return the run. `go_ahead`: as a worker does, it
+    may take the sandbox started ahead, and starts one for the next run (runner/ahead.py)."""
+    files = {"train.py": source or train_py(train, save), "requirements.txt": requirements}
+    package_create(project=project, user=user, name=name, file=upload(content=package_zip(**files)))
     if not project.datasets.filter(name="d").exists():
         dataset = dataset_create(project=project, user=user, name="d")
         dataset_file_put(user=user, dataset=dataset, path="a.csv", fileobj=io.BytesIO(b"1,2\n"))

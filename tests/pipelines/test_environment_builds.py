@@ -2,12 +2,11 @@
 shows Packaging and the installer's output whichever job builds it; a failed build shows on
 the version and is not tried again until Rebuild; a kill stops a build; builds have a time limit.
 
-The package index here is a server of the test's own on loopback that answers slowly, then
-"not found": builds that take as long as the test needs, and fail for a known reason."""
+The package index is the session's (tests/package_index.py, the operator's extra index): its
+project `slowpkg` answers slowly, then with no version at all: builds that take as long as the
+test needs, and fail for a known reason."""
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -21,42 +20,31 @@ pytestmark = pytest.mark.django_db(transaction=True)
 API = "/api/v1/projects/alpha"
 
 
-class SlowIndex:
-    """A package index that takes `delay` seconds to say it has no such project."""
+class SlowProject:
+    """slowpkg on the session's index: its page comes `delay` seconds late, with no version."""
 
-    def __init__(self):
-        self.delay = 2.0
-        self.requests = 0
-        index = self
+    requirements = "slowpkg==1.0\n"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                index.requests += 1
-                time.sleep(index.delay)
-                self.send_response(404)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def __init__(self, index):
+        self.index = index
 
     @property
-    def requirements(self):
-        port = self.server.server_address[1]
-        return f"--index-url http://127.0.0.1:{port}/simple\nslowpkg==1.0\n"
+    def delay(self):
+        return self.index.delays["slowpkg"]
 
-    def close(self):
-        self.server.shutdown()
+    @delay.setter
+    def delay(self, seconds):
+        self.index.delays["slowpkg"] = seconds
+
+    @property
+    def requests(self):
+        return self.index.requests["slowpkg"]
 
 
 @pytest.fixture
-def index():
-    server = SlowIndex()
-    yield server
-    server.close()
+def index(package_index):
+    with package_index.serving("slowpkg", delay=2.0):
+        yield SlowProject(package_index)
 
 
 @pytest.fixture

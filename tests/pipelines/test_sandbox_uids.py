@@ -7,8 +7,8 @@ from their own part of AICENTER_SANDBOX_UIDS, from the database, never from Redi
 The sandbox tests' helpers are in tests/pipelines/sandboxing.py, their fixtures in
 tests/pipelines/conftest.py."""
 
+import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,10 +23,11 @@ from pipelines import queue
 from pipelines.models import SandboxUid
 from pipelines.runner import ahead, sandbox_uids
 from pipelines.runner.builds import EnvironmentUnavailable
-from pipelines.runner.environments import environment_for
+from pipelines.runner.environments import environment_for, environment_key
 from pipelines.runner.sandbox_uids import AHEAD, BUILD, REPLICA, RUN
 from tests.conftest import stop, upload, wait_until
 from tests.factories import package_zip
+from tests.package_index import sdist
 from tests.pipelines.sandboxing import files_of, log_of, run_here
 
 pytestmark = [
@@ -243,7 +244,7 @@ import os, time
 from pathlib import Path
 from setuptools import setup
 
-here = Path(__file__).parent
+here = Path(FOLDER)  # the environment it builds: all it may write
 (here / "uid").write_text(str(os.getuid()))
 deadline = time.time() + 60
 while not (here / "go").exists() and time.time() < deadline:
@@ -260,7 +261,7 @@ while not (shared / "go").exists() and time.time() < deadline:
 
 
 def test_a_run_an_ahead_sandbox_a_build_and_a_replica_alive_at_once_have_four_uids(
-    db, project, bob, api_as, settings, tmp_path
+    db, project, bob, api_as, settings, tmp_path, package_index
 ):
     from tests.skills.conftest import ECHO, deploy, predict, start_skill_host, wait_available
 
@@ -269,15 +270,13 @@ def test_a_run_an_ahead_sandbox_a_build_and_a_replica_alive_at_once_have_four_ui
     waiting = ahead._ahead  # a sandbox started ahead, waiting for its run
     host = start_skill_host()
     settings.ENVIRONMENT_SOURCE_BUILDS = True
-    source = settings.INSTALLER_CACHE_DIR / "uidpkg"  # where the build sees it
-    source.mkdir(parents=True, exist_ok=True)
-    source.chmod(0o777)
-    (source / "setup.py").write_text(BLOCKING_SETUP_PY)
+    source = settings.ENVIRONMENTS_DIR / environment_key("3.11", "uidpkg==1.0")
+    setup_py = BLOCKING_SETUP_PY.replace("FOLDER", repr(str(source)))
     shared = tmp_path  # where the long run writes its uid and waits
 
     def build():
         try:
-            environment_for(python_version="3.11", requirements=f"uidpkg @ file://{source}")
+            environment_for(python_version="3.11", requirements="uidpkg==1.0")
         except EnvironmentUnavailable:
             pass  # whether it installs does not matter: its uid does
         finally:
@@ -290,33 +289,34 @@ def test_a_run_an_ahead_sandbox_a_build_and_a_replica_alive_at_once_have_four_ui
             connection.close()
 
     threads = [threading.Thread(target=build), threading.Thread(target=train)]
-    try:
-        package = package_zip(**{"main.py": ECHO})
-        answer = api.post(
-            "/api/v1/projects/alpha/packages",
-            {"name": "echo", "file": upload(content=package), "input_type": "json"},
-        )
-        assert answer.status_code == 201, answer.content
-        deploy(api)
-        wait_available(api)
-        for thread in threads:
-            thread.start()
-        wait_until(lambda: written(source / "uid") and written(shared / "uid"), 60, "not up")
-        uids = {
-            RUN: int((shared / "uid").read_text()),
-            AHEAD: waiting.uid,
-            BUILD: int((source / "uid").read_text()),
-            REPLICA: predict(api, body="whoami").json()["uid"],
-        }
-        assert waiting.process.poll() is None  # still there
-        assert len(set(uids.values())) == 4, uids
-        for kind, uid in uids.items():
-            assert uid in sandbox_uids.part(kind), (kind, uid)
-    finally:
-        (source / "go").touch()
-        (shared / "go").touch()
-        for thread in threads:
-            if thread.is_alive() or thread.ident:
-                thread.join(timeout=120)
-        stop(host)
-        shutil.rmtree(source, ignore_errors=True)
+    with package_index.serving("uidpkg", sdist("uidpkg", "1.0", setup_py)):
+        try:
+            package = package_zip(**{"main.py": ECHO})
+            answer = api.post(
+                "/api/v1/projects/alpha/packages",
+                {"name": "echo", "file": upload(content=package), "input_type": "json"},
+            )
+            assert answer.status_code == 201, answer.content
+            deploy(api)
+            wait_available(api)
+            for thread in threads:
+                thread.start()
+            wait_until(lambda: written(source / "uid") and written(shared / "uid"), 60, "not up")
+            uids = {
+                RUN: int((shared / "uid").read_text()),
+                AHEAD: waiting.uid,
+                BUILD: int((source / "uid").read_text()),
+                REPLICA: predict(api, body="whoami").json()["uid"],
+            }
+            assert waiting.process.poll() is None  # still there
+            assert len(set(uids.values())) == 4, uids
+            for kind, uid in uids.items():
+                assert uid in sandbox_uids.part(kind), (kind, uid)
+        finally:
+            with contextlib.suppress(FileNotFoundError):  # a build that failed is gone
+                (source / "go").touch()
+            (shared / "go").touch()
+            for thread in threads:
+                if thread.is_alive() or thread.ident:
+                    thread.join(timeout=120)
+            stop(host)
