@@ -13,7 +13,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from aicenter.data_dir import data_dir_protect
+from core.data_dir import data_dir_protect
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -69,7 +69,7 @@ INSTALLED_APPS = [
     "ninja",
     "csp",
     "axes",
-    "aicenter",
+    "core",
     "datasets",
     "packages",
     "pipelines",
@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "governance",
     "webhooks",
     "accounts",
+    "aicenter",
 ]
 
 MIDDLEWARE = [
@@ -234,17 +235,17 @@ STORAGES = {
 REDIS_URL = os.environ.get("REDIS_URL", "")
 EMBEDDED_REDIS = not REDIS_URL
 if EMBEDDED_REDIS:
-    from aicenter.embedded_redis import socket_url
+    from core.embedded_redis import socket_url
 
     REDIS_URL = socket_url(DATA_DIR)
 
-# Jobs are JSON, signed with a key derived from SECRET_KEY, never pickled (pipelines/queue.py):
+# Jobs are JSON, signed with a key derived from SECRET_KEY, never pickled (core/queue.py):
 # whoever can write to Redis can't run code on a worker.
 RQ_QUEUES = {
     name: {
         "URL": REDIS_URL,
         "DEFAULT_TIMEOUT": envint("AICENTER_JOB_TIMEOUT", 25 * 3600),
-        "SERIALIZER": "pipelines.queue.JobSerializer",
+        "SERIALIZER": "core.queue.JobSerializer",
     }
     for name in ("pipelines", "gpu", "default")
 }
@@ -253,7 +254,7 @@ RQ_QUEUES = {
 DATA_UPLOAD_MAX_NUMBER_FILES = envint("AICENTER_MAX_UPLOAD_FILES", 20000)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = envint("AICENTER_MAX_UPLOAD_FIELDS", 50000)
 # Uploads beyond memory wait in the data dir (on its disk, counted by its reserve); a killed
-# web server's leftovers there are reclaimed by the housekeeping (aicenter/reclaim.py).
+# web server's leftovers there are reclaimed by the housekeeping (core/reclaim.py).
 FILE_UPLOAD_TEMP_DIR = DATA_DIR / "uploads"
 FILE_UPLOAD_TEMP_DIR.mkdir(exist_ok=True)
 # Storage nothing refers to is reclaimed once this old: longer than any upload or run's output

@@ -97,7 +97,7 @@ def main():
         f"({best(first) / best(baseline):.2f}× baseline)"
     )
     print(f"  second run: environment reused                {best(second) * 1000:6.1f} ms")
-    from aicenter.embedded_redis import stop
+    from core.embedded_redis import stop
 
     stop(settings.DATA_DIR)
     shutil.rmtree(data_dir, ignore_errors=True)

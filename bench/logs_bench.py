@@ -56,11 +56,11 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from aicenter.embedded_redis import stop  # noqa: E402
-from aicenter.models import Membership, Project  # noqa: E402
-from aicenter.services import api_token_create  # noqa: E402
 from bench import pages_bench  # noqa: E402
 from bench.pages_bench import next_link, settle  # noqa: E402
+from core.embedded_redis import stop  # noqa: E402
+from core.models import Membership, Project  # noqa: E402
+from core.services import api_token_create  # noqa: E402
 from governance.models import Event  # noqa: E402
 from governance.selectors import event_cursor  # noqa: E402
 from packages.models import Package, PackageVersion  # noqa: E402

@@ -224,7 +224,7 @@ class Instance:
         from django.db import connections
 
         if settings.EMBEDDED_REDIS:
-            from aicenter.embedded_redis import stop
+            from core.embedded_redis import stop
 
             stop(settings.DATA_DIR)
         connections.close_all()

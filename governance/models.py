@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from aicenter.models import Project
+from core.models import Project
 
 
 class Event(models.Model):

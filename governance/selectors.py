@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from aicenter.models import Membership
+from core.models import Membership
 from datasets.models import Dataset
 from governance.events import CATEGORIES
 from governance.models import Event

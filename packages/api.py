@@ -3,9 +3,9 @@ from datetime import datetime
 from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
-from aicenter.downloads import zip_response
-from aicenter.errors import ErrorOut
-from aicenter.services import project_get_for_user
+from core.downloads import zip_response
+from core.errors import ErrorOut
+from core.services import project_get_for_user
 from packages.selectors import package_get, package_list, version_get, version_list
 from packages.services import (
     package_create,

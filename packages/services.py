@@ -8,14 +8,14 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 
-from aicenter.disk_space import data_disk_refuse_when_low
-from aicenter.manifests import (
+from core.disk_space import data_disk_refuse_when_low
+from core.manifests import (
     clean_path,
     manifest_delete,
     manifest_from_files,
     manifest_totals,
 )
-from aicenter.services import RUN, conflict, name_taken, require
+from core.services import RUN, conflict, name_taken, require
 from governance.events import record
 from packages.models import Package, PackageVersion
 from packages.selectors import version_next_major

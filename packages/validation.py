@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from aicenter.zips import open_safe_zip
+from core.zips import open_safe_zip
 from pipelines.runner.requirement_sources import refusals
 
 # A requirements.txt is read this far (the environment builds read no further).

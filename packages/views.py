@@ -5,10 +5,9 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from aicenter.downloads import file_response, zip_response
-from aicenter.pages import done, folder_context, form_errors, page_of
-from aicenter.services import RUN, can, project_get_for_user
-from aicenter.views import delete_confirmation
+from core.downloads import file_response, zip_response
+from core.pages import delete_confirmation, done, folder_context, form_errors, page_of
+from core.services import RUN, can, project_get_for_user
 from packages.forms import PackageForm
 from packages.models import PackageVersion
 from packages.selectors import (

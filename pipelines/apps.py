@@ -6,5 +6,5 @@ class PipelinesConfig(AppConfig):
 
     def ready(self):
         # RQ's default serializer is the platform's in every process, before anything of RQ
-        # reads Redis (pipelines/queue.py says why)
-        from pipelines import queue  # noqa: F401
+        # reads Redis (core/queue.py says why)
+        from core import queue  # noqa: F401

@@ -7,7 +7,7 @@ records."""
 
 from django.urls import reverse
 
-from aicenter.durations import duration_text
+from core.durations import duration_text
 from governance.events import record
 from pipelines.models import PipelineRun
 

@@ -5,7 +5,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.utils import timezone
 
-from aicenter.models import Manifest, Project
+from core.models import Manifest, Project
 from pipelines.parameters import ordered_parameters
 
 # A run's time limit when it gives none: a day (AICENTER_MAX_RUN_SECONDS caps what one may give).

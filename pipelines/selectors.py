@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, Subquery
 from django.http import Http404
 
+from core import queue as queues
 from packages.models import Package
-from pipelines import queue as queues
 from pipelines.metrics import metric_summaries
 from pipelines.models import EnvironmentBuild, MetricSeries, PipelineRun, Schedule
 from pipelines.worker import live_worker_count, waiting_workers

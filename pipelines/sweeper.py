@@ -17,7 +17,7 @@ a Redis lock); it only needs the database and Redis, so any worker on any machin
   holders could not give back are given back, once nothing of theirs is left;
 - ML Logs events past AICENTER_LOG_RETENTION_DAYS are deleted (governance/retention.py);
 - storage nothing refers to (a killed upload's blobs, manifests and temporary files) is
-  reclaimed once past its grace period (aicenter/reclaim.py), hourly.
+  reclaimed once past its grace period (core/reclaim.py), hourly.
 """
 
 import logging
@@ -31,11 +31,12 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from aicenter.models import Project
-from aicenter.reclaim import storage_reclaim
+from core import queue
+from core.models import Project
+from core.reclaim import storage_reclaim
 from governance.events import record
 from governance.retention import events_expire_hourly
-from pipelines import outages, queue, transitions
+from pipelines import outages, transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
 from pipelines.runner import ahead, disks, sandbox_uids

@@ -1,6 +1,6 @@
 """RQ entry points: load by id and hand over to the runner or the scheduler. Nothing else."""
 
-from pipelines.queue import wait_for_moment
+from core.queue import wait_for_moment
 from pipelines.runner.environments import prepare_environment
 from pipelines.runner.run import run_pipeline
 from pipelines.schedules import schedule_fire

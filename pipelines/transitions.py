@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from aicenter.database import retry_when_locked
+from core.database import retry_when_locked
 from pipelines.events import run_ended, run_event
 from pipelines.models import PipelineRun
 from pipelines.results import results_json

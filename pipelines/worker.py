@@ -15,10 +15,10 @@
   fail at once), and its run goes on meanwhile (outages.py);
 - it takes workers that died without unregistering (SIGKILL, power loss) out of Redis's lists
   of workers, and pages count only live workers when they say a run waits for one;
-- it reads jobs only as the platform writes them (signed JSON, pipelines/queue.py), whatever
+- it reads jobs only as the platform writes them (signed JSON, core/queue.py), whatever
   rqworker's options say, and refuses one whose signature doesn't verify, or that RQ can't
   read, without running or parsing it: it says so in its log, deletes it, and takes the next.
-- it takes no job while its data disk is below the reserve (aicenter/disk_space.py): runs stay
+- it takes no job while its data disk is below the reserve (core/disk_space.py): runs stay
   queued for a worker with room, or for this one once space is freed, and pages say why.
 """
 
@@ -42,10 +42,10 @@ from rq.job import Job
 from rq.scheduler import RQScheduler
 from rq.utils import as_text, utcparse
 
-from aicenter.disk_space import data_disk_space
-from aicenter.embedded_redis import ensure_embedded_redis
+from core.disk_space import data_disk_space
+from core.embedded_redis import ensure_embedded_redis
+from core.queue import JobSerializer, job_refusal
 from pipelines import outages
-from pipelines.queue import JobSerializer, job_refusal
 from pipelines.runner import ahead, disks
 from pipelines.runner.bubblewrap import bubblewrap
 from pipelines.runner.sandbox import refusal, status

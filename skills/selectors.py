@@ -10,7 +10,7 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from aicenter.models import Membership, Project
+from core.models import Membership, Project
 from packages.models import Package
 from skills import channel
 from skills.models import Skill, SkillCall, SkillHost

@@ -33,8 +33,8 @@ from rq.registry import (
     ScheduledJobRegistry,
 )
 
-from aicenter.models import Membership, Project
-from aicenter.services import api_token_create
+from core.models import Membership, Project
+from core.services import api_token_create
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
 from pipelines.models import PipelineRun

@@ -50,7 +50,7 @@ if _OWN_DATA_DIR:
         for image, mount in disks.lost_disks():
             disks.reclaim(image, mount)
         if EMBEDDED_REDIS:  # noqa: F405
-            from aicenter.embedded_redis import stop
+            from core.embedded_redis import stop
 
             stop(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -86,7 +86,7 @@ PIPELINE_FILE_SIZE_LIMIT_MB = 50
 # The test session and the workers it starts talk to Redis: the embedded one, when REDIS_URL
 # is unset, runs from the moment these settings load.
 if EMBEDDED_REDIS:  # noqa: F405
-    from aicenter.embedded_redis import ensure_running
+    from core.embedded_redis import ensure_running
 
     ensure_running(DATA_DIR)  # noqa: F405
 

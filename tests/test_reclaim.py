@@ -11,10 +11,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from aicenter.blobs import PARTIAL_PREFIX, blob_store
-from aicenter.manifests import manifest_from_files, manifest_put_files
-from aicenter.models import Blob, Manifest, blob_storage_name
-from aicenter.reclaim import storage_reclaim
+from core.blobs import PARTIAL_PREFIX, blob_store
+from core.manifests import manifest_from_files, manifest_put_files
+from core.models import Blob, Manifest, blob_storage_name
+from core.reclaim import storage_reclaim
 from datasets.services import dataset_create, dataset_file_put
 from governance.models import Event
 from pipelines import sweeper

@@ -66,7 +66,7 @@ _listening = {}
 def listeners_changed() -> None:
     """A webhook or an e-mail preference changed: this process asks again at once (it sees
     its own transaction), the others once it commits."""
-    from pipelines.queue import connection
+    from core.queue import connection
 
     _listening.clear()
 
@@ -80,7 +80,7 @@ def listeners_changed() -> None:
 
 
 def _listeners() -> dict:
-    from pipelines.queue import connection
+    from core.queue import connection
 
     if db_connection.in_atomic_block:  # it may see a change not committed yet, or never to be
         return _asked()
@@ -134,8 +134,8 @@ def _run_mail_enqueue(event) -> None:
         return
     if not _listeners()["mail"]:
         return
+    from core.queue import enqueue
     from pipelines.models import PipelineRun
-    from pipelines.queue import enqueue
 
     wanted = [RunMailPreference.FINISHED]
     if (event.data or {}).get("status") == PipelineRun.FAILED:

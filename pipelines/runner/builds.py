@@ -40,7 +40,7 @@ from django.conf import settings
 from django.utils import timezone
 from uv import find_uv_bin
 
-from aicenter.database import retry_when_locked
+from core.database import retry_when_locked
 from pipelines import transitions
 from pipelines.models import EnvironmentBuild
 from pipelines.runner import sandbox_uids

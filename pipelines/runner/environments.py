@@ -25,13 +25,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from aicenter.manifests import blob_open
-from aicenter.models import ManifestEntry
-from aicenter.services import RUN, require
+from core import queue
+from core.blob_cache import local_blob
+from core.manifests import blob_open
+from core.models import ManifestEntry
+from core.services import RUN, require
 from packages.models import PackageVersion
-from pipelines import queue
 from pipelines.models import EnvironmentBuild
-from pipelines.runner.blob_cache import local_blob
 from pipelines.runner.builds import BuildRecord, BuildStopped, EnvironmentUnavailable, build
 from pipelines.runner.isolation import can_run
 from pipelines.runner.sandbox import status

@@ -2,7 +2,7 @@
 
 import itertools
 
-from aicenter.manifests import manifest_from_files
+from core.manifests import manifest_from_files
 from pipelines.runner.workspace import collected_files
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from aicenter.durations import duration_text
+from core.durations import duration_text
 from pipelines.models import PipelineRun
 from pipelines.runner.reports import Reports
 from pipelines.runner.workspace import limit_reason

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from aicenter.manifests import manifest_copy, manifest_delete
-from aicenter.models import Manifest
+from core.manifests import manifest_copy, manifest_delete
+from core.models import Manifest
 from packages.services import package_version_create_trained
 from pipelines import transitions
 from pipelines.log_text import PLATFORM_MARK

@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from aicenter.database import retry_when_locked
+from core.database import retry_when_locked
 from pipelines.models import SandboxUid, SandboxUidCounter
 from pipelines.runner.workspace import workspace_folders
 

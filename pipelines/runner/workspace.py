@@ -22,11 +22,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from aicenter.blobs import CHUNK
-from aicenter.manifests import MAX_PATH_BYTES, entry_rows, under_folder
-from aicenter.models import blob_storage_name
+from core.blob_cache import local_blob
+from core.blobs import CHUNK
+from core.manifests import MAX_PATH_BYTES, entry_rows, under_folder
+from core.models import blob_storage_name
 from pipelines.runner import disks
-from pipelines.runner.blob_cache import local_blob
 from pipelines.runner.trees import remove_tree
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from aicenter.models import ApiToken
+from core.models import ApiToken
 from governance.models import Event
 
 

@@ -8,8 +8,8 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from aicenter.models import ApiToken
-from aicenter.services import api_token_create
+from core.models import ApiToken
+from core.services import api_token_create
 from governance.models import Event
 
 

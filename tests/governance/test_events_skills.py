@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aicenter.signatures import sign
+from core.signatures import sign
 from governance.models import Event
 from packages.models import PackageVersion
 from skills import channel, stats

@@ -173,7 +173,7 @@ def test_a_viewer_reads_the_logs_and_an_outsider_gets_404(pages_as, project, ver
 
 
 def test_another_projects_events_never_show(pages_as, project, alice, django_user_model):
-    from aicenter.models import Project
+    from core.models import Project
 
     beta = Project.objects.create(slug="beta", name="Beta")
     record(project=beta, category="pipeline", action="started", message="Beta's secret run")

@@ -14,7 +14,8 @@ import pytest
 from django.conf import settings
 from rq import Worker
 
-from pipelines import queue, sweeper
+from core import queue
+from pipelines import sweeper
 from pipelines.models import PipelineRun
 from pipelines.runner import ahead, sandbox, sandbox_uids
 from pipelines.runner.workspace import workspace_folders

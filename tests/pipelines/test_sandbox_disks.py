@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from django.conf import settings
 
-from aicenter.models import ManifestEntry
+from core.models import ManifestEntry
 from datasets.models import Dataset
 from datasets.services import dataset_file_put
 from packages.models import PackageVersion

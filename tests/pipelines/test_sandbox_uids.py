@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from aicenter.settings import uid_range
-from pipelines import queue
+from core import queue
 from pipelines.models import SandboxUid
 from pipelines.runner import ahead, sandbox_uids
 from pipelines.runner.builds import EnvironmentUnavailable

@@ -19,7 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-from aicenter.embedded_redis import socket_path
+from core.embedded_redis import socket_path
 from pipelines.runner.bubblewrap import bubblewrap
 from tests.conftest import BUCKET, start_manage
 

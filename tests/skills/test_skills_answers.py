@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from aicenter.signatures import sign
+from core.signatures import sign
 from governance.models import Event
 from skills import channel, stats
 from skills.models import Skill, SkillCall

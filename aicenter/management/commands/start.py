@@ -15,8 +15,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from aicenter.embedded_redis import stop as stop_redis
-from aicenter.models import Membership, Project
+from core.embedded_redis import stop as stop_redis
+from core.models import Membership, Project
 from pipelines.runner.bubblewrap import bubblewrap
 from pipelines.runner.sandbox import refusal, status
 

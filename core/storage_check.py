@@ -9,8 +9,8 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from aicenter.blobs import blob_digest, local_path
-from aicenter.models import Blob, blob_storage_name
+from core.blobs import blob_digest, local_path
+from core.models import Blob, blob_storage_name
 
 QUARANTINE = "quarantine"
 

@@ -21,8 +21,8 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db.models import ProtectedError
 
-from aicenter.database import retry_when_locked
-from aicenter.models import Blob, ManifestEntry, blob_storage_name
+from core.database import retry_when_locked
+from core.models import Blob, ManifestEntry, blob_storage_name
 
 logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024

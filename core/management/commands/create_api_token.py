@@ -2,8 +2,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from aicenter.models import ApiToken
-from aicenter.services import api_token_create
+from core.models import ApiToken
+from core.services import api_token_create
 
 DEFAULT_NAME = "command line"
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.text import slugify
 
-from aicenter.models import ApiToken, Membership, Project
+from core.models import ApiToken, Membership, Project
 from governance.events import record
 
 VIEW, RUN, ADMIN = "view", "run", "admin"

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from aicenter.models import ApiToken, Blob, Manifest, ManifestEntry, Membership, Project
+from core.models import ApiToken, Blob, Manifest, ManifestEntry, Membership, Project
 
 admin.site.site_header = "AI Center administration"
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from aicenter.blobs import CHUNK, CorruptBlob
-from aicenter.models import blob_storage_name
+from core.blobs import CHUNK, CorruptBlob
+from core.models import blob_storage_name
 
 logger = logging.getLogger(__name__)
 # A blob bigger than this share of the budget is streamed, never kept: one file must not

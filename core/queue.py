@@ -5,7 +5,7 @@ no import circle runs through it. Redis is only a transport: the run or schedule
 truth, and the sweeper repairs what Redis forgot. With settings.PIPELINE_QUEUE_IMMEDIATE, jobs
 run in the calling process at once instead (NetBox's immediate=True), for tests.
 
-Jobs in Redis are JSON, signed (aicenter.signatures), never pickled: whoever can write to Redis
+Jobs in Redis are JSON, signed (core.signatures), never pickled: whoever can write to Redis
 can't run code on a worker. RQ reads and writes every job of the platform through JobSerializer
 (settings.RQ_QUEUES, the worker and its scheduler, the sweeper's checks, django-rq's pages, and
 RQ's own default, below), and a worker refuses a job whose signature doesn't verify before it
@@ -25,14 +25,14 @@ from rq import serializers
 from rq.job import Job, JobStatus
 from rq.utils import as_text
 
-from aicenter.signatures import BadSignature, sign, verified
+from core.signatures import BadSignature, sign, verified
 
 logger = logging.getLogger(__name__)
 # A job in one of these states will never run again.
 DEAD_JOB = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 # Any other: a status RQ doesn't know (someone else wrote it) is no job that will run.
 LIVE_JOB = {status.value for status in JobStatus} - {status.value for status in DEAD_JOB}
-# What jobs are signed for (aicenter.signatures): a job's data, meta and result.
+# What jobs are signed for (core.signatures): a job's data, meta and result.
 SIGNED_FOR = "rq-job"
 # Fields of a job's hash that RQ acts on but no serializer covers: the names of callbacks it
 # imports and calls, the URLs of webhooks it requests. The platform sets none.

@@ -21,8 +21,8 @@ from django.core.files.storage import default_storage
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from aicenter.blobs import PARTIAL_PREFIX, blob_collect_garbage
-from aicenter.models import Blob, Manifest, ManifestEntry, blob_storage_name
+from core.blobs import PARTIAL_PREFIX, blob_collect_garbage
+from core.models import Blob, Manifest, ManifestEntry, blob_storage_name
 
 logger = logging.getLogger(__name__)
 BATCH = 500

@@ -5,7 +5,7 @@ import io
 import json
 from dataclasses import dataclass, field
 
-from aicenter.manifests import blob_open, manifest_file
+from core.manifests import blob_open, manifest_file
 
 MAX_TEXT = 512 * 1024
 CSV_ROWS = 50

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from aicenter.storage_check import storage_check
+from core.storage_check import storage_check
 
 
 class Command(BaseCommand):

@@ -5,8 +5,8 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django_htmx.http import HttpResponseClientRedirect
 
-from aicenter.manifests import FolderRows, clean_folder
-from aicenter.previews import file_preview
+from core.manifests import FolderRows, clean_folder
+from core.previews import file_preview
 
 
 def form_errors(error: ValidationError) -> dict[str, list[str]]:
@@ -61,3 +61,24 @@ def folder_context(request, manifest, *, folder: str | None = None) -> dict:
 
 def page_of(request, items, per_page=100):
     return Paginator(items, per_page).get_page(request.GET.get("page"))
+
+
+# Runs listed on a delete confirmation page; the rest are counted.
+USED_BY_SHOWN = 50
+
+
+def delete_confirmation(request, project, *, thing, name, runs, errors=None, **urls):
+    """The page before deleting a dataset or package: the runs that use it (with links), or
+    the button that deletes it. `urls`: back_url, action_url and optionally runs_url (all the
+    runs, filtered); `what` says what goes with it."""
+    context = {
+        "project": project,
+        "thing": thing,
+        "name": name,
+        "run_count": runs.count(),
+        "runs": runs[:USED_BY_SHOWN],
+        "errors": errors or {},
+        **urls,
+    }
+    status = 400 if request.method == "POST" else 200
+    return render(request, "confirm_delete.html", context, status=status)

@@ -22,7 +22,7 @@ class ReceivedBody:
     """A request body read as a file that checks, when its end comes, that it arrived whole:
     the last read raises ValidationError instead of returning the end of a broken body.
 
-    Storage reads a file to its end before storing anything (aicenter.manifests spools it to a
+    Storage reads a file to its end before storing anything (core.manifests spools it to a
     temporary file first), so a broken body stores nothing."""
 
     def __init__(self, stream, *, length: int | None, checksums: dict[str, tuple[str, bytes]]):

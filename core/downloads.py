@@ -3,8 +3,8 @@
 from django.http import FileResponse, Http404
 from ninja import Schema
 
-from aicenter.blobs import CorruptBlob, blob_open
-from aicenter.manifests import manifest_file, manifest_files, manifest_zip_file
+from core.blobs import CorruptBlob, blob_open
+from core.manifests import manifest_file, manifest_files, manifest_zip_file
 
 
 def file_response(manifest, path: str, *, as_attachment=True) -> FileResponse:

@@ -19,9 +19,9 @@ from django.db.models import Case, Count, F, Q, Sum, Value, When
 from django.db.models.functions import Left, StrIndex, Substr
 from django.db.models.lookups import Exact
 
-from aicenter.blobs import CHUNK, blob_collect_garbage, blob_open, store_files
-from aicenter.database import retry_when_locked
-from aicenter.models import Manifest, ManifestEntry
+from core.blobs import CHUNK, blob_collect_garbage, blob_open, store_files
+from core.database import retry_when_locked
+from core.models import Manifest, ManifestEntry
 
 MAX_PATH_BYTES = 1000  # a file's whole path in a manifest, in UTF-8
 
