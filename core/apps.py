@@ -9,3 +9,10 @@ class CoreConfig(AppConfig):
     name = "core"
     label = "aicenter"
     verbose_name = "AI Center"
+
+    def ready(self):
+        # RQ's default serializer is the platform's in every process, before anything of RQ
+        # reads Redis (core/queue.py says why)
+        from core import housekeeping, queue, reclaim  # noqa: F401
+
+        housekeeping.register("storage_reclaim", reclaim.reclaim_storage_hourly)

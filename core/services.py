@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.text import slugify
 
+from core.events import record
 from core.models import ApiToken, Membership, Project
-from governance.events import record
 
 VIEW, RUN, ADMIN = "view", "run", "admin"
 DUPLICATE, CONFLICT = "duplicate", "conflict"

@@ -11,6 +11,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
 from core.disk_space import data_disk_refuse_when_low
+from core.events import record
 from core.manifests import (
     clean_folder,
     clean_path,
@@ -24,7 +25,6 @@ from core.manifests import (
 from core.services import RUN, conflict, name_taken, require
 from core.zips import open_safe_zip
 from datasets.models import Dataset
-from governance.events import record
 
 NAME_RE = re.compile(r"^[\w][\w.\- ]*$")
 # The same rule for the name as given (before spaces around it are dropped), for the API schema.

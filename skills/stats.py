@@ -24,8 +24,8 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from core import events
 from core.signatures import BadSignature, sign, verified
-from governance import events
 from skills import channel
 from skills.models import Skill, SkillCall, SkillMinute
 

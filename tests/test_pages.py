@@ -10,9 +10,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils.html import escape
 
-from core.models import Blob
+from core.models import Blob, Event
 from datasets.models import Dataset
-from governance.models import Event
 from packages.models import Package, PackageVersion
 from tests.conftest import requires, stored_files, upload
 from tests.factories import info_zip, make_zip, package_zip, zip_with_raw_names

@@ -8,9 +8,8 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from core.models import ApiToken
+from core.models import ApiToken, Event
 from core.services import api_token_create
-from governance.models import Event
 
 
 def bearer(token: str) -> Client:

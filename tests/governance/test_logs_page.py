@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 
 from django.urls import reverse
 
+from core.events import record
+from core.models import Event
 from datasets.services import dataset_create, dataset_delete
-from governance.events import record
-from governance.models import Event
 from governance.selectors import PAGE_OF_EVENTS
 
 LOGS = "/p/alpha/logs/"

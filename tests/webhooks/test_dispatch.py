@@ -5,9 +5,9 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from core.events import record
+from core.models import Event
 from core.queue import connection as queue_connection
-from governance.events import record
-from governance.models import Event
 from tests.webhooks.conftest import SECRET, finished_event, make_webhook
 from webhooks.dispatch import (
     LISTENERS_GENERATION_KEY,

@@ -14,8 +14,8 @@ from email import policy
 import pytest
 from django.conf import settings
 
+from core.models import Event
 from datasets.services import dataset_create, dataset_file_put
-from governance.models import Event
 from packages.services import package_create
 from tests.conftest import classifier_run, upload, wait_for, wait_until
 from tests.factories import TRAIN_PY

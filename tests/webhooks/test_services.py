@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from governance.events import record
+from core.events import record
 from skills.services import skill_create
 from tests.conftest import classifier_and_invoices
 from tests.webhooks.conftest import SECRET, make_webhook

@@ -7,12 +7,18 @@
 
 `actor` is the user who did it (a page, or an API call with their token), or None for
 "system". The event is part of the caller's transaction when there is one: a change that is
-rolled back leaves no event. Webhooks and e-mail hear of each event once it is committed
-(webhooks.dispatch.event_recorded)."""
+rolled back leaves no event. Once it is committed, the signal event_recorded tells whoever
+listens (webhooks and e-mail connect to it as their app starts): the ground floor writes, the
+floors above hear, and nothing here knows who they are."""
 
 from django.db import transaction
+from django.dispatch import Signal
 
-from governance.models import Event
+from core.models import Event
+
+# Sent once each event's transaction commits, with event=the Event; listeners must be quick
+# and never raise (they run in the request or worker that wrote it).
+event_recorded = Signal()
 
 CATEGORIES = (
     "package",
@@ -55,11 +61,5 @@ def record(
         message=message,
         data=data or {},
     )
-    transaction.on_commit(lambda: _heard(event))
+    transaction.on_commit(lambda: event_recorded.send(sender=Event, event=event))
     return event
-
-
-def _heard(event) -> None:
-    from webhooks.dispatch import event_recorded  # webhooks build on events, not the reverse
-
-    event_recorded(event)
