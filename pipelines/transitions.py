@@ -83,6 +83,12 @@ def waiting_for_build(environment_key: str) -> int:
     )
 
 
+def build_started(sender, key, **kwargs) -> None:
+    """An environment is being built (environments.builds.environment_building): the runs that
+    wait for it show Packaging."""
+    waiting_for_build(key)
+
+
 def _move(run_id: int, source: str, target: str) -> bool:
     return bool(
         retry_when_locked(

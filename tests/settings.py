@@ -44,8 +44,8 @@ if _OWN_DATA_DIR:
     import shutil
 
     def _clean_up(data_dir=DATA_DIR):  # noqa: F405
-        # runs' disks that workers the tests killed left mounted in it (see runner/disks.py)
-        from pipelines.runner import disks
+        # runs' disks that workers the tests killed left mounted in it (see sandbox/disks.py)
+        from sandbox import disks
 
         for image, mount in disks.lost_disks():
             disks.reclaim(image, mount)

@@ -3,7 +3,7 @@
 import itertools
 
 from core.manifests import manifest_from_files
-from pipelines.runner.workspace import collected_files
+from sandbox.workspace import collected_files
 
 
 def upload(files):

@@ -12,7 +12,7 @@ from core.blob_cache import cached_blob
 from core.blobs import CorruptBlob, blob_store
 from core.manifests import manifest_create, manifest_put_files
 from core.models import blob_storage_name
-from pipelines.runner.workspace import Workspace, blob_copy
+from sandbox.workspace import Workspace, blob_copy
 from tests.conftest import BUCKET, use_s3_storage
 
 pytestmark = pytest.mark.django_db

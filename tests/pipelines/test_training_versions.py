@@ -160,6 +160,6 @@ def test_a_trained_version_with_its_parents_requirements_queues_no_build(
     builds = [
         job.args
         for job in Job.fetch_many(job_ids, connection=queue.connection)
-        if job and job.func_name == "pipelines.tasks.build_environment"
+        if job and job.func_name == "environments.tasks.build_environment"
     ]
-    assert (trained.pk,) not in builds
+    assert not [args for args in builds if args[1] == trained.manifest_id]

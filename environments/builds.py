@@ -9,7 +9,7 @@ So no code a package brings runs outside its run's sandbox, builds included:
 2. install, nothing compiled, so no Python with the new packages starts; the only step that
    reaches out: the sandbox has no network of its own, and the installer reaches the
    operator's package index through our relay inside it and the worker's allow-listing proxy
-   (runner/index_relay.py, runner/index_proxy.py). A proxy rather than a fetch step of the
+   (index_relay.py, index_proxy.py beside this file). A proxy rather than a fetch step of the
    platform's: the installer resolves and downloads as it always does (sdists included, when
    allowed), and what it can reach is decided by the worker, not by the sandbox;
 3. compile the bytecode runs need with the base Python isolated and without site (-I -S):
@@ -22,7 +22,7 @@ requirements, usually ahead of its first run); sharing a cache would mean sharin
 unpacked files, which no check can vouch for once a sandbox could write them.
 
 Requirement lines that change where packages come from are refused first
-(runner/requirement_sources.py), unless the operator allows them.
+(environments/requirement_sources.py), unless the operator allows them.
 """
 
 import codecs
@@ -37,17 +37,21 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+from django.dispatch import Signal
 from django.utils import timezone
 from uv import find_uv_bin
 
 from core.database import retry_when_locked
-from pipelines import transitions
-from pipelines.models import EnvironmentBuild
-from pipelines.runner import sandbox_uids
-from pipelines.runner.index_proxy import IndexProxy, index_hosts
-from pipelines.runner.requirement_sources import refusals, source_urls
-from pipelines.runner.sandbox import Sandbox, python_prefixes, refusal, status
-from pipelines.runner.trees import remove_tree
+from environments.index_proxy import IndexProxy, index_hosts
+from environments.models import EnvironmentBuild
+from environments.requirement_sources import refusals, source_urls
+from sandbox import sandbox_uids
+from sandbox.sandbox import Sandbox, python_prefixes, refusal, status
+from sandbox.trees import remove_tree
+
+# Sent while an environment builds (key=its environment_key), at its start and every flush:
+# pipelines moves the runs that wait for it to Packaging (pipelines/apps.py).
+environment_building = Signal()
 
 # A build's output goes to the database this often, for the pages of the runs waiting on it.
 BUILD_FLUSH_SECONDS = 0.5
@@ -107,8 +111,9 @@ class BuildRecord:
         )
 
     def mark_waiting_runs(self) -> None:
-        """Runs queued on a version with these requirements (now, or since the last look)."""
-        transitions.waiting_for_build(self.key)
+        """Tell whoever waits for this environment (pipelines: the runs queued on a version with
+        these requirements, now or since the last look) that it is being built."""
+        environment_building.send(sender=BuildRecord, key=self.key)
 
     def write(self, text: str, *, platform: bool = False) -> None:
         """The installer's output, or (`platform`) a line of the platform's own."""
@@ -143,7 +148,7 @@ class BuildRecord:
 
 # What an installer may be told by the operator (which index, which proxy, which CA): the
 # only variables of the server's that reach a build. Proxies and NO_PROXY are the index
-# proxy's (runner/index_proxy.py), not the build's: a sandboxed build has no network.
+# proxy's (environments/index_proxy.py), not the build's: a sandboxed build has no network.
 INSTALLER_VARIABLES = re.compile(
     r"^(UV_(INDEX|DEFAULT_INDEX|EXTRA_INDEX|INDEX_URL|EXTRA_INDEX_URL|FIND_LINKS|NATIVE_TLS|"
     r"INSECURE_HOST)|PIP_(INDEX_URL|EXTRA_INDEX_URL|FIND_LINKS|TRUSTED_HOST|CERT)|"
@@ -250,7 +255,7 @@ def _name(path: Path) -> str:
 
 def build(path: Path, python: str, requirements: str, record, should_stop=None) -> None:
     """Build a virtual environment at `path` for these (normalised) requirements, as a uid of
-    its own, given back when the build is over (runner/sandbox_uids.py): create it, install
+    its own, given back when the build is over (sandbox/sandbox_uids.py): create it, install
     into it (the only step that reaches the package index), compile its bytecode."""
     # checked at upload too; again here for versions stored before, or written by a run
     refused = [] if settings.REQUIREMENTS_ALLOW_SOURCES else refusals(requirements, numbered=False)

@@ -1,5 +1,5 @@
 """Workspace ownership and, only where the operator turned the sandbox off, what is left of
-isolation without it. The sandbox itself is pipelines/runner/sandbox.py."""
+isolation without it. The sandbox itself is sandbox/sandbox.py."""
 
 import functools
 import logging

@@ -13,9 +13,8 @@ from pathlib import Path
 from django.conf import settings
 
 from core.durations import duration_text
-from pipelines.models import PipelineRun
-from pipelines.runner.reports import Reports
-from pipelines.runner.workspace import limit_reason
+from sandbox.reports import Reports
+from sandbox.workspace import limit_reason
 
 BOOTSTRAP = (Path(__file__).parent / "bootstrap.py").read_text()
 # What a Python process needs besides SPEC's variables; nothing of the server's environment.
@@ -50,8 +49,10 @@ class Outcome:
         return self.exit_code == 0 and not self.error
 
     @property
-    def failed_status(self) -> str:
-        return PipelineRun.KILLED if self.stopped == "killed" else PipelineRun.FAILED
+    def killed(self) -> bool:
+        """Someone stopped it (a kill), rather than it failing on its own or at a limit: the
+        caller says what that means for its run or replica."""
+        return self.stopped == "killed"
 
     def failure_reason(self, *, time_limit: int) -> str:
         """Why it failed, in the user's words ('' for a kill: the kill already said who)."""

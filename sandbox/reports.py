@@ -1,4 +1,4 @@
-"""What a run's bootstrap (runner/bootstrap.py) tells the runner: its timeline, evaluate()'s
+"""What a run's bootstrap (sandbox/bootstrap.py) tells the runner: its timeline, evaluate()'s
 score and the error that ended it, as JSON lines on a pipe, read here.
 
 Trust: none. The bootstrap runs in the package's own process, and so does the package's code,

@@ -1,7 +1,7 @@
 """Inside an environment build's sandbox, which has no network: the installer's way to the
 package index. It listens on the sandbox's own 127.0.0.1, starts the installer with
 HTTP_PROXY and HTTPS_PROXY pointing at itself, and carries each connection to the worker's
-index proxy (runner/index_proxy.py) over the unix socket bind-mounted in; it exits with the
+index proxy (environments/index_proxy.py) over the unix socket bind-mounted in; it exits with the
 installer's exit status.
 
     python -I -S index_relay.py SOCKET -- INSTALLER ARGUMENTS...

@@ -7,13 +7,13 @@ in a bubblewrap (bwrap) sandbox of its own.
 - its own mount namespace: the system runtime and the package's environment read-only, its
   workspace read-write, private /tmp, /var/tmp and /dev/shm; nothing of the data dir;
 - a uid of its own: a root worker switches to one leased from AICENTER_SANDBOX_UIDS
-  (runner/sandbox_uids.py) with setpriv (no capabilities, no new privileges); a worker that
+  (sandbox/sandbox_uids.py) with setpriv (no capabilities, no new privileges); a worker that
   isn't root runs it as itself in a user namespace;
 - one memory limit and one process limit for all its processes: a cgroup where the machine
   lets us make one, else a watchdog that sums the memory of its processes;
-- a seccomp filter: no kernel keyrings, no new user namespaces (runner/syscall_filter.py).
+- a seccomp filter: no kernel keyrings, no new user namespaces (sandbox/syscall_filter.py).
 
-Which bwrap makes them: runner/bubblewrap.py. Where none can be had the worker refuses to run
+Which bwrap makes them: sandbox/bubblewrap.py. Where none can be had the worker refuses to run
 package code (see `refusal()`), unless the operator said AICENTER_SANDBOX=off.
 """
 
@@ -30,10 +30,10 @@ from pathlib import Path
 
 from django.conf import settings
 
-from pipelines.runner import syscall_filter
-from pipelines.runner.bubblewrap import bubblewrap
-from pipelines.runner.cgroups import Cgroup, cgroup_version, kill
-from pipelines.runner.sandbox_uids import probe_uid
+from sandbox import syscall_filter
+from sandbox.bubblewrap import bubblewrap
+from sandbox.cgroups import Cgroup, cgroup_version, kill
+from sandbox.sandbox_uids import probe_uid
 
 logger = logging.getLogger(__name__)
 # The probe runs /bin/true in a sandbox: seconds on a busy machine, never this long unless

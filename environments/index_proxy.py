@@ -2,7 +2,7 @@
 
 An environment build has no network of its own (its sandbox's network namespace has loopback
 only). Its installer reaches the package index through a relay of ours inside the sandbox
-(runner/index_relay.py: 127.0.0.1 there, handed to the installer as HTTP_PROXY/HTTPS_PROXY)
+(environments/index_relay.py: 127.0.0.1 there, handed to the installer as HTTP_PROXY/HTTPS_PROXY)
 that carries each connection over a unix socket, bind-mounted into the sandbox, to this proxy
 in the worker. The proxy lets a connection through only to the hosts of the index the operator
 configured with the installers' own variables (UV_DEFAULT_INDEX, UV_INDEX_URL, UV_INDEX,

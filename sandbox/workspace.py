@@ -26,8 +26,8 @@ from core.blob_cache import local_blob
 from core.blobs import CHUNK
 from core.manifests import MAX_PATH_BYTES, entry_rows, under_folder
 from core.models import blob_storage_name
-from pipelines.runner import disks
-from pipelines.runner.trees import remove_tree
+from sandbox import disks
+from sandbox.trees import remove_tree
 
 logger = logging.getLogger(__name__)
 # Workspaces of these kinds are on a disk of their own (runs', and those started ahead for

@@ -1,7 +1,7 @@
 # Runs inside the package's own Python process, with the workspace as working directory:
 # the seed's `from train import Main; m = Main(); m.train('./data'); m.save()`, for any plan.
 # It reports to the runner through a pipe (argv[1]); stdout and stderr are the run's logs. The
-# package's code can write to that pipe too: the runner trusts none of it (runner/reports.py).
+# package's code can write to that pipe too: the runner trusts none of it (sandbox/reports.py).
 # Its plan comes in argv[2], or on stdin when it was started ahead of its run ("-").
 # Kept free of imports beyond the standard library: it runs in the package's environment.
 # Its imports are part of every run's start: only modules that cost next to nothing (json

@@ -8,7 +8,6 @@ normalised requirements, built once per worker machine and reused.
 """
 
 import fcntl
-import hashlib
 import logging
 import os
 import shutil
@@ -18,51 +17,24 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from core import queue
-from core.blob_cache import local_blob
-from core.manifests import blob_open
-from core.models import ManifestEntry
-from core.services import RUN, require
-from packages.models import PackageVersion
-from pipelines.models import EnvironmentBuild
-from pipelines.runner.builds import BuildRecord, BuildStopped, EnvironmentUnavailable, build
-from pipelines.runner.isolation import can_run
-from pipelines.runner.sandbox import status
-from pipelines.runner.sandbox_uids import probe_uid
-from pipelines.runner.trees import remove_tree
+from environments.builds import BuildRecord, BuildStopped, EnvironmentUnavailable, build
+from environments.models import EnvironmentBuild
+from environments.records import environment_key, manifest_requirements, normalise_requirements
+from sandbox.isolation import can_run
+from sandbox.sandbox import status
+from sandbox.sandbox_uids import probe_uid
+from sandbox.trees import remove_tree
 
 logger = logging.getLogger(__name__)
 READY = ".ready"
 # Asking an interpreter its version: instant, unless the machine is in trouble.
 PYTHON_VERSION_TIMEOUT_SECONDS = 10
-# RQ's own time limit for a build job: the build's limit plus slack, so the build's own
-# timeout (which records why) fires first.
-BUILD_JOB_SLACK_SECONDS = 600
-# RQ keeps a build job's result this long, for its dashboard only (the build row is the record).
-BUILD_RESULT_TTL_SECONDS = 600
-
-
-def normalise_requirements(text: str) -> str:
-    """One requirement a line, comments and blanks dropped, sorted: the same set of requirements
-    written differently shares an environment."""
-    lines = []
-    for line in text.splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if line and not line.startswith("#"):
-            lines.append(" ".join(line.split()))
-    return "\n".join(sorted(set(lines)))
-
-
-def environment_key(python_version: str, requirements: str) -> str:
-    text = f"python {python_version}\n{normalise_requirements(requirements)}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 @cache
@@ -292,109 +264,12 @@ def evict_environments(*, keep: str = "") -> None:
             logger.info("evicted environment %s (%d bytes)", path.name, sizes[path])
 
 
-def version_requirements(version) -> str:
-    return _requirements(version.manifest_id)[1]
-
-
-def version_requirements_blob(version) -> str | None:
-    """The blob of the version's requirements.txt (None without one): two versions with the
-    same one run in the same environment."""
-    return _requirements(version.manifest_id)[0]
-
-
-# A version's files never change, so neither does its requirements.txt: each process reads it
-# once per version, not before every run.
-@lru_cache(maxsize=1024)
-def _requirements(manifest_id: int) -> tuple[str | None, str]:
-    entry = (
-        ManifestEntry.objects.filter(
-            manifest_id=manifest_id, path="requirements.txt", blob__isnull=False
-        )
-        .select_related("blob")
-        .first()
-    )
-    if entry is None:
-        return None, ""
-    source = local_blob(entry.blob_id, entry.blob.size)  # this machine's copy of remote storage
-    with open(source, "rb") if source else blob_open(entry.blob) as stored:
-        return entry.blob_id, stored.read(1024 * 1024).decode("utf-8", errors="replace")
-
-
-# A version's link to its environment's record is never removed: each process looks for it
-# once per version, not before every run.
-@lru_cache(maxsize=10_000)
-def _link(record_id: int, version_id: int) -> None:
-    links = EnvironmentBuild.versions.through.objects
-    # a read, not a write: its version was recorded when it was made
-    if not links.filter(environmentbuild_id=record_id, packageversion_id=version_id).exists():
-        links.bulk_create(
-            [links.model(environmentbuild_id=record_id, packageversion_id=version_id)],
-            ignore_conflicts=True,
-        )
-
-
-def version_environment(version, requirements: str | None = None) -> EnvironmentBuild:
-    """The environment a version runs in, as recorded (pending until a worker builds it)."""
-    if requirements is None:
-        requirements = version_requirements(version)
-    key = environment_key(version.package.language, requirements)
-    record, _ = EnvironmentBuild.objects.get_or_create(
-        key=key, defaults={"python_version": version.package.language}
-    )
-    _link(record.pk, version.pk)
-    return record
-
-
-def prepare_environment(version_id: int) -> None:
-    """Build a version's environment ahead of its first run (an RQ job queued at upload)."""
-    version = (
-        PackageVersion.objects.select_related("package", "manifest").filter(pk=version_id).first()
-    )
-    if version is None:
-        return
+def build_ahead(python_version: str, manifest_id: int, name: str = "") -> None:
+    """Build the environment of a version's requirements.txt (the file of `manifest_id`) ahead
+    of its first run: the RQ job environments.records queues at upload (`name` says whose)."""
     try:
         environment_for(
-            python_version=version.package.language, requirements=version_requirements(version)
+            python_version=python_version, requirements=manifest_requirements(manifest_id)
         )
     except EnvironmentUnavailable as error:  # the version's page and its first run say why
-        logger.warning("environment of %s not built ahead: %s", version, error.reason)
-
-
-def prepare_environment_ahead(version) -> None:
-    """Build a new version's environment ahead, once the transaction that stored the version
-    commits, so its first run does not pay for it. Upload pages, the API and the runner call
-    this for each version they make."""
-    if version.package.training_enabled and settings.PREPARE_ENVIRONMENTS:
-        transaction.on_commit(lambda: prepare_environment_later(version))
-
-
-def prepare_environment_later(version) -> None:
-    """Record a new version's environment and queue its build on the workers that will run it."""
-    version_environment(version)
-    queues = ["pipelines"] + (["gpu"] if version.package.gpu_required else [])
-    for name in queues:
-        try:
-            queue.enqueue(
-                name,
-                "pipelines.tasks.build_environment",
-                version.pk,
-                job_timeout=settings.ENVIRONMENT_BUILD_MAX_SECONDS + BUILD_JOB_SLACK_SECONDS,
-                result_ttl=BUILD_RESULT_TTL_SECONDS,
-                description=f"environment of {version}",
-            )
-        except Exception:  # noqa: BLE001 - Redis away: the first run builds it
-            logger.warning("could not queue the environment build of %s", version)
-
-
-def environment_rebuild(*, version, user) -> EnvironmentBuild:
-    """Forget a failed build of the version's environment and build it again."""
-    require(user=user, project=version.package.project, need=RUN)
-    record = version_environment(version)
-    if record.status == EnvironmentBuild.BUILDING:
-        return record
-    EnvironmentBuild.objects.filter(pk=record.pk).update(
-        status=EnvironmentBuild.PENDING, detail="", finished_at=None
-    )
-    record.refresh_from_db()
-    transaction.on_commit(lambda: prepare_environment_later(version))
-    return record
+        logger.warning("environment of %s not built ahead: %s", name or manifest_id, error.reason)

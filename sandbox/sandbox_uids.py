@@ -38,8 +38,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.database import retry_when_locked
-from pipelines.models import SandboxUid, SandboxUidCounter
-from pipelines.runner.workspace import workspace_folders
+from sandbox.models import SandboxUid, SandboxUidCounter
+from sandbox.workspace import workspace_folders
 
 logger = logging.getLogger(__name__)
 RUN, AHEAD, BUILD, REPLICA = "run", "ahead", "build", "replica"
