@@ -395,6 +395,8 @@ SKILL_MOST_REPLICAS = envint("AICENTER_SKILL_MOST_REPLICAS", 16)
 SKILL_MOST_INPUT_BYTES = envint("AICENTER_SKILL_MAX_INPUT_MB", 20) * 1024 * 1024
 # A skill host silent this long is gone: its replicas are started on other hosts.
 SKILL_HOST_LOST_AFTER_SECONDS = float(os.environ.get("AICENTER_SKILL_HOST_LOST_AFTER", "10"))
+# How often a running skill host removes what replicas gone from this machine left behind.
+SKILL_LEFTOVERS_SWEEP_SECONDS = 60
 
 # The address people reach AI Center at, for links in e-mails and webhook payloads.
 AICENTER_URL = os.environ.get("AICENTER_URL", "http://localhost:8000")

@@ -271,6 +271,15 @@ class PipelineWorker(SimpleWorker):
         except REDIS_DOWN as error:  # stopping without Redis: nothing to unregister from
             logger.warning("stopped without unregistering: Redis unreachable (%s)", error)
 
+    def unsubscribe(self):
+        # RQ's listener thread can sleep up to 60 s waiting for a subscription that just ended,
+        # and redis-py's stop() waits for it without a bound: a stopped worker hung that long.
+        # The thread is a daemon; a second is plenty for it to finish reading.
+        if self.pubsub_thread:
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.stop(timeout=1)
+            self.pubsub.close()
+
     def _redis_unreachable(self, error):
         if self._redis_lost_at is None:
             self._redis_lost_at = time.monotonic()

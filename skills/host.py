@@ -153,6 +153,7 @@ class Host:
         self.row = None
         # (skill, version) → when this host may try again to start a replica that failed
         self.paused: dict[tuple[int, int], float] = {}
+        self.swept_at = time.monotonic()
 
     def pause(self, skill_id: int, version_id: int) -> None:
         self.paused[skill_id, version_id] = time.monotonic() + RESTART_PAUSE_SECONDS
@@ -165,8 +166,7 @@ class Host:
         close_old_connections()
 
     def run(self, stop: threading.Event) -> None:
-        remove_orphan_workspaces()
-        sandbox_uids.release_left()  # the uids of a killed host's replicas, whose are now gone
+        remove_leftovers()
         self.row = SkillHost.objects.create(name=self.name, gpu=self.gpu, seen_at=timezone.now())
         logger.info("skill host %s started", self.name)
         try:
@@ -209,6 +209,11 @@ class Host:
         self._claim(skills)
         self._switch(skills)
         record_calls()
+        if time.monotonic() - self.swept_at >= settings.SKILL_LEFTOVERS_SWEEP_SECONDS:
+            # another host of this machine killed while this one runs: its replicas' rows are
+            # freed above, their workspaces and uids are left to whoever is still here
+            self.swept_at = time.monotonic()
+            remove_leftovers()
 
     def _stop_unwanted(self, skills) -> None:
         with self.lock:
@@ -274,6 +279,11 @@ class Host:
                 Skill.objects.filter(pk=skill.pk, version_id=skill.version_id).update(
                     serving_id=skill.version_id, status=Skill.AVAILABLE, reason=""
                 )
+
+
+def remove_leftovers() -> None:
+    remove_orphan_workspaces()
+    sandbox_uids.release_left()  # the uids of a killed host's replicas, whose are now gone
 
 
 def remove_orphan_workspaces() -> None:

@@ -221,7 +221,7 @@ def start_manage(arguments, *, log, env=None, new_session=False, wrapper=()):
     return process
 
 
-def _log_tail(process, lines=30):
+def log_tail(process, lines=30):
     path = getattr(process, "log_path", None)
     if path is None or not path.exists():
         return ""
@@ -258,7 +258,7 @@ def wait_for_workers(count, queue="pipelines", timeout=30, process=None):
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(
-                f"the worker exited with code {process.returncode}:\n{_log_tail(process)}"
+                f"the worker exited with code {process.returncode}:\n{log_tail(process)}"
             )
         listening = [
             w
@@ -268,7 +268,7 @@ def wait_for_workers(count, queue="pipelines", timeout=30, process=None):
         if len(listening) >= count:
             return
         time.sleep(0.1)
-    tail = _log_tail(process) if process is not None else ""
+    tail = log_tail(process) if process is not None else ""
     raise TimeoutError(f"{count} worker(s) on {queue} did not start in {timeout} s\n{tail}")
 
 

@@ -72,6 +72,7 @@ if os.environ.get("AICENTER_TEST_DATABASE_NAME"):
 PIPELINE_HEARTBEAT_SECONDS = 1
 PIPELINE_LOST_AFTER_SECONDS = 5
 PIPELINE_SWEEP_SECONDS = 1
+SKILL_LEFTOVERS_SWEEP_SECONDS = 1
 PIPELINE_KILL_GRACE_SECONDS = 2
 
 # The only folder sandboxes share with the tests (the tmp_path fixture makes folders in it).

@@ -21,6 +21,7 @@ from pipelines.runner import ahead
 from sandbox import sandbox, sandbox_uids
 from sandbox.workspace import workspace_folders
 from tests.conftest import (
+    log_tail,
     start_worker,
     stop,
     wait_for,
@@ -189,7 +190,7 @@ def test_a_worker_that_stops_leaves_no_sandbox_started_ahead(db, project, bob, a
         wait_until(lambda: list(workspace_folders(mine)), 10, "nothing started ahead")
     finally:
         stop(process)
-    assert process.returncode == 0
+    assert process.returncode == 0, log_tail(process)
     assert list(workspace_folders(mine)) == []
 
 

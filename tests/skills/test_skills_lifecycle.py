@@ -274,3 +274,19 @@ def test_a_starting_host_removes_the_workspaces_of_replicas_that_are_gone(
         assert live.exists() and predict(api, body="still").content == b"still"
     finally:
         stop(second)
+
+
+def test_a_running_host_removes_the_workspaces_of_replicas_that_are_gone_too(
+    api, skill_host, echo, sandboxed, settings
+):
+    """Another host of this machine killed while this one runs: its replicas' workspaces go
+    on the running host's next sweep, not at its next start."""
+    echo()
+    deploy(api)
+    wait_available(api)
+    (live,) = settings.WORKSPACES_DIR.glob(f"skill-{skill_of().replica_rows.get().pk}-*")
+    orphan = settings.WORKSPACES_DIR / "skill-999998-left"
+    (orphan / "package").mkdir(parents=True)
+    (orphan / "package" / "model.bin").write_bytes(b"weights")
+    wait_until(lambda: not orphan.exists(), 10, "the running host left the orphan workspace")
+    assert live.exists() and predict(api, body="still").content == b"still"
