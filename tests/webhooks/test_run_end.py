@@ -60,6 +60,8 @@ def test_a_failed_run_reaches_the_webhook_and_its_creators_inbox(
     if not Event.objects.filter(category="pipeline", action="finished", object_key=run.pk):
         pytest.skip("the runner records no 'pipeline finished' event on this branch yet")
 
+    # made once the worker's "finished" event commits, a moment after the run shows Failed
+    wait_until(lambda: Delivery.objects.filter(webhook=webhook).exists(), 30, "no delivery")
     delivery = Delivery.objects.get(webhook=webhook)
     wait_until(
         lambda: Delivery.objects.get(pk=delivery.pk).status != "pending", 30, "not delivered"
