@@ -9,6 +9,7 @@ from aicenter.downloads import file_response, zip_response
 from aicenter.pages import done, folder_context, form_errors, page_of
 from aicenter.services import RUN, can, project_get_for_user
 from aicenter.views import delete_confirmation
+from packages.aliases import alias_list, alias_remove, alias_set
 from packages.forms import PackageForm
 from packages.models import PackageVersion
 from packages.selectors import (
@@ -88,11 +89,16 @@ def _score_chart(versions) -> tuple[dict | None, str]:
 
 def _package_page(request, project, package, *, errors=None, status=200, partial=""):
     versions = list(version_list(package=package))
+    aliases = alias_list(package=package)
+    for version in versions:  # each version's aliases, beside its number
+        version.alias_names = [a.name for a in aliases if a.version_id == version.pk]
     score_chart, score_note = _score_chart(versions)
     context = {
         "project": project,
         "package": package,
         "versions": versions,
+        "aliases": aliases,
+        "alias_values": (request.POST if errors and "alias" in request.POST else {}),
         "score_chart": score_chart,
         "score_note": score_note,
         "next_major": version_next_major(package=package),
@@ -205,3 +211,30 @@ def version_delete_page(request, project, package, version):
     except ValidationError as error:
         return _package_page(request, project, package, errors=form_errors(error), status=400)
     return done(request, reverse("package-detail", args=[project.slug, package.name]))
+
+
+@login_required
+@require_POST
+def package_alias_set(request, project, package):
+    """Set or move an alias (the form on the package page)."""
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    try:
+        alias_set(
+            user=request.user,
+            package=package,
+            name=request.POST.get("alias", ""),
+            version=request.POST.get("version", ""),
+        )
+    except ValidationError as error:
+        return _package_page(request, project, package, errors=form_errors(error), status=400)
+    return done(request, reverse("package-detail", args=[project.slug, package.name]) + "#aliases")
+
+
+@login_required
+@require_POST
+def package_alias_remove(request, project, package, alias):
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    alias_remove(user=request.user, package=package, name=alias)
+    return done(request, reverse("package-detail", args=[project.slug, package.name]) + "#aliases")
