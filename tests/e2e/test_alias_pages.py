@@ -54,9 +54,7 @@ def test_aliases_are_set_moved_and_removed_on_the_package_page(alice_page, echo)
     expect(aliases).to_contain_text("No aliases yet.")
 
     set_alias(page, "latest", "1.0")
-    expect(aliases.locator(".field-errors")).to_contain_text(
-        "it means the newest"
-    )
+    expect(aliases.locator(".field-errors")).to_contain_text("it means the newest")
     expect(page.locator("form.alias-form").get_by_label("Alias")).to_have_value("latest")
 
     set_alias(page, "champion", "1.0")
