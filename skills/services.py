@@ -115,7 +115,8 @@ def skill_create(
                 "deployed",
                 actor=user,
                 message=f"{found.name} {version.number}, {_replica_count(replicas)}{follows}",
-                data={"version": version.number, "replicas": replicas, "alias": alias or None},
+                data={"version": version.number, "replicas": replicas}
+                | ({"alias": alias} if alias else {}),
             )
             return skill
     except IntegrityError:
@@ -184,8 +185,8 @@ def _record_updated(skill, *, user, before, after) -> None:
             "auto": False,
             "replicas": after[1],
             "auto_update": after[2],
-            "alias": after[3] or None,
-        },
+        }
+        | ({"alias": after[3] or None} if before[3] or after[3] else {}),
     )
 
 
