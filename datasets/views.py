@@ -179,4 +179,4 @@ def dataset_delete_page(request, project, dataset):
 def dataset_download(request, project, dataset, path):
     project = project_get_for_user(user=request.user, slug=project)
     dataset = dataset_get(project=project, name=dataset)
-    return file_response(dataset.manifest, path)
+    return file_response(dataset.manifest, path, as_attachment=not request.GET.get("inline"))

@@ -100,3 +100,26 @@ class PackageVersion(models.Model):
     @property
     def number(self):
         return f"{self.major}.{self.minor}"
+
+
+class PackageAlias(models.Model):
+    """A name such as `champion` or `staging` pointing at one version of a package, moved by
+    people (packages/aliases.py). Wherever a version is chosen the name may stand for it, and
+    a skill may follow it: it updates when the alias moves."""
+
+    package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=40)
+    version = models.ForeignKey(PackageVersion, on_delete=models.CASCADE, related_name="aliases")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["package", "name"], name="alias_name_per_package")
+        ]
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.package.name}@{self.name}"

@@ -271,6 +271,12 @@ def package_version_delete(*, user, version) -> None:
     )
     if runs := set(version.pipeline_runs.values_list("pk", flat=True)):
         _refuse_used_by(f"Version {version.number}", runs)
+    if aliases := sorted(version.aliases.values_list("name", flat=True)):
+        # an alias must always name a version one can run or deploy
+        raise conflict(
+            f"Version {version.number} can't be deleted: alias(es) {', '.join(aliases)} "
+            "point at it. Move or remove them first."
+        )
     manifest = version.manifest
     with transaction.atomic():
         # the unique constraint also sees tombstones: nobody can take this number meanwhile

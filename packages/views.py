@@ -9,6 +9,7 @@ from core.downloads import file_response, zip_response
 from core.pages import delete_confirmation, done, folder_context, form_errors, page_of
 from core.services import RUN, can, project_get_for_user
 from environments.records import prepare_environment_ahead
+from packages.aliases import alias_list, alias_remove, alias_set
 from packages.forms import PackageForm
 from packages.models import PackageVersion
 from packages.selectors import (
@@ -86,11 +87,16 @@ def _score_chart(versions) -> tuple[dict | None, str]:
 
 def _package_page(request, project, package, *, errors=None, status=200, partial=""):
     versions = list(version_list(package=package))
+    aliases = alias_list(package=package)
+    for version in versions:  # each version's aliases, beside its number
+        version.alias_names = [a.name for a in aliases if a.version_id == version.pk]
     score_chart, score_note = _score_chart(versions)
     context = {
         "project": project,
         "package": package,
         "versions": versions,
+        "aliases": aliases,
+        "alias_values": (request.POST if errors and "alias" in request.POST else {}),
         "score_chart": score_chart,
         "score_note": score_note,
         "next_major": version_next_major(package=package),
@@ -211,3 +217,30 @@ def _skills_of_version(version):
     skills = version.skills.all() | version.served_by.all()
     related = ("project", "package", "version", "serving", "created_by")
     return skills.select_related(*related).order_by("name")
+
+
+@login_required
+@require_POST
+def package_alias_set(request, project, package):
+    """Set or move an alias (the form on the package page)."""
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    try:
+        alias_set(
+            user=request.user,
+            package=package,
+            name=request.POST.get("alias", ""),
+            version=request.POST.get("version", ""),
+        )
+    except ValidationError as error:
+        return _package_page(request, project, package, errors=form_errors(error), status=400)
+    return done(request, reverse("package-detail", args=[project.slug, package.name]) + "#aliases")
+
+
+@login_required
+@require_POST
+def package_alias_remove(request, project, package, alias):
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    alias_remove(user=request.user, package=package, name=alias)
+    return done(request, reverse("package-detail", args=[project.slug, package.name]) + "#aliases")
