@@ -9,11 +9,10 @@ from django.http import Http404
 from ninja import Field, NinjaAPI, Router, Schema, Status
 from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as SchemaError
-from ninja.security import django_auth
 from pydantic import ConfigDict
 
 from accounts.api import router as accounts_router
-from aicenter.auth import BearerToken
+from aicenter.auth import NO_CREDENTIALS, BearerToken, browser_session
 from aicenter.database import is_locked
 from aicenter.disk_space import DiskFull
 from aicenter.errors import PATTERN_HINTS, ErrorOut
@@ -40,7 +39,7 @@ api = NinjaAPI(
     title="AI Center API",
     version="1",
     urls_namespace="api",
-    auth=[BearerToken(), django_auth],
+    auth=[BearerToken(), browser_session],
     docs_url="/docs",
     openapi_url="/openapi.json",
 )
@@ -126,14 +125,10 @@ def database_busy(request, error):
 
 @api.exception_handler(AuthenticationError)
 def unauthenticated(request, error):
-    return api.create_response(
-        request,
-        {
-            "detail": "Authentication required: send 'Authorization: Bearer <token>' "
-            "(make one with manage.py create_api_token USERNAME)."
-        },
-        status=401,
-    )
+    """401: no credentials at all (ninja's bare AuthenticationError), or ones that were sent
+    and say in their message what is wrong with them."""
+    detail = error.message if error.message != "Unauthorized" else NO_CREDENTIALS
+    return api.create_response(request, {"detail": detail}, status=401)
 
 
 class ProjectIn(Schema):

@@ -6,10 +6,11 @@ from datetime import datetime
 
 from django.http import Http404, HttpResponse, JsonResponse
 from ninja import Field, Router, Schema, Status
-from ninja.security import APIKeyHeader, django_auth
+from ninja.errors import AuthenticationError
+from ninja.security import APIKeyHeader
 from pydantic import ConfigDict
 
-from aicenter.auth import BearerToken
+from aicenter.auth import BearerToken, browser_session
 from aicenter.errors import ErrorOut
 from aicenter.services import project_get_for_user
 from skills.inputs import read_input
@@ -42,7 +43,12 @@ class SkillKey(APIKeyHeader):
         if skill and skill.opens_with(key):
             request.skill = skill
             return skill
-        return None
+        # the same words whether the skill exists or not: a key guesser learns nothing
+        raise AuthenticationError(
+            401,
+            f"This X-API-Key does not open skill '{path.get('name', '')}': copy the skill's "
+            "current key (rotating it stops the old one).",
+        )
 
 
 class SkillIn(Schema):
@@ -159,7 +165,7 @@ for _path, _action, _summary in (
 
 @router.post(
     "/{project}/skills/{name}/predict",
-    auth=[SkillKey(), BearerToken(), django_auth],
+    auth=[SkillKey(), BearerToken(), browser_session],
     response={200: None, 413: ErrorOut, 422: ErrorOut, 502: ErrorOut, 503: ErrorOut, 504: ErrorOut},
     openapi_extra={
         "requestBody": {
