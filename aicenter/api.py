@@ -84,6 +84,8 @@ def invalid_schema(request, error):
         message = item.get("msg", "invalid")
         if item.get("type") == "string_pattern_mismatch":
             message = PATTERN_HINTS.get(item["ctx"]["pattern"], message)
+        elif item.get("type") == "extra_forbidden":  # a mistyped name must not pass unseen
+            message = "Unknown field: this request takes no such field (see /api/v1/docs)."
         errors.setdefault(".".join(loc) or "body", []).append(message)
     detail = " ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items())
     return api.create_response(request, {"detail": detail, "errors": errors}, status=422)
@@ -132,7 +134,7 @@ def unauthenticated(request, error):
 
 
 class ProjectIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     name: str = Field(
         json_schema_extra={"maxLength": 100, "pattern": PROJECT_NAME_PATTERN},
@@ -151,7 +153,7 @@ class ProjectOut(Schema):
 
 
 class ProjectSettingsIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     allow_network: bool
     keep_skill_inputs: bool | None = Field(
@@ -197,7 +199,7 @@ class MemberOut(Schema):
 
 
 class MemberIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     role: Literal["admin", "data_scientist", "viewer"]
 

@@ -147,6 +147,14 @@ def upload_version(request, project: str, package: str, file: UploadedFile = Fil
     return Status(201, version_out(version))
 
 
+@router.get("/{project}/packages/{package}/versions/{version}", response=VersionOut)
+def get_version(request, project: str, package: str, version: str):
+    """One version, with the same fields as in the package's `versions`."""
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    return version_out(version_get(package=package, number=version))
+
+
 @router.get("/{project}/packages/{package}/versions/{version}/download", response={200: None})
 def download_version(request, project: str, package: str, version: str):
     project = project_get_for_user(user=request.user, slug=project)

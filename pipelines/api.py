@@ -40,7 +40,7 @@ router = Router(tags=["pipelines"])
 
 
 class PipelineIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     type: str = "train"
     name: str = ""

@@ -52,7 +52,7 @@ class SkillKey(APIKeyHeader):
 
 
 class SkillIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     name: str = Field(
         json_schema_extra={"maxLength": 100, "pattern": NAME_PATTERN},
@@ -67,7 +67,7 @@ class SkillIn(Schema):
 
 
 class SkillChange(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     version: str | None = Field(None, json_schema_extra={"pattern": VERSION_PATTERN})
     replicas: int | None = None
