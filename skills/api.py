@@ -10,9 +10,9 @@ from ninja.errors import AuthenticationError
 from ninja.security import APIKeyHeader
 from pydantic import ConfigDict
 
-from aicenter.auth import BearerToken, browser_session
-from aicenter.errors import ErrorOut
-from aicenter.services import project_get_for_user
+from core.auth import BearerToken, browser_session
+from core.errors import ErrorOut
+from core.services import project_get_for_user
 from skills.inputs import read_input
 from skills.selectors import skill_for_call, skill_get, skill_list, skill_out_rows
 from skills.services import (

@@ -6,7 +6,7 @@ import io
 import pytest
 from django.utils import timezone
 
-from aicenter.manifests import manifest_from_files
+from core.manifests import manifest_from_files
 from datasets.models import Dataset
 from packages.models import Package, PackageVersion
 from pipelines.models import PipelineRun

@@ -8,7 +8,7 @@ import sys
 import urllib.request
 
 from aicenter import running
-from aicenter.embedded_redis import socket_path, start_unless_running
+from core.embedded_redis import socket_path, start_unless_running
 from tests.conftest import free_port
 from tests.test_embedded import ROOT, _answers, _app, _stop_with_ctrl_c, _wait_for
 

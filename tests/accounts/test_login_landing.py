@@ -1,6 +1,6 @@
 """After the login form, a person lands in their project, not on the projects list."""
 
-from aicenter.models import Membership, Project
+from core.models import Membership, Project
 
 
 def _log_in(client, username, next_url=None):
