@@ -178,6 +178,14 @@ def upload_version(request, project: str, package: str, file: UploadedFile = Fil
     return Status(201, version_out(version))
 
 
+@router.get("/{project}/packages/{package}/versions/{version}", response=VersionOut)
+def get_version(request, project: str, package: str, version: str):
+    """One version, with the same fields as in the package's `versions`."""
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    return version_out(version_get(package=package, number=version))
+
+
 @router.get("/{project}/packages/{package}/versions/{version}/download", response={200: None})
 def download_version(request, project: str, package: str, version: str):
     project = project_get_for_user(user=request.user, slug=project)
@@ -195,7 +203,7 @@ def download_version(request, project: str, package: str, version: str):
 )
 def delete_version(request, project: str, package: str, version: str):
     """Delete a version's files. Its number is never given again, and runs that made it still
-    name it; refused (400) while pipeline runs use it."""
+    name it; refused (409) while skills serve it or unfinished pipeline runs use it."""
     project = project_get_for_user(user=request.user, slug=project)
     package = package_get(project=project, name=package)
     package_version_delete(user=request.user, version=version_get(package=package, number=version))

@@ -4,7 +4,19 @@ from django.db import models
 from core.models import Manifest, Project
 
 
+class LivePackages(models.Manager):
+    """Packages that exist, without the tombstones of deleted ones."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at=None)
+
+
 class Package(models.Model):
+    """An ML package of a project. Deleting one that finished runs used keeps its row as a
+    tombstone (`deleted_at`; its versions tombstones too, their files gone), so those runs
+    still name it; its name is free again. `Package.objects` and `project.packages` leave
+    tombstones out; `Package.with_deleted` has them."""
+
     INPUT_TYPES = [("json", "JSON"), ("file", "File"), ("files", "Files")]
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="packages")
@@ -20,10 +32,18 @@ class Package(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = LivePackages()
+    with_deleted = models.Manager()  # noqa: DJ012 - a manager, which ruff takes for a field
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="package_name_per_project")
+            models.UniqueConstraint(
+                fields=["project", "name"],
+                condition=models.Q(deleted_at=None),
+                name="package_name_per_project",
+            )
         ]
         ordering = ["name"]
 

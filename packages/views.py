@@ -132,11 +132,11 @@ def package_upload(request, project, package):
 
 @login_required
 def package_delete_page(request, project, package):
-    """GET: which runs use the package (it can't go while they exist), or the button that
-    deletes it. POST: delete it, or, when runs use it, that same list."""
+    """GET: which unfinished runs use the package (it can't go while they run), or the button
+    that deletes it. POST: delete it, or, when such runs use it, that same list."""
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     package = package_get(project=project, name=package)
-    runs = package_pipeline_runs(package=package)
+    runs = package_pipeline_runs(package=package, unfinished=True)
     errors = None
     if request.method == "POST" and not runs.exists():
         try:
@@ -154,6 +154,7 @@ def package_delete_page(request, project, package):
         runs=runs,
         errors=errors,
         what="the package and all its versions",
+        kept=package_pipeline_runs(package=package).count(),
         back_url=detail,
         action_url=reverse("package-delete", args=[project.slug, package.name]),
         runs_url=f"{runs_url}?{urlencode({'package': package.name})}",

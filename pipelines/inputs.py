@@ -183,3 +183,15 @@ def run_inputs(run) -> dict:
         "gpu": run.gpu,
         "max_run_seconds": run.max_run_seconds,
     }
+
+
+def deleted_inputs(run) -> list[str]:
+    """What the run read that was deleted since ("package classifier", "dataset invoices"):
+    it can't be retried. Its page still names them, marked deleted."""
+    gone = []
+    if run.package.deleted_at or run.version.deleted_at:
+        gone.append(f"package {run.package.name} {run.version.number}")
+    for dataset in (run.dataset, run.evaluation_dataset):
+        if dataset is not None and dataset.deleted_at:
+            gone.append(f"dataset {dataset.name}")
+    return gone

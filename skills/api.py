@@ -6,10 +6,11 @@ from datetime import datetime
 
 from django.http import Http404, HttpResponse, JsonResponse
 from ninja import Field, Router, Schema, Status
-from ninja.security import APIKeyHeader, django_auth
+from ninja.errors import AuthenticationError
+from ninja.security import APIKeyHeader
 from pydantic import ConfigDict
 
-from core.auth import BearerToken
+from core.auth import BearerToken, browser_session
 from core.errors import ErrorOut
 from core.services import project_get_for_user
 from packages.aliases import ALIAS_PATTERN
@@ -42,7 +43,12 @@ class SkillKey(APIKeyHeader):
         if skill and skill.opens_with(key):
             request.skill = skill
             return skill
-        return None
+        # the same words whether the skill exists or not: a key guesser learns nothing
+        raise AuthenticationError(
+            401,
+            f"This X-API-Key does not open skill '{path.get('name', '')}': copy the skill's "
+            "current key (rotating it stops the old one).",
+        )
 
 
 # A version's number or an alias's name
@@ -50,7 +56,7 @@ REFERENCE_PATTERN = r"^(\d{1,9}\.\d{1,9}|[A-Za-z][A-Za-z0-9_-]{0,39})$"
 
 
 class SkillIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     name: str = Field(
         json_schema_extra={"maxLength": 100, "pattern": NAME_PATTERN},
@@ -76,7 +82,7 @@ class SkillIn(Schema):
 
 
 class SkillChange(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     version: str | None = Field(None, json_schema_extra={"pattern": REFERENCE_PATTERN})
     replicas: int | None = None
@@ -181,7 +187,7 @@ for _path, _action, _summary in (
 
 @router.post(
     "/{project}/skills/{name}/predict",
-    auth=[SkillKey(), BearerToken(), django_auth],
+    auth=[SkillKey(), BearerToken(), browser_session],
     response={200: None, 413: ErrorOut, 422: ErrorOut, 502: ErrorOut, 503: ErrorOut, 504: ErrorOut},
     openapi_extra={
         "requestBody": {
