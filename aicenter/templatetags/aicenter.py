@@ -1,5 +1,6 @@
 import math
 import zoneinfo
+from urllib.parse import quote
 
 from django import template
 from django.utils import dateformat, timezone
@@ -22,6 +23,14 @@ STATUS_STYLE = {
 @register.filter
 def duration(seconds):
     return duration_text(seconds)
+
+
+@register.filter
+def url_path(path):
+    """A stored file path as the tail of a URL, every segment escaped: names may hold `#`,
+    `?`, `%` or `+`, which a browser would otherwise read as a fragment, a query or an escape
+    (iriencode leaves them as they are)."""
+    return "/".join(quote(segment, safe="") for segment in str(path).split("/"))
 
 
 @register.filter
