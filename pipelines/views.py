@@ -20,7 +20,7 @@ from pipelines.forms import (
     values_from_schedule,
 )
 from pipelines.inputs import clean_run_inputs
-from pipelines.logs import log_html, run_log_html, run_log_tail, run_log_text
+from pipelines.logs import has_output, log_html, run_log_html, run_log_tail, run_log_text
 from pipelines.metrics_pages import metrics_context
 from pipelines.models import PipelineRun, Schedule
 from pipelines.runner.environments import environment_rebuild
@@ -47,7 +47,7 @@ from pipelines.selectors import (
 )
 from pipelines.services import pipeline_run_delete, pipeline_run_kill, pipeline_run_retry
 from pipelines.start import pipeline_start
-from pipelines.tracebacks import failure_traceback
+from pipelines.tracebacks import failure_traceback, package_relative, run_workspace
 from pipelines.when import TIMEZONES
 
 
@@ -278,6 +278,8 @@ def _status_context(project, run, *, log=None, errors=None):
         "project": project,
         "run": run,
         "traceback": failure_traceback(log, run_id=run.pk) if failed else "",
+        "log_has_output": failed and has_output(log),
+        "failure_reason": package_relative(run.failure_reason, workspace=run_workspace(run.pk)),
         "timeline": run_timeline(run),
         "can_edit": can(project, RUN),
         "errors": errors or {},

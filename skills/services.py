@@ -55,6 +55,20 @@ def _version(package, number, field="version") -> PackageVersion:
     return version
 
 
+def _loadable(version) -> PackageVersion:
+    """A version whose environment failed to build would fail every replica the same way: it
+    is refused until rebuilt (Rebuild on the version's page)."""
+    failed = version.environment_builds.filter(status="failed").values_list("detail", flat=True)
+    for detail in failed[:1]:
+        raise ValidationError(
+            {
+                "version": f"Version {version.number}'s environment failed to build "
+                f"({detail[:300]}); rebuild it on the version's page first."
+            }
+        )
+    return version
+
+
 def _replica_count(replicas: int) -> str:
     return f"{replicas} replica{'s' if replicas != 1 else ''}"
 
@@ -95,7 +109,7 @@ def skill_create(
         errors.update(error.message_dict)
     if found is not None:
         try:
-            version = _version(found, version)
+            version = _loadable(_version(found, version))
         except ValidationError as error:
             errors.update(error.message_dict)
     if errors:
@@ -139,6 +153,7 @@ def skill_update(*, user, skill, version=None, replicas=None, auto_update=None) 
     if version is not None:
         chosen = _version(skill.package, version)
         if chosen.pk != skill.version_id:
+            _loadable(chosen)
             fields["version"] = chosen
             fields["failed_version"] = None
             if skill.deployed and chosen.pk == skill.serving_id:  # back to what serves

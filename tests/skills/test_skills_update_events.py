@@ -74,7 +74,9 @@ def test_updated_is_told_once_the_new_version_serves(api, echo, hooked):
     wait_until(lambda: predict(api, body="whoami").json()["version"] == "two", 5, "not 2.0")
 
 
-def test_an_update_that_fails_to_load_is_update_failed_and_the_old_one_serves(api, echo, hooked):
+def test_an_update_that_fails_to_load_is_update_failed_and_the_old_one_serves(
+    api, echo, hooked, pages_as, bob, settings
+):
     echo()
     deploy(api)
     wait_available(api)
@@ -93,3 +95,9 @@ def test_an_update_that_fails_to_load_is_update_failed_and_the_old_one_serves(ap
         "available",
     )
     assert predict(api).status_code == 200
+    # its traceback, as the skill's page shows it: the package's paths, none of the server's
+    assert 'File "main.py", line' in skill["reason"]
+    for folder in (settings.DATA_DIR, settings.WORKSPACES_DIR, settings.ENVIRONMENTS_DIR):
+        assert str(folder) not in skill["reason"]
+    page = pages_as(bob).get("/p/alpha/skills/echo-skill/").content.decode()
+    assert "File &quot;main.py&quot;, line" in page and str(settings.DATA_DIR) not in page
