@@ -39,6 +39,7 @@ from pipelines.selectors import (
     pipeline_run_get,
     pipeline_run_page,
     pipeline_run_results,
+    queue_place,
     run_output,
     run_timeline,
     schedule_get,
@@ -284,6 +285,7 @@ def _status_context(project, run, *, log=None, errors=None):
         "can_edit": can(project, RUN),
         "errors": errors or {},
         "waiting_for": waiting_for(run),
+        "queue_place": queue_place(run),
         "build": environment_built_elsewhere(run),
     }
 

@@ -82,7 +82,10 @@ class SkillOut(Schema):
     status: str
     reason: str
     replicas: int
-    replicas_up: int
+    replicas_up: int = Field(description="Replicas of the serving version that are up.")
+    replicas_loaded: int = Field(
+        description="While updating: replicas of the new version loaded so far (else 0)."
+    )
     auto_update: bool
     gpu: bool
     api_key: str | None = Field(
