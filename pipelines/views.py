@@ -92,6 +92,7 @@ def pipeline_list(request, project):
         "types": PipelineRun.TYPES,
         "packages": package_list(project=project).values_list("name", flat=True),
         "can_edit": can(project, RUN),
+        "killable": any(not run.is_finished for run in page),  # a column only for Kill
         "most_compared": MOST_COMPARED_RUNS,
     }
     template = "pipelines/list.html#runs" if request.htmx else "pipelines/list.html"
