@@ -13,11 +13,11 @@ from ninja.security import django_auth
 from pydantic import ConfigDict
 
 from accounts.api import router as accounts_router
-from aicenter.auth import BearerToken
-from aicenter.database import is_locked
-from aicenter.disk_space import DiskFull
-from aicenter.errors import PATTERN_HINTS, ErrorOut
-from aicenter.services import (
+from core.auth import BearerToken
+from core.database import is_locked
+from core.disk_space import DiskFull
+from core.errors import PATTERN_HINTS, ErrorOut
+from core.services import (
     PROJECT_NAME_PATTERN,
     is_conflict,
     membership_remove,

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-from aicenter.models import Manifest, Project
+from core.models import Manifest, Project
 
 
 class Dataset(models.Model):

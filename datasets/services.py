@@ -10,8 +10,9 @@ from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
-from aicenter.disk_space import data_disk_refuse_when_low
-from aicenter.manifests import (
+from core.disk_space import data_disk_refuse_when_low
+from core.events import record
+from core.manifests import (
     clean_folder,
     clean_path,
     manifest_create,
@@ -21,10 +22,9 @@ from aicenter.manifests import (
     manifest_put_files,
     manifest_put_folder,
 )
-from aicenter.services import RUN, conflict, name_taken, require
-from aicenter.zips import open_safe_zip
+from core.services import RUN, conflict, name_taken, require
+from core.zips import open_safe_zip
 from datasets.models import Dataset
-from governance.events import record
 
 NAME_RE = re.compile(r"^[\w][\w.\- ]*$")
 # The same rule for the name as given (before spaces around it are dropped), for the API schema.
@@ -137,7 +137,7 @@ def dataset_zip_upload(*, user, dataset, file, folder: str = "") -> int:
 
 def dataset_file_put(*, user, dataset, path: str, fileobj) -> None:
     """The API's PUT: one file at `path`, folders created as needed. `fileobj` may be a
-    request body still arriving (an aicenter.uploads.ReceivedBody, which refuses a body that
+    request body still arriving (an core.uploads.ReceivedBody, which refuses a body that
     did not arrive whole): it is read to its end into a temporary file before any write, and
     no transaction is open meanwhile. With SQLite a transaction holds the one write lock of
     the whole database, so a client sending slowly would hold up everyone's writes."""

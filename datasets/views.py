@@ -8,11 +8,10 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from aicenter.downloads import file_response
-from aicenter.manifests import clean_folder, clean_path
-from aicenter.pages import done, folder_context, form_errors, page_of
-from aicenter.services import RUN, can, project_get_for_user
-from aicenter.views import delete_confirmation
+from core.downloads import file_response
+from core.manifests import clean_folder, clean_path
+from core.pages import delete_confirmation, done, folder_context, form_errors, page_of
+from core.services import RUN, can, project_get_for_user
 from datasets.forms import DatasetForm
 from datasets.selectors import dataset_get, dataset_list, dataset_pipeline_runs
 from datasets.services import (

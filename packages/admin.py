@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from aicenter.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 from packages.models import Package, PackageVersion
 
 

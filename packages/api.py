@@ -3,9 +3,10 @@ from datetime import datetime
 from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
-from aicenter.downloads import zip_response
-from aicenter.errors import ErrorOut
-from aicenter.services import project_get_for_user
+from core.downloads import zip_response
+from core.errors import ErrorOut
+from core.services import project_get_for_user
+from environments.records import prepare_environment_ahead
 from packages.selectors import package_get, package_list, version_get, version_list
 from packages.services import (
     package_create,
@@ -13,7 +14,6 @@ from packages.services import (
     package_version_delete,
     package_version_upload,
 )
-from pipelines.runner.environments import prepare_environment_ahead
 
 router = Router(tags=["packages"])
 

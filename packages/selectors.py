@@ -14,7 +14,7 @@ def package_list(*, project):
             version_count=Count("versions", filter=Q(versions__deleted_at=None)),
             latest_major=Subquery(latest.values("major")[:1]),
             latest_minor=Subquery(latest.values("minor")[:1]),
-            # a version whose environment failed to build (pipelines' EnvironmentBuild)
+            # a version whose environment failed to build (environments' EnvironmentBuild)
             environment_failed=Exists(
                 PackageVersion.objects.filter(
                     package=OuterRef("pk"), environment_builds__status="failed"

@@ -3,24 +3,23 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max, ProtectedError, Q
+from django.db.models import Max, ProtectedError
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 
-from aicenter.disk_space import data_disk_refuse_when_low
-from aicenter.manifests import (
+from core.disk_space import data_disk_refuse_when_low
+from core.events import record
+from core.manifests import (
     clean_path,
     manifest_delete,
     manifest_from_files,
     manifest_totals,
 )
-from aicenter.services import RUN, conflict, name_taken, require
-from governance.events import record
+from core.services import RUN, conflict, name_taken, require
 from packages.models import Package, PackageVersion
 from packages.selectors import version_next_major
 from packages.validation import read_package_zip
-from skills.models import Skill
 
 # Two writers racing for one version number: the loser takes the next one, this many times.
 # Uploads race rarely (people, one zip each); trained versions more (runs of one recurring
@@ -267,7 +266,8 @@ def package_version_delete(*, user, version) -> None:
     require(user=user, project=version.package.project, need=RUN)
     _refuse_served(
         f"Version {version.number}",
-        Skill.objects.filter(Q(version=version) | Q(serving=version)),
+        # the skills app's relations to a version (skills stand above packages: no import)
+        version.skills.all() | version.served_by.all(),
     )
     if runs := set(version.pipeline_runs.values_list("pk", flat=True)):
         _refuse_used_by(f"Version {version.number}", runs)

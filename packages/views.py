@@ -5,10 +5,10 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from aicenter.downloads import file_response, zip_response
-from aicenter.pages import done, folder_context, form_errors, page_of
-from aicenter.services import RUN, can, project_get_for_user
-from aicenter.views import delete_confirmation
+from core.downloads import file_response, zip_response
+from core.pages import delete_confirmation, done, folder_context, form_errors, page_of
+from core.services import RUN, can, project_get_for_user
+from environments.records import prepare_environment_ahead
 from packages.forms import PackageForm
 from packages.models import PackageVersion
 from packages.selectors import (
@@ -26,8 +26,6 @@ from packages.services import (
     package_version_delete,
     package_version_upload,
 )
-from pipelines.runner.environments import prepare_environment_ahead
-from skills.selectors import skills_of_version
 
 
 @login_required
@@ -168,7 +166,7 @@ def version_detail(request, project, package, version):
             "project": project,
             "package": package,
             "version": version,
-            "skills": skills_of_version(version),
+            "skills": _skills_of_version(version),
             "errors": {},
             "can_edit": can(project, RUN),
             **folder_context(request, version.manifest),
@@ -205,3 +203,11 @@ def version_delete_page(request, project, package, version):
     except ValidationError as error:
         return _package_page(request, project, package, errors=form_errors(error), status=400)
     return done(request, reverse("package-detail", args=[project.slug, package.name]))
+
+
+def _skills_of_version(version):
+    """The skills that serve `version` or are moving to it, through the relations the skills
+    app declares (skills stand above packages: packages imports none of theirs)."""
+    skills = version.skills.all() | version.served_by.all()
+    related = ("project", "package", "version", "serving", "created_by")
+    return skills.select_related(*related).order_by("name")

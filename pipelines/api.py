@@ -4,15 +4,15 @@ from django.http import HttpResponse
 from ninja import Query, Router, Schema, Status
 from pydantic import ConfigDict
 
-from aicenter.downloads import FilesOut, file_response, files_listing
-from aicenter.errors import ErrorOut
-from aicenter.manifests import clean_folder, clean_path
-from aicenter.services import project_get_for_user
+from core.downloads import FilesOut, file_response, files_listing
+from core.errors import ErrorOut
+from core.manifests import clean_folder, clean_path
+from core.services import project_get_for_user
+from environments.records import environment_rebuild
 from packages.selectors import package_get, version_get
 from pipelines.forms import LAST_LOG_CHUNK
 from pipelines.logs import run_log_text
 from pipelines.models import Schedule
-from pipelines.runner.environments import environment_rebuild
 from pipelines.schedules import (
     schedule_delete,
     schedule_pause,

@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.text import Truncator
 
-from aicenter.pages import bad_request
-from aicenter.services import project_get_for_user
+from core.pages import bad_request
+from core.services import project_get_for_user
 from pipelines.parameters import DEFAULTS
 from pipelines.selectors import compared_run_ids, run_comparison
 

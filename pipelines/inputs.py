@@ -5,8 +5,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
 
-from aicenter.manifests import blob_open, clean_folder, manifest_file, manifest_folder_exists
-from aicenter.models import ManifestEntry
+from core.manifests import blob_open, clean_folder, manifest_file, manifest_folder_exists
+from core.models import ManifestEntry
 from datasets.models import Dataset
 from packages.models import Package, PackageVersion
 from packages.validation import main_methods

@@ -6,9 +6,10 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from aicenter.manifests import manifest_delete
-from aicenter.services import RUN, conflict, require
-from pipelines import queue, transitions
+from core import queue
+from core.manifests import manifest_delete
+from core.services import RUN, conflict, require
+from pipelines import transitions
 from pipelines.events import run_event
 from pipelines.inputs import clean_run_inputs, run_inputs
 from pipelines.models import PipelineRun

@@ -7,10 +7,12 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
-from aicenter.downloads import file_response, zip_response
-from aicenter.pages import bad_request, done, folder_context, form_errors
-from aicenter.services import RUN, can, project_get_for_user
+from core.downloads import file_response, zip_response
+from core.host_paths import package_relative
+from core.pages import bad_request, done, folder_context, form_errors
+from core.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_list
+from environments.records import environment_rebuild
 from packages.selectors import package_get, package_list, version_get
 from pipelines.forms import (
     PipelineForm,
@@ -23,7 +25,6 @@ from pipelines.inputs import clean_run_inputs
 from pipelines.logs import has_output, log_html, run_log_html, run_log_tail, run_log_text
 from pipelines.metrics_pages import metrics_context
 from pipelines.models import PipelineRun, Schedule
-from pipelines.runner.environments import environment_rebuild
 from pipelines.schedules import (
     schedule_delete,
     schedule_pause,
@@ -48,7 +49,7 @@ from pipelines.selectors import (
 )
 from pipelines.services import pipeline_run_delete, pipeline_run_kill, pipeline_run_retry
 from pipelines.start import pipeline_start
-from pipelines.tracebacks import failure_traceback, package_relative, run_workspace
+from pipelines.tracebacks import failure_traceback, run_workspace
 from pipelines.when import TIMEZONES
 
 

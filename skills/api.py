@@ -9,9 +9,9 @@ from ninja import Field, Router, Schema, Status
 from ninja.security import APIKeyHeader, django_auth
 from pydantic import ConfigDict
 
-from aicenter.auth import BearerToken
-from aicenter.errors import ErrorOut
-from aicenter.services import project_get_for_user
+from core.auth import BearerToken
+from core.errors import ErrorOut
+from core.services import project_get_for_user
 from skills.inputs import read_input
 from skills.selectors import skill_for_call, skill_get, skill_list, skill_out_rows
 from skills.services import (

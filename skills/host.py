@@ -22,8 +22,8 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from pipelines.runner import sandbox_uids
-from pipelines.runner.workspace import Workspace
+from sandbox import sandbox_uids
+from sandbox.workspace import Workspace
 from skills import channel
 from skills.models import Skill, SkillHost, SkillReplica
 from skills.replica import Replica, ReplicaFailed, ReplicaTimeout

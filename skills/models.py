@@ -9,7 +9,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 
-from aicenter.models import Project
+from core.models import Project
 
 API_KEY_PREFIX_CHARS = 8  # "sk-" and 5 more: enough to tell keys apart in a list
 

@@ -5,12 +5,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from aicenter.models import Membership, Project
+from core.models import Membership, Project
 from packages.models import Package
 from skills import channel
 from skills.models import Skill, SkillCall, SkillHost, SkillReplica
@@ -136,15 +135,6 @@ def recent_calls(skill, count: int = 20):
 
 def skill_page_url(skill) -> str:
     return reverse("skill-detail", args=[skill.project.slug, skill.name])
-
-
-def skills_of_version(version):
-    """The skills that serve `version` or are moving to it, for the version's page."""
-    return (
-        Skill.objects.filter(Q(version=version) | Q(serving=version))
-        .select_related(*RELATED)
-        .order_by("name")
-    )
 
 
 def skill_hosts_up(*, gpu: bool) -> int:

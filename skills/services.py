@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from aicenter.services import RUN, name_taken, require
-from governance.events import record
+from core.events import record
+from core.services import RUN, name_taken, require
 from packages.models import Package, PackageVersion
 from skills import channel, stats
 from skills.models import Skill, SkillReplica

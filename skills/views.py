@@ -14,8 +14,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from aicenter.pages import done
-from aicenter.services import RUN, can, project_get_for_user
+from core.pages import done
+from core.services import RUN, can, project_get_for_user
 from packages.selectors import package_list, version_list
 from skills.forms import SkillChangeForm, SkillForm
 from skills.inputs import read_input

@@ -18,7 +18,7 @@ import rq
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from aicenter.embedded_redis import socket_path
+from core.embedded_redis import socket_path
 from tests.conftest import alive, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

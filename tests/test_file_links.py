@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from aicenter.manifests import manifest_from_files
+from core.manifests import manifest_from_files
 from datasets.models import Dataset
 from pipelines.models import PipelineRun
 from tests.conftest import classifier_run, upload

@@ -3,7 +3,7 @@ charlie (in no project) around project Alpha."""
 
 import pytest
 
-from aicenter.models import Membership, Project
+from core.models import Membership, Project
 from datasets.models import Dataset
 from tests.conftest import upload
 

@@ -8,7 +8,7 @@ from uuid import UUID
 from ninja import Query, Router, Schema, Status
 from pydantic import ConfigDict
 
-from aicenter.services import ADMIN, project_get_for_user
+from core.services import ADMIN, project_get_for_user
 from webhooks.selectors import delivery_list, webhook_get, webhook_list
 from webhooks.services import webhook_create, webhook_delete, webhook_send_test, webhook_update
 

@@ -7,7 +7,7 @@ from django.utils import dateformat, timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from aicenter.durations import duration_text
+from core.durations import duration_text
 
 register = template.Library()
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from pipelines.runner.workspace import (
+from sandbox.workspace import (
     UnsafeOutput,
     collected_files,
     open_folder,

@@ -2,8 +2,8 @@
 
 import itertools
 
-from aicenter.manifests import manifest_from_files
-from pipelines.runner.workspace import collected_files
+from core.manifests import manifest_from_files
+from sandbox.workspace import collected_files
 
 
 def upload(files):

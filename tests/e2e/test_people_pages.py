@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 from playwright.sync_api import expect
 
-from aicenter.models import ApiToken, Membership
+from core.models import ApiToken, Membership
 from tests.e2e.conftest import log_in, shoot
 
 pytestmark = [pytest.mark.browser]

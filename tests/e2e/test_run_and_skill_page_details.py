@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from aicenter.manifests import manifest_from_files
+from core.manifests import manifest_from_files
 from datasets.services import dataset_create, dataset_files_upload
 from packages.models import Package, PackageVersion
 from packages.services import package_create, package_version_upload

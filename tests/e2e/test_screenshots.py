@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from aicenter.models import Membership, Project
+from core.models import Membership, Project
 from datasets.services import dataset_create, dataset_files_upload
 from packages.models import Package
 from packages.services import package_create, package_version_upload

@@ -12,10 +12,11 @@ import time
 import pytest
 from django.utils.html import escape
 
+from environments.builds import EnvironmentUnavailable
+from environments.environments import environment_for
+from environments.models import EnvironmentBuild
 from pipelines.logs import run_log_text
-from pipelines.models import EnvironmentBuild, PipelineRun
-from pipelines.runner.builds import EnvironmentUnavailable
-from pipelines.runner.environments import environment_for
+from pipelines.models import PipelineRun
 from tests.conftest import wait_for, wait_until
 from tests.pipelines.test_environments import package, start
 

@@ -5,7 +5,7 @@ and the old version keeps serving."""
 
 import pytest
 
-from governance.models import Event
+from core.models import Event
 from tests.conftest import upload, wait_until
 from tests.factories import package_zip
 from tests.skills.conftest import API, ECHO, deploy, predict, wait_available

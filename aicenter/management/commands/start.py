@@ -15,10 +15,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from aicenter.embedded_redis import stop as stop_redis
-from aicenter.models import Membership, Project
-from pipelines.runner.bubblewrap import bubblewrap
-from pipelines.runner.sandbox import refusal, status
+from core.embedded_redis import stop as stop_redis
+from core.models import Membership, Project
+from sandbox.bubblewrap import bubblewrap
+from sandbox.sandbox import refusal, status
 
 # A worker that dies is started again after 1 s, then 2, 4 … up to a minute while it keeps
 # dying soon after each start; one that ran a minute before dying starts over at 1 s.
