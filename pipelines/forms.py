@@ -52,8 +52,11 @@ def form_values(data) -> dict:
     values["type"] = values["type"] or PipelineRun.TRAIN
     values["when"] = values["when"] or "now"
     values["timezone"] = values["timezone"] or "UTC"
+    # A cron rule disables Every on the page, so a browser that clears the rule sends no
+    # Every: that is no rule at all, to ask for, not "every 1 day".
+    cleared = "cron" in data and "every" not in data and not values["cron"]
     values["unit"] = values["unit"] or "days"
-    values["every"] = values["every"] or "1"
+    values["every"] = values["every"] or ("" if cleared else "1")
     values["gpu"] = data.get("gpu") in ("on", "true", "1")
     names, texts = data.getlist("param_name"), data.getlist("param_value")
     rows = [[n.strip(), v] for n, v in zip(names, texts, strict=False)]
@@ -244,6 +247,13 @@ class PipelineForm(forms.Form):
                 raise ValidationError({"schedule": "Choose the date and time to run at."})
             return {"at": data["at"], "timezone": data.get("timezone")}
         if when == "recurring":
+            if not data.get("cron") and not data.get("every"):
+                raise ValidationError(
+                    {
+                        "cron": "A recurring pipeline needs a rule: a cron expression here, or "
+                        "'Every' N hours, days or weeks above."
+                    }
+                )
             rule = (
                 {"cron": data["cron"]}
                 if data.get("cron")

@@ -33,6 +33,7 @@ PLATFORM_CHARS_PAST_CAP = 64 * 1024
 # A run's page shows the log's last 200,000 characters (its Download has all of it): enough for
 # any traceback and the lines before it, little enough for a browser to render at once.
 PAGE_LOG_CHARS = 200_000
+LINE_TIME = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} ")  # what _stamped puts first on a line
 # Two writers of one run's log (its worker and the sweeper) taking the same chunk number: the
 # number is read again this many times before the write fails.
 SEQ_ATTEMPTS = 5
@@ -201,6 +202,15 @@ def run_log_tail(run, *, max_chars: int = PAGE_LOG_CHARS) -> tuple[str, int, boo
         cut = True
         text = text[text.find("\n", len(text) - max_chars) + 1 :]
     return text, last, cut
+
+
+def has_output(text: str) -> bool:
+    """Does the log hold anything besides the platform's own lines (a package's or an
+    installer's output)?"""
+    return any(
+        not PLATFORM_LINE.match(line) and LINE_TIME.sub("", line).strip()
+        for line in text.splitlines()
+    )
 
 
 def log_html(text: str, *, starts_line: bool) -> SafeString:

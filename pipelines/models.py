@@ -98,6 +98,10 @@ class PipelineRun(models.Model):
         db_index=False,
     )
     failure_reason = models.TextField(blank=True)
+    # The run this one retried (Retry): each page links to the other.
+    retry_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
+    )
 
     artifacts = models.ForeignKey(
         Manifest, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -477,6 +477,37 @@ def waiting_for(run, worker_counts: dict | None = None) -> str | None:
     return None
 
 
+def queue_place(run) -> dict | None:
+    """Where a queued run stands on its queue, when workers serve it: the runs queued ahead of
+    it (this project's by number; other projects' only counted, they are not the user's to
+    see), and how many runs its workers are busy with. None when no worker serves the queue
+    (waiting_for says so) or the run is not queued."""
+    if run.status != PipelineRun.QUEUED:
+        return None
+    workers = queue_worker_count(run.queue)
+    if workers <= 0:  # none (or Redis away: -1)
+        return None
+    others = PipelineRun.objects.filter(
+        status__in=(PipelineRun.QUEUED, PipelineRun.PACKAGING, PipelineRun.RUNNING),
+        queue=run.queue,
+    ).exclude(pk=run.pk)
+    # a Packaging run no worker has taken yet waits for a build, in line like a queued one
+    waiting = Q(status=PipelineRun.QUEUED) | Q(status=PipelineRun.PACKAGING, started_at=None)
+    mine = run.enqueued_at or run.created_at
+    ahead = list(
+        others.filter(waiting)
+        .filter(Q(enqueued_at__lt=mine) | Q(enqueued_at=None, created_at__lt=mine))
+        .order_by("enqueued_at", "pk")
+        .values_list("pk", "project_id")
+    )
+    return {
+        "ahead": [pk for pk, project in ahead if project == run.project_id],
+        "others": sum(1 for _, project in ahead if project != run.project_id),
+        "busy": others.exclude(waiting).count(),
+        "workers": workers,
+    }
+
+
 PHASE_LABELS = {
     "queued": ("Queued", "waiting"),
     "environment": ("Python environment", "platform"),

@@ -52,6 +52,7 @@ def pipeline_run_create(
             timezone=zone or (schedule.timezone if schedule else ""),
             created_by=user,
             schedule=schedule,
+            retry_of=retry_of,
             **fields,
         )
         if not run.name:

@@ -4,9 +4,11 @@ The log keeps what the process printed, word for word; the page shows the traceb
 failure reason the way the package's author wants to read it: without the runner's own frames
 (sandbox/bootstrap.py runs as "<string>" and calls the package through `_timed`) and
 with the paths of the run's workspace shown relative to the package (`train.py`, not
-`/srv/aicenter/workspaces/run-7-k2j4/package/train.py`)."""
+`/srv/aicenter/workspaces/run-7-k2j4/package/train.py`, core/host_paths.py)."""
 
 import re
+
+from core.host_paths import package_relative
 
 HEADER = "Traceback (most recent call last):"
 CHAINED = (
@@ -15,10 +17,6 @@ CHAINED = (
 )
 LOG_TIME = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} ")  # RunLog's time at the start of each line
 RUNNER_FRAME = re.compile(r'^  File "<string>", line \d+, in ')
-# Where the environment's libraries and Python's own modules live on the worker: only the part
-# from site-packages/ (or python3.x/) on means anything to a user.
-LIBRARY_PREFIX = re.compile(r'(?<=File ")/[^"]*/(?=(?:site|dist)-packages/)')
-STDLIB_PREFIX = re.compile(r'(?<=File ")/[^"]*?/(?=python3\.\d+/)')
 
 
 def failure_traceback(log: str, *, run_id: int) -> str:
@@ -35,7 +33,7 @@ def failure_traceback(log: str, *, run_id: int) -> str:
     # then the exception, which may take several lines, up to the platform's next line
     while end < len(lines) and lines[end].strip() and not lines[end].startswith("[aicenter]"):
         end += 1
-    workspace = re.compile(rf"/[^\s\"']*?/run-{run_id}-[^/\s\"']+/(?:package/)?")
+    workspace = run_workspace(run_id)
     kept, in_runner_frame = [], False
     for line in lines[start:end]:
         if RUNNER_FRAME.match(line):
@@ -44,9 +42,13 @@ def failure_traceback(log: str, *, run_id: int) -> str:
         if in_runner_frame and line.startswith("    "):
             continue
         in_runner_frame = False
-        line = workspace.sub("", line)
-        kept.append(STDLIB_PREFIX.sub("", LIBRARY_PREFIX.sub("", line)))
+        kept.append(package_relative(line, workspace=workspace))
     return "\n".join(kept)
+
+
+def run_workspace(run_id: int) -> re.Pattern:
+    """The run's workspace, wherever the worker had it, with its package folder."""
+    return re.compile(rf"/[^\s\"']*?/run-{run_id}-[^/\s\"']+/(?:package/)?")
 
 
 def _chain_start(lines: list[str], headers: list[int]) -> int:

@@ -8,6 +8,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from core.downloads import file_response, zip_response
+from core.host_paths import package_relative
 from core.pages import bad_request, done, folder_context, form_errors
 from core.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_list
@@ -21,7 +22,7 @@ from pipelines.forms import (
     values_from_schedule,
 )
 from pipelines.inputs import clean_run_inputs, deleted_inputs
-from pipelines.logs import log_html, run_log_html, run_log_tail, run_log_text
+from pipelines.logs import has_output, log_html, run_log_html, run_log_tail, run_log_text
 from pipelines.metrics_pages import metrics_context
 from pipelines.models import PipelineRun, Schedule
 from pipelines.schedules import (
@@ -39,6 +40,7 @@ from pipelines.selectors import (
     pipeline_run_get,
     pipeline_run_page,
     pipeline_run_results,
+    queue_place,
     run_output,
     run_timeline,
     schedule_get,
@@ -47,7 +49,7 @@ from pipelines.selectors import (
 )
 from pipelines.services import pipeline_run_delete, pipeline_run_kill, pipeline_run_retry
 from pipelines.start import pipeline_start
-from pipelines.tracebacks import failure_traceback
+from pipelines.tracebacks import failure_traceback, run_workspace
 from pipelines.when import TIMEZONES
 
 
@@ -91,6 +93,7 @@ def pipeline_list(request, project):
         "types": PipelineRun.TYPES,
         "packages": package_list(project=project).values_list("name", flat=True),
         "can_edit": can(project, RUN),
+        "killable": any(not run.is_finished for run in page),  # a column only for Kill
         "most_compared": MOST_COMPARED_RUNS,
     }
     template = "pipelines/list.html#runs" if request.htmx else "pipelines/list.html"
@@ -278,10 +281,13 @@ def _status_context(project, run, *, log=None, errors=None):
         "project": project,
         "run": run,
         "traceback": failure_traceback(log, run_id=run.pk) if failed else "",
+        "log_has_output": failed and has_output(log),
+        "failure_reason": package_relative(run.failure_reason, workspace=run_workspace(run.pk)),
         "timeline": run_timeline(run),
         "can_edit": can(project, RUN),
         "errors": errors or {},
         "waiting_for": waiting_for(run),
+        "queue_place": queue_place(run),
         "build": environment_built_elsewhere(run),
         "gone": deleted_inputs(run),  # no Retry: its inputs can't be read again
     }

@@ -109,7 +109,10 @@ class SkillOut(Schema):
     status: str
     reason: str
     replicas: int
-    replicas_up: int
+    replicas_up: int = Field(description="Replicas of the serving version that are up.")
+    replicas_loaded: int = Field(
+        description="While updating: replicas of the new version loaded so far (else 0)."
+    )
     auto_update: bool
     alias: str | None = Field(description="The package's alias it follows, if any.")
     gpu: bool

@@ -27,7 +27,12 @@ from sandbox.workspace import Workspace
 from skills import channel
 from skills.models import Skill, SkillHost, SkillReplica
 from skills.replica import Replica, ReplicaFailed, ReplicaTimeout
-from skills.services import skill_follow_alias, skill_follow_newest, skill_replica_failed
+from skills.services import (
+    skill_follow_alias,
+    skill_follow_newest,
+    skill_replica_failed,
+    skill_serve_version,
+)
 from skills.stats import record_calls
 
 logger = logging.getLogger(__name__)
@@ -278,9 +283,7 @@ class Host:
             ).count()
             done = skill.serving_id == skill.version_id and skill.status == Skill.AVAILABLE
             if not done and ready >= skill.replicas:
-                Skill.objects.filter(pk=skill.pk, version_id=skill.version_id).update(
-                    serving_id=skill.version_id, status=Skill.AVAILABLE, reason=""
-                )
+                skill_serve_version(skill)
 
 
 def remove_leftovers() -> None:

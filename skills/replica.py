@@ -21,6 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from core.host_paths import package_relative
 from environments.builds import EnvironmentUnavailable
 from environments.environments import using_environment
 from environments.records import version_environment, version_requirements
@@ -64,6 +65,7 @@ class Replica:
         self.lock = threading.Lock()
         self.stack = ExitStack()
         self.to_replica = self.from_replica = None
+        self.workspace = None  # its folder on this host, once made
 
     def start(self) -> None:
         """Start it and wait until Main() has loaded. Raises ReplicaFailed with the reason."""
@@ -72,16 +74,21 @@ class Replica:
             header, _ = self._frame(time.monotonic() + settings.SKILL_LOAD_SECONDS)
         except ReplicaFailed as error:
             self.stop()
-            raise ReplicaFailed(self._with_log(error.reason)) from None
+            raise ReplicaFailed(self._shown(self._with_log(error.reason))) from None
         except EnvironmentUnavailable as error:
             self.stop()
-            raise ReplicaFailed(error.reason) from None
+            raise ReplicaFailed(self._shown(error.reason)) from None
         if header.get("event") != "ready":
             self.stop()
             reason = header.get("reason")
             if not isinstance(reason, str) or not reason:
                 reason = "main.Main() did not load"
-            raise ReplicaFailed(self._with_log(reason[:REASON_CHARS]))
+            raise ReplicaFailed(self._shown(self._with_log(reason[:REASON_CHARS])))
+
+    def _shown(self, reason: str) -> str:
+        """The reason as the skill's page shows it: no path of this host's in it."""
+        workspace = str(self.workspace.root) if self.workspace else None
+        return package_relative(reason, workspace=workspace)
 
     def _start(self):
         version, package = self.version, self.version.package
@@ -90,7 +97,7 @@ class Replica:
         environment = self.stack.enter_context(
             using_environment(python_version=package.language, requirements=requirements)
         )
-        workspace = Workspace.create(self.key, kind="skill")
+        workspace = self.workspace = Workspace.create(self.key, kind="skill")
         try:
             lease = sandbox_uids.lease(sandbox_uids.REPLICA, workspace.root.name)
         except sandbox_uids.UidsExhausted as error:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from core.models import Membership, Project
 from packages.models import Package
 from skills import channel
-from skills.models import Skill, SkillCall, SkillHost
+from skills.models import Skill, SkillCall, SkillHost, SkillReplica
 from skills.stats import skill_stats
 
 RELATED = ("project", "package", "version", "serving", "created_by")
@@ -64,16 +64,36 @@ def skill_for_call(*, project: str, name: str, user=None) -> Skill | None:
     return skill
 
 
-def replicas_up(skills) -> dict[int, int]:
-    """Replicas that said they are up lately, per skill: one Redis round trip for all."""
+def replicas_up(skills) -> dict[int, tuple[int, int]]:
+    """Per skill: (replicas of the version it serves that said they are up lately, replicas
+    of the version it is moving to that have loaded). One Redis round trip and one query for
+    all. While a skill updates, both versions' replicas are in its ready set: each is counted
+    with its own version; an undeployed skill has none up, whatever still stops."""
+    skills = [skill for skill in skills if skill.deployed]
     if not skills:
         return {}
     now = time.time()
     with channel.connection().pipeline(transaction=False) as pipe:
         for skill in skills:
-            pipe.zcount(channel.ready_key(skill.pk), now, "+inf")
-        counts = pipe.execute()
-    return {skill.pk: count for skill, count in zip(skills, counts, strict=True)}
+            pipe.zrangebyscore(channel.ready_key(skill.pk), now, "+inf")
+        members = pipe.execute()
+    rows = {  # a ready member is "<host>/<replica row>"
+        skill.pk: [int(m.rsplit(b"/", 1)[-1]) for m in found if m.rsplit(b"/", 1)[-1].isdigit()]
+        for skill, found in zip(skills, members, strict=True)
+    }
+    versions = dict(
+        SkillReplica.objects.filter(pk__in=[pk for pks in rows.values() for pk in pks]).values_list(
+            "pk", "version_id"
+        )
+    )
+    counts = {}
+    for skill in skills:
+        ready = [versions[pk] for pk in rows[skill.pk] if pk in versions]
+        serving = skill.serving_id or skill.version_id
+        up = min(ready.count(serving), skill.replicas)
+        moving = skill.version_id != serving
+        counts[skill.pk] = (up, min(ready.count(skill.version_id), skill.replicas) if moving else 0)
+    return counts
 
 
 def predict_path(skill) -> str:
@@ -93,7 +113,8 @@ def skill_out_rows(skills, request) -> list[dict]:
             "status": skill.status,
             "reason": skill.reason,
             "replicas": skill.replicas,
-            "replicas_up": up[skill.pk],
+            "replicas_up": up.get(skill.pk, (0, 0))[0],
+            "replicas_loaded": up.get(skill.pk, (0, 0))[1],
             "auto_update": skill.auto_update,
             "alias": skill.alias or None,
             "gpu": skill.gpu,

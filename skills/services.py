@@ -18,6 +18,8 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # part of the skill's URL
 RESERVED_NAMES = {"new"}  # /p/<project>/skills/new/ is the create form
 # What a skill host answers a call with (skills/host.py, skills/replica.py).
 ANSWER_STATUSES = (200, 422, 502, 504)
+# A skill's reason while auto-update loads a version (skill_follow_newest), until it serves.
+AUTO_UPDATE_REASON = "auto-update to "
 
 
 def _record(skill, action, *, actor=None, message="", data=None, url=True):
@@ -35,6 +37,20 @@ def _record(skill, action, *, actor=None, message="", data=None, url=True):
         message=message,
         data=data,
     )
+
+
+def _loadable(version) -> PackageVersion:
+    """A version whose environment failed to build would fail every replica the same way: it
+    is refused until rebuilt (Rebuild on the version's page)."""
+    failed = version.environment_builds.filter(status="failed").values_list("detail", flat=True)
+    for detail in failed[:1]:
+        raise ValidationError(
+            {
+                "version": f"Version {version.number}'s environment failed to build "
+                f"({detail[:300]}); rebuild it on the version's page first."
+            }
+        )
+    return version
 
 
 def _replica_count(replicas: int) -> str:
@@ -87,8 +103,8 @@ def skill_create(
         errors.update(error.message_dict)
     if found is not None:
         try:
-            version = skill_version_chosen(
-                found, version=version, alias=alias, auto_update=auto_update
+            version = _loadable(
+                skill_version_chosen(found, version=version, alias=alias, auto_update=auto_update)
             )
         except ValidationError as error:
             errors.update(error.message_dict)
@@ -130,7 +146,9 @@ def skill_update(
 ) -> Skill:
     """Change what a skill serves (update or roll back), its replicas, its auto-update, the
     alias it follows ("" to follow none; a version chosen by hand stops the following). A new
-    version loads beside the serving one, which keeps answering until the new one is ready."""
+    version loads beside the serving one, which keeps answering until the new one is ready:
+    this records the request ("update_requested"); "updated" is recorded when the new version
+    takes the calls (skill_serve_version), "update_failed" when it can't load."""
     require(user=user, project=skill.project, need=RUN)
     fields = {}
     before = (skill.version.number, skill.replicas, skill.auto_update, skill.alias)
@@ -141,9 +159,12 @@ def skill_update(
             skill.package, version=version, alias=alias, auto_update=False
         )
         if chosen.pk != skill.version_id:
+            _loadable(chosen)
             fields["version"] = chosen
             fields["failed_version"] = None
-            if skill.deployed:
+            if skill.deployed and chosen.pk == skill.serving_id:  # back to what serves
+                fields["status"], fields["reason"] = Skill.AVAILABLE, ""
+            elif skill.deployed:
                 fields["status"] = Skill.UPDATING if skill.serving_id else Skill.DEPLOYING
                 fields["reason"] = ""
     if replicas is not None:
@@ -158,13 +179,13 @@ def skill_update(
     if fields and after != before:
         with transaction.atomic():
             skill.save(update_fields=[*fields, "updated_at"])
-            _record_updated(skill, user=user, before=before, after=after)
+            _record_change(skill, user=user, before=before, after=after)
     elif fields:
         skill.save(update_fields=[*fields, "updated_at"])
     return skill
 
 
-def _record_updated(skill, *, user, before, after) -> None:
+def _record_change(skill, *, user, before, after) -> None:
     changes = []
     if before[0] != after[0]:
         changes.append(f"{before[0]} → {after[0]}")
@@ -174,9 +195,12 @@ def _record_updated(skill, *, user, before, after) -> None:
         changes.append(f"auto-update {'on' if after[2] else 'off'}")
     if before[3] != after[3]:
         changes.append(f"follows alias {after[3]}" if after[3] else "follows no alias")
+    # A new version for a skill that serves one is only asked for here: webhooks hear
+    # "skill.updated" once it serves (or "skill.update_failed"), never of a mere request.
+    asked = before[0] != after[0] and skill.status == Skill.UPDATING
     _record(
         skill,
-        "updated",
+        "update_requested" if asked else "changed",
         actor=user,
         message=", ".join(changes),
         data={
@@ -188,6 +212,33 @@ def _record_updated(skill, *, user, before, after) -> None:
         }
         | ({"alias": after[3] or None} if before[3] or after[3] else {}),
     )
+
+
+def skill_serve_version(skill) -> None:
+    """All the replicas of the skill's version have loaded: calls go to them now. When that
+    moves the skill off another version, the update is done: "updated". One conditional
+    UPDATE, so of two hosts that see it at once, one records it."""
+    previous = skill.serving_id
+    with transaction.atomic():
+        moved = Skill.objects.filter(
+            pk=skill.pk, version_id=skill.version_id, serving_id=previous
+        ).update(serving_id=skill.version_id, status=Skill.AVAILABLE, reason="")
+        if not moved or previous in (None, skill.version_id):
+            return
+        versions = PackageVersion.objects.in_bulk([previous, skill.version_id])
+        old, new = versions[previous].number, versions[skill.version_id].number
+        # skill_follow_newest says so in the reason while the update loads; a person's
+        # update clears it
+        auto = skill.reason.startswith(AUTO_UPDATE_REASON)
+        moved_alias = bool(skill.alias) and skill.reason.startswith(f"alias {skill.alias} ")
+        how = " (auto-update)" if auto else f" (alias {skill.alias} moved)" if moved_alias else ""
+        _record(
+            skill,
+            "updated",
+            message=f"{old} → {new}{how}, now serving",
+            data={"from": old, "to": new, "auto": auto or moved_alias}
+            | ({"alias": skill.alias} if moved_alias else {}),
+        )
 
 
 def skill_deploy(*, user, skill) -> Skill:
@@ -256,17 +307,18 @@ def skill_follow_newest(skill) -> None:
     )
     if newest is None:
         return
+    asked = bool(skill.serving_id)  # else nothing serves yet: it loads as a deployment
     with transaction.atomic():
         moved = Skill.objects.filter(pk=skill.pk, version_id=skill.version_id).update(
             version=newest,
-            status=Skill.UPDATING if skill.serving_id else Skill.DEPLOYING,
-            reason=f"auto-update to {newest.number}",
+            status=Skill.UPDATING if asked else Skill.DEPLOYING,
+            reason=f"{AUTO_UPDATE_REASON}{newest.number}",
         )
         if moved:  # another host's tick may have moved it first: one event
             number = skill.version.number
             _record(
                 skill,
-                "updated",
+                "update_requested" if asked else "changed",
                 message=f"{number} → {newest.number} (auto-update)",
                 data={"from": number, "to": newest.number, "auto": True},
             )
@@ -296,7 +348,7 @@ def skill_follow_alias(skill) -> None:
             number, new = skill.version.number, target.version.number
             _record(
                 skill,
-                "updated",
+                "update_requested" if skill.serving_id else "changed",
                 message=f"{number} → {new} (alias {skill.alias} moved)",
                 data={"from": number, "to": new, "auto": True, "alias": skill.alias},
             )
@@ -319,7 +371,8 @@ def skill_replica_failed(*, row_id: int, reason: str, loaded: bool) -> None:
         ):
             return  # a replica of the serving version: its slot is claimed and tried again
         number = row.version.number
-        if skill.serving_id:
+        update = bool(skill.serving_id)
+        if update:
             skill.failed_version_id = skill.version_id
             skill.version_id = skill.serving_id
             skill.status = Skill.AVAILABLE
@@ -333,9 +386,9 @@ def skill_replica_failed(*, row_id: int, reason: str, loaded: bool) -> None:
         SkillReplica.objects.filter(skill=skill, version_id=row.version_id).delete()
         _record(
             skill,
-            "failed",
+            "update_failed" if update else "failed",
             message=skill.reason[:500],
-            data={"version": number, "reason": reason, "still_serving": bool(skill.serving_id)},
+            data={"version": number, "reason": reason, "still_serving": update},
         )
 
 

@@ -74,13 +74,23 @@ def skill_list_page(request, project):
     return render(request, template, context)
 
 
+def _deployable(versions, keep=None) -> list:
+    """The versions the forms offer: not those whose environment failed to build (every
+    replica would fail the same way; skills.services refuses them too), but the one `keep`."""
+    return [
+        v
+        for v in versions
+        if v.pk == keep or all(b.status != "failed" for b in v.environment_builds.all())
+    ]
+
+
 def _create_form(request, packages):
     """Bound to a POST; on a GET unbound, with the values of the link or, when htmx reloads it
     after a package was chosen, of the form so far (and that package's newest version)."""
     values = request.POST if request.method == "POST" else request.GET
     chosen = values.get("package") or (packages[0].name if packages else "")
     package = next((p for p in packages if p.name == chosen), None)
-    versions = list(version_list(package=package)) if package else []
+    versions = _deployable(version_list(package=package)) if package else []
     aliases = alias_list(package=package) if package else []
     if request.method == "POST":
         return SkillForm(request.POST, packages=packages, versions=versions, aliases=aliases)
@@ -146,7 +156,7 @@ def _detail(request, project, skill, *, change_form=None, tried=None, status=200
     context = _status_context(request, project, skill)
     if request.htmx and request.GET.get("part") == "status":
         return render(request, "skills/detail.html#skill-status", context)
-    versions = list(version_list(package=skill.package))
+    versions = _deployable(version_list(package=skill.package), keep=skill.version_id)
     if change_form is None:
         initial = {
             "version": FOLLOW + skill.alias if skill.alias else skill.version.number,
@@ -248,7 +258,7 @@ def skill_change(request, project, name):
     skill = _skill(project, name)
     form = SkillChangeForm(
         request.POST,
-        versions=list(version_list(package=skill.package)),
+        versions=_deployable(version_list(package=skill.package), keep=skill.version_id),
         aliases=alias_list(package=skill.package),
     )
     if form.is_valid():

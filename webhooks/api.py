@@ -122,8 +122,8 @@ def list_webhooks(request, project: str):
 @router.post("/{project}/webhooks", response={201: WebhookOut})
 def create_webhook(request, project: str, payload: WebhookIn):
     """Events: pipeline.started, pipeline.finished, pipeline.failed, pipeline.killed,
-    version.created, skill.updated, skill.failed, dataset.changed. The URL must resolve to
-    public addresses (unless AICENTER_WEBHOOKS_ALLOW_LOCAL=true)."""
+    version.created, skill.updated, skill.update_failed, skill.failed, dataset.changed. The
+    URL must resolve to public addresses (unless AICENTER_WEBHOOKS_ALLOW_LOCAL=true)."""
     project = _project(request, project)
     webhook = webhook_create(user=request.user, project=project, **payload.dict())
     return Status(201, webhook_out(webhook_get(project=project, webhook_id=webhook.pk)))

@@ -36,6 +36,7 @@ EVENT_NAMES = {
     ("package", "trained"): ["version.created"],
     ("skill", "updated"): ["skill.updated"],
     ("skill", "failed"): ["skill.failed"],
+    ("skill", "update_failed"): ["skill.update_failed"],
     ("dataset", "files_uploaded"): ["dataset.changed"],
     ("dataset", "files_deleted"): ["dataset.changed"],
 }

@@ -13,8 +13,9 @@ EVENTS = [
     ("pipeline.failed", "A pipeline run failed"),
     ("pipeline.killed", "A pipeline run was killed"),
     ("version.created", "A package version was uploaded or trained"),
-    ("skill.updated", "An ML Skill moved to another version"),
-    ("skill.failed", "An ML Skill failed"),
+    ("skill.updated", "An ML Skill serves another version now"),
+    ("skill.update_failed", "An ML Skill's new version failed to load; the old one serves"),
+    ("skill.failed", "An ML Skill failed to deploy"),
     ("dataset.changed", "Files were uploaded to or deleted from a dataset"),
 ]
 PING = "ping"  # "Send a test event": not subscribable, always sent

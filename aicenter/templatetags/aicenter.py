@@ -1,8 +1,11 @@
 import math
 import zoneinfo
+from urllib.parse import quote
 
 from django import template
 from django.utils import dateformat, timezone
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from core.durations import duration_text
 
@@ -22,6 +25,24 @@ STATUS_STYLE = {
 @register.filter
 def duration(seconds):
     return duration_text(seconds)
+
+
+@register.filter
+def url_path(path):
+    """A stored file path as the tail of a URL, every segment escaped: names may hold `#`,
+    `?`, `%` or `+`, which a browser would otherwise read as a fragment, a query or an escape
+    (iriencode leaves them as they are)."""
+    return "/".join(quote(segment, safe="") for segment in str(path).split("/"))
+
+
+@register.filter
+def breakable(name):
+    """A name that may wrap only between its words: after each '_', '-', '/' or '.', never
+    inside a word ('mlflow_sklearn_classifier' → 'mlflow_sklearn_' 'classifier')."""
+    text = str(escape(name))
+    for mark in "_-/.":
+        text = text.replace(mark, f"{mark}<wbr>")
+    return mark_safe(text)  # noqa: S308 - escaped above; only <wbr> added
 
 
 @register.filter

@@ -14,6 +14,7 @@ from core.manifests import manifest_copy, manifest_delete
 from core.models import Manifest
 from environments.builds import BuildStopped, EnvironmentUnavailable
 from environments.environments import environment_ready, using_environment
+from environments.models import EnvironmentBuild
 from environments.records import (
     prepare_environment_ahead,
     version_environment,
@@ -88,6 +89,7 @@ class Runner:
         self.requirements = requirements
         self.build = build  # its environment's record (EnvironmentBuild), as of the claim
         self.environment_from = None  # when another job began building its environment
+        self.installer_logged = False  # the build's output is in the run's log
         self.log = WorkerLog(run, new=True)  # waits out a database outage
         self.phases = []
         self.mlflow = None  # what the run logged with MLflow, once its code has ended
@@ -142,7 +144,10 @@ class Runner:
             self._end(**ending)
         except BuildStopped:
             self._end(status=PipelineRun.KILLED)
-        except (EnvironmentUnavailable, DatabaseUnreachable) as error:
+        except EnvironmentUnavailable as error:
+            self._log_failed_build()
+            self._end(status=PipelineRun.FAILED, reason=error.reason)
+        except DatabaseUnreachable as error:
             self._end(status=PipelineRun.FAILED, reason=error.reason)
         except OverLimit as error:  # its package and data don't fit its limits
             self._end(status=PipelineRun.FAILED, reason=error.reason)
@@ -188,6 +193,7 @@ class Runner:
             " s); the installer said:"
         )
         self.log.write(build.output)
+        self.installer_logged = True
         self.environment_from = began  # the environment phase starts with that build
         return [{"name": "queued", "start": start, "end": began}]
 
@@ -198,7 +204,21 @@ class Runner:
             self.log.platform(text.removeprefix(PLATFORM_MARK).rstrip("\n"))
         else:
             self.log.write(text)
+            self.installer_logged = True
         self.log.flush_if_due()
+
+    def _log_failed_build(self):
+        """A build that failed before this run came (at upload, for another run) is refused
+        with its reason only: its installer's output goes into this run's log too, where the
+        author looks first."""
+        if self.installer_logged:
+            return
+        build = EnvironmentBuild.objects.filter(
+            versions=self.run.version_id, status=EnvironmentBuild.FAILED
+        ).first()
+        if build and build.output:
+            self.log.platform("its environment's last build failed; the installer said:")
+            self.log.write(build.output)
 
     def _packaging(self):
         """The environment must be built first: the run shows Packaging meanwhile."""

@@ -6,13 +6,16 @@ The package index is the session's (tests/package_index.py, the operator's extra
 project `slowpkg` answers slowly, then with no version at all: builds that take as long as the
 test needs, and fail for a known reason."""
 
+import json
 import time
 
 import pytest
+from django.utils.html import escape
 
 from environments.builds import EnvironmentUnavailable
 from environments.environments import environment_for
 from environments.models import EnvironmentBuild
+from pipelines.logs import run_log_text
 from pipelines.models import PipelineRun
 from tests.conftest import wait_for, wait_until
 from tests.pipelines.test_environments import package, start
@@ -108,6 +111,24 @@ def test_a_failed_build_shows_on_the_version_and_waits_for_rebuild(
     assert second.status == "failed"
     assert "use Rebuild on the version to try again" in second.failure_reason
     assert index.requests == asked
+    # refused at once, and yet its log and the version's page show what the installer said
+    installer = EnvironmentBuild.objects.get(versions__package__name="broken").output
+    assert "slowpkg" in installer
+    said = "its environment's last build failed; the installer said:"
+    wait_until(lambda: said in run_log_text(second)[0], 10, "the run's log never said it")
+    log = run_log_text(second)[0]
+    assert installer.splitlines()[-1] in log
+    page = pages.get(f"/p/alpha/pipelines/{second.pk}/").content.decode()
+    assert "The full output is in the logs below" in page
+    version_page = pages.get("/p/alpha/packages/broken/1.0/").content.decode()
+    assert "The installer's output" in version_page
+    assert escape(installer.splitlines()[-1]) in version_page
+    # nor is it offered to deploy, nor deployed
+    form = pages.get("/p/alpha/skills/new/", {"package": "broken"}).content.decode()
+    assert '<option value="1.0"' not in form
+    refused = api.post_json(f"{API}/skills", {"name": "s", "package": "broken", "version": "1.0"})
+    assert refused.status_code == 400
+    assert "environment failed to build" in json.dumps(refused.json())
     rebuilt = api.post(f"{API}/packages/broken/versions/1.0/rebuild")
     assert rebuilt.status_code == 200
     assert rebuilt.json()["status"] in ("pending", "building", "failed")

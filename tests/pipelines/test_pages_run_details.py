@@ -18,7 +18,7 @@ from pipelines.runner.run import run_pipeline
 from pipelines.services import pipeline_run_create
 from tests.conftest import upload
 from tests.factories import package_zip
-from tests.pipelines.pages import TRAIN, finished_run
+from tests.pipelines.pages import TRAIN, finished_run, queued_run
 
 # Committed rows: the runner's watch thread reads the run on a connection of its own; the runs
 # are executed here, never by a worker.
@@ -162,3 +162,49 @@ def test_times_show_their_zone_and_their_date_when_not_today(bobs, project, bob)
     page = strip_tags(bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode())
     for label, moment in (("Started", yesterday), ("Finished", yesterday + timedelta(seconds=5))):
         assert f"{label}{moment:%b} {moment.day}, {moment:%Y %H:%M:%S} UTC" in page, label
+
+
+def test_a_failed_run_shows_no_path_of_the_server(bobs, project, bob, settings):
+    failing = TRAIN.replace(
+        '        print("epoch 1 loss 0.5")\n',
+        "        import sys\n"
+        "        try:\n"
+        '            open(os.path.abspath("nothing.csv"))\n'
+        "        except OSError as error:\n"
+        '            raise RuntimeError("no data next to " + sys.executable) from error\n',
+    )
+    package_create(
+        project=project,
+        user=bob,
+        name="paths",
+        file=upload(content=package_zip(**{"train.py": failing})),
+    )
+    run = pipeline_run_create(
+        project=project, user=bob, type="train", package="paths", version="1.0", dataset="invoices"
+    )
+    run_pipeline(run)
+    run.refresh_from_db()
+    assert str(settings.ENVIRONMENTS_DIR) in run.failure_reason  # as the process said it
+    page = bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
+    alert = strip_tags(page.split('class="alert error failure"')[1].split("</div>")[0])
+    assert "RuntimeError: no data next to bin/python" in alert
+    assert "No such file or directory: &#x27;nothing.csv&#x27;" in alert
+    assert "File &quot;train.py&quot;" in alert
+    for folder in (settings.DATA_DIR, settings.WORKSPACES_DIR, settings.ENVIRONMENTS_DIR):
+        assert str(folder) not in alert
+    assert "The full output is in the logs below" in alert
+
+
+def test_a_failure_with_nothing_printed_does_not_send_you_to_the_logs(bobs, project, bob):
+    from pipelines.logs import RunLog
+
+    run = queued_run(project, bob)
+    PipelineRun.objects.filter(pk=run.pk).update(status="failed", failure_reason="out of luck")
+    log = RunLog(run)
+    log.platform("Failed: out of luck")
+    log.flush()
+    page = bobs.get(f"/p/alpha/pipelines/{run.pk}/").content.decode()
+    alert = strip_tags(page.split('class="alert error failure"')[1].split("</div>")[0])
+    assert "out of luck" in alert
+    assert "full output" not in alert
+    assert "Nothing was printed before it failed" in alert
