@@ -16,7 +16,8 @@ from django.http import Http404
 from packages.models import Package
 from pipelines import queue as queues
 from pipelines.metrics import metric_summaries
-from pipelines.models import EnvironmentBuild, MetricSeries, PipelineRun, Schedule
+from pipelines.models import EnvironmentBuild, MetricSeries, PipelineRun, RunTag, Schedule
+from pipelines.run_search import runs_matching
 from pipelines.worker import live_worker_count, waiting_workers
 
 # The list's orders besides the newest first: ?sort=score, -score, metric, -metric (the chosen
@@ -32,10 +33,10 @@ PAGE_OF_RUNS = 50
 COUNTED_RUNS = 10_000
 
 
-def _runs_filtered(*, project, status="", type="", package="", schedule=""):
+def _runs_filtered(*, project, status="", type="", package="", schedule="", search=""):
     """The project's runs that pass the filters: no join, so each filter is read from an index
-    of PipelineRun.Meta in the list's order."""
-    runs = PipelineRun.objects.filter(project=project)
+    of PipelineRun.Meta in the list's order (a `search` expression: pipelines/run_search.py)."""
+    runs = runs_matching(PipelineRun.objects.filter(project=project), search, project=project)
     if status:
         runs = runs.filter(status=status)
     if type:
@@ -97,6 +98,20 @@ def pipeline_run_list(*, project, status="", type="", package="", schedule="", s
     value = F(order.field)
     value = value.desc(nulls_last=True) if order.descending else value.asc(nulls_last=True)
     return runs.order_by(value, "-created_at", "-id")
+
+
+def with_tags(runs: list) -> list:
+    """`runs`, each with its tags as `tag_map` (sorted by key), in one query."""
+    tags = {run.pk: {} for run in runs}
+    for run_id, key, value in (
+        RunTag.objects.filter(run__in=list(tags))
+        .order_by("key")
+        .values_list("run_id", "key", "value")
+    ):
+        tags[run_id][key] = value
+    for run in runs:
+        run.tag_map = tags[run.pk]
+    return runs
 
 
 def pipeline_runs_in_order(runs, ids) -> list[PipelineRun]:
@@ -310,6 +325,7 @@ def pipeline_run_page(
     type="",
     package="",
     schedule="",
+    search="",
     sort="",
     metric="",
     cursor: str = "",
@@ -325,6 +341,7 @@ def pipeline_run_page(
     COUNTED_RUNS. ValidationError on 'cursor', 'sort' or 'metric' saying what is wrong."""
     order = run_order(sort=sort, metric=metric)
     filters = {"status": status, "type": type, "package": package, "schedule": schedule}
+    filters["search"] = search
     runs = _runs_filtered(project=project, **filters)
     before, start, first = last, None, None
     if cursor:
@@ -357,7 +374,7 @@ def pipeline_run_page(
         page.first = None
     if keys:
         ids = [key[-1] for key in keys]
-        page.runs = pipeline_runs_in_order(pipeline_run_list(project=project), ids)
+        page.runs = with_tags(pipeline_runs_in_order(pipeline_run_list(project=project), ids))
         if metric:
             _metric_last(page.runs, metric, keys if order.field == "metric_last" else None)
         known = page.first is not None

@@ -30,7 +30,7 @@ from pipelines.runner.environments import (
     version_requirements_blob,
 )
 from pipelines.runner.metrics_file import metrics_file
-from pipelines.runner.outputs import artifact_files, upload
+from pipelines.runner.outputs import artifact_files, trained_version_files, upload
 from pipelines.runner.process import run_user_code
 from pipelines.runner.sandbox import python_prefixes
 from pipelines.runner.watch import RunWatch
@@ -341,10 +341,8 @@ class Runner:
                     )
                 if outcome.succeeded and not outcome.stopped and run.type != PipelineRun.EVALUATE:
                     version_files = upload(
-                        collected_files(
-                            workspace.package,
-                            exclude=[variables[name] for name in DIRECTORIES],
-                            note=self.log.platform,
+                        trained_version_files(
+                            workspace, variables, self.mlflow, note=self.log.platform
                         )
                     )
                 if outcome.succeeded and not outcome.stopped and self._keeps_test_split(variables):
