@@ -26,7 +26,8 @@ from urllib.parse import urlencode
 
 from bench.pages_bench import SCRATCH, make_runs, p95, settle, setup, timed  # sets Django up
 
-from django.conf import settings  # noqa: E402, I001
+# isort: split
+from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
@@ -36,6 +37,7 @@ from aicenter.services import api_token_create  # noqa: E402
 from pipelines.models import MetricSeries, PipelineRun, RunParam, RunTag  # noqa: E402
 
 GOAL = 100  # p95, ms
+TREES, TEAMS = ["50", "100", "200", "500"], ["vision", "nlp", "fraud", "ops"]
 FILTERS = [
     ("metrics.accuracy > 0.9", "a metric, 10 % of the runs"),
     ("metrics.accuracy > 0.5", "a metric, half the runs"),
@@ -74,16 +76,14 @@ def add_tracking(project, seed=24):
         )
         RunParam.objects.bulk_create(
             [
-                RunParam(
-                    run_id=pk, project=project, key="n_estimators", value=rng.choice(["50", "100", "200", "500"])
-                )
+                RunParam(run_id=pk, project=project, key="n_estimators", value=rng.choice(TREES))
                 for pk, _ in chunk
             ],
             batch_size=2000,
         )
         RunTag.objects.bulk_create(
             [
-                RunTag(run_id=pk, project=project, key="team", value=rng.choice(["vision", "nlp", "fraud", "ops"]))
+                RunTag(run_id=pk, project=project, key="team", value=rng.choice(TEAMS))
                 for pk, _ in chunk
             ],
             batch_size=2000,
