@@ -21,9 +21,13 @@ import os
 import random
 import shutil
 import statistics
+import sys
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, from anywhere
+# isort: split
 from bench.pages_bench import SCRATCH, make_runs, p95, settle, setup, timed  # sets Django up
 
 # isort: split

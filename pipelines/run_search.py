@@ -18,13 +18,14 @@ import re
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db.models import CharField, Q, Value
+from django.db.models import CharField, Exists, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat
 
 from packages.models import Package, PackageVersion
 from pipelines.models import MetricSeries, PipelineRun, RunParam, RunTag
 
 MAX_LENGTH = 2000
+LISTED_RUNS = 20_000
 MOST_COMPARISONS = 20
 NUMBER_OPERATORS = ("=", "!=", ">", ">=", "<", "<=")
 TEXT_OPERATORS = ("=", "!=", "LIKE", "ILIKE")
@@ -206,6 +207,8 @@ def _condition(comparison: Comparison, project) -> Q:
         comparison.operator,
         comparison.value,
     )
+    if kind != "attributes":
+        return _rows(comparison, project)
     if kind == "attributes":
         field, numeric = ATTRIBUTES[name]
         if field == "status":
@@ -223,23 +226,44 @@ def _condition(comparison: Comparison, project) -> Q:
                 return ~Q(**{field: value}) & Q(**{f"{field}__isnull": False})
             return Q(**{f"{field}__{_LOOKUPS[operator]}": value})
         return _text_condition(field, operator, value)
-    if kind == "metrics":
+    return _rows(comparison, project)
+
+
+def _rows(comparison: Comparison, project):
+    """The metric, param or tag rows the comparison matches (their run_id: the runs')."""
+    name, operator, value = comparison.name, comparison.operator, comparison.value
+    if comparison.kind == "metrics":
         rows = MetricSeries.objects.filter(project=project, name=name)
         if operator == "!=":
-            rows = rows.exclude(last=value).filter(last__isnull=False)
-        else:
-            rows = rows.filter(**{f"last__{_LOOKUPS[operator]}": value})
-        return Q(pk__in=rows.values("run_id"))
-    model = RunParam if kind == "params" else RunTag
+            return rows.exclude(last=value).filter(last__isnull=False)
+        return rows.filter(**{f"last__{_LOOKUPS[operator]}": value})
+    model = RunParam if comparison.kind == "params" else RunTag
     rows = model.objects.filter(project=project, key=name)
-    rows = rows.filter(_text_condition("value", operator, value))
-    return Q(pk__in=rows.values("run_id"))
+    return rows.filter(_text_condition("value", operator, value))
 
 
 def runs_matching(runs, expression: str, *, project):
-    """`runs` (the project's) narrowed to those `expression` matches ("" matches all)."""
+    """(`runs` narrowed to those `expression` matches, whether counting them is cheap); ""
+    matches all.
+
+    A metric, param or tag comparison matching at most LISTED_RUNS runs is read as their ids
+    from its index, and the comparisons' ids are intersected: the list then reads those runs
+    by id, whatever their age. One matching more is a test of each run the list reads, newest
+    first (Exists on the run's own row): it matches so many that a page is found within a few
+    hundred runs; but counting runs through such tests is not cheap when two of them meet."""
     if not expression.strip():
-        return runs
+        return runs, True
+    ids, tested = None, 0
     for comparison in parse(expression):
-        runs = runs.filter(_condition(comparison, project))
-    return runs
+        condition = _condition(comparison, project)
+        if isinstance(condition, Q):
+            runs = runs.filter(condition)
+            continue
+        found = list(condition.values_list("run_id", flat=True)[: LISTED_RUNS + 1])
+        if len(found) > LISTED_RUNS:
+            runs, tested = runs.filter(Exists(condition.filter(run=OuterRef("pk")))), tested + 1
+        else:
+            ids = set(found) if ids is None else ids & set(found)
+    if ids is not None:
+        runs = runs.filter(pk__in=sorted(ids))
+    return runs, ids is not None or tested <= 1

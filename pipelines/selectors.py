@@ -35,8 +35,11 @@ COUNTED_RUNS = 10_000
 
 def _runs_filtered(*, project, status="", type="", package="", schedule="", search=""):
     """The project's runs that pass the filters: no join, so each filter is read from an index
-    of PipelineRun.Meta in the list's order (a `search` expression: pipelines/run_search.py)."""
-    runs = runs_matching(PipelineRun.objects.filter(project=project), search, project=project)
+    of PipelineRun.Meta in the list's order (a `search` expression: pipelines/run_search.py).
+    Returns (runs, whether counting them is cheap)."""
+    runs, countable = runs_matching(
+        PipelineRun.objects.filter(project=project), search, project=project
+    )
     if status:
         runs = runs.filter(status=status)
     if type:
@@ -48,7 +51,7 @@ def _runs_filtered(*, project, status="", type="", package="", schedule="", sear
     schedule = str(schedule)
     if schedule.isascii() and schedule.isdigit():
         runs = runs.filter(schedule_id=int(schedule) if len(schedule) < 19 else 0)  # none
-    return runs
+    return runs, countable
 
 
 def _with_metric(runs, metric):
@@ -87,7 +90,7 @@ def pipeline_run_list(*, project, status="", type="", package="", schedule="", s
     """The project's runs, newest first or in `sort`'s order; with `metric`, each run carries
     that metric's last value as `metric_last` (a join: the same queries for any page)."""
     order = run_order(sort=sort, metric=metric)
-    runs = _runs_filtered(
+    runs, _ = _runs_filtered(
         project=project, status=status, type=type, package=package, schedule=schedule
     )
     runs = _with_metric(runs, metric).select_related(
@@ -342,7 +345,7 @@ def pipeline_run_page(
     order = run_order(sort=sort, metric=metric)
     filters = {"status": status, "type": type, "package": package, "schedule": schedule}
     filters["search"] = search
-    runs = _runs_filtered(project=project, **filters)
+    runs, countable = _runs_filtered(project=project, **filters)
     before, start, first = last, None, None
     if cursor:
         before, start, first = _cursor_read(cursor, order)
@@ -366,7 +369,7 @@ def pipeline_run_page(
     has_previous = more if before else not at_top
     has_next = start is not None if before else more
     page = RunPage(runs=[], first=first)
-    if count:
+    if count and countable:  # else the page says where it is without a total
         page.count, page.count_capped = _capped_count(runs)
         if last and not page.count_capped:
             page.first = page.count - len(keys) + 1

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from pipelines import run_search
 from pipelines.metrics import metrics_append
 from pipelines.models import RunParam
 from pipelines.run_values import run_code_record
@@ -89,7 +90,9 @@ def test_a_viewer_cant_edit_and_an_outsider_cant_see(api_as, vera, charlie, runs
     assert response.status_code == 404
 
 
-def test_filters_by_metric_param_tag_and_attribute(api_as, bob, runs):
+@pytest.mark.parametrize("listed", [20_000, 0], ids=["read-as-ids", "tested-run-by-run"])
+def test_filters_by_metric_param_tag_and_attribute(api_as, bob, runs, monkeypatch, listed):
+    monkeypatch.setattr(run_search, "LISTED_RUNS", listed)
     api = api_as(bob)
     first, second, third = (run.pk for run in runs)
 
