@@ -77,9 +77,9 @@ def test_two_curves_show_while_the_run_runs_and_are_complete_after(
     assert compared["metrics"]["accuracy"]["max"] == 0.9
 
 
-def test_the_readmes_example_logs_as_the_readme_says(api, worker, package, dataset):
-    readme = (settings.BASE_DIR / "README.md").read_text()
-    section = readme.split("**1. Append JSON lines to `metrics_file`")[1]
+def test_the_guides_example_logs_as_the_guide_says(api, worker, package, dataset):
+    guide = (settings.BASE_DIR / "docs" / "using.md").read_text()
+    section = guide.split("**1. Append JSON lines to `metrics_file`")[1]
     example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert len(example.splitlines()) <= 12  # "a 10-line example"
     (

@@ -160,7 +160,7 @@ def test_firings_missed_while_no_worker_ran_are_one_run_and_the_rest_said(bob, p
     assert Event.objects.filter(action="skipped").count() == 1
 
 
-# On time, with exactly the processes the README lists: one `rqworker pipelines` (the session's
+# On time, with the processes the operator guide lists: one `rqworker pipelines` (the session's
 # `worker`), whose RQ scheduler wakes runs and schedules. Nothing crashes on the way (no failed
 # job left in RQ) and nothing waits for the sweeper's rescue.
 

@@ -28,8 +28,13 @@ class Main:
 
     def predict(self, input):
         open({folder!r} + "/" + input, "w").close()  # the call reached the replica
-        if input == "slow":
-            time.sleep(3)
+        deadline = time.monotonic() + 20
+        while input == "slow" and time.monotonic() < deadline:
+            try:  # answers only once the attacker's answer is in the caller's list
+                open({folder!r} + "/forged-answer-pushed").close()
+                break
+            except FileNotFoundError:
+                time.sleep(0.05)
         return input
 """
 
@@ -60,9 +65,10 @@ def test_a_call_pushed_into_redis_never_reaches_the_replica(
     assert "dropped a call whose signature doesn't verify" in skill_host.log_path.read_text()
 
 
-def answer_the_next_call(client, listening: threading.Event, done: threading.Event):
+def answer_the_next_call(client, listening: threading.Event, done: threading.Event, folder):
     """Watch Redis (MONITOR: what anyone with access to Redis can do) for the next caller
-    waiting on its answer list, and push an answer of the attacker's onto it."""
+    waiting on its answer list, and push an answer of the attacker's onto it; then tell the
+    replica (a file in `folder`) it may answer, so the forged answer is surely first."""
     with client.monitor() as monitor:
         listening.set()
         for command in monitor.listen():
@@ -70,6 +76,7 @@ def answer_the_next_call(client, listening: threading.Event, done: threading.Eve
             if words[0] == "BLPOP" and words[1].startswith("aicenter:skill:reply:"):
                 forged = json.dumps({"status": 200, "type": "text"}).encode() + b"\nforged"
                 redis.Redis.from_url(settings.REDIS_URL).rpush(words[1], forged)
+                (folder / "forged-answer-pushed").touch()
                 done.set()
                 return
 
@@ -81,12 +88,14 @@ def test_an_answer_pushed_into_redis_is_not_taken_for_the_replicas(
     deploy(api)
     wait_available(api)
     listening, done = threading.Event(), threading.Event()
-    watcher = threading.Thread(target=answer_the_next_call, args=(attacker, listening, done))
+    watcher = threading.Thread(
+        target=answer_the_next_call, args=(attacker, listening, done, tmp_path)
+    )
     watcher.start()
     assert listening.wait(10)
 
     with caplog.at_level(logging.WARNING, logger=channel.__name__):
-        response = predict(api, body="slow")  # 3 s: the attacker's answer comes first
+        response = predict(api, body="slow")  # answered after the attacker's answer
 
     watcher.join(10)
     assert done.is_set(), "the attacker never saw the call"

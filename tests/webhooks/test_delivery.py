@@ -1,5 +1,5 @@
 """Deliveries by the real worker (manage.py rqworker, the session's) to a real HTTP receiver
-on loopback: signed as the README says, the object as the API shows it, retried with backoff
+on loopback: signed as docs/api.md says, the object as the API shows it, retried with backoff
 (1 s, then 2 s, given up after 4 s in the test settings) and each attempt listed."""
 
 import hashlib
@@ -23,22 +23,22 @@ from webhooks.models import Delivery
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def readme_verify():
-    """The README's signature check, run as a receiver would copy it."""
-    readme = Path(django_settings.BASE_DIR, "README.md").read_text()
-    section = readme[readme.index("### Webhooks") :]
+def documented_verify():
+    """docs/api.md's signature check, run as a receiver would copy it."""
+    guide = Path(django_settings.BASE_DIR, "docs", "api.md").read_text()
+    section = guide[guide.index("## Webhooks") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert len(code.strip().splitlines()) <= 14
     namespace = {}
-    exec(code, namespace)  # noqa: S102 - our own README's snippet
+    exec(code, namespace)  # noqa: S102 - our own docs' snippet
     return namespace["verify"]
 
 
 def verified(got) -> bool:
-    """Does the README's recipe accept this request the receiver got?"""
+    """Does the docs' recipe accept this request the receiver got?"""
     headers = got["headers"]
     stamp, signed = headers["X-AICenter-Timestamp"], headers["X-AICenter-Signature"]
-    return readme_verify()(SECRET, got["body"], stamp, signed)
+    return documented_verify()(SECRET, got["body"], stamp, signed)
 
 
 def _done(delivery_id):
@@ -63,9 +63,9 @@ def test_a_finished_run_is_delivered_signed_with_the_run_as_the_api_shows_it(
     assert headers["X-AICenter-Delivery"] == str(delivery.uuid)
     stamp, signed = headers["X-AICenter-Timestamp"], headers["X-AICenter-Signature"]
     assert abs(int(stamp) - time.time()) < 60
-    assert readme_verify()(SECRET, body, stamp, signed)
-    assert not readme_verify()("another secret!!", body, stamp, signed)
-    assert not readme_verify()(SECRET, body + b" ", stamp, signed)
+    assert documented_verify()(SECRET, body, stamp, signed)
+    assert not documented_verify()("another secret!!", body, stamp, signed)
+    assert not documented_verify()(SECRET, body + b" ", stamp, signed)
 
     payload = json.loads(body)
     assert set(payload) == {"event", "time", "project", "data"}
@@ -155,12 +155,12 @@ def test_signature_is_hmac_sha256_of_the_timestamp_and_the_body():
     assert signature("k" * 16, 1767225600, body) == f"sha256={expected}"
 
 
-def test_a_receiver_following_the_readme_refuses_a_replayed_delivery(
+def test_a_receiver_following_the_docs_refuses_a_replayed_delivery(
     project, alice, receiver, worker
 ):
     """The attack: someone who saw one delivery (a log, a proxy) sends it again later. The
-    receiver runs the README's recipe; its clock is moved on to replay the recording."""
-    verify = readme_verify()
+    receiver runs the recipe of docs/api.md; its clock is moved on to replay the recording."""
+    verify = documented_verify()
     clock = {"skew": 0.0}
     verify.__globals__["time"] = types.SimpleNamespace(time=lambda: time.time() + clock["skew"])
     receiver.check = lambda headers, body: verify(
