@@ -70,7 +70,7 @@ def test_the_run_page_edits_name_notes_and_tags(alice_page, runs):
     page.goto(f"/p/alpha/pipelines/{run.pk}/")
     page.get_by_text("Edit name, notes and tags").click()
     page.get_by_label("Name").fill("baseline, 200 trees")
-    page.get_by_label("Notes").fill(
+    page.get_by_role("textbox", name="Notes").fill(
         "## Why\n\nMore **trees** than [last time](https://example.com/runs/1).\n\n"
         "<script>document.title='owned'</script>[click](javascript:alert(1))\n\n"
         "| metric | value |\n|---|---|\n| accuracy | 0.95 |"
@@ -100,10 +100,10 @@ def test_the_run_page_edits_name_notes_and_tags(alice_page, runs):
     page.get_by_text("Edit name, notes and tags").click()
     page.get_by_label("Tag key").nth(3).fill("")
     page.get_by_label("Tag value").nth(3).fill("orphan value")
-    page.get_by_label("Notes").fill("kept as typed")
+    page.get_by_role("textbox", name="Notes").fill("kept as typed")
     page.get_by_role("button", name="Save").click()
     expect(page.locator(".edit-run .field-errors")).to_contain_text("'orphan value' has no key")
-    expect(page.get_by_label("Notes")).to_have_value("kept as typed")
+    expect(page.get_by_role("textbox", name="Notes")).to_have_value("kept as typed")
     expect(notes.locator("h2")).to_have_text("Why")  # nothing saved
     both_widths(page, "tracking-notes-error")
 
