@@ -1,6 +1,6 @@
 """People: superusers create users, deactivate and reactivate them, and reset passwords, on
 the Users page and through the API (/users). API tokens and project members are in
-aicenter/services.py, beside the roles they rely on."""
+core/services.py, beside the roles they rely on."""
 
 import secrets
 
@@ -12,8 +12,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.http import Http404
 
-from aicenter.models import Membership
-from aicenter.services import api_token_list, api_token_revoke, name_taken
+from core.models import Membership
+from core.services import api_token_list, api_token_revoke, name_taken
 
 USERNAME_MAX = 150  # Django's User.username
 

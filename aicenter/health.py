@@ -1,6 +1,6 @@
 """`GET /healthz` for load balancers and orchestrators: is this web server able to serve, that
 is, are the database, Redis and the storage reachable from it, and has its data disk more free
-space than the reserve (aicenter/disk_space.py)? 200 with each one's "ok" and the free space,
+space than the reserve (core/disk_space.py)? 200 with each one's "ok" and the free space,
 or 503 naming what is not. Answered first, before the host check, sessions and the rest: a
 load balancer probes by address, with no cookie, often over plain http."""
 
@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import JsonResponse
 
-from aicenter.disk_space import MB, data_disk_space
+from core.disk_space import MB, data_disk_space
 
 PATH = "/healthz"
 # A name nothing stores: asking whether it exists is a real round trip to the storage.

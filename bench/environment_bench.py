@@ -6,7 +6,7 @@
 For a package whose requirements.txt asks for scikit-learn and pandas:
   - baseline: a bare `uv venv` + `uv pip install -r requirements.txt` with a warm uv cache,
     timed here (no sandbox, nothing compiled);
-  - the first run's environment build (pipelines.runner.environments.environment_for): in its
+  - the first run's environment build (environments.environments.environment_for): in its
     sandbox, through the index proxy, with a cache of its own (so it downloads what it
     installs), its bytecode compiled;
   - a second run's (the environment exists: about zero).
@@ -45,8 +45,8 @@ def main():
 
     call_command("migrate", verbosity=0)
 
-    from pipelines.runner.builds import find_uv
-    from pipelines.runner.environments import environment_for, find_python
+    from environments.builds import find_uv
+    from environments.environments import environment_for, find_python
 
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     python, uv = find_python(version), find_uv()
@@ -97,7 +97,7 @@ def main():
         f"({best(first) / best(baseline):.2f}× baseline)"
     )
     print(f"  second run: environment reused                {best(second) * 1000:6.1f} ms")
-    from aicenter.embedded_redis import stop
+    from core.embedded_redis import stop
 
     stop(settings.DATA_DIR)
     shutil.rmtree(data_dir, ignore_errors=True)

@@ -5,7 +5,7 @@ venv's Python:
     .venv/bin/python bench/logs_bench.py [--events 1000000] [--requests 30]
 
 A project with `--events` events over the last year (bulk-inserted, oldest first, as
-governance.events.record writes them: time and id grow together): mostly pipelines starting and
+core.events.record writes them: time and id grow together): mostly pipelines starting and
 finishing, skills' prediction counts, packages, datasets, recurring pipelines and members; a
 third done by "system", the rest by 20 users. Then, through Django's test client in this
 process (server time: the view, its queries and the template), `--requests` times each after
@@ -56,12 +56,15 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from aicenter.embedded_redis import stop  # noqa: E402
-from aicenter.models import Membership, Project  # noqa: E402
-from aicenter.services import api_token_create  # noqa: E402
 from bench import pages_bench  # noqa: E402
 from bench.pages_bench import next_link, settle  # noqa: E402
-from governance.models import Event  # noqa: E402
+from core.embedded_redis import stop  # noqa: E402
+from core.models import (  # noqa: E402
+    Event,  # noqa: E402
+    Membership,
+    Project,
+)
+from core.services import api_token_create  # noqa: E402
 from governance.selectors import event_cursor  # noqa: E402
 from packages.models import Package, PackageVersion  # noqa: E402
 

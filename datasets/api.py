@@ -4,11 +4,11 @@ from ninja import Field, File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 from pydantic import ConfigDict
 
-from aicenter.downloads import FileOut, FilesOut, file_response, files_listing
-from aicenter.errors import ErrorOut
-from aicenter.manifests import clean_folder, clean_path, manifest_file
-from aicenter.services import project_get_for_user
-from aicenter.uploads import request_body
+from core.downloads import FileOut, FilesOut, file_response, files_listing
+from core.errors import ErrorOut
+from core.manifests import clean_folder, clean_path, manifest_file
+from core.services import project_get_for_user
+from core.uploads import request_body
 from datasets.selectors import dataset_get, dataset_list
 from datasets.services import (
     NAME_PATTERN,
@@ -24,7 +24,7 @@ router = Router(tags=["datasets"])
 
 
 class DatasetIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     name: str = Field(json_schema_extra={"maxLength": 100, "pattern": NAME_PATTERN})
     description: str = ""
@@ -45,7 +45,7 @@ def list_datasets(request, project: str):
 
 
 class FolderIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     name: str
     folder: str = ""  # where to make it; the dataset's top by default

@@ -9,9 +9,12 @@ from django.db.models import ProtectedError
 from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+from django.utils import timezone
 
-from aicenter.disk_space import data_disk_refuse_when_low
-from aicenter.manifests import (
+from core.disk_space import data_disk_refuse_when_low
+from core.events import record
+from core.in_use import refuse_live_runs
+from core.manifests import (
     clean_folder,
     clean_path,
     manifest_create,
@@ -21,10 +24,9 @@ from aicenter.manifests import (
     manifest_put_files,
     manifest_put_folder,
 )
-from aicenter.services import RUN, conflict, name_taken, require
-from aicenter.zips import open_safe_zip
+from core.services import RUN, name_taken, require
+from core.zips import open_safe_zip
 from datasets.models import Dataset
-from governance.events import record
 
 NAME_RE = re.compile(r"^[\w][\w.\- ]*$")
 # The same rule for the name as given (before spaces around it are dropped), for the API schema.
@@ -137,7 +139,7 @@ def dataset_zip_upload(*, user, dataset, file, folder: str = "") -> int:
 
 def dataset_file_put(*, user, dataset, path: str, fileobj) -> None:
     """The API's PUT: one file at `path`, folders created as needed. `fileobj` may be a
-    request body still arriving (an aicenter.uploads.ReceivedBody, which refuses a body that
+    request body still arriving (an core.uploads.ReceivedBody, which refuses a body that
     did not arrive whole): it is read to its end into a temporary file before any write, and
     no transaction is open meanwhile. With SQLite a transaction holds the one write lock of
     the whole database, so a client sending slowly would hold up everyone's writes."""
@@ -186,16 +188,20 @@ def dataset_path_delete(*, user, dataset, path: str) -> None:
 
 
 def dataset_delete(*, user, dataset) -> None:
-    """Delete the dataset and its files; refused while runs use it."""
+    """Delete the dataset and its files. Refused while unfinished runs use it; if finished
+    runs used it, its row stays as a tombstone those runs still name (their snapshots keep
+    what they read), and its name is free again."""
     require(user=user, project=dataset.project, need=RUN)
+    manifest = dataset.manifest
     try:
         with transaction.atomic():
-            manifest = dataset.manifest
             _record(dataset, "deleted", actor=user, message=dataset.description[:200], url=False)
             dataset.delete()
             manifest_delete(manifest)
-    except ProtectedError as error:
-        runs = sorted({str(obj.pk) for obj in error.protected_objects})
-        raise conflict(
-            f"Dataset {dataset.name} can't be deleted: pipeline run(s) {', '.join(runs)} use it."
-        ) from None
+        return
+    except ProtectedError as error:  # runs read it: its only PROTECTed users
+        refuse_live_runs(f"Dataset {dataset.name}", error.protected_objects)
+    with transaction.atomic():
+        _record(dataset, "deleted", actor=user, message=dataset.description[:200], url=False)
+        Dataset.with_deleted.filter(pk=dataset.pk).update(deleted_at=timezone.now(), manifest=None)
+        manifest_delete(manifest)

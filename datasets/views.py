@@ -8,11 +8,10 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from aicenter.downloads import file_response
-from aicenter.manifests import clean_folder, clean_path
-from aicenter.pages import done, folder_context, form_errors, page_of
-from aicenter.services import RUN, can, project_get_for_user
-from aicenter.views import delete_confirmation
+from core.downloads import file_response
+from core.manifests import clean_folder, clean_path
+from core.pages import delete_confirmation, done, folder_context, form_errors, page_of
+from core.services import RUN, can, project_get_for_user
 from datasets.forms import DatasetForm
 from datasets.selectors import dataset_get, dataset_list, dataset_pipeline_runs
 from datasets.services import (
@@ -150,11 +149,11 @@ def dataset_delete_path(request, project, dataset):
 
 @login_required
 def dataset_delete_page(request, project, dataset):
-    """GET: which runs use the dataset (it can't go while they exist), or the button that
-    deletes it. POST: delete it, or, when runs use it, that same list."""
+    """GET: which unfinished runs use the dataset (it can't go while they run), or the button
+    that deletes it. POST: delete it, or, when such runs use it, that same list."""
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     dataset = dataset_get(project=project, name=dataset)
-    runs = dataset_pipeline_runs(dataset=dataset)
+    runs = dataset_pipeline_runs(dataset=dataset, unfinished=True)
     errors = None
     if request.method == "POST" and not runs.exists():
         try:
@@ -171,6 +170,7 @@ def dataset_delete_page(request, project, dataset):
         runs=runs,
         errors=errors,
         what="the dataset and all its files",
+        kept=dataset_pipeline_runs(dataset=dataset).count(),
         back_url=_browse_url(project, dataset),
         action_url=url,
     )
@@ -180,4 +180,4 @@ def dataset_delete_page(request, project, dataset):
 def dataset_download(request, project, dataset, path):
     project = project_get_for_user(user=request.user, slug=project)
     dataset = dataset_get(project=project, name=dataset)
-    return file_response(dataset.manifest, path)
+    return file_response(dataset.manifest, path, as_attachment=not request.GET.get("inline"))

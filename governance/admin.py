@@ -1,12 +1,12 @@
 from django.contrib import admin
 
-from aicenter.admin import ReadOnlyAdmin
-from governance.models import Event
+from core.admin import ReadOnlyAdmin
+from core.models import Event
 
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    """The ML Logs are append-only: read here, written only by governance.events.record."""
+    """The ML Logs are append-only: read here, written only by core.events.record."""
 
     list_display = ["time", "project", "category", "action", "actor_name", "object_name"]
     list_filter = ["category", "project"]

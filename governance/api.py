@@ -2,8 +2,8 @@ from datetime import datetime
 
 from ninja import Router, Schema
 
-from aicenter.errors import ErrorOut
-from aicenter.services import project_get_for_user
+from core.errors import ErrorOut
+from core.services import project_get_for_user
 from governance.selectors import MOST_EVENTS_PER_PAGE, PAGE_OF_EVENTS, event_links, event_page
 
 router = Router(tags=["ML Logs"])

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from governance.models import Event
+from core.models import Event
 
 BATCH = 5000
 # Per sweep: the sweep's Redis lock lasts seconds. A backlog (the setting just lowered) is

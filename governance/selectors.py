@@ -15,10 +15,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from aicenter.models import Membership
+from core.events import CATEGORIES
+from core.models import Event, Membership
 from datasets.models import Dataset
-from governance.events import CATEGORIES
-from governance.models import Event
 from packages.models import Package, PackageVersion
 from pipelines.models import PipelineRun, Schedule
 from pipelines.selectors import RunPage
@@ -142,7 +141,7 @@ def event_list(
     """The project's events that pass the filters, newest first; ValidationError per field for
     a filter that cannot be read (see event_filters):
 
-    - category: one of governance.events.CATEGORIES;
+    - category: one of core.events.CATEGORIES;
     - actor: a username, or "system";
     - object: "type:key" ("pipeline:42", "version:invoices 1.2", "member:bob") for one object,
       or a key alone ("42", "invoices", "bob") for every object with that key, whatever its

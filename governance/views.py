@@ -5,9 +5,9 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from aicenter.pages import bad_request, form_errors
-from aicenter.services import project_get_for_user
-from governance.events import CATEGORIES
+from core.events import CATEGORIES
+from core.pages import bad_request, form_errors
+from core.services import project_get_for_user
 from governance.exports import event_csv
 from governance.selectors import (
     PAGE_OF_EVENTS,

@@ -2,7 +2,7 @@
 
 Everything is decided from the zip's central directory, from parsing the Python sources with
 `ast` and from reading requirements.txt's lines (none may change where packages come from:
-pipelines/runner/requirement_sources.py), before a single byte is stored.
+environments/requirement_sources.py), before a single byte is stored.
 """
 
 import ast
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from aicenter.zips import open_safe_zip
-from pipelines.runner.requirement_sources import refusals
+from core.zips import open_safe_zip
+from environments.requirement_sources import refusals
 
 # A requirements.txt is read this far (the environment builds read no further).
 REQUIREMENTS_MAX_BYTES = 1024 * 1024

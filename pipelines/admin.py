@@ -1,16 +1,13 @@
 from django.contrib import admin
 
-from aicenter.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 from pipelines.models import (
-    EnvironmentBuild,
     LogChunk,
     MetricChunk,
     MetricSeries,
     PipelineRun,
     RunParam,
     RunTag,
-    SandboxUid,
-    SandboxUidCounter,
     Schedule,
 )
 
@@ -91,23 +88,3 @@ class ScheduleAdmin(admin.ModelAdmin):
     ]
     list_filter = ["paused", "unit", "project"]
     search_fields = ["name", "cron"]
-
-
-@admin.register(EnvironmentBuild)
-class EnvironmentBuildAdmin(ReadOnlyAdmin):
-    list_display = ["key", "python_version", "status", "started_at", "finished_at"]
-    list_filter = ["status", "python_version"]
-    search_fields = ["key", "detail"]
-    exclude = ["versions"]
-
-
-@admin.register(SandboxUid)
-class SandboxUidAdmin(ReadOnlyAdmin):
-    list_display = ["uid", "kind", "held", "host", "pid", "holder", "changed_at"]
-    list_filter = ["kind", "held", "host"]
-    search_fields = ["holder"]
-
-
-@admin.register(SandboxUidCounter)
-class SandboxUidCounterAdmin(ReadOnlyAdmin):
-    list_display = ["kind", "position"]

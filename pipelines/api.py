@@ -4,15 +4,15 @@ from django.http import HttpResponse
 from ninja import Query, Router, Schema, Status
 from pydantic import ConfigDict
 
-from aicenter.downloads import FilesOut, file_response, files_listing
-from aicenter.errors import ErrorOut
-from aicenter.manifests import clean_folder, clean_path
-from aicenter.services import project_get_for_user
+from core.downloads import FilesOut, file_response, files_listing
+from core.errors import ErrorOut
+from core.manifests import clean_folder, clean_path
+from core.services import project_get_for_user
+from environments.records import environment_rebuild
 from packages.selectors import package_get, version_get
 from pipelines.forms import LAST_LOG_CHUNK
 from pipelines.logs import run_log_text
 from pipelines.models import Schedule
-from pipelines.runner.environments import environment_rebuild
 from pipelines.schedules import (
     schedule_delete,
     schedule_pause,
@@ -41,7 +41,7 @@ router = Router(tags=["pipelines"])
 
 
 class PipelineIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     type: str = "train"
     name: str = ""
@@ -247,7 +247,7 @@ def kill_pipeline(request, project: str, run_id: int):
     return pipeline_out(pipeline_run_get(project=project, run_id=run.pk))
 
 
-@router.post("/{project}/pipelines/{run_id}/retry", response={201: PipelineOut})
+@router.post("/{project}/pipelines/{run_id}/retry", response={201: PipelineOut, 409: ErrorOut})
 def retry_pipeline(request, project: str, run_id: int):
     project = project_get_for_user(user=request.user, slug=project)
     run = pipeline_run_retry(

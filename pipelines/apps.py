@@ -5,6 +5,7 @@ class PipelinesConfig(AppConfig):
     name = "pipelines"
 
     def ready(self):
-        # RQ's default serializer is the platform's in every process, before anything of RQ
-        # reads Redis (pipelines/queue.py says why)
-        from pipelines import queue  # noqa: F401
+        from environments.builds import environment_building
+        from pipelines import transitions
+
+        environment_building.connect(transitions.build_started, dispatch_uid="pipelines")

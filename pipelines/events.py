@@ -1,4 +1,4 @@
-"""The ML Logs events of pipeline runs and recurring pipelines (governance.events.record).
+"""The ML Logs events of pipeline runs and recurring pipelines (core.events.record).
 
 A run writes three events in its life (created, started, finished) at up to 80,000 runs an
 hour, so these are built from what the caller has loaded (the run's project, its times): the
@@ -7,8 +7,8 @@ records."""
 
 from django.urls import reverse
 
-from aicenter.durations import duration_text
-from governance.events import record
+from core.durations import duration_text
+from core.events import record
 from pipelines.models import PipelineRun
 
 # A failure reason may be a whole traceback's last line or a long explanation: the message

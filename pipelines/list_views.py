@@ -5,8 +5,8 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import render
 from django.utils.http import urlencode
 
-from aicenter.pages import bad_request
-from aicenter.services import RUN, can, project_get_for_user
+from core.pages import bad_request
+from core.services import RUN, can, project_get_for_user
 from packages.selectors import package_list
 from pipelines.models import PipelineRun
 from pipelines.selectors import (

@@ -14,7 +14,7 @@ from django.db.models.functions import Right
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from aicenter.database import retry_when_locked
+from core.database import retry_when_locked
 from pipelines import outages
 from pipelines.log_text import (
     HIDDEN,

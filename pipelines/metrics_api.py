@@ -3,8 +3,8 @@
 from django.http import JsonResponse
 from ninja import Query, Router, Schema
 
-from aicenter.errors import pattern
-from aicenter.services import project_get_for_user
+from core.errors import pattern
+from core.services import project_get_for_user
 from pipelines.metrics import metric_points
 from pipelines.selectors import (
     MOST_COMPARED_RUNS,

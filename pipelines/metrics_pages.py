@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.urls import reverse
 
-from aicenter.services import project_get_for_user
+from core.services import project_get_for_user
 from pipelines.metrics import metric_summaries
 from pipelines.selectors import pipeline_run_get
 

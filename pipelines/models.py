@@ -5,7 +5,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.utils import timezone
 
-from aicenter.models import Manifest, Project
+from core.models import Manifest, Project
 from pipelines.parameters import ordered_parameters
 from pipelines.tracking_models import RunParam, RunTag  # noqa: F401  (models of this app)
 
@@ -80,7 +80,7 @@ class PipelineRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # The user's process group on that worker, so a lost run's processes can be ended.
     process_group = models.IntegerField(null=True, blank=True)
-    # What the run's sandbox gave it (pipelines/runner/sandbox.py describe()): shown on its
+    # What the run's sandbox gave it (sandbox/sandbox.py describe()): shown on its
     # page and in _results.json. Empty until its code starts.
     sandbox = models.JSONField(default=dict, blank=True)
     max_run_seconds = models.PositiveIntegerField(default=DEFAULT_MAX_RUN_SECONDS)
@@ -293,29 +293,6 @@ class Schedule(models.Model):
         return f"every {self.every} {self.unit}"
 
 
-class EnvironmentBuild(models.Model):
-    """A package environment (a Python version and normalised requirements) as the workers last
-    built it: status, the installer's reason when it failed, its live output while it builds.
-    Shared by every version with the same requirements (pipelines/runner/environments.py)."""
-
-    PENDING, BUILDING, READY, FAILED = "pending", "building", "ready", "failed"
-    STATUSES = [(PENDING, "Pending"), (BUILDING, "Building"), (READY, "Ready"), (FAILED, "Failed")]
-
-    key = models.CharField(max_length=64, unique=True)
-    python_version = models.CharField(max_length=20)
-    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
-    detail = models.TextField(blank=True)
-    output = models.TextField(blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    versions = models.ManyToManyField(
-        "packages.PackageVersion", related_name="environment_builds", blank=True
-    )
-
-    def __str__(self):
-        return f"environment {self.key[:12]} ({self.status})"
-
-
 class MetricSeries(models.Model):
     """One metric of a run (loss, accuracy, score…): its summary, kept up to date as points
     arrive, so lists and comparisons never read points. The points are in MetricChunk rows."""
@@ -377,34 +354,3 @@ class MetricChunk(models.Model):
 
     def __str__(self):
         return f"points {self.seq} of {self.series}"
-
-
-class SandboxUid(models.Model):
-    """A uid of AICENTER_SANDBOX_UIDS and who had it last (pipelines/runner/sandbox_uids.py):
-    held from its lease until nothing of its holder is left on the holder's machine."""
-
-    uid = models.PositiveBigIntegerField(primary_key=True)
-    kind = models.CharField(max_length=16)  # run, ahead, build or replica
-    held = models.BooleanField()
-    host = models.CharField(max_length=255)  # the holder's machine: its hostname
-    pid = models.PositiveIntegerField()  # the process that leased it, on that machine
-    holder = models.CharField(max_length=255)  # its workspace's name; a build's own
-    changed_at = models.DateTimeField()
-
-    class Meta:
-        # the sweeper's question: what does this machine still hold?
-        indexes = [models.Index(fields=["host"], condition=models.Q(held=True), name="uid_held")]
-
-    def __str__(self):
-        return f"uid {self.uid} ({self.kind}, {'held by' if self.held else 'was'} {self.holder})"
-
-
-class SandboxUidCounter(models.Model):
-    """Where each kind of sandbox is in its part of AICENTER_SANDBOX_UIDS: every machine's
-    leases go through the part in turn from here."""
-
-    kind = models.CharField(max_length=16, primary_key=True)
-    position = models.BigIntegerField()
-
-    def __str__(self):
-        return f"{self.kind} at {self.position}"

@@ -28,8 +28,8 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from rq.utils import as_text
 
-from aicenter.database import is_locked, retry_when_locked
-from pipelines import queue
+from core import queue
+from core.database import is_locked, retry_when_locked
 
 logger = logging.getLogger(__name__)
 # What the database driver raises when the server is down, restarting or cut off.

@@ -4,7 +4,7 @@ import re
 
 from django.core.exceptions import ValidationError
 
-from aicenter.manifests import clean_path
+from core.manifests import clean_path
 
 DEFAULTS = {
     "artifacts_directory": "artifacts",

@@ -15,8 +15,8 @@ from django.db import transaction
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
-from aicenter.services import RUN, require
-from pipelines import queue
+from core import queue
+from core.services import RUN, require
 from pipelines.events import schedule_event
 from pipelines.inputs import clean_run_inputs
 from pipelines.models import Schedule

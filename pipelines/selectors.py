@@ -13,12 +13,13 @@ from django.core.exceptions import ValidationError
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, Subquery
 from django.http import Http404
 
+from core import queue as queues
+from environments.models import EnvironmentBuild
 from packages.models import Package
-from pipelines import queue as queues
 from pipelines.metrics import metric_summaries
-from pipelines.models import EnvironmentBuild, MetricSeries, PipelineRun, RunTag, Schedule
+from pipelines.models import MetricSeries, PipelineRun, RunTag, Schedule
 from pipelines.run_search import runs_matching
-from pipelines.worker import live_worker_count, waiting_workers
+from pipelines.worker_counts import live_worker_count, waiting_workers
 
 # The list's orders besides the newest first: ?sort=score, -score, metric, -metric (the chosen
 # metric's last value); runs without a value come last either way.

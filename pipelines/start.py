@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from aicenter.services import RUN, require
+from core.services import RUN, require
 from pipelines.schedules import schedule_create
 from pipelines.services import pipeline_run_create
 from pipelines.when import When

@@ -10,39 +10,34 @@ a Redis lock); it only needs the database and Redis, so any worker on any machin
   three times while Redis and the database were there, it ends Failed saying so (a loss an
   outage may explain is not counted);
 - schedules whose wake-up RQ lost are re-armed, and missed firings happen now;
-- webhook deliveries whose job Redis lost are queued again;
 - workspaces that finished runs left on this machine (their removal failed) are removed, and
   so are those of sandboxes started ahead by workers that are gone, and the disks of runs'
-  workspaces (runner/disks.py) that killed workers left mounted; then the sandbox uids their
+  workspaces (sandbox/disks.py) that killed workers left mounted; then the sandbox uids their
   holders could not give back are given back, once nothing of theirs is left;
-- ML Logs events past AICENTER_LOG_RETENTION_DAYS are deleted (governance/retention.py);
-- storage nothing refers to (a killed upload's blobs, manifests and temporary files) is
-  reclaimed once past its grace period (aicenter/reclaim.py), hourly.
+- then the chores other apps registered (core/housekeeping.py): lost webhook deliveries
+  queued again, ML Logs past their retention deleted, unreferenced storage reclaimed.
 """
 
 import logging
 import os
 import signal
 import socket
-import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from aicenter.models import Project
-from aicenter.reclaim import storage_reclaim
-from governance.events import record
-from governance.retention import events_expire_hourly
-from pipelines import outages, queue, transitions
+from core import housekeeping, queue
+from pipelines import outages, transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
-from pipelines.runner import ahead, disks, sandbox_uids
-from pipelines.runner.sandbox import remove_leftovers
-from pipelines.runner.workspace import Workspace, workspace_folders
+from pipelines.runner import ahead
 from pipelines.schedules import schedule_arm, schedule_fire
 from pipelines.services import pipeline_run_enqueue
+from sandbox import disks, sandbox_uids
+from sandbox.sandbox import remove_leftovers
+from sandbox.workspace import Workspace, workspace_folders
 
 logger = logging.getLogger(__name__)
 # A queued run whose job vanished this many times while nothing was down ends Failed.
@@ -55,9 +50,6 @@ SCHEDULED_OVERDUE_SECONDS = 10
 # A recurring pipeline's firing missed by this much (every process down, or Redis forgot it)
 # happens now rather than waiting for RQ.
 SCHEDULE_MISSED_SECONDS = 30
-# Reclaiming storage reads every manifest's references: hourly is soon enough for leftovers.
-RECLAIM_EVERY_SECONDS = 3600
-_reclaim_next_at = 0.0
 
 
 def sweep() -> None:
@@ -69,52 +61,17 @@ def sweep() -> None:
     try:
         fail_lost_runs()
         requeue_vanished_runs()
-        _requeue_lost_deliveries()
         arm_schedules()
         remove_finished_workspaces()
         remove_ahead_leftovers()
         remove_lost_disks()
         sandbox_uids.release_left()
-        events_expire_hourly()
-        reclaim_storage_hourly()
+        housekeeping.run_chores()
     finally:
         try:
             lock.release()
         except Exception:  # noqa: BLE001 - expired: harmless
             pass
-
-
-def reclaim_storage_hourly() -> None:
-    """storage_reclaim() at most once an hour in this process; what it reclaimed is told in
-    the ML Logs of the installation's first project (storage belongs to no one project)."""
-    global _reclaim_next_at
-    if time.monotonic() < _reclaim_next_at:
-        return
-    _reclaim_next_at = time.monotonic() + RECLAIM_EVERY_SECONDS
-    found = storage_reclaim()
-    project = Project.objects.order_by("pk").first()
-    if found and project:
-        record(
-            project=project,
-            category="storage",
-            action="reclaimed",
-            object_type="storage",
-            object_name="Storage",
-            message=str(found).capitalize(),
-            data={
-                "manifests": found.manifests,
-                "blobs": found.blobs,
-                "files": found.files,
-                "bytes": found.bytes,
-            },
-        )
-
-
-def _requeue_lost_deliveries() -> None:
-    # imported here: webhooks' payloads are the API's, whose pages count workers (a circle)
-    from webhooks.delivery import deliveries_requeue_lost
-
-    deliveries_requeue_lost()
 
 
 def _end_lost(run, reason) -> bool:

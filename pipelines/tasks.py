@@ -1,7 +1,6 @@
 """RQ entry points: load by id and hand over to the runner or the scheduler. Nothing else."""
 
-from pipelines.queue import wait_for_moment
-from pipelines.runner.environments import prepare_environment
+from core.queue import wait_for_moment
 from pipelines.runner.run import run_pipeline
 from pipelines.schedules import schedule_fire
 
@@ -13,7 +12,3 @@ def execute_run(run_id: int, not_before: float | None = None) -> None:
 
 def fire_schedule(schedule_id: int, due: int) -> None:
     schedule_fire(schedule_id, due)
-
-
-def build_environment(version_id: int) -> None:
-    prepare_environment(version_id)

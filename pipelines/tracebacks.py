@@ -2,7 +2,7 @@
 
 The log keeps what the process printed, word for word; the page shows the traceback under the
 failure reason the way the package's author wants to read it: without the runner's own frames
-(pipelines/runner/bootstrap.py runs as "<string>" and calls the package through `_timed`) and
+(sandbox/bootstrap.py runs as "<string>" and calls the package through `_timed`) and
 with the paths of the run's workspace shown relative to the package (`train.py`, not
 `/srv/aicenter/workspaces/run-7-k2j4/package/train.py`)."""
 

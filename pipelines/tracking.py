@@ -9,7 +9,7 @@ raises for what the package wrote (it is the package's, so it is checked and cut
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from aicenter.services import RUN, require
+from core.services import RUN, require
 from pipelines.events import run_event
 from pipelines.models import PipelineRun
 from pipelines.run_values import MOST_TAGS, default_run_name, tag_problem, tags_add

@@ -4,8 +4,8 @@ path as its GET and DELETE)."""
 from ninja import Schema
 from pydantic import ConfigDict
 
-from aicenter.errors import ErrorOut
-from aicenter.services import project_get_for_user
+from core.errors import ErrorOut
+from core.services import project_get_for_user
 from pipelines.api import PipelineOut, pipeline_out, router
 from pipelines.selectors import pipeline_run_get
 from pipelines.tracking import pipeline_run_update, run_tags

@@ -7,7 +7,7 @@ PostgreSQL index row holds about 2,700 bytes, and a search compares short values
 
 from django.db import models
 
-from aicenter.models import Project
+from core.models import Project
 
 MAX_KEY = 250  # mlflow's MAX_ENTITY_KEY_LENGTH
 MAX_VALUE = 500

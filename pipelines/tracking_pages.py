@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ValidationError
 
-from aicenter.markdown_html import render_markdown
+from core.markdown_html import render_markdown
 from pipelines.tracking import run_tags
 
 EMPTY_TAG_ROWS = 3  # rows to add tags in, below the run's own

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from aicenter.database import retry_when_locked
+from core.database import retry_when_locked
 from pipelines.events import run_ended, run_event
 from pipelines.models import PipelineRun
 from pipelines.results import results_json
@@ -81,6 +81,12 @@ def waiting_for_build(environment_key: str) -> int:
             status=PipelineRun.QUEUED, version__environment_builds__key=environment_key
         ).update(status=PipelineRun.PACKAGING)
     )
+
+
+def build_started(sender, key, **kwargs) -> None:
+    """An environment is being built (environments.builds.environment_building): the runs that
+    wait for it show Packaging."""
+    waiting_for_build(key)
 
 
 def _move(run_id: int, source: str, target: str) -> bool:

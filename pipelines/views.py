@@ -7,10 +7,11 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from aicenter.downloads import file_response, zip_response
-from aicenter.pages import done, folder_context, form_errors
-from aicenter.services import RUN, can, project_get_for_user
+from core.downloads import file_response, zip_response
+from core.pages import done, folder_context, form_errors
+from core.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_list
+from environments.records import environment_rebuild
 from packages.selectors import package_get, package_list, version_get
 from pipelines.forms import (
     PipelineForm,
@@ -19,11 +20,10 @@ from pipelines.forms import (
     values_from_run,
     values_from_schedule,
 )
-from pipelines.inputs import clean_run_inputs
+from pipelines.inputs import clean_run_inputs, deleted_inputs
 from pipelines.logs import log_html, run_log_html, run_log_tail, run_log_text
 from pipelines.metrics_pages import metrics_context
 from pipelines.models import PipelineRun, Schedule
-from pipelines.runner.environments import environment_rebuild
 from pipelines.schedules import (
     schedule_delete,
     schedule_pause,
@@ -235,6 +235,7 @@ def _status_context(project, run, *, log=None, errors=None):
         "errors": errors or {},
         "waiting_for": waiting_for(run),
         "build": environment_built_elsewhere(run),
+        "gone": deleted_inputs(run),  # no Retry: its inputs can't be read again
     }
 
 

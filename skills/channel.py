@@ -3,7 +3,7 @@ each other): the web server pushes the call onto its skill's request list and wa
 list of its own; a skill host pops it, hands it to a replica, and pushes the answer back.
 
 A message is a JSON header, a newline, then the body's bytes as they are, signed for the list
-it is pushed onto (aicenter.signatures): a call someone else pushed onto a skill's list is never
+it is pushed onto (core.signatures): a call someone else pushed onto a skill's list is never
 relayed to a replica, and an answer someone else pushed onto a caller's list is never taken for
 the replica's (the caller waits on for the real one). Signed for its list, a skill's call
 can't be replayed to another skill, nor one call's answer handed to another caller."""
@@ -16,7 +16,7 @@ import uuid
 import redis
 from django.conf import settings
 
-from aicenter.signatures import BadSignature, sign, verified
+from core.signatures import BadSignature, sign, verified
 
 logger = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from pipelines.runner import sandbox_uids
-from pipelines.runner.workspace import Workspace
+from sandbox import sandbox_uids
+from sandbox.workspace import Workspace
 from skills import channel
 from skills.models import Skill, SkillHost, SkillReplica
 from skills.replica import Replica, ReplicaFailed, ReplicaTimeout
-from skills.services import skill_follow_newest, skill_replica_failed
+from skills.services import skill_follow_alias, skill_follow_newest, skill_replica_failed
 from skills.stats import record_calls
 
 logger = logging.getLogger(__name__)
@@ -205,6 +205,8 @@ class Host:
         for skill in skills.values():
             if skill.auto_update:
                 skill_follow_newest(skill)
+            elif skill.alias:
+                skill_follow_alias(skill)
         self._stop_unwanted(skills)
         self._claim(skills)
         self._switch(skills)

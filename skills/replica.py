@@ -21,16 +21,13 @@ from pathlib import Path
 
 from django.conf import settings
 
-from pipelines.runner import isolation, sandbox, sandbox_uids
-from pipelines.runner.builds import EnvironmentUnavailable
-from pipelines.runner.environments import (
-    using_environment,
-    version_environment,
-    version_requirements,
-)
-from pipelines.runner.process import run_limits, user_environment
-from pipelines.runner.sandbox import python_prefixes
-from pipelines.runner.workspace import Workspace
+from environments.builds import EnvironmentUnavailable
+from environments.environments import using_environment
+from environments.records import version_environment, version_requirements
+from sandbox import isolation, sandbox, sandbox_uids
+from sandbox.process import run_limits, user_environment
+from sandbox.sandbox import python_prefixes
+from sandbox.workspace import Workspace
 
 BOOTSTRAP = (Path(__file__).parent / "replica_bootstrap.py").read_text()
 # The replica's last lines of output, kept to say why it failed.

@@ -5,12 +5,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from aicenter.models import Membership, Project
+from core.models import Membership, Project
 from packages.models import Package
 from skills import channel
 from skills.models import Skill, SkillCall, SkillHost
@@ -96,6 +95,7 @@ def skill_out_rows(skills, request) -> list[dict]:
             "replicas": skill.replicas,
             "replicas_up": up[skill.pk],
             "auto_update": skill.auto_update,
+            "alias": skill.alias or None,
             "gpu": skill.gpu,
             "api_key": skill.api_key,  # None but right after create or rotate-key
             "api_key_prefix": skill.api_key_prefix,
@@ -115,15 +115,6 @@ def recent_calls(skill, count: int = 20):
 
 def skill_page_url(skill) -> str:
     return reverse("skill-detail", args=[skill.project.slug, skill.name])
-
-
-def skills_of_version(version):
-    """The skills that serve `version` or are moving to it, for the version's page."""
-    return (
-        Skill.objects.filter(Q(version=version) | Q(serving=version))
-        .select_related(*RELATED)
-        .order_by("name")
-    )
 
 
 def skill_hosts_up(*, gpu: bool) -> int:

@@ -24,13 +24,13 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from aicenter.signatures import BadSignature, sign, verified
-from governance import events
+from core import events
+from core.signatures import BadSignature, sign, verified
 from skills import channel
 from skills.models import Skill, SkillCall, SkillMinute
 
 logger = logging.getLogger(__name__)
-# Records are signed (aicenter.signatures): ones someone else pushed count no call.
+# Records are signed (core.signatures): ones someone else pushed count no call.
 CALLS_KEY = f"{channel.PREFIX}:calls"
 # Upper edges of the latency histogram's buckets (ms); a last bucket holds the slower ones.
 LATENCY_BUCKETS_MS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700)

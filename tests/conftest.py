@@ -33,12 +33,12 @@ from rq.registry import (
     ScheduledJobRegistry,
 )
 
-from aicenter.models import Membership, Project
-from aicenter.services import api_token_create
+from core.models import Membership, Project
+from core.services import api_token_create
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
 from pipelines.models import PipelineRun
-from pipelines.worker import forget_worker_counts
+from pipelines.worker_counts import forget_worker_counts
 from tests.factories import package_zip
 
 # The session's package index, the operator's for the builds (fixture `package_index`).

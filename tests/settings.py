@@ -44,13 +44,13 @@ if _OWN_DATA_DIR:
     import shutil
 
     def _clean_up(data_dir=DATA_DIR):  # noqa: F405
-        # runs' disks that workers the tests killed left mounted in it (see runner/disks.py)
-        from pipelines.runner import disks
+        # runs' disks that workers the tests killed left mounted in it (see sandbox/disks.py)
+        from sandbox import disks
 
         for image, mount in disks.lost_disks():
             disks.reclaim(image, mount)
         if EMBEDDED_REDIS:  # noqa: F405
-            from aicenter.embedded_redis import stop
+            from core.embedded_redis import stop
 
             stop(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -87,7 +87,7 @@ PIPELINE_FILE_SIZE_LIMIT_MB = 50
 # The test session and the workers it starts talk to Redis: the embedded one, when REDIS_URL
 # is unset, runs from the moment these settings load.
 if EMBEDDED_REDIS:  # noqa: F405
-    from aicenter.embedded_redis import ensure_running
+    from core.embedded_redis import ensure_running
 
     ensure_running(DATA_DIR)  # noqa: F405
 

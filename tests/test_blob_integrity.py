@@ -15,8 +15,8 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from aicenter.blobs import PARTIAL_PREFIX, CorruptBlob, blob_store, blob_write
-from aicenter.models import Blob, blob_storage_name
+from core.blobs import PARTIAL_PREFIX, CorruptBlob, blob_store, blob_write
+from core.models import Blob, blob_storage_name
 from datasets.services import dataset_create, dataset_file_put
 from tests.conftest import alive
 
@@ -27,7 +27,7 @@ from tests.conftest import alive
 # can kill many writers at random points.
 ZYGOTE = """
 import os, sys
-from aicenter.blobs import blob_store
+from core.blobs import blob_store
 for line in sys.stdin:
     count, path = line.split(maxsplit=1)
     go_read, go_write = os.pipe()

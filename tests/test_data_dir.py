@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from pipelines.models import PipelineRun
-from pipelines.runner import sandbox
+from sandbox import sandbox
 from tests.conftest import (
     classifier_and_invoices,
     classifier_run,

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from django.db import OperationalError, connection
 
-from aicenter.database import retry_when_locked
-from aicenter.manifests import manifest_copy, manifest_from_files
-from aicenter.services import api_token_create
+from core.database import retry_when_locked
+from core.manifests import manifest_copy, manifest_from_files
+from core.services import api_token_create
 from datasets.models import Dataset
 from datasets.services import dataset_create
 from pipelines.logs import RunLog, run_log_text

@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from aicenter.models import Blob
+from core.models import Blob
 from datasets.models import Dataset
 from tests.conftest import stored_files
 from tests.factories import make_zip

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from aicenter.models import Blob
+from core.models import Blob
 from datasets.models import Dataset
 from datasets.services import dataset_create
 from pipelines.models import PipelineRun

@@ -27,7 +27,7 @@ from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 
 from aicenter import health
-from pipelines.runner.environments import BUILD_JOB_SLACK_SECONDS
+from environments.records import BUILD_JOB_SLACK_SECONDS
 from pipelines.services import JOB_TIMEOUT_SLACK_SECONDS
 from tests.conftest import requires, start_worker, stop, wait_for_workers, wait_until
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from aicenter.markdown_html import render_markdown
+from core.markdown_html import render_markdown
 
 
 def test_formatting_and_tables_are_kept():

@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
-from aicenter.services import api_token_in_use
+from core.services import api_token_in_use
 
 BEFORE_NAMES = [("aicenter", "0005_project_keep_skill_inputs")]  # API tokens without names
 BEFORE_LINEAGE = [
@@ -81,7 +81,7 @@ def test_old_tokens_get_a_name_and_keep_working():
         ]
     finally:
         _migrate(latest)
-    from aicenter.models import ApiToken
+    from core.models import ApiToken
 
     names = list(ApiToken.objects.order_by("pk").values_list("name", flat=True))
     assert names == [f"token {made[0].pk}", f"token {made[1].pk}"]
@@ -107,7 +107,7 @@ def test_a_metric_logged_before_gets_its_runs_keys_and_sorts_the_list():
             Series.objects.create(run=run, name="loss", count=1, last=last)
     finally:
         _migrate(latest)
-    from aicenter.models import Project
+    from core.models import Project
     from pipelines.models import MetricSeries
     from pipelines.selectors import pipeline_run_page
 

@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from aicenter.models import Blob, Manifest
+from core.models import Blob, Manifest
 from packages.models import Package, PackageVersion
 from tests.conftest import classifier_run, requires, stored_files, upload
 from tests.factories import info_zip, make_zip, package_files, package_zip, zip_with_raw_names

@@ -10,9 +10,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils.html import escape
 
-from aicenter.models import Blob
+from core.models import Blob, Event
 from datasets.models import Dataset
-from governance.models import Event
 from packages.models import Package, PackageVersion
 from tests.conftest import requires, stored_files, upload
 from tests.factories import info_zip, make_zip, package_zip, zip_with_raw_names
@@ -293,8 +292,8 @@ def test_it_deletes_a_dataset(bobs, dataset):
 def test_big_folders_are_paginated_without_a_query_per_row(
     bobs, dataset, django_assert_max_num_queries
 ):
-    from aicenter.blobs import blob_store
-    from aicenter.models import ManifestEntry
+    from core.blobs import blob_store
+    from core.models import ManifestEntry
 
     blob = blob_store(io.BytesIO(b"x"))
     ManifestEntry.objects.bulk_create(

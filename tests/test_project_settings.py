@@ -1,6 +1,6 @@
 """A project's settings: outbound network for its runs, changed by Project admins only."""
 
-from aicenter.models import Project
+from core.models import Project
 
 API = "/api/v1/projects/alpha"
 

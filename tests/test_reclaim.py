@@ -11,13 +11,12 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from aicenter.blobs import PARTIAL_PREFIX, blob_store
-from aicenter.manifests import manifest_from_files, manifest_put_files
-from aicenter.models import Blob, Manifest, blob_storage_name
-from aicenter.reclaim import storage_reclaim
+from core import reclaim
+from core.blobs import PARTIAL_PREFIX, blob_store
+from core.manifests import manifest_from_files, manifest_put_files
+from core.models import Blob, Event, Manifest, blob_storage_name
+from core.reclaim import storage_reclaim
 from datasets.services import dataset_create, dataset_file_put
-from governance.models import Event
-from pipelines import sweeper
 
 HOUR = 3600
 
@@ -102,11 +101,11 @@ def test_bytes_recorded_after_their_write_are_never_taken_for_leftovers(leftover
 
 def test_the_housekeeping_reclaims_hourly_and_says_so_in_ml_logs(leftovers, monkeypatch):
     grow_old(leftovers)
-    monkeypatch.setattr(sweeper, "_reclaim_next_at", 0.0)
-    sweeper.reclaim_storage_hourly()
+    monkeypatch.setattr(reclaim, "_reclaim_next_at", 0.0)
+    reclaim.reclaim_storage_hourly()
     event = Event.objects.get(category="storage")
     assert (event.action, event.actor_name) == ("reclaimed", "system")
     assert event.data["manifests"] == 1 and event.data["files"] == 3
     assert "Reclaimed 1 manifests, 2 blobs and 3 leftover files" in event.message
-    sweeper.reclaim_storage_hourly()  # within the hour: nothing done, nothing said
+    reclaim.reclaim_storage_hourly()  # within the hour: nothing done, nothing said
     assert Event.objects.filter(category="storage").count() == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redis
 
-from aicenter.embedded_redis import socket_path
+from core.embedded_redis import socket_path
 
 
 def _answers(sock: Path) -> bool:

@@ -3,8 +3,8 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from aicenter.manifests import clean_path
-from aicenter.models import Blob
+from core.manifests import clean_path
+from core.models import Blob
 from pipelines.models import LogChunk
 from tests.conftest import classifier_and_invoices, classifier_run
 

@@ -9,8 +9,8 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from aicenter.models import Blob, ManifestEntry, Membership, Project
-from aicenter.services import (
+from core.models import Blob, ManifestEntry, Membership, Project
+from core.services import (
     membership_remove,
     membership_set,
     project_get_for_user,

@@ -1,4 +1,4 @@
-"""Messages through Redis are signed for where they go (aicenter.signatures): the jobs RQ
+"""Messages through Redis are signed for where they go (core.signatures): the jobs RQ
 keeps for the workers, skill calls and their answers. What the attackers' tests
 (tests/pipelines/test_signed_jobs*.py, tests/skills/test_skills_forged_calls.py) rely on."""
 
@@ -6,8 +6,8 @@ import zlib
 
 import pytest
 
-from aicenter.signatures import BadSignature, sign, verified
-from pipelines import queue
+from core import queue
+from core.signatures import BadSignature, sign, verified
 from skills import channel
 
 

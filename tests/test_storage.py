@@ -11,8 +11,8 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
 
-from aicenter.blobs import blob_collect_garbage, blob_open, blob_store
-from aicenter.manifests import (
+from core.blobs import blob_collect_garbage, blob_open, blob_store
+from core.manifests import (
     FolderRows,
     manifest_copy,
     manifest_create,
@@ -24,7 +24,7 @@ from aicenter.manifests import (
     manifest_put_folder,
     manifest_write_zip,
 )
-from aicenter.models import Blob, Manifest, ManifestEntry
+from core.models import Blob, Manifest, ManifestEntry
 from tests.conftest import BUCKET, stored_files, upload, use_s3_storage
 from tests.factories import package_files, package_zip
 

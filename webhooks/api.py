@@ -8,7 +8,7 @@ from uuid import UUID
 from ninja import Query, Router, Schema, Status
 from pydantic import ConfigDict
 
-from aicenter.services import ADMIN, project_get_for_user
+from core.services import ADMIN, project_get_for_user
 from webhooks.selectors import delivery_list, webhook_get, webhook_list
 from webhooks.services import webhook_create, webhook_delete, webhook_send_test, webhook_update
 
@@ -16,7 +16,7 @@ router = Router(tags=["webhooks"])
 
 
 class WebhookIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     url: str
     events: list[str]
@@ -25,7 +25,7 @@ class WebhookIn(Schema):
 
 
 class WebhookChange(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     url: str | None = None
     events: list[str] | None = None

@@ -15,8 +15,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from governance.models import Event
-from pipelines.queue import enqueue, jobs_alive
+from core.models import Event
+from core.queue import enqueue, jobs_alive
 from webhooks.models import Delivery, DeliveryAttempt
 from webhooks.outbound import post
 from webhooks.payloads import delivery_body

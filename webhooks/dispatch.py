@@ -1,4 +1,4 @@
-"""Webhooks and e-mail hear of every committed ML Logs event here (governance.events.record).
+"""Webhooks and e-mail hear of every committed ML Logs event here (core.events.record).
 It runs in the request or the worker that recorded the event: it must be quick and never
 raise, and it only enqueues deliveries; sending happens on the workers.
 
@@ -16,6 +16,8 @@ import redis
 from django.db import connection as db_connection
 from django.db import transaction
 
+from core import queue
+from pipelines.models import PipelineRun
 from webhooks.models import Delivery, RunMailPreference, Webhook
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,10 @@ def webhook_events(event) -> list[str]:
     return names
 
 
+def on_event_recorded(sender, event, **kwargs) -> None:
+    event_recorded(event)
+
+
 def event_recorded(event) -> None:
     try:
         _deliveries_enqueue(event)
@@ -66,13 +72,11 @@ _listening = {}
 def listeners_changed() -> None:
     """A webhook or an e-mail preference changed: this process asks again at once (it sees
     its own transaction), the others once it commits."""
-    from pipelines.queue import connection
-
     _listening.clear()
 
     def bump():
         try:
-            connection("pipelines").incr(LISTENERS_GENERATION_KEY)
+            queue.connection("pipelines").incr(LISTENERS_GENERATION_KEY)
         except redis.RedisError:  # Redis away: its number is gone too when it comes back empty
             logger.warning("webhooks: Redis unreachable; other processes ask again later")
 
@@ -80,12 +84,10 @@ def listeners_changed() -> None:
 
 
 def _listeners() -> dict:
-    from pipelines.queue import connection
-
     if db_connection.in_atomic_block:  # it may see a change not committed yet, or never to be
         return _asked()
     try:
-        generation = connection("pipelines").get(LISTENERS_GENERATION_KEY)
+        generation = queue.connection("pipelines").get(LISTENERS_GENERATION_KEY)
     except redis.RedisError:  # nothing to tell a change by: asked, not kept
         return _asked()
     if not _listening or _listening["generation"] != generation:
@@ -107,7 +109,9 @@ def _asked() -> dict:
 
 
 def _deliveries_enqueue(event) -> None:
-    from webhooks.delivery import delivery_enqueue  # the worker's side, with its imports
+    # imported once someone listens, not as every process starts: deliveries build their
+    # payloads from every app's API
+    from webhooks.delivery import delivery_enqueue
 
     names = webhook_events(event)
     if not names or event.project_id is None:
@@ -134,9 +138,6 @@ def _run_mail_enqueue(event) -> None:
         return
     if not _listeners()["mail"]:
         return
-    from pipelines.models import PipelineRun
-    from pipelines.queue import enqueue
-
     wanted = [RunMailPreference.FINISHED]
     if (event.data or {}).get("status") == PipelineRun.FAILED:
         wanted.append(RunMailPreference.FAILED)
@@ -144,4 +145,4 @@ def _run_mail_enqueue(event) -> None:
         pk=event.object_key, created_by__run_mail_preference__runs__in=wanted
     ).values_list("pk", flat=True)
     for run_id in run:
-        enqueue("pipelines", "webhooks.tasks.mail_run_end", run_id, job_timeout=120)
+        queue.enqueue("pipelines", "webhooks.tasks.mail_run_end", run_id, job_timeout=120)

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.urls import reverse
 
-from aicenter.durations import duration_text
+from core.durations import duration_text
 from pipelines.models import PipelineRun
 from webhooks.models import RunMailPreference
 

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from aicenter.models import Project
+from core.models import Project
 
 # The events a webhook can subscribe to (dispatch.EVENT_NAMES maps ML Logs events to them).
 EVENTS = [

@@ -6,7 +6,7 @@ import secrets
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from aicenter.services import ADMIN, require
+from core.services import ADMIN, require
 from webhooks.delivery import delivery_enqueue
 from webhooks.dispatch import listeners_changed
 from webhooks.models import EVENTS, PING, Delivery, RunMailPreference, Webhook

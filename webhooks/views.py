@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from aicenter.pages import done, page_of
-from aicenter.services import ADMIN, project_get_for_user
+from core.pages import done, page_of
+from core.services import ADMIN, project_get_for_user
 from webhooks.forms import RunMailForm, WebhookForm
 from webhooks.models import Delivery
 from webhooks.selectors import delivery_list, webhook_get, webhook_list

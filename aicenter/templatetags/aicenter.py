@@ -4,7 +4,7 @@ import zoneinfo
 from django import template
 from django.utils import dateformat, timezone
 
-from aicenter.durations import duration_text
+from core.durations import duration_text
 
 register = template.Library()
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from pipelines.runner import isolation, sandbox, sandbox_uids
-from pipelines.runner.environments import READY
-from pipelines.runner.process import BOOTSTRAP, user_environment
-from pipelines.runner.workspace import Workspace
+from environments.environments import READY
+from sandbox import isolation, sandbox, sandbox_uids
+from sandbox.process import BOOTSTRAP, user_environment
+from sandbox.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 KIND = "ahead"  # its workspace: ahead-<worker pid>-<random> (the sweeper's remove_ahead_leftovers)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from pipelines.runner.workspace import UnsafeOutput, collected_files
+from sandbox.workspace import UnsafeOutput, collected_files
 
 MODELS = "mlflow_models"  # where logged models go, in the run's artifacts and trained version
 

@@ -60,7 +60,7 @@ from pipelines.runner.mlflow_record import (
     printable,
     shown,
 )
-from pipelines.runner.workspace import (
+from sandbox.workspace import (
     UnsafeOutput,
     collected_files,
     open_folder,

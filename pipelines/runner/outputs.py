@@ -2,10 +2,10 @@
 
 import itertools
 
-from aicenter.manifests import manifest_from_files
+from core.manifests import manifest_from_files
 from pipelines.parameters import DIRECTORIES
 from pipelines.runner.mlflow_record import MODELS
-from pipelines.runner.workspace import collected_files
+from sandbox.workspace import collected_files
 
 
 def upload(files):

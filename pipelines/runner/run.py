@@ -10,8 +10,16 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from aicenter.manifests import manifest_copy, manifest_delete
-from aicenter.models import Manifest
+from core.manifests import manifest_copy, manifest_delete
+from core.models import Manifest
+from environments.builds import BuildStopped, EnvironmentUnavailable
+from environments.environments import environment_ready, using_environment
+from environments.records import (
+    prepare_environment_ahead,
+    version_environment,
+    version_requirements,
+    version_requirements_blob,
+)
 from packages.services import package_version_create_trained
 from pipelines import transitions
 from pipelines.log_text import PLATFORM_MARK
@@ -19,22 +27,14 @@ from pipelines.logs import WorkerLog
 from pipelines.models import PipelineRun
 from pipelines.outages import DatabaseUnreachable, during_outage
 from pipelines.parameters import DIRECTORIES, run_variables
-from pipelines.runner import ahead, isolation, sandbox, sandbox_uids
-from pipelines.runner.builds import BuildStopped, EnvironmentUnavailable
-from pipelines.runner.environments import (
-    environment_ready,
-    prepare_environment_ahead,
-    using_environment,
-    version_environment,
-    version_requirements,
-    version_requirements_blob,
-)
+from pipelines.runner import ahead
 from pipelines.runner.metrics_file import metrics_file
 from pipelines.runner.outputs import artifact_files, trained_version_files, upload
-from pipelines.runner.process import run_user_code
-from pipelines.runner.sandbox import python_prefixes
 from pipelines.runner.watch import RunWatch
-from pipelines.runner.workspace import OverLimit, UnsafeOutput, Workspace, collected_files
+from sandbox import isolation, sandbox, sandbox_uids
+from sandbox.process import run_user_code
+from sandbox.sandbox import python_prefixes
+from sandbox.workspace import OverLimit, UnsafeOutput, Workspace, collected_files
 
 logger = logging.getLogger(__name__)
 # A build done elsewhere that overlapped this run's wait by less than this is no phase of its
@@ -83,7 +83,7 @@ class Runner:
         # for the next run when done (runner/ahead.py); runs in any other process don't.
         self.go_ahead = go_ahead and ahead.possible()
         self.ahead = None  # the sandbox started ahead this run took, until its code starts
-        self.lease = None  # the uid its code runs as (runner/sandbox_uids.py)
+        self.lease = None  # the uid its code runs as (sandbox/sandbox_uids.py)
         self.environment = None  # the run's, once ready
         self.requirements = requirements
         self.build = build  # its environment's record (EnvironmentBuild), as of the claim
@@ -363,7 +363,7 @@ class Runner:
                     if manifest:
                         manifest_delete(manifest)
                 return {
-                    "status": outcome.failed_status,
+                    "status": PipelineRun.KILLED if outcome.killed else PipelineRun.FAILED,
                     "reason": outcome.failure_reason(time_limit=self.run.max_run_seconds),
                     "artifacts": artifacts,
                 }

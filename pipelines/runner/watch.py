@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from aicenter.database import retry_when_locked
+from core.database import retry_when_locked
 from pipelines import outages
 from pipelines.models import PipelineRun
 

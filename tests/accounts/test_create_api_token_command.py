@@ -6,8 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from aicenter.models import ApiToken
-from governance.models import Event
+from core.models import ApiToken, Event
 
 
 def run(*args):

@@ -1,8 +1,7 @@
 """Members on the Members page and the API: the last Project admin stays, and every change is
 in ML Logs with the person who made it."""
 
-from aicenter.models import Membership
-from governance.models import Event
+from core.models import Event, Membership
 
 API = "/api/v1/projects/alpha"
 

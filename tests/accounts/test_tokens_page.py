@@ -6,9 +6,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from aicenter.models import ApiToken
-from aicenter.services import api_token_create
-from governance.models import Event
+from core.models import ApiToken, Event
+from core.services import api_token_create
 
 
 def bearer(token: str) -> Client:

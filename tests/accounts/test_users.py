@@ -4,9 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from aicenter.models import ApiToken
-from aicenter.services import api_token_create, api_token_revoke
-from governance.models import Event
+from core.models import ApiToken, Event
+from core.services import api_token_create, api_token_revoke
 
 User = get_user_model()
 

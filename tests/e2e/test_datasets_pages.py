@@ -1,7 +1,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from aicenter.models import Project
+from core.models import Project
 from datasets.services import dataset_create
 from tests.factories import make_zip
 

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from packages.services import package_create, package_version_upload
-from pipelines.runner import sandbox
+from sandbox import sandbox
 from tests.conftest import requires, stop, upload, wait_until
 from tests.e2e.conftest import in_place, shoot
 from tests.factories import package_zip

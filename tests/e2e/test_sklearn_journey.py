@@ -18,8 +18,9 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
+from environments.environments import READY
+from environments.records import environment_key, version_requirements
 from pipelines.models import PipelineRun
-from pipelines.runner.environments import READY, environment_key, version_requirements
 from tests.e2e.conftest import in_place
 from tests.e2e.sklearn_package import (
     MAIN_PY,

@@ -8,8 +8,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 
+from core.models import Event
 from datasets.services import dataset_create, dataset_file_put
-from governance.models import Event
 from tests.factories import make_zip
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ rolled back leaves no event."""
 import pytest
 from django.db import transaction
 
-from governance.models import Event
+from core.models import Event
 from packages.models import Package, PackageVersion
 from packages.services import package_create
 from tests.conftest import stored_files, upload

@@ -16,8 +16,8 @@ from django.utils import timezone
 from django_rq import get_queue
 from rq.registry import StartedJobRegistry
 
-from aicenter.manifests import manifest_create
-from governance.models import Event
+from core.manifests import manifest_create
+from core.models import Event
 from packages.services import package_version_create_trained
 from pipelines import transitions
 from pipelines.models import PipelineRun, Schedule

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aicenter.signatures import sign
-from governance.models import Event
+from core.models import Event
+from core.signatures import sign
 from packages.models import PackageVersion
 from skills import channel, stats
 from skills.models import Skill, SkillMinute

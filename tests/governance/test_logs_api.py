@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 from django.urls import reverse
 
+from core.models import Event
 from datasets.services import dataset_create
-from governance.models import Event
 from packages.models import PackageVersion
 from packages.services import package_create, package_version_delete
 from tests.conftest import upload

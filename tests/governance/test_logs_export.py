@@ -5,8 +5,8 @@ import csv
 import io
 from datetime import UTC, datetime
 
+from core.models import Event
 from governance.exports import BATCH, COLUMNS
-from governance.models import Event
 from tests.governance.test_logs_page import dataset_event, event
 
 EXPORT = "/p/alpha/logs/export.csv"

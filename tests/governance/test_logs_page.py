@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 
 from django.urls import reverse
 
+from core.events import record
+from core.models import Event
 from datasets.services import dataset_create, dataset_delete
-from governance.events import record
-from governance.models import Event
 from governance.selectors import PAGE_OF_EVENTS
 
 LOGS = "/p/alpha/logs/"
@@ -173,7 +173,7 @@ def test_a_viewer_reads_the_logs_and_an_outsider_gets_404(pages_as, project, ver
 
 
 def test_another_projects_events_never_show(pages_as, project, alice, django_user_model):
-    from aicenter.models import Project
+    from core.models import Project
 
     beta = Project.objects.create(slug="beta", name="Beta")
     record(project=beta, category="pipeline", action="started", message="Beta's secret run")

@@ -7,8 +7,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import Event
 from governance import retention
-from governance.models import Event
 from pipelines.sweeper import sweep
 from tests.governance.test_logs_page import event
 
@@ -90,13 +90,13 @@ def test_an_event_is_never_changed(project):
 def test_the_admin_shows_events_and_changes_none(client, django_user_model, project):
     made = event(project, None, message="seen in the admin")
     client.force_login(django_user_model.objects.create_superuser("root", "", "pw"))
-    listing = client.get(reverse("admin:governance_event_changelist"))
+    listing = client.get(reverse("admin:aicenter_event_changelist"))
     assert listing.status_code == 200 and "Pipeline 1" in listing.content.decode()
-    assert reverse("admin:governance_event_add") not in listing.content.decode()
-    assert client.get(reverse("admin:governance_event_add")).status_code == 403
-    change = reverse("admin:governance_event_change", args=[made.pk])
+    assert reverse("admin:aicenter_event_add") not in listing.content.decode()
+    assert client.get(reverse("admin:aicenter_event_add")).status_code == 403
+    change = reverse("admin:aicenter_event_change", args=[made.pk])
     assert client.get(change).status_code == 200  # viewed, read-only
     assert client.post(change, {"message": "forged"}).status_code == 403
-    delete = reverse("admin:governance_event_delete", args=[made.pk])
+    delete = reverse("admin:aicenter_event_delete", args=[made.pk])
     assert client.post(delete, {"post": "yes"}).status_code == 403
     assert Event.objects.get().message == "seen in the admin"

@@ -49,7 +49,7 @@ while True:
 
 def tools_missing() -> list[str]:
     """The programs the hosts and services need that this machine lacks."""
-    # no bwrap: the hosts' workers take the machine's or the wheel's (runner/bubblewrap.py)
+    # no bwrap: the hosts' workers take the machine's or the wheel's (sandbox/bubblewrap.py)
     wanted = ["ip", "nsenter", "unshare", "setpriv", "redis-server"]
     missing = [tool for tool in wanted if not shutil.which(tool)]
     if not postgres_bin():

@@ -8,7 +8,7 @@ from django.conf import settings
 
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
-from pipelines.runner import sandbox
+from sandbox import sandbox
 from tests.conftest import requires, upload
 from tests.factories import package_zip
 from tests.pipelines.pages import TRAIN

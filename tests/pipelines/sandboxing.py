@@ -10,8 +10,8 @@ import io
 import os
 from pathlib import Path
 
-from aicenter.blobs import blob_open
-from aicenter.models import Blob
+from core.blobs import blob_open
+from core.models import Blob
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
 from pipelines.runner.run import run_pipeline

@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from aicenter.blobs import CorruptBlob, blob_store
-from aicenter.manifests import manifest_create, manifest_put_files
-from aicenter.models import blob_storage_name
-from pipelines.runner import blob_cache
-from pipelines.runner.blob_cache import cached_blob
-from pipelines.runner.workspace import Workspace, blob_copy
+from core import blob_cache
+from core.blob_cache import cached_blob
+from core.blobs import CorruptBlob, blob_store
+from core.manifests import manifest_create, manifest_put_files
+from core.models import blob_storage_name
+from sandbox.workspace import Workspace, blob_copy
 from tests.conftest import BUCKET, use_s3_storage
 
 pytestmark = pytest.mark.django_db

@@ -14,8 +14,8 @@ from rq.job import Job
 
 from packages.models import PackageVersion
 from pipelines.models import PipelineRun, Schedule
-from pipelines.runner.sandbox import sandbox_processes
-from pipelines.runner.workspace import workspace_folders
+from sandbox.sandbox import sandbox_processes
+from sandbox.workspace import workspace_folders
 from tests.conftest import (
     alive,
     start_worker,

@@ -223,7 +223,7 @@ def test_results_of_an_unfinished_run_are_404_on_the_page_and_in_the_api(api, pa
 
 
 def test_the_evaluation_snapshot_is_listed_and_downloaded(api, api_as, vera, charlie):
-    from aicenter.manifests import manifest_create, manifest_put_file
+    from core.manifests import manifest_create, manifest_put_file
 
     run_id = api.post_json(f"{API}/pipelines", RUN).json()["id"]
     url = f"{API}/pipelines/{run_id}/evaluation-snapshot"

@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from aicenter.models import Membership, Project
+from core.models import Membership, Project
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
 from pipelines.logs import run_log_text

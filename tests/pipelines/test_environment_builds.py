@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from pipelines.models import EnvironmentBuild, PipelineRun
-from pipelines.runner.builds import EnvironmentUnavailable
-from pipelines.runner.environments import environment_for
+from environments.builds import EnvironmentUnavailable
+from environments.environments import environment_for
+from environments.models import EnvironmentBuild
+from pipelines.models import PipelineRun
 from tests.conftest import wait_for, wait_until
 from tests.pipelines.test_environments import package, start
 

@@ -10,15 +10,10 @@ import time
 import pytest
 from django.conf import settings
 
+from environments.environments import READY, environment_for, evict_environments
+from environments.records import environment_key, normalise_requirements
 from packages.models import Package
 from pipelines.models import PipelineRun
-from pipelines.runner.environments import (
-    READY,
-    environment_for,
-    environment_key,
-    evict_environments,
-    normalise_requirements,
-)
 from tests.conftest import upload, wait_for
 from tests.factories import package_zip
 
@@ -214,11 +209,11 @@ def test_an_uploaded_version_gets_its_environment_before_its_first_run(api, sett
 
 
 def test_without_uv_pip_builds_the_environment(settings, tmp_path, monkeypatch):
-    from pipelines.runner import environments
+    from environments import environments
 
     settings.ENVIRONMENTS_DIR = tmp_path
     environments.find_python.cache_clear()
-    monkeypatch.setattr("pipelines.runner.builds.find_uv", lambda: None)
+    monkeypatch.setattr("environments.builds.find_uv", lambda: None)
     lines = []
     try:
         environment = environments.environment_for(

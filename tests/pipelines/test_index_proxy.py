@@ -1,4 +1,4 @@
-"""The index proxy, a build's only way out (pipelines/runner/index_proxy.py): which hosts the
+"""The index proxy, a build's only way out (environments/index_proxy.py): which hosts the
 operator's variables allow, what it lets through and what it refuses, and the operator's own
 proxy behind it. The builds that go through it are in test_sandbox_builds.py."""
 
@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pipelines.runner.index_proxy import PYPI, IndexProxy, index_hosts
+from environments.index_proxy import PYPI, IndexProxy, index_hosts
 from tests.package_index import wheel
 
 

@@ -12,8 +12,8 @@ import tracemalloc
 
 import pytest
 
+from environments.builds import find_uv
 from pipelines.runner import mlflow_store
-from pipelines.runner.builds import find_uv
 from pipelines.runner.mlflow_store import read_store
 from tests.conftest import requires
 

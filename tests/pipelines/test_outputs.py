@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from pipelines.runner.workspace import UnsafeOutput, collected_files
+from sandbox.workspace import UnsafeOutput, collected_files
 
 
 def collect(root, relative="", **options):

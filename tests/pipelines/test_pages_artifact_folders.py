@@ -13,9 +13,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils.html import strip_tags
 
-from aicenter.blobs import blob_store
-from aicenter.models import Manifest, ManifestEntry
-from aicenter.pages import FOLDER_PAGE
+from core.blobs import blob_store
+from core.models import Manifest, ManifestEntry
+from core.pages import FOLDER_PAGE
 from tests.pipelines.pages import queued_run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("runs_stay_here")]

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from aicenter.models import Project
+from core.models import Project
 from pipelines.metrics import metrics_append
 from pipelines.models import MetricSeries, PipelineRun
 from tests.pipelines.pages import HTMX, finished_run, queued_run

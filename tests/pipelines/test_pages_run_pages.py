@@ -15,7 +15,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from aicenter.models import Project
+from core.models import Project
 from packages.models import Package
 from pipelines.models import MetricSeries, PipelineRun
 from pipelines.selectors import pipeline_run_list

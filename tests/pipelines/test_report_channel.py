@@ -13,9 +13,9 @@ import pytest
 
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
-from pipelines.runner.reports import MAX_LINE_BYTES, Reports
 from pipelines.runner.run import run_pipeline
 from pipelines.services import pipeline_run_create
+from sandbox.reports import MAX_LINE_BYTES, Reports
 from tests.conftest import upload
 from tests.factories import package_zip
 from tests.pipelines.sandboxing import log_of

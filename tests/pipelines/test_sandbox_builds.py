@@ -26,13 +26,14 @@ import pytest
 from django.conf import settings
 
 from datasets.services import dataset_create, dataset_file_put
+from environments.builds import EnvironmentUnavailable
+from environments.environments import environment_for
+from environments.models import EnvironmentBuild
+from environments.records import environment_key
 from packages.services import package_create
-from pipelines.models import EnvironmentBuild
-from pipelines.runner import sandbox_uids
-from pipelines.runner.builds import EnvironmentUnavailable
-from pipelines.runner.environments import environment_for, environment_key
 from pipelines.runner.run import run_pipeline
 from pipelines.services import pipeline_run_create
+from sandbox import sandbox_uids
 from tests.conftest import upload
 from tests.factories import package_zip
 from tests.package_index import PackageIndex, sdist, wheel

@@ -1,5 +1,5 @@
 """A run's disk and file limits are the kernel's: its workspace is a file system of its own
-(pipelines/runner/disks.py). Each test is a way package code got past a walk of the workspace,
+(sandbox/disks.py). Each test is a way package code got past a walk of the workspace,
 and what stops it now; a run that reached a limit fails saying which, even when its code
 swallowed the error. The leftovers of a killed worker (mounts, images, loop devices) are
 reclaimed by the sweep.
@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from django.conf import settings
 
-from aicenter.models import ManifestEntry
+from core.models import ManifestEntry
 from datasets.models import Dataset
 from datasets.services import dataset_file_put
 from packages.models import PackageVersion

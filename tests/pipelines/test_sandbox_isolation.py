@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from pipelines.models import PipelineRun
-from pipelines.runner import sandbox_uids
+from sandbox import sandbox_uids
 from tests.conftest import upload, wait_for, wait_until
 from tests.factories import package_zip
 from tests.pipelines.sandboxing import API, files_of, run_here, train_py

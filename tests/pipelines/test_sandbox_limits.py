@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pipelines.runner import sandbox
+from sandbox import sandbox
 from tests.conftest import requires
 from tests.pipelines.sandboxing import log_of, run_here
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from pipelines.runner.trees import remove_tree
-from pipelines.runner.workspace import workspace_folders
+from sandbox.trees import remove_tree
+from sandbox.workspace import workspace_folders
 from tests.conftest import requires
 from tests.pipelines.sandboxing import SECRET, files_of, log_of, no_blob_holds, run_here
 

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from pipelines.runner import sandbox, sandbox_uids
-from pipelines.runner.bubblewrap import bubblewrap
+from sandbox import sandbox, sandbox_uids
+from sandbox.bubblewrap import bubblewrap
 from tests.pipelines.sandboxing import files_of, log_of, run_here
 
 # Committed rows: the runner's watch thread reads the run on a connection of its own; the runs
@@ -42,7 +42,7 @@ def test_a_worker_without_bubblewrap_refuses_to_start(db, tmp_path):
 
 
 def test_with_the_sandbox_off_every_run_says_so(db, project, bob, settings, pages_as, tmp_path):
-    from pipelines.runner.environments import find_python
+    from environments.environments import find_python
 
     settings.SANDBOX = "off"
     settings.ENVIRONMENTS_DIR = tmp_path  # built anew, on a Python the run's uid can start
@@ -95,7 +95,7 @@ def test_a_workers_start_log_says_what_holds_runs_disk_limits(db, own_disks):
 
 
 def test_a_worker_that_isnt_root_says_its_runs_limits_are_only_checked(monkeypatch):
-    from pipelines.runner import disks
+    from sandbox import disks
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # a worker that can't mount
     assert disks.enforcement() == "check"

@@ -1,4 +1,4 @@
-"""Package code asks the kernel for what no sandbox gives it (pipelines/runner/syscall_filter.py):
+"""Package code asks the kernel for what no sandbox gives it (sandbox/syscall_filter.py):
 the kernel's keyrings, which are its uid's and outlive the run (the uid's next holder would
 read them: add_key, then keyctl search), and new user namespaces (uid 0 with every capability
 inside one: the kernel's surface for root, open to code that is nobody). A syscall of another
@@ -14,7 +14,8 @@ import platform
 
 import pytest
 
-from pipelines.runner import ahead, sandbox, syscall_filter
+from pipelines.runner import ahead
+from sandbox import sandbox, syscall_filter
 from tests.pipelines.sandboxing import (
     KERNEL_ATTEMPTS,
     assert_kernel_refused,

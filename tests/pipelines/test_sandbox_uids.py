@@ -1,4 +1,4 @@
-"""Sandbox uids (pipelines/runner/sandbox_uids.py) attacked: a uid shared by two holders at
+"""Sandbox uids (sandbox/sandbox_uids.py) attacked: a uid shared by two holders at
 once, or handed to a new holder while something of the last one is left, lets one project's
 code use up the other's process limit, signal its processes or read what it left (the kernel's
 keyrings are the uid's). Runs, sandboxes started ahead, builds and skill replicas each lease
@@ -19,12 +19,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from aicenter.settings import uid_range
-from pipelines import queue
-from pipelines.models import SandboxUid
-from pipelines.runner import ahead, sandbox_uids
-from pipelines.runner.builds import EnvironmentUnavailable
-from pipelines.runner.environments import environment_for, environment_key
-from pipelines.runner.sandbox_uids import AHEAD, BUILD, REPLICA, RUN
+from core import queue
+from environments.builds import EnvironmentUnavailable
+from environments.environments import environment_for
+from environments.records import environment_key
+from pipelines.runner import ahead
+from sandbox import sandbox_uids
+from sandbox.models import SandboxUid
+from sandbox.sandbox_uids import AHEAD, BUILD, REPLICA, RUN
 from tests.conftest import stop, upload, wait_until
 from tests.factories import package_zip
 from tests.package_index import sdist

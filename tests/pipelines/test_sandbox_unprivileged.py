@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from pipelines.models import PipelineRun
-from pipelines.runner.bubblewrap import BUNDLED, BUNDLED_VERSION, SYSTEM, bubblewrap
+from sandbox.bubblewrap import BUNDLED, BUNDLED_VERSION, SYSTEM, bubblewrap
 from tests.conftest import (
     BUCKET,
     requires,

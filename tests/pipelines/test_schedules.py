@@ -119,8 +119,8 @@ def test_firings_missed_while_no_worker_ran_are_one_run_and_the_rest_said(bob, p
     Recurring pipelines page: none is dropped silently."""
     import io
 
+    from core.models import Event
     from datasets.services import dataset_create, dataset_file_put
-    from governance.models import Event
     from packages.services import package_create
     from pipelines.sweeper import arm_schedules
 

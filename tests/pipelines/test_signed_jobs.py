@@ -15,7 +15,7 @@ import uuid
 import pytest
 from django.conf import settings
 
-from pipelines import queue
+from core import queue
 from pipelines.models import PipelineRun
 from tests.conftest import classifier_and_invoices, classifier_run, wait_for, wait_until
 

@@ -17,7 +17,7 @@ from django_rq.queues import get_queues_list
 from rq.job import Job
 from rq.registry import clean_registries
 
-from pipelines import queue
+from core import queue
 from pipelines.worker import PipelineWorker
 from tests.conftest import free_port
 

@@ -12,7 +12,7 @@ import zipfile
 import pytest
 from django.conf import settings
 
-from pipelines.runner.workspace import workspace_folders
+from sandbox.workspace import workspace_folders
 from tests.conftest import wait_for
 from tests.pipelines.training import API, artifact, start, train_py
 

@@ -94,7 +94,7 @@ def test_a_training_run_makes_version_1_1_with_artifacts_and_results(api, worker
 def test_save_training_data_keeps_a_snapshot_of_a_sub_folder_without_copying_bytes(
     api, worker, package, dataset
 ):
-    from aicenter.models import Blob
+    from core.models import Blob
 
     package(), dataset()
     blobs = Blob.objects.count()

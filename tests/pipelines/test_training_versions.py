@@ -49,7 +49,7 @@ def test_concurrent_version_allocation_is_decided_by_the_database(bob, project, 
     """The same race without workers: eight threads allocate versions of 1.0 at once."""
     from django.db import connection
 
-    from aicenter.manifests import manifest_from_files
+    from core.manifests import manifest_from_files
     from packages.services import package_create, package_version_create_trained
 
     package = package_create(project=project, user=bob, name="p", file=upload())
@@ -114,7 +114,7 @@ def test_a_deleted_version_number_is_never_given_again(
 
 def test_a_version_trained_from_a_deleted_one_says_so(bob, project, pages_as):
     """1.2 was trained from 1.1; the run is deleted, then 1.1: 1.2's lineage keeps the number."""
-    from aicenter.manifests import manifest_from_files
+    from core.manifests import manifest_from_files
     from packages.services import (
         package_create,
         package_version_create_trained,
@@ -160,6 +160,6 @@ def test_a_trained_version_with_its_parents_requirements_queues_no_build(
     builds = [
         job.args
         for job in Job.fetch_many(job_ids, connection=queue.connection)
-        if job and job.func_name == "pipelines.tasks.build_environment"
+        if job and job.func_name == "environments.tasks.build_environment"
     ]
-    assert (trained.pk,) not in builds
+    assert not [args for args in builds if args[1] == trained.manifest_id]

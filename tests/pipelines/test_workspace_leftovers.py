@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from pipelines.models import PipelineRun
-from pipelines.runner.workspace import Workspace, workspace_folders
 from pipelines.sweeper import sweep
+from sandbox.workspace import Workspace, workspace_folders
 from tests.conftest import classifier_and_invoices, classifier_run, requires, wait_until
 
 pytestmark = [

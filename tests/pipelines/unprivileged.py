@@ -19,14 +19,14 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-from aicenter.embedded_redis import socket_path
-from pipelines.runner.bubblewrap import bubblewrap
+from core.embedded_redis import socket_path
+from sandbox.bubblewrap import bubblewrap
 from tests.conftest import BUCKET, start_manage
 
 
 def worker_uid() -> int:
     """The last uid of the session's sandbox range: root workers' sandboxes take theirs from
-    the start of its halves (pipelines/runner/sandbox.py), so it is no run's while it is the
+    the start of its halves (sandbox/sandbox.py), so it is no run's while it is the
     worker's, and no other session's (each has its own range)."""
     return settings.SANDBOX_UIDS[1]
 

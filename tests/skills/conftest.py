@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from pipelines.runner import sandbox
+from sandbox import sandbox
 from skills import channel
 from skills.models import Skill, SkillHost
 from tests.conftest import requires, start_manage, stop, upload, wait_until

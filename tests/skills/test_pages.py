@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.html import escape
 
-from aicenter.models import Project
+from core.models import Project
 from packages.services import package_create, package_version_upload
 from skills.models import Skill, SkillCall, SkillMinute
 from skills.services import skill_create

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from aicenter.signatures import sign
-from governance.models import Event
+from core.models import Event
+from core.signatures import sign
 from skills import channel, stats
 from skills.models import Skill, SkillCall
 from tests.conftest import wait_until

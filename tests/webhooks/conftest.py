@@ -1,5 +1,5 @@
 """A real HTTP receiver on loopback for the webhook tests, and helpers that make events the
-way the services do (governance.events.record)."""
+way the services do (core.events.record)."""
 
 import json
 import socket
@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from governance.events import record
+from core.events import record
 from webhooks.services import webhook_create
 
 SECRET = "s3cret-s3cret-s3cret"

@@ -185,7 +185,7 @@ def test_an_outsider_learns_nothing(api_as, alice, charlie):
 
 
 def test_a_webhook_of_another_project_is_not_found(api_as, alice, django_user_model):
-    from aicenter.models import Membership, Project
+    from core.models import Membership, Project
 
     beta = Project.objects.create(slug="beta", name="Beta")
     Membership.objects.create(project=beta, user=alice, role=Membership.ADMIN)

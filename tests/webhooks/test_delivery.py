@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from governance.events import record
+from core.events import record
 from tests.conftest import classifier_and_invoices, classifier_run, wait_until
 from tests.webhooks.conftest import SECRET, finished_event, make_webhook
 from webhooks.delivery import retry_wait, signature

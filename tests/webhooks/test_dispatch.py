@@ -5,9 +5,9 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from governance.events import record
-from governance.models import Event
-from pipelines.queue import connection as queue_connection
+from core.events import record
+from core.models import Event
+from core.queue import connection as queue_connection
 from tests.webhooks.conftest import SECRET, finished_event, make_webhook
 from webhooks.dispatch import (
     LISTENERS_GENERATION_KEY,
@@ -58,7 +58,7 @@ def _events(project):
 
 
 def test_it_costs_no_query_and_no_job_when_nobody_listens(project, monkeypatch, transactional_db):
-    monkeypatch.setattr("pipelines.queue.enqueue", _no_job)
+    monkeypatch.setattr("core.queue.enqueue", _no_job)
     listeners_changed()
     events = _events(project)
     with CaptureQueriesContext(connection) as asked:
@@ -72,7 +72,7 @@ def test_it_costs_no_query_and_no_job_when_nobody_listens(project, monkeypatch, 
 
 def test_a_project_with_a_webhook_costs_one_query(project, alice, monkeypatch, transactional_db):
     make_webhook(project, alice, "http://127.0.0.1:9/", events=["pipeline.killed"])
-    monkeypatch.setattr("pipelines.queue.enqueue", _no_job)
+    monkeypatch.setattr("core.queue.enqueue", _no_job)
     skill_updated, started, _ = _events(project)
     event_recorded(skill_updated)
     with CaptureQueriesContext(connection) as queries:
@@ -133,7 +133,7 @@ def test_a_finished_run_costs_one_more_query_when_someone_wants_e_mail(
     project, alice, monkeypatch, transactional_db
 ):
     run_mail_preference_set(user=alice, runs="failed")
-    monkeypatch.setattr("pipelines.queue.enqueue", _no_job)
+    monkeypatch.setattr("core.queue.enqueue", _no_job)
     *_, finished = _events(project)
     event_recorded(_events(project)[0])  # who listens: asked
     with CaptureQueriesContext(connection) as queries:

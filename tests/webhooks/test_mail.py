@@ -6,7 +6,7 @@ import re
 import pytest
 from django.core import mail
 
-from governance.events import record
+from core.events import record
 from tests.conftest import classifier_and_invoices, classifier_run
 from tests.webhooks.conftest import finished_event
 from webhooks.models import RunMailPreference

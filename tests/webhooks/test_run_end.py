@@ -14,8 +14,8 @@ from email import policy
 import pytest
 from django.conf import settings
 
+from core.models import Event
 from datasets.services import dataset_create, dataset_file_put
-from governance.models import Event
 from packages.services import package_create
 from tests.conftest import classifier_run, upload, wait_for, wait_until
 from tests.factories import TRAIN_PY
@@ -60,6 +60,8 @@ def test_a_failed_run_reaches_the_webhook_and_its_creators_inbox(
     if not Event.objects.filter(category="pipeline", action="finished", object_key=run.pk):
         pytest.skip("the runner records no 'pipeline finished' event on this branch yet")
 
+    # made once the worker's "finished" event commits, a moment after the run shows Failed
+    wait_until(lambda: Delivery.objects.filter(webhook=webhook).exists(), 30, "no delivery")
     delivery = Delivery.objects.get(webhook=webhook)
     wait_until(
         lambda: Delivery.objects.get(pk=delivery.pk).status != "pending", 30, "not delivered"

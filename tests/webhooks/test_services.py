@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from governance.events import record
+from core.events import record
 from skills.services import skill_create
 from tests.conftest import classifier_and_invoices
 from tests.webhooks.conftest import SECRET, make_webhook
@@ -23,7 +23,7 @@ from webhooks.services import (
 
 @pytest.mark.parametrize("who", ["bob", "vera", "charlie"])
 def test_only_a_project_admin_manages_webhooks(request, project, alice, who):
-    from aicenter.models import Project
+    from core.models import Project
 
     user = request.getfixturevalue(who)
     webhook = make_webhook(project, alice, "http://127.0.0.1:9/")

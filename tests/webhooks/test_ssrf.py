@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from governance.events import record
+from core.events import record
 from tests.webhooks.conftest import SECRET, make_webhook, resolving_to
 from webhooks.models import Delivery, Webhook
 from webhooks.outbound import is_public

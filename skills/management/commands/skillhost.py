@@ -6,8 +6,8 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines.runner.bubblewrap import bubblewrap
-from pipelines.runner.sandbox import refusal, status
+from sandbox.bubblewrap import bubblewrap
+from sandbox.sandbox import refusal, status
 from skills.host import Host
 
 
