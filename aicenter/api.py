@@ -30,6 +30,7 @@ from core.services import (
 from datasets.api import router as datasets_router
 from governance.api import router as logs_router
 from packages.api import router as packages_router
+from pipelines import tracking_api  # noqa: F401  (adds PATCH to the pipelines router)
 from pipelines.api import router as pipelines_router
 from pipelines.metrics_api import router as metrics_router
 from skills.api import router as skills_router

@@ -6,6 +6,8 @@ from pipelines.models import (
     MetricChunk,
     MetricSeries,
     PipelineRun,
+    RunParam,
+    RunTag,
     Schedule,
 )
 
@@ -55,6 +57,14 @@ class MetricSeriesAdmin(ReadOnlyAdmin):
     list_display = ["run", "name", "count", "last", "min", "max"]
     raw_id_fields = ["run"]
     search_fields = ["name"]
+
+
+@admin.register(RunTag, RunParam)
+class RunValueAdmin(ReadOnlyAdmin):
+    """Tags are edited on the run's page (pipelines/tracking.py); params are an index."""
+
+    list_display = ["run", "key", "value"]
+    search_fields = ["key", "value"]
 
 
 @admin.register(MetricChunk)

@@ -34,6 +34,7 @@ from pipelines.services import (
     pipeline_run_retry,
 )
 from pipelines.start import pipeline_start
+from pipelines.tracking import run_tags
 from pipelines.when import clean_when
 
 router = Router(tags=["pipelines"])
@@ -86,6 +87,8 @@ class PipelineOut(Schema):
     waiting_for: str | None
     sandbox: dict
     logged_params: dict[str, str]
+    description: str  # Markdown
+    tags: dict[str, str]
     worker: str  # "<host>:<pid>" of the worker that claimed it ("" before)
 
 
@@ -120,6 +123,8 @@ def pipeline_out(run, worker_counts=None) -> dict:
         "waiting_for": waiting_for(run, worker_counts),
         "sandbox": run.sandbox,
         "logged_params": run.logged_params,
+        "description": run.description,
+        "tags": run.tag_map if hasattr(run, "tag_map") else run_tags(run),
         "worker": run.worker,
     }
 
@@ -167,6 +172,7 @@ def list_pipelines(
     type: str = "",
     package: str = "",
     schedule: str = "",
+    filter: str = "",
     limit: int = 100,
     offset: int = 0,
     cursor: str = "",
@@ -174,7 +180,8 @@ def list_pipelines(
     """Runs newest first, `limit` (1 to 1,000) of them from `offset`. When more follow, the
     header `Link: <URL>; rel="next"` gives the URL of the next ones: the same query with a
     `cursor`, which stays as fast on the 1,000th page as on the first and neither skips nor
-    repeats a run when new ones arrive meanwhile (an offset counts from the cursor)."""
+    repeats a run when new ones arrive meanwhile (an offset counts from the cursor). `filter`:
+    an expression in MLflow's syntax, `metrics.accuracy > 0.9 and tags.team = "vision"`."""
     project = project_get_for_user(user=request.user, slug=project)
     limit = max(1, min(limit, 1000))
     page = pipeline_run_page(
@@ -183,6 +190,7 @@ def list_pipelines(
         type=type,
         package=package,
         schedule=schedule,
+        search=filter,
         cursor=cursor,
         offset=min(max(offset, 0), 2**31),  # past any list, and a number SQL can take
         per_page=limit,

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from core.models import Manifest, Project
 from pipelines.parameters import ordered_parameters
+from pipelines.tracking_models import RunParam, RunTag  # noqa: F401  (models of this app)
 
 # A run's time limit when it gives none: a day (AICENTER_MAX_RUN_SECONDS caps what one may give).
 DEFAULT_MAX_RUN_SECONDS = 24 * 3600
@@ -41,6 +42,8 @@ class PipelineRun(models.Model):
         Project, on_delete=models.CASCADE, related_name="pipeline_runs", db_index=False
     )
     name = models.CharField(max_length=200, blank=True)
+    # Notes in Markdown, written by people after the fact or by mlflow.start_run(description=)
+    description = models.TextField(blank=True)
     type = models.CharField(max_length=10, choices=TYPES, default=TRAIN)
     status = models.CharField(max_length=12, choices=STATUSES, default=QUEUED)  # run_status
 

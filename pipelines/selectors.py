@@ -17,7 +17,8 @@ from core import queue as queues
 from environments.models import EnvironmentBuild
 from packages.models import Package
 from pipelines.metrics import metric_summaries
-from pipelines.models import MetricSeries, PipelineRun, Schedule
+from pipelines.models import MetricSeries, PipelineRun, RunTag, Schedule
+from pipelines.run_search import runs_matching
 from pipelines.worker_counts import live_worker_count, waiting_workers
 
 # The list's orders besides the newest first: ?sort=score, -score, metric, -metric (the chosen
@@ -33,10 +34,13 @@ PAGE_OF_RUNS = 50
 COUNTED_RUNS = 10_000
 
 
-def _runs_filtered(*, project, status="", type="", package="", schedule=""):
+def _runs_filtered(*, project, status="", type="", package="", schedule="", search=""):
     """The project's runs that pass the filters: no join, so each filter is read from an index
-    of PipelineRun.Meta in the list's order."""
-    runs = PipelineRun.objects.filter(project=project)
+    of PipelineRun.Meta in the list's order (a `search` expression: pipelines/run_search.py).
+    Returns (runs, whether counting them is cheap)."""
+    runs, countable = runs_matching(
+        PipelineRun.objects.filter(project=project), search, project=project
+    )
     if status:
         runs = runs.filter(status=status)
     if type:
@@ -48,7 +52,7 @@ def _runs_filtered(*, project, status="", type="", package="", schedule=""):
     schedule = str(schedule)
     if schedule.isascii() and schedule.isdigit():
         runs = runs.filter(schedule_id=int(schedule) if len(schedule) < 19 else 0)  # none
-    return runs
+    return runs, countable
 
 
 def _with_metric(runs, metric):
@@ -87,7 +91,7 @@ def pipeline_run_list(*, project, status="", type="", package="", schedule="", s
     """The project's runs, newest first or in `sort`'s order; with `metric`, each run carries
     that metric's last value as `metric_last` (a join: the same queries for any page)."""
     order = run_order(sort=sort, metric=metric)
-    runs = _runs_filtered(
+    runs, _ = _runs_filtered(
         project=project, status=status, type=type, package=package, schedule=schedule
     )
     runs = _with_metric(runs, metric).select_related(
@@ -98,6 +102,20 @@ def pipeline_run_list(*, project, status="", type="", package="", schedule="", s
     value = F(order.field)
     value = value.desc(nulls_last=True) if order.descending else value.asc(nulls_last=True)
     return runs.order_by(value, "-created_at", "-id")
+
+
+def with_tags(runs: list) -> list:
+    """`runs`, each with its tags as `tag_map` (sorted by key), in one query."""
+    tags = {run.pk: {} for run in runs}
+    for run_id, key, value in (
+        RunTag.objects.filter(run__in=list(tags))
+        .order_by("key")
+        .values_list("run_id", "key", "value")
+    ):
+        tags[run_id][key] = value
+    for run in runs:
+        run.tag_map = tags[run.pk]
+    return runs
 
 
 def pipeline_runs_in_order(runs, ids) -> list[PipelineRun]:
@@ -311,6 +329,7 @@ def pipeline_run_page(
     type="",
     package="",
     schedule="",
+    search="",
     sort="",
     metric="",
     cursor: str = "",
@@ -326,7 +345,8 @@ def pipeline_run_page(
     COUNTED_RUNS. ValidationError on 'cursor', 'sort' or 'metric' saying what is wrong."""
     order = run_order(sort=sort, metric=metric)
     filters = {"status": status, "type": type, "package": package, "schedule": schedule}
-    runs = _runs_filtered(project=project, **filters)
+    filters["search"] = search
+    runs, countable = _runs_filtered(project=project, **filters)
     before, start, first = last, None, None
     if cursor:
         before, start, first = _cursor_read(cursor, order)
@@ -350,7 +370,7 @@ def pipeline_run_page(
     has_previous = more if before else not at_top
     has_next = start is not None if before else more
     page = RunPage(runs=[], first=first)
-    if count:
+    if count and countable:  # else the page says where it is without a total
         page.count, page.count_capped = _capped_count(runs)
         if last and not page.count_capped:
             page.first = page.count - len(keys) + 1
@@ -358,7 +378,7 @@ def pipeline_run_page(
         page.first = None
     if keys:
         ids = [key[-1] for key in keys]
-        page.runs = pipeline_runs_in_order(pipeline_run_list(project=project), ids)
+        page.runs = with_tags(pipeline_runs_in_order(pipeline_run_list(project=project), ids))
         if metric:
             _metric_last(page.runs, metric, keys if order.field == "metric_last" else None)
         known = page.first is not None

@@ -13,6 +13,7 @@ from pipelines import transitions
 from pipelines.events import run_event
 from pipelines.inputs import clean_run_inputs, deleted_inputs, run_inputs
 from pipelines.models import PipelineRun
+from pipelines.run_values import default_run_name, run_params_index
 
 logger = logging.getLogger(__name__)
 # RQ's time limit for a run's job: the run's own limit plus this, so the runner's limit (which
@@ -58,6 +59,7 @@ def pipeline_run_create(
         if not run.name:
             run.name = default_run_name(run)
             run.save(update_fields=["name"])
+        run_params_index(run)
         # on commit, queued first: a worker can start it while the event's webhooks are looked up
         transaction.on_commit(lambda: pipeline_run_enqueue(run=run))
         _record_created(run, user=user, schedule=schedule, retry_of=retry_of)
@@ -80,11 +82,6 @@ def _record_created(run, *, user, schedule, retry_of) -> None:
         run_event(run, "created", message=f"{what}, by recurring pipeline {schedule.pk}")
     else:
         run_event(run, "created", actor=user, message=what)
-
-
-def default_run_name(run) -> str:
-    """The name of a run its user didn't name: package, version, type and its own number."""
-    return f"{run.package.name}-{run.version.number}-{run.type}-{run.pk}"
 
 
 def own_run_name(run) -> str:

@@ -1,9 +1,9 @@
 from django.urls import path
 
-from pipelines import compare_views, metrics_pages, views
+from pipelines import compare_views, list_views, metrics_pages, views
 
 urlpatterns = [
-    path("", views.pipeline_list, name="pipeline-list"),
+    path("", list_views.pipeline_list, name="pipeline-list"),
     path("new/", views.pipeline_new, name="pipeline-new"),
     path("compare/", compare_views.pipeline_compare, name="pipeline-compare"),
     path(
@@ -19,6 +19,7 @@ urlpatterns = [
     path("<int:run_id>/kill/", views.pipeline_kill_page, name="pipeline-kill"),
     path("<int:run_id>/retry/", views.pipeline_retry_page, name="pipeline-retry"),
     path("<int:run_id>/", views.pipeline_detail, name="pipeline-detail"),
+    path("<int:run_id>/edit/", views.pipeline_edit_page, name="pipeline-edit"),
     path("<int:run_id>/log/", views.pipeline_log_tail, name="pipeline-log-tail"),
     path("<int:run_id>/log/download/", views.pipeline_log_download, name="pipeline-log"),
     path("<int:run_id>/results/", views.pipeline_results, name="pipeline-results"),

@@ -4,12 +4,12 @@ from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from core.downloads import file_response, zip_response
 from core.host_paths import package_relative
-from core.pages import bad_request, done, folder_context, form_errors
+from core.pages import done, folder_context, form_errors
 from core.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_list
 from environments.records import environment_rebuild
@@ -32,13 +32,9 @@ from pipelines.schedules import (
     schedule_update,
 )
 from pipelines.selectors import (
-    MOST_COMPARED_RUNS,
-    PAGE_OF_RUNS,
     dataset_folders,
     environment_built_elsewhere,
-    metric_names,
     pipeline_run_get,
-    pipeline_run_page,
     pipeline_run_results,
     queue_place,
     run_output,
@@ -50,54 +46,9 @@ from pipelines.selectors import (
 from pipelines.services import pipeline_run_delete, pipeline_run_kill, pipeline_run_retry
 from pipelines.start import pipeline_start
 from pipelines.tracebacks import failure_traceback, run_workspace
+from pipelines.tracking import pipeline_run_update
+from pipelines.tracking_pages import notes_context, posted_edit, tags_from_rows
 from pipelines.when import TIMEZONES
-
-
-def _page_offset(raw, per_page) -> int:
-    """?page=N (old links, bookmarks) as an offset; anything but a page number is page 1."""
-    number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 9 else 1
-    return (max(number, 1) - 1) * per_page
-
-
-@login_required
-def pipeline_list(request, project):
-    project = project_get_for_user(user=request.user, slug=project)
-    keys = ("status", "type", "package", "schedule", "metric", "sort")
-    filters = {key: request.GET.get(key, "") for key in keys}
-    cursor = request.GET.get("cursor", "")
-    offset = 0 if cursor else _page_offset(request.GET.get("page", ""), PAGE_OF_RUNS)
-    try:
-        page = pipeline_run_page(project=project, **filters, cursor=cursor, offset=offset)
-        if not page.runs and (cursor or offset):
-            # past the end (a page number too high, or runs deleted since): the last page
-            page = pipeline_run_page(project=project, **filters, last=True)
-    except ValidationError as error:
-        return bad_request(
-            request, error, project=project, back=request.path, back_label="All runs"
-        )
-    counts = {}  # each queue's live workers, counted once for the page
-    for run in page:
-        run.waiting_for = waiting_for(run, counts)
-    query = {k: v for k, v in filters.items() if v}
-    here = {"cursor": cursor} if cursor else {"page": request.GET["page"]} if offset else {}
-    context = {
-        "project": project,
-        "page": page,
-        "filters": filters,
-        "query": urlencode(query),
-        "here": urlencode({**query, **here}),  # this very page, for the htmx poll
-        "unsorted": urlencode({k: v for k, v in query.items() if k != "sort"}),
-        "metric_names": [] if request.htmx else metric_names(project=project),
-        "polling": any(not run.is_settled for run in page),
-        "statuses": PipelineRun.STATUSES,
-        "types": PipelineRun.TYPES,
-        "packages": package_list(project=project).values_list("name", flat=True),
-        "can_edit": can(project, RUN),
-        "killable": any(not run.is_finished for run in page),  # a column only for Kill
-        "most_compared": MOST_COMPARED_RUNS,
-    }
-    template = "pipelines/list.html#runs" if request.htmx else "pipelines/list.html"
-    return render(request, template, context)
 
 
 def _form_context(project, values, errors=None):
@@ -293,12 +244,14 @@ def _status_context(project, run, *, log=None, errors=None):
     }
 
 
-def _detail(request, project, run, *, errors=None, status=200):
+def _detail(request, project, run, *, errors=None, status=200, edit=None):
     if request.htmx and request.GET.get("part") == "status":
         return render(request, "pipelines/detail.html#run-status", _status_context(project, run))
     log, log_seq, log_cut = run_log_tail(run)
+    edit = edit or {}
     context = {
-        **_status_context(project, run, log=log, errors=errors),
+        **_status_context(project, run, log=log, errors=None if edit else errors),
+        **notes_context(run, values=edit.get("values"), errors=edit.get("errors")),
         **metrics_context(project, run),
         "log": log_html(log, starts_line=not log_cut),
         "log_cut": log_cut,
@@ -311,6 +264,29 @@ def _detail(request, project, run, *, errors=None, status=200):
 def pipeline_detail(request, project, run_id):
     project = project_get_for_user(user=request.user, slug=project)
     return _detail(request, project, pipeline_run_get(project=project, run_id=run_id))
+
+
+@login_required
+@require_POST
+def pipeline_edit_page(request, project, run_id):
+    """The run page's form: its name, notes and tags."""
+    project = project_get_for_user(user=request.user, slug=project)
+    run = pipeline_run_get(project=project, run_id=run_id)
+    values = posted_edit(request.POST)
+    try:
+        tags = tags_from_rows(values["tags"])
+        pipeline_run_update(
+            run=run,
+            user=request.user,
+            name=values["name"],
+            description=values["description"],
+            tags=tags,
+        )
+    except ValidationError as error:
+        run.refresh_from_db()
+        edit = {"values": values, "errors": error.message_dict}
+        return _detail(request, project, run, status=400, edit=edit)
+    return done(request, reverse("pipeline-detail", args=[project.slug, run.pk]))
 
 
 @login_required

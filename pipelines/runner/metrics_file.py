@@ -1,4 +1,5 @@
-"""The run's metrics_file: package code appends JSON lines {"name", "value", "step"}; the
+"""The run's metrics_file: package code appends JSON lines {"name", "value", "step"} (or
+{"tag", "value"}: a tag of the run); the
 worker reads what is new at the log's rhythm and stores it in batches (pipelines/metrics.py),
 so points show on the run's page within about two seconds.
 
@@ -18,6 +19,7 @@ from django.conf import settings
 from pipelines import outages
 from pipelines.metrics import metrics_append, metrics_compact
 from pipelines.models import PipelineRun
+from pipelines.run_values import run_code_record, run_tags_merge
 from pipelines.runner.mlflow_store import read_store
 
 # Read what is new this often, on the worker's side, while the run runs: what is left to read
@@ -32,6 +34,7 @@ LONGEST_LINE_BYTES = 64 * 1024
 MLFLOW_STORE_BYTES = 512 * 1024 * 1024
 LONGEST_NAME = 250
 MOST_METRICS = 1000
+MOST_TAGS = 100  # a flush's worth; run_values keeps a run to as many
 STEPS = range(-(2**63), 2**63)  # a step is stored as a 64-bit integer
 
 
@@ -52,10 +55,12 @@ class MetricsFile:
         self.run_id, self.folder, self.name, self.note = run_id, folder, name, note
         self.offset, self.inode, self.tail, self.skipping = 0, None, b"", False
         self.pending: dict[str, list[tuple]] = {}
+        self.tags: dict[str, str] = {}  # tag lines read since the last flush
         self.points, self.names, self.said = 0, set(), set()
         self.read_at = self.stored_at = 0.0
         self.stored_any = False  # nothing to compact at the end of a run that logged nothing
         self.store_pause = STORE_EVERY_SECONDS
+        self.project_id = None
 
     def read_if_due(self) -> None:
         if time.monotonic() - self.read_at >= READ_EVERY_SECONDS:
@@ -90,10 +95,15 @@ class MetricsFile:
         for name, points in record.metrics.items():
             for step, value, moment in points:
                 self._point(name, value, step, moment)
-        if record.params:
+        if record.params or record.tags or record.run_name or record.description:
             outages.during_outage(
-                lambda: PipelineRun.objects.filter(pk=self.run_id).update(
-                    logged_params=record.params
+                lambda: run_code_record(
+                    self.run_id,
+                    tags=record.tags,
+                    name=record.run_name,
+                    description=record.description,
+                    logged_params=record.params,
+                    note=self.note,
                 )
             )
         return record
@@ -130,11 +140,14 @@ class MetricsFile:
         """Store the points read so far. The database away (outages.py): `wait` waits for it;
         else the points stay here for the next try, after a pause that doubles."""
         self.stored_at = time.monotonic()
-        if not self.pending:
+        if not self.pending and not self.tags:
             return
 
         def store():
-            metrics_append(self.run_id, self.pending)
+            if self.pending:
+                metrics_append(self.run_id, self.pending)
+            if self.tags and (run := self._run()) is not None:
+                run_tags_merge(run, self.tags, note=self._tag_note)
 
         if wait:
             outages.during_outage(store)
@@ -142,8 +155,20 @@ class MetricsFile:
             self.store_pause = min(2 * self.store_pause, outages.LONGEST_PAUSE)
             return
         self.store_pause = STORE_EVERY_SECONDS
-        self.pending = {}
-        self.stored_any = True
+        self.stored_any = self.stored_any or bool(self.pending)
+        self.pending, self.tags = {}, {}
+
+    def _run(self) -> PipelineRun | None:
+        """The run as tags need it (its id and project), read once; None when deleted."""
+        if self.project_id is None:
+            found = PipelineRun.objects.filter(pk=self.run_id).values_list("project_id")
+            self.project_id = next(iter(found), (None,))[0]
+        if self.project_id is None:
+            return None
+        return PipelineRun(pk=self.run_id, project_id=self.project_id)
+
+    def _tag_note(self, text: str) -> None:
+        self._once(text, f"metrics_file: {text}")
 
     def _lines(self, data: bytes) -> None:
         *lines, rest = (self.tail + data).split(b"\n")
@@ -166,6 +191,8 @@ class MetricsFile:
             return self._malformed("a line is not JSON")
         if not isinstance(point, dict):
             return self._malformed("a line is not a JSON object")
+        if "tag" in point:
+            return self._tag(point)
         name, value, step = point.get("name"), point.get("value"), point.get("step")
         if not isinstance(name, str) or not name.strip() or len(name) > LONGEST_NAME:
             return self._malformed(f'"name" must be text of 1 to {LONGEST_NAME} characters')
@@ -176,6 +203,14 @@ class MetricsFile:
         if step is not None and step not in STEPS:
             return self._malformed('"step" is out of range')
         self._point(name.strip(), value, step)
+
+    def _tag(self, line: dict) -> None:
+        """{"tag": key, "value": text}: kept for the next flush; checked as it is stored."""
+        key, value = line["tag"], line.get("value")
+        if not isinstance(key, str) or not isinstance(value, str):
+            return self._malformed('a tag line is {"tag": "<key>", "value": "<text>"}')
+        if len(self.tags) < MOST_TAGS or key in self.tags:
+            self.tags[key] = value
 
     def _point(self, name: str, value, step, moment: float | None = None) -> None:
         try:

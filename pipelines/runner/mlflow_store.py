@@ -23,6 +23,16 @@ against a real mlflow-skinny 3.x):
     <root>/<experiment_id>/<run_id>/params/<name>    the whole file is the value
     <root>/<experiment_id>/<run_id>/tags/<name>      likewise; mlflow's own `mlflow.*` skipped
     <root>/<experiment_id>/<run_id>/artifacts/...    log_artifact(path, artifact_path=...)
+    <root>/<experiment_id>/models/<model_id>/meta.yaml   a logged model (MLflow 3's log_model):
+                                                we read `name: <name>`, `source_run_id: <run>`
+                                                and `creation_timestamp: <ms>`
+    <root>/<experiment_id>/models/<model_id>/artifacts/...   its files: MLmodel and the rest
+
+Tags `mlflow.runName` (start_run(run_name=), else a name mlflow made up: `bouncy-cat-123`, which
+is not kept) and `mlflow.note.content` (start_run(description=)) are the run's name and notes.
+A logged model is kept under `mlflow_models/<name>/` (mlflow_record.MODELS), where
+`mlflow.pyfunc.load_model("mlflow_models/<name>")` loads it from the trained version; a name
+logged twice is the newest model's.
 
 Names may contain '/' (subfolders: metrics/eval/acc is "eval/acc"). Values are str(value):
 '0.1', '3', multi-line text; metric values are repr(float), so 'nan' and 'inf' occur.
@@ -42,10 +52,14 @@ import math
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
 
+from pipelines.runner.mlflow_record import (
+    MetricPoint,
+    MlflowRecord,
+    printable,
+    shown,
+)
 from sandbox.workspace import (
     UnsafeOutput,
     collected_files,
@@ -69,59 +83,12 @@ INT64 = 2**63
 METRIC_LINE = re.compile(rb"(-?[0-9]{1,19}) ([-+.0-9eEnaifNAIF]{1,40})(?: (-?[0-9]{1,19}))?")
 START_TIME = re.compile(rb"^start_time: ([0-9]{1,19})\r?$", re.MULTILINE)
 DELETED = re.compile(rb"^lifecycle_stage: deleted\r?$", re.MULTILINE)
-
-
-class MetricPoint(NamedTuple):
-    step: int
-    value: float
-    timestamp: float  # seconds since the epoch (mlflow writes milliseconds)
-
-
-@dataclass
-class MlflowRecord:
-    root: Path
-    metrics: dict[str, list[MetricPoint]] = field(default_factory=dict)  # in logging order
-    params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    runs: list[str] = field(default_factory=list)  # "<experiment_id>/<run_id>", oldest first
-    notes: list[str] = field(default_factory=list)  # what was skipped, for the run's log
-
-    def artifacts(self, *, note=None) -> Iterator[tuple[str, BinaryIO]]:
-        """(path under the run's artifacts/, open file) for each regular file the runs logged,
-        as collected_files yields them, so the caller stores them like the run's own artifacts:
-        e.g. `_upload(record.artifacts(note=log.platform))`. A path two runs share comes from
-        the later run. Links, special files and paths that aren't UTF-8 (or would make a file
-        and a folder of one name) are skipped with a `note(text)` (default: self.notes)."""
-        note = note or self.notes.append
-        files, folders = set(), set()
-
-        def skipped(text):  # collected_files names what it skips as it found it
-            note(f"mlflow store: {_printable(text)}")
-
-        for run in reversed(self.runs):
-            try:
-                for path, opened in collected_files(self.root, f"{run}/artifacts", note=skipped):
-                    parents = _parents(path)
-                    if path in files or path in folders or any(p in files for p in parents):
-                        if path not in files:
-                            note(
-                                f"mlflow store: skipped artifact {_shown(path)}: a file and a "
-                                "folder of one name in two runs"
-                            )
-                        continue
-                    files.add(path)
-                    folders.update(parents)
-                    yield path, opened
-            except UnsafeOutput:
-                note(
-                    f"mlflow store: the artifacts of run {_shown(run)} are behind a symbolic "
-                    "link: not collected"
-                )
-            except (OSError, RecursionError) as error:  # a tree too deep for os.fwalk
-                note(
-                    f"mlflow store: the artifacts of run {_shown(run)} were not all collected "
-                    f"({type(error).__name__})"
-                )
+MODEL_NAME = re.compile(rb"^name: ['\"]?([^'\"\r\n]{1,250})['\"]?\r?$", re.MULTILINE)
+SOURCE_RUN = re.compile(rb"^source_run_id: ['\"]?([0-9a-zA-Z]{1,64})['\"]?\r?$", re.MULTILINE)
+CREATED = re.compile(rb"^creation_timestamp: ([0-9]{1,19})\r?$", re.MULTILINE)
+# the names mlflow makes up for a run nobody named: "<adjective>-<noun>-<0 to 999>"
+MADE_UP_NAME = re.compile(r"[a-z]{2,12}-[a-z]{2,12}-[0-9]{1,3}")
+NAME_TAG, NOTE_TAG = "mlflow.runName", "mlflow.note.content"
 
 
 def read_store(root: Path, *, max_points: int, max_bytes: int) -> MlflowRecord | None:
@@ -157,15 +124,15 @@ class _Reader:
     def note(self, text: str) -> None:
         notes = self.record.notes
         if len(notes) < MAX_NOTES:
-            notes.append(f"mlflow store: {_printable(text)}")
+            notes.append(f"mlflow store: {printable(text)}")
         elif len(notes) == MAX_NOTES:
             notes.append("mlflow store: more problems, not listed")
 
     def read(self) -> None:
+        experiments = [name for name in self._folders("") if name not in SKIPPED_AT_ROOT]
         runs = [
             f"{experiment}/{run}"
-            for experiment in self._folders("")
-            if experiment not in SKIPPED_AT_ROOT
+            for experiment in experiments
             for run in self._folders(experiment)
             if run not in EXPERIMENT_FOLDERS
         ]
@@ -175,7 +142,7 @@ class _Reader:
         meta = {run: self._meta(run) for run in runs}
         for run in sorted(runs, key=lambda run: (meta[run][1], run)):
             if meta[run][0]:
-                self.note(f"run {_shown(run)} was deleted: not read")
+                self.note(f"run {shown(run)} was deleted: not read")
                 continue
             self.record.runs.append(run)
             for folder in ("params", "tags", "metrics"):
@@ -184,20 +151,46 @@ class _Reader:
                     read(run, folder)
                 except UnsafeOutput:
                     self.note(
-                        f"the {folder} of run {_shown(run)} are behind a symbolic link: not read"
+                        f"the {folder} of run {shown(run)} are behind a symbolic link: not read"
                     )
                 except (OSError, RecursionError) as error:  # a tree too deep for os.fwalk
                     self.note(
-                        f"the {folder} of run {_shown(run)} were not all read "
+                        f"the {folder} of run {shown(run)} were not all read "
                         f"({type(error).__name__})"
                     )
+        self._read_models(experiments)
+
+    def _read_models(self, experiments: list[str]) -> None:
+        """The logged models of the runs read, by name: the newest of a name."""
+        kept = {run.rsplit("/", 1)[1] for run in self.record.runs}
+        found = []
+        for experiment in experiments:
+            for model in self._folders(f"{experiment}/models"):
+                text = self._meta_text(f"{experiment}/models/{model}")
+                name, source, created = (
+                    pattern.search(text) for pattern in (MODEL_NAME, SOURCE_RUN, CREATED)
+                )
+                if source and source[1].decode() not in kept:
+                    continue  # a deleted run's
+                name = name[1].decode("utf-8", errors="replace").strip() if name else model
+                if "/" in name or name in (".", "..") or not self._name_ok(name, "model"):
+                    self.note(
+                        f"logged model {shown(model)} is named {shown(name)}: "
+                        f"kept as {shown(model)}"
+                    )
+                    name = model
+                found.append((int(created[1]) if created else 0, model, name, experiment))
+        for _, model, name, experiment in sorted(found):
+            if name in self.record.models:
+                self.note(f"model {shown(name)} was logged more than once: the newest kept")
+            self.record.models[name] = f"{experiment}/models/{model}"
 
     def _folders(self, relative: str) -> list[str]:
         """The real folders in `relative` (links are noted, never followed)."""
         try:
             fd = open_folder(self.root, relative)
         except UnsafeOutput:
-            self.note(f"{_shown(relative)} is a symbolic link: not read")
+            self.note(f"{shown(relative)} is a symbolic link: not read")
             return []
         if fd is None:
             return []
@@ -206,38 +199,42 @@ class _Reader:
             with os.scandir(fd) as entries:
                 for entry in entries:
                     if entry.is_symlink():
-                        where = _shown(f"{relative}/{entry.name}".lstrip("/"))
+                        where = shown(f"{relative}/{entry.name}".lstrip("/"))
                         self.note(f"{where} is a symbolic link: not followed")
                     elif entry.is_dir(follow_symlinks=False):
                         names.append(entry.name)
                         if len(names) > MAX_RUNS + len(EXPERIMENT_FOLDERS):
                             self.note(
-                                f"{_shown(relative or '.')} has too many folders: "
+                                f"{shown(relative or '.')} has too many folders: "
                                 "only some were read"
                             )
                             break
         except OSError as error:
-            self.note(f"{_shown(relative or '.')} could not be listed ({error.strerror})")
+            self.note(f"{shown(relative or '.')} could not be listed ({error.strerror})")
         finally:
             os.close(fd)
         return sorted(names)
 
     def _meta(self, run: str) -> tuple[bool, int]:
         """(deleted, start time in ms) from the run's meta.yaml; (False, 0) without one."""
+        text = self._meta_text(run)
+        started = START_TIME.search(text)
+        return bool(DELETED.search(text)), int(started[1]) if started else 0
+
+    def _meta_text(self, folder: str) -> bytes:
+        """The start of the folder's meta.yaml; b"" without one."""
         try:
-            fd = open_folder(self.root, run)
+            fd = open_folder(self.root, folder)
         except UnsafeOutput:  # noted by _folders
-            return False, 0
+            return b""
         if fd is None:
-            return False, 0
+            return b""
         opened = open_regular("meta.yaml", fd)
         os.close(fd)
         if isinstance(opened, str):
-            return False, 0
+            return b""
         with opened:
-            text = b"".join(self._chunks(opened, limit=MAX_META))
-        started = START_TIME.search(text)
-        return bool(DELETED.search(text)), int(started[1]) if started else 0
+            return b"".join(self._chunks(opened, limit=MAX_META))
 
     def _files(self, run: str, folder: str):
         """(name, open file) of the run's folder, within MAX_FILES and max_bytes."""
@@ -252,33 +249,40 @@ class _Reader:
                 )
                 return
             self.files_left -= 1
-            if self._name_ok(name, f"{folder[:-1]} file in run {_shown(run)}"):
+            if self._name_ok(name, f"{folder[:-1]} file in run {shown(run)}"):
                 yield name, opened
 
     def _name_ok(self, name: str, what: str) -> bool:
         """A name collected_files gave (UTF-8: it skips the others) that a column can hold."""
         if len(name) > MAX_NAME or not name.isprintable():
-            self.note(f"skipped a {what}: its name {_shown(name)} is too long or unprintable")
+            self.note(f"skipped a {what}: its name {shown(name)} is too long or unprintable")
             return False
         return True
 
     def _read_values(self, run: str, folder: str) -> None:
         into = getattr(self.record, folder)
         for name, opened in self._files(run, folder):
-            if folder == "tags" and name.startswith("mlflow."):
+            if folder == "tags" and name.startswith("mlflow.") and name not in (NAME_TAG, NOTE_TAG):
                 continue
             data = b"".join(self._chunks(opened, limit=MAX_VALUE + 1))
             if self.out_of_bytes:
                 return  # a value cut short is not the value
             if len(data) > MAX_VALUE:
-                self.note(f"{folder[:-1]} {_shown(name)} is over {MAX_VALUE} bytes: skipped")
+                self.note(f"{folder[:-1]} {shown(name)} is over {MAX_VALUE} bytes: skipped")
                 continue
             try:
                 value = data.decode("utf-8")
             except UnicodeDecodeError:
                 value = data.decode("utf-8", errors="replace")
-                self.note(f"{folder[:-1]} {_shown(name)} is not UTF-8 text: bad bytes replaced")
-            into[name] = value.replace("\x00", "\ufffd")  # no database column takes NUL
+                self.note(f"{folder[:-1]} {shown(name)} is not UTF-8 text: bad bytes replaced")
+            value = value.replace("\x00", "\ufffd")  # no database column takes NUL
+            if folder == "tags" and name == NAME_TAG:
+                made_up = MADE_UP_NAME.fullmatch(value) and len(value) <= 20
+                self.record.run_name = "" if made_up else value
+            elif folder == "tags" and name == NOTE_TAG:
+                self.record.description = value
+            else:
+                into[name] = value
 
     def _read_metrics(self, run: str, folder: str) -> None:
         for name, opened in self._files(run, folder):
@@ -292,7 +296,7 @@ class _Reader:
                     bad += 1
                     if bad <= 3:
                         self.note(
-                            f"metric file {_shown(name)} line {number} is not "
+                            f"metric file {shown(name)} line {number} is not "
                             "'timestamp value step': skipped"
                         )
                     continue
@@ -305,7 +309,7 @@ class _Reader:
                 self.points_left -= 1
                 points.append(point)
             if bad > 3:
-                self.note(f"metric file {_shown(name)}: {bad - 3} more bad lines skipped")
+                self.note(f"metric file {shown(name)}: {bad - 3} more bad lines skipped")
             if not points:
                 del self.record.metrics[name]
 
@@ -342,7 +346,7 @@ class _Reader:
             if len(tail) > MAX_LINE:
                 too_long, tail = True, b""
         if (tail or too_long) and not self.out_of_bytes:
-            self.note(f"metric file {_shown(name)} ends in an unfinished line: skipped")
+            self.note(f"metric file {shown(name)} ends in an unfinished line: skipped")
 
 
 def _point(line: bytes | None) -> MetricPoint | None:
@@ -360,18 +364,3 @@ def _point(line: bytes | None) -> MetricPoint | None:
     if not (-INT64 <= timestamp < INT64 and -INT64 <= step < INT64):
         return None
     return MetricPoint(step=step, value=value, timestamp=timestamp / 1000)
-
-
-def _shown(name: str) -> str:
-    """A name from the store as a note can show it: quoted, control characters escaped."""
-    return repr(name if len(name) <= 100 else name[:100] + "…")
-
-
-def _printable(text: str) -> str:
-    """`text` with what a log line can't hold (newlines, bytes that aren't UTF-8) escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _parents(path: str) -> list[str]:
-    parts = path.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts))]

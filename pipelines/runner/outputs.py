@@ -3,6 +3,8 @@
 import itertools
 
 from core.manifests import manifest_from_files
+from pipelines.parameters import DIRECTORIES
+from pipelines.runner.mlflow_record import MODELS
 from sandbox.workspace import collected_files
 
 
@@ -29,3 +31,16 @@ def artifact_files(workspace, variables, mlflow, *, note):
             note(f"mlflow artifact {path}: the artifacts directory has one: skipped")
             continue
         yield path, opened
+
+
+def trained_version_files(workspace, variables, mlflow, *, note):
+    """A trained version's files: the package folder as the run left it (its data folders
+    left out), and the models the run logged with MLflow at mlflow_models/<name>/, so that
+    `mlflow.pyfunc.load_model("mlflow_models/<name>")` loads one in the version's code. A
+    logged model's folder is this run's whole: a copy the package had there (trained from a
+    version that logged one) is left out."""
+    models = [f"{MODELS}/{name}" for name in mlflow.models] if mlflow else []
+    if models:
+        yield from mlflow.model_files(note=note)
+    excluded = [variables[name] for name in DIRECTORIES] + models
+    yield from collected_files(workspace.package, exclude=excluded, note=note)

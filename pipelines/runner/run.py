@@ -30,7 +30,7 @@ from pipelines.outages import DatabaseUnreachable, during_outage
 from pipelines.parameters import DIRECTORIES, run_variables
 from pipelines.runner import ahead
 from pipelines.runner.metrics_file import metrics_file
-from pipelines.runner.outputs import artifact_files, upload
+from pipelines.runner.outputs import artifact_files, trained_version_files, upload
 from pipelines.runner.watch import RunWatch
 from sandbox import isolation, sandbox, sandbox_uids
 from sandbox.process import run_user_code
@@ -361,10 +361,8 @@ class Runner:
                     )
                 if outcome.succeeded and not outcome.stopped and run.type != PipelineRun.EVALUATE:
                     version_files = upload(
-                        collected_files(
-                            workspace.package,
-                            exclude=[variables[name] for name in DIRECTORIES],
-                            note=self.log.platform,
+                        trained_version_files(
+                            workspace, variables, self.mlflow, note=self.log.platform
                         )
                     )
                 if outcome.succeeded and not outcome.stopped and self._keeps_test_split(variables):
