@@ -39,8 +39,10 @@ def move(api, alias, version):
     assert response.status_code == 200, response.content
 
 
-def updates():
-    events = Event.objects.filter(category="skill", action="updated").order_by("id")
+def updates(*actions):
+    """The skill's ML Logs of these actions ("updated": now serving another version)."""
+    actions = actions or ("updated",)
+    events = Event.objects.filter(category="skill", action__in=actions).order_by("id")
     return [(e.actor_name, e.message, e.data) for e in events]
 
 
@@ -82,7 +84,7 @@ def test_changing_what_a_skill_follows(api, versions):
     # a version chosen by hand: the alias no longer decides
     skill = api.patch_json(url, {"version": "2.0"}).json()
     assert (skill["alias"], skill["version"]) == (None, "2.0")
-    messages = [message for _, message, _ in updates()]
+    messages = [message for _, message, _ in updates("changed", "update_requested")]
     assert messages == [
         "auto-update on, follows no alias",
         "auto-update off, follows alias champion",
@@ -97,7 +99,7 @@ def test_a_tick_moves_a_follower_once_and_never_to_a_version_that_failed(api, ve
     for _ in range(2):  # two hosts' ticks, with the skill as each read it before
         skill_follow_alias(stale)
     assert skill_of().version.number == "2.0"
-    assert updates() == [
+    assert updates("changed", "update_requested") == [  # not serving yet: a deployment
         (
             "system",
             "1.0 → 2.0 (alias champion moved)",
@@ -127,7 +129,7 @@ def test_a_skill_following_an_alias_serves_where_it_moves(api, versions):
     wait_until(serving_two, 60, "the skill never served 2.0")
     # the old replica may take a last call while it stops
     wait_until(lambda: predict(api, body="whoami").json()["version"] == "two", 10, "still one")
-    assert updates()[-1][:2] == ("system", "1.0 → 2.0 (alias champion moved)")
+    assert updates()[-1][:2] == ("system", "1.0 → 2.0 (alias champion moved), now serving")
 
     # the alias goes: the skill keeps what it serves
     assert api.delete(f"{API}/packages/echo/aliases/champion").status_code == 204
