@@ -16,7 +16,7 @@ from core.services import (
 )
 from datasets.selectors import dataset_list
 from packages.selectors import package_list, with_latest_number
-from pipelines.selectors import pipeline_run_list
+from pipelines.run_pages import pipeline_run_list
 
 RECENT = 5  # rows in each of the Overview's cards
 

@@ -20,7 +20,7 @@ from core.models import Event, Membership
 from datasets.models import Dataset
 from packages.models import Package, PackageVersion
 from pipelines.models import PipelineRun, Schedule
-from pipelines.selectors import RunPage
+from pipelines.run_pages import RunPage
 from skills.models import Skill
 
 PAGE_OF_EVENTS = 50

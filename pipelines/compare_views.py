@@ -13,8 +13,8 @@ from django.utils.text import Truncator
 
 from core.pages import bad_request
 from core.services import project_get_for_user
+from pipelines.comparison import compared_run_ids, run_comparison
 from pipelines.parameters import DEFAULTS
-from pipelines.selectors import compared_run_ids, run_comparison
 
 # Metrics whose names say lower is better (a loss, an error); any other is best when highest,
 # as the score is.

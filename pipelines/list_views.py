@@ -8,14 +8,11 @@ from django.utils.http import urlencode
 from core.pages import bad_request
 from core.services import RUN, can, project_get_for_user
 from packages.selectors import package_list
+from pipelines.comparison import MOST_COMPARED_RUNS
 from pipelines.models import PipelineRun
-from pipelines.selectors import (
-    MOST_COMPARED_RUNS,
-    PAGE_OF_RUNS,
-    metric_names,
-    pipeline_run_page,
-    waiting_for,
-)
+from pipelines.queue_places import waiting_for
+from pipelines.run_pages import PAGE_OF_RUNS, pipeline_run_page
+from pipelines.selectors import metric_names
 
 
 def _page_offset(raw, per_page) -> int:

@@ -5,13 +5,9 @@ from ninja import Query, Router, Schema
 
 from core.errors import pattern
 from core.services import project_get_for_user
+from pipelines.comparison import MOST_COMPARED_RUNS, compared_run_ids, run_comparison
 from pipelines.metrics import metric_points
-from pipelines.selectors import (
-    MOST_COMPARED_RUNS,
-    compared_run_ids,
-    pipeline_run_get,
-    run_comparison,
-)
+from pipelines.selectors import pipeline_run_get
 
 router = Router(tags=["metrics"])
 # A chart is at most a few thousand pixels wide: more points than this are never needed.

@@ -124,7 +124,7 @@ class PipelineRun(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         # The list's pages are read by keyset from these, one per filter and order, each
-        # ending in the list's own order (pipelines/selectors.py, issue 13).
+        # ending in the list's own order (pipelines/run_pages.py).
         indexes = [
             models.Index(fields=["project", "-created_at", "-id"], name="run_list_newest"),
             models.Index(

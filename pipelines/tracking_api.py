@@ -6,7 +6,8 @@ from pydantic import ConfigDict
 
 from core.errors import ErrorOut
 from core.services import project_get_for_user
-from pipelines.api import PipelineOut, pipeline_out, router
+from pipelines.api import router
+from pipelines.schemas import PipelineOut, pipeline_out
 from pipelines.selectors import pipeline_run_get
 from pipelines.tracking import pipeline_run_update, run_tags
 

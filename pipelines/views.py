@@ -25,6 +25,7 @@ from pipelines.inputs import clean_run_inputs, deleted_inputs
 from pipelines.logs import has_output, log_html, run_log_html, run_log_tail, run_log_text
 from pipelines.metrics_pages import metrics_context
 from pipelines.models import PipelineRun, Schedule
+from pipelines.queue_places import queue_place, waiting_for
 from pipelines.schedules import (
     schedule_delete,
     schedule_pause,
@@ -36,15 +37,13 @@ from pipelines.selectors import (
     environment_built_elsewhere,
     pipeline_run_get,
     pipeline_run_results,
-    queue_place,
     run_output,
-    run_timeline,
     schedule_get,
     schedule_list,
-    waiting_for,
 )
 from pipelines.services import pipeline_run_delete, pipeline_run_kill, pipeline_run_retry
 from pipelines.start import pipeline_start
+from pipelines.timeline import run_timeline
 from pipelines.tracebacks import failure_traceback, run_workspace
 from pipelines.tracking import pipeline_run_update
 from pipelines.tracking_pages import notes_context, posted_edit, tags_from_rows

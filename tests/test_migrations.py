@@ -109,7 +109,7 @@ def test_a_metric_logged_before_gets_its_runs_keys_and_sorts_the_list():
         _migrate(latest)
     from core.models import Project
     from pipelines.models import MetricSeries
-    from pipelines.selectors import pipeline_run_page
+    from pipelines.run_pages import pipeline_run_page
 
     copied = MetricSeries.objects.order_by("run_id").values_list("project_id", "run_created_at")
     assert list(copied) == [(project.pk, run.created_at) for run in runs]

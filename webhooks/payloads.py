@@ -12,7 +12,7 @@ from datasets.api import DatasetOut
 from datasets.selectors import dataset_get
 from packages.api import version_out
 from packages.selectors import package_get, version_get
-from pipelines.api import pipeline_out
+from pipelines.schemas import pipeline_out
 from pipelines.selectors import pipeline_run_get
 from skills.selectors import skill_get, skill_out_rows
 from webhooks.models import PING

@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from core.models import Project
 from packages.models import Package
 from pipelines.models import MetricSeries, PipelineRun
-from pipelines.selectors import pipeline_run_list
+from pipelines.run_pages import pipeline_run_list
 from tests.pipelines.pages import HTMX, queued_run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("runs_stay_here")]

@@ -20,7 +20,7 @@ from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
 from pipelines import worker_counts as pipeline_worker
 from pipelines.models import LogChunk, PipelineRun
-from pipelines.selectors import waiting_for
+from pipelines.queue_places import waiting_for
 from tests.conftest import start_worker, stop, upload, wait_for_workers, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
