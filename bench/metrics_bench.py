@@ -26,7 +26,6 @@ directory; with DATABASE_URL it uses that database, which must hold no runs.
 import argparse
 import io
 import json
-import math
 import os
 import re
 import shutil
@@ -64,6 +63,7 @@ from metrics_reference import (  # noqa: E402  the same loop and curves on both 
     http_get,
     runserver,
 )
+from percentiles import p95  # noqa: E402
 
 from core.embedded_redis import stop  # noqa: E402
 from core.models import Membership, Project  # noqa: E402
@@ -75,10 +75,6 @@ from pipelines.models import MetricSeries, PipelineRun  # noqa: E402
 from pipelines.runner import metrics_file  # noqa: E402
 from pipelines.start import pipeline_start  # noqa: E402
 from tests.factories import package_zip  # noqa: E402
-
-
-def p95(values):
-    return sorted(values)[max(0, math.ceil(0.95 * len(values)) - 1)]
 
 
 def timed(call, times):

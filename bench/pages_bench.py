@@ -33,7 +33,6 @@ are set); with DATABASE_URL it uses that database, which must hold no runs, e.g.
 """
 
 import argparse
-import math
 import os
 import re
 import shutil
@@ -64,6 +63,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from bench.pages_data import make_outputs, make_runs  # noqa: E402
+from bench.percentiles import p95  # noqa: E402
 from bench.pipeline_bench import TRAIN  # noqa: E402
 from core.embedded_redis import stop  # noqa: E402
 from core.models import Membership, Project  # noqa: E402
@@ -75,10 +75,6 @@ from tests.factories import package_zip  # noqa: E402
 
 LIST_GOAL, FOLDER_GOAL = 100, 50  # p95, ms
 PACKAGES = 20
-
-
-def p95(values):
-    return sorted(values)[max(0, math.ceil(0.95 * len(values)) - 1)]
 
 
 def timed(call, times):
