@@ -64,7 +64,7 @@ from core.models import (  # noqa: E402
     Membership,
     Project,
 )
-from core.services import api_token_create  # noqa: E402
+from core.tokens import api_token_create  # noqa: E402
 from governance.selectors import event_cursor  # noqa: E402
 from packages.models import Package, PackageVersion  # noqa: E402
 

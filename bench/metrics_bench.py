@@ -67,7 +67,7 @@ from percentiles import p95  # noqa: E402
 
 from core.embedded_redis import stop  # noqa: E402
 from core.models import Membership, Project  # noqa: E402
-from core.services import api_token_create  # noqa: E402
+from core.tokens import api_token_create  # noqa: E402
 from datasets.services import dataset_create, dataset_file_put  # noqa: E402
 from packages.services import package_create  # noqa: E402
 from pipelines.metrics import metrics_append  # noqa: E402

@@ -74,7 +74,7 @@ from skills_report import show_concurrent, show_floor, show_sequential, summary 
 
 from core.embedded_redis import ensure_embedded_redis, stop  # noqa: E402
 from core.models import Membership, Project  # noqa: E402
-from core.services import api_token_create  # noqa: E402
+from core.tokens import api_token_create  # noqa: E402
 from packages.services import package_create  # noqa: E402
 from skills import channel  # noqa: E402
 from skills.models import Skill  # noqa: E402

@@ -2,7 +2,7 @@
 
 from ninja.security import HttpBearer
 
-from core.services import api_token_in_use
+from core.tokens import api_token_in_use
 
 
 class BearerToken(HttpBearer):

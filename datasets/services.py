@@ -11,6 +11,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
 from core.disk_space import data_disk_refuse_when_low
+from core.errors import conflict, name_taken
 from core.events import record
 from core.manifests import (
     clean_folder,
@@ -22,7 +23,7 @@ from core.manifests import (
     manifest_put_files,
     manifest_put_folder,
 )
-from core.services import RUN, conflict, name_taken, require
+from core.services import RUN, require
 from core.zips import open_safe_zip
 from datasets.models import Dataset
 

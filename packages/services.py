@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.disk_space import data_disk_refuse_when_low
+from core.errors import conflict, name_taken
 from core.events import record
 from core.manifests import (
     clean_path,
@@ -16,7 +17,7 @@ from core.manifests import (
     manifest_from_files,
     manifest_totals,
 )
-from core.services import RUN, conflict, name_taken, require
+from core.services import RUN, require
 from packages.models import Package, PackageVersion
 from packages.selectors import version_next_major
 from packages.validation import read_package_zip

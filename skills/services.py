@@ -7,8 +7,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from core.errors import name_taken
 from core.events import record
-from core.services import RUN, name_taken, require
+from core.services import RUN, require
 from packages.models import Package, PackageVersion
 from skills import channel, stats
 from skills.models import Skill, SkillReplica
