@@ -33,7 +33,7 @@ from pipelines.runner.outputs import manifest_by_id, run_outputs
 from pipelines.runner.plan import call_plan
 from pipelines.runner.watch import RunWatch
 from sandbox import isolation, sandbox, sandbox_uids
-from sandbox.process import run_user_code
+from sandbox.process import Supervision, UserCode, run_user_code
 from sandbox.sandbox import python_prefixes
 from sandbox.workspace import OverLimit, Workspace
 
@@ -188,19 +188,21 @@ class Runner:
                 stack.callback(box.close)
             metrics = stack.enter_context(metrics_file(run.pk, workspace, self.log.platform))
             started_ahead, self.ahead = self.ahead, None  # run_user_code's from here on
-            outcome = run_user_code(
+            code = UserCode(
                 python=environment.python,
                 workspace=workspace,
                 variables=variables,
                 plan=call_plan(run, variables),
+                extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
+            )
+            supervision = Supervision(
                 log=self.log,
-                sandbox=box,
                 should_stop=self._should_stop,
                 on_start=self._record_process_group,
-                extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
-                user_ids=user_ids,
                 tick=metrics.read_if_due,
-                ahead=started_ahead,
+            )
+            outcome = run_user_code(
+                code, supervision, sandbox=box, user_ids=user_ids, ahead=started_ahead
             )
             if outcome.stopped == "database":  # nothing of it can be stored: it fails, saying why
                 raise self.watch.database_lost
