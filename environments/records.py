@@ -96,8 +96,8 @@ def version_environment(version, requirements: str | None = None) -> Environment
 
 def prepare_environment_ahead(version) -> None:
     """Build a new version's environment ahead, once the transaction that stored the version
-    commits, so its first run does not pay for it. Upload pages, the API and the runner call
-    this for each version they make."""
+    commits, so its first run does not pay for it. Package uploads (packages/services.py)
+    and the runner call this for each version they make."""
     if version.package.training_enabled and settings.PREPARE_ENVIRONMENTS:
         transaction.on_commit(lambda: prepare_environment_later(version))
 
