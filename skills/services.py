@@ -5,37 +5,19 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 
 from core.errors import name_taken
-from core.events import record
 from core.services import RUN, require
 from packages.models import Package, PackageVersion
 from skills import channel, stats
-from skills.models import Skill, SkillReplica
+from skills.events import skill_event
+from skills.models import Skill
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # part of the skill's URL
 RESERVED_NAMES = {"new"}  # /p/<project>/skills/new/ is the create form
 VERSION_PATTERN = r"^(\d{1,9})\.(\d{1,9})$"
 # What a skill host answers a call with (skills/host.py, skills/replica.py).
 ANSWER_STATUSES = (200, 422, 502, 504)
-
-
-def _record(skill, action, *, actor=None, message="", data=None, url=True):
-    """A skill's ML Logs event; `actor` None is the system (auto-update, a failure)."""
-    project = skill.project
-    return record(
-        project=project,
-        category="skill",
-        action=action,
-        actor=actor,
-        object_type="skill",
-        object_key=skill.name,
-        object_name=skill.name,
-        url=reverse("skill-detail", args=[project.slug, skill.name]) if url else "",
-        message=message,
-        data=data,
-    )
 
 
 def _version(package, number, field="version") -> PackageVersion:
@@ -113,7 +95,7 @@ def skill_create(
             )
             skill.give_api_key()
             skill.save()
-            _record(
+            skill_event(
                 skill,
                 "deployed",
                 actor=user,
@@ -165,7 +147,7 @@ def _record_updated(skill, *, user, before, after) -> None:
         changes.append(f"replicas {before[1]} → {after[1]}")
     if before[2] != after[2]:
         changes.append(f"auto-update {'on' if after[2] else 'off'}")
-    _record(
+    skill_event(
         skill,
         "updated",
         actor=user,
@@ -189,7 +171,7 @@ def skill_deploy(*, user, skill) -> Skill:
             skill.save(
                 update_fields=["status", "reason", "serving", "failed_version", "updated_at"]
             )
-            _record(
+            skill_event(
                 skill,
                 "deployed",
                 actor=user,
@@ -208,7 +190,7 @@ def skill_undeploy(*, user, skill) -> Skill:
     with transaction.atomic():
         skill.save(update_fields=["status", "reason", "serving", "updated_at"])
         if was != Skill.UNDEPLOYED:
-            _record(skill, "undeployed", actor=user, message="Its replicas stop")
+            skill_event(skill, "undeployed", actor=user, message="Its replicas stop")
     return skill
 
 
@@ -220,83 +202,15 @@ def skill_rotate_key(*, user, skill) -> Skill:
     with transaction.atomic():
         skill.save(update_fields=["api_key_digest", "api_key_prefix", "updated_at"])
         # never the key itself: ML Logs are read by every member of the project
-        _record(skill, "key_rotated", actor=user, message="New API key; the old one stopped")
+        skill_event(skill, "key_rotated", actor=user, message="New API key; the old one stopped")
     return skill
 
 
 def skill_delete(*, user, skill) -> None:
     require(user=user, project=skill.project, need=RUN)
     with transaction.atomic():
-        _record(skill, "deleted", actor=user, url=False)
+        skill_event(skill, "deleted", actor=user, url=False)
         skill.delete()  # skill hosts stop its replicas: their rows went with it
-
-
-def skill_follow_newest(skill) -> None:
-    """Auto-update: the newest minor version of the skill's major, once one is newer than what
-    it has (and is not the one that just failed to load)."""
-    newest = (
-        PackageVersion.objects.filter(
-            package_id=skill.package_id,
-            major=skill.version.major,
-            minor__gt=skill.version.minor,
-        )
-        .exclude(pk=skill.failed_version_id or 0)
-        .order_by("-minor")
-        .first()
-    )
-    if newest is None:
-        return
-    with transaction.atomic():
-        moved = Skill.objects.filter(pk=skill.pk, version_id=skill.version_id).update(
-            version=newest,
-            status=Skill.UPDATING if skill.serving_id else Skill.DEPLOYING,
-            reason=f"auto-update to {newest.number}",
-        )
-        if moved:  # another host's tick may have moved it first: one event
-            number = skill.version.number
-            _record(
-                skill,
-                "updated",
-                message=f"{number} → {newest.number} (auto-update)",
-                data={"from": number, "to": newest.number, "auto": True},
-            )
-
-
-def skill_replica_failed(*, row_id: int, reason: str, loaded: bool) -> None:
-    """A replica could not load (`loaded`: it had, then crashed and could not again). A new
-    version that fails leaves the serving one in place, and the skill says why; a first
-    deployment that fails is Failed."""
-    with transaction.atomic():
-        row = SkillReplica.objects.select_related("version").filter(pk=row_id).first()
-        if row is None:
-            return
-        row.delete()
-        skill = Skill.objects.select_for_update().filter(pk=row.skill_id).first()
-        if (
-            skill is None
-            or skill.version_id != row.version_id
-            or skill.serving_id == skill.version_id
-        ):
-            return  # a replica of the serving version: its slot is claimed and tried again
-        number = row.version.number
-        if skill.serving_id:
-            skill.failed_version_id = skill.version_id
-            skill.version_id = skill.serving_id
-            skill.status = Skill.AVAILABLE
-            skill.reason = (
-                f"Version {number} failed to load, so the previous one still serves: {reason}"
-            )
-        else:
-            skill.status = Skill.FAILED
-            skill.reason = f"Version {number} failed to load: {reason}"
-        skill.save(update_fields=["version", "failed_version", "status", "reason", "updated_at"])
-        SkillReplica.objects.filter(skill=skill, version_id=row.version_id).delete()
-        _record(
-            skill,
-            "failed",
-            message=skill.reason[:500],
-            data={"version": number, "reason": reason, "still_serving": bool(skill.serving_id)},
-        )
 
 
 def skill_predict(*, skill, body: bytes) -> tuple[int, dict, bytes]:

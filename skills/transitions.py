@@ -1,0 +1,114 @@
+"""Every change of a skill's status or a replica's state that skill hosts make happens here.
+
+As pipelines/transitions.py: each is one conditional UPDATE, or one transaction with the
+skill's row locked, so two hosts (or a host and a person changing the skill) acting at once
+can't overwrite each other: the one that comes second finds the condition false and changes
+nothing. What people do to a skill (deploy, update, undeploy) is its services'.
+
+    replica: Starting → Ready → (crashed) Starting → … ; failed to load: its row deleted
+    skill: Deploying | Updating → Available (all replicas of its version loaded) | Failed
+"""
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from packages.models import PackageVersion
+from skills.events import skill_event
+from skills.models import Skill, SkillReplica
+
+
+def replica_ready(row_id: int) -> bool:
+    """Starting → Ready: the replica loaded (again)."""
+    return bool(
+        SkillReplica.objects.filter(pk=row_id).update(
+            state=SkillReplica.READY, ready_at=timezone.now(), error=""
+        )
+    )
+
+
+def replica_restarting(row_id: int) -> bool:
+    """Ready → Starting: the replica crashed and is started again, counted."""
+    return bool(
+        SkillReplica.objects.filter(pk=row_id).update(
+            state=SkillReplica.STARTING, restarts=F("restarts") + 1
+        )
+    )
+
+
+def serve_new_version(skill) -> bool:
+    """Traffic to the skill's version, now that all its replicas have loaded: Available.
+    Nothing when the skill moved to another version meanwhile."""
+    return bool(
+        Skill.objects.filter(pk=skill.pk, version_id=skill.version_id).update(
+            serving_id=skill.version_id, status=Skill.AVAILABLE, reason=""
+        )
+    )
+
+
+def follow_newest(skill) -> None:
+    """Auto-update: the newest minor version of the skill's major, once one is newer than what
+    it has (and is not the one that just failed to load)."""
+    newest = (
+        PackageVersion.objects.filter(
+            package_id=skill.package_id,
+            major=skill.version.major,
+            minor__gt=skill.version.minor,
+        )
+        .exclude(pk=skill.failed_version_id or 0)
+        .order_by("-minor")
+        .first()
+    )
+    if newest is None:
+        return
+    with transaction.atomic():
+        moved = Skill.objects.filter(pk=skill.pk, version_id=skill.version_id).update(
+            version=newest,
+            status=Skill.UPDATING if skill.serving_id else Skill.DEPLOYING,
+            reason=f"auto-update to {newest.number}",
+        )
+        if moved:  # another host's tick may have moved it first: one event
+            number = skill.version.number
+            skill_event(
+                skill,
+                "updated",
+                message=f"{number} → {newest.number} (auto-update)",
+                data={"from": number, "to": newest.number, "auto": True},
+            )
+
+
+def replica_failed(*, row_id: int, reason: str, loaded: bool) -> None:
+    """A replica could not load (`loaded`: it had, then crashed and could not again). A new
+    version that fails leaves the serving one in place, and the skill says why; a first
+    deployment that fails is Failed."""
+    with transaction.atomic():
+        row = SkillReplica.objects.select_related("version").filter(pk=row_id).first()
+        if row is None:
+            return
+        row.delete()
+        skill = Skill.objects.select_for_update().filter(pk=row.skill_id).first()
+        if (
+            skill is None
+            or skill.version_id != row.version_id
+            or skill.serving_id == skill.version_id
+        ):
+            return  # a replica of the serving version: its slot is claimed and tried again
+        number = row.version.number
+        if skill.serving_id:
+            skill.failed_version_id = skill.version_id
+            skill.version_id = skill.serving_id
+            skill.status = Skill.AVAILABLE
+            skill.reason = (
+                f"Version {number} failed to load, so the previous one still serves: {reason}"
+            )
+        else:
+            skill.status = Skill.FAILED
+            skill.reason = f"Version {number} failed to load: {reason}"
+        skill.save(update_fields=["version", "failed_version", "status", "reason", "updated_at"])
+        SkillReplica.objects.filter(skill=skill, version_id=row.version_id).delete()
+        skill_event(
+            skill,
+            "failed",
+            message=skill.reason[:500],
+            data={"version": number, "reason": reason, "still_serving": bool(skill.serving_id)},
+        )
