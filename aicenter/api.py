@@ -1,4 +1,4 @@
-"""The JSON API, v1 (SPEC's table). Every endpoint calls the same services as the pages."""
+"""The JSON API, v1 (docs/api.md). Every endpoint calls the same services as the pages."""
 
 from datetime import datetime
 from typing import Literal

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""ML Logs at 1,000,000 events, measured (issue 14). Run from the repository root with the
+"""ML Logs at 1,000,000 events, measured. Run from the repository root with the
 venv's Python:
 
     .venv/bin/python bench/logs_bench.py [--events 1000000] [--requests 30]

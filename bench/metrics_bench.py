@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Metrics, measured (issue 11). Run from the repository root with the venv's Python:
+"""Metrics, measured. Run from the repository root with the venv's Python:
 
     .venv/bin/python bench/metrics_bench.py [--points 100000] [--repeat 3] [--runs 100000]
         [--mlflow /tmp/mlflow-venv/bin/python]

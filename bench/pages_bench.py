@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Pages at 100,000 runs, measured (issue 13). Run from the repository root with the venv's
+"""Pages at 100,000 runs, measured. Run from the repository root with the venv's
 Python:
 
     .venv/bin/python bench/pages_bench.py [--runs 100000] [--files 10000] [--requests 30]
@@ -11,7 +11,7 @@ Python:
    the list offers (status, type, package, recurring pipeline), each order (score, a metric
    column, sorted by it), filters with a deep page, and the htmx poll. Deep pages are asked
    for by number (`?page=N`, the links of old) and then through the page's own "next" link
-   (a cursor, since issue 13).
+   (a cursor).
 2. The same runs through the JSON API list (`GET …/pipelines`): first 100, offset 50,000 (and
    the page its `Link: rel="next"` leads to, when it answers one), filtered, filtered and deep.
 3. A run whose artifacts are a tree of `--files` files (10 folders of 400 images, 100 epochs of

