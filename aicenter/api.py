@@ -9,11 +9,10 @@ from django.http import Http404
 from ninja import Field, NinjaAPI, Router, Schema, Status
 from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as SchemaError
-from ninja.security import django_auth
 from pydantic import ConfigDict
 
 from accounts.api import router as accounts_router
-from core.auth import BearerToken
+from core.auth import NO_CREDENTIALS, BearerToken, browser_session
 from core.database import is_locked
 from core.disk_space import DiskFull
 from core.errors import PATTERN_HINTS, ErrorOut, is_conflict
@@ -37,7 +36,7 @@ api = NinjaAPI(
     title="AI Center API",
     version="1",
     urls_namespace="api",
-    auth=[BearerToken(), django_auth],
+    auth=[BearerToken(), browser_session],
     docs_url="/docs",
     openapi_url="/openapi.json",
 )
@@ -82,6 +81,8 @@ def invalid_schema(request, error):
         message = item.get("msg", "invalid")
         if item.get("type") == "string_pattern_mismatch":
             message = PATTERN_HINTS.get(item["ctx"]["pattern"], message)
+        elif item.get("type") == "extra_forbidden":  # a mistyped name must not pass unseen
+            message = "Unknown field: this request takes no such field (see /api/v1/docs)."
         errors.setdefault(".".join(loc) or "body", []).append(message)
     detail = " ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items())
     return api.create_response(request, {"detail": detail, "errors": errors}, status=422)
@@ -123,18 +124,14 @@ def database_busy(request, error):
 
 @api.exception_handler(AuthenticationError)
 def unauthenticated(request, error):
-    return api.create_response(
-        request,
-        {
-            "detail": "Authentication required: send 'Authorization: Bearer <token>' "
-            "(make one with manage.py create_api_token USERNAME)."
-        },
-        status=401,
-    )
+    """401: no credentials at all (ninja's bare AuthenticationError), or ones that were sent
+    and say in their message what is wrong with them."""
+    detail = error.message if error.message != "Unauthorized" else NO_CREDENTIALS
+    return api.create_response(request, {"detail": detail}, status=401)
 
 
 class ProjectIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     name: str = Field(
         json_schema_extra={"maxLength": 100, "pattern": PROJECT_NAME_PATTERN},
@@ -153,7 +150,7 @@ class ProjectOut(Schema):
 
 
 class ProjectSettingsIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     allow_network: bool
     keep_skill_inputs: bool | None = Field(
@@ -199,7 +196,7 @@ class MemberOut(Schema):
 
 
 class MemberIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     role: Literal["admin", "data_scientist", "viewer"]
 

@@ -57,6 +57,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: /healthz answers load balancers before the host check and the https redirect.
     "aicenter.health.HealthCheckMiddleware",
+    # Early, to see every response: an HTML error page under /api/ becomes JSON.
+    "aicenter.api_errors.ApiErrorsAsJson",
     "django.middleware.security.SecurityMiddleware",
     "aicenter.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

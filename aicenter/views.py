@@ -1,6 +1,7 @@
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 
 from core.members import membership_remove, membership_set
 from core.models import Membership
@@ -17,6 +18,23 @@ from packages.selectors import package_list, with_latest_number
 from pipelines.selectors import pipeline_run_list
 
 RECENT = 5  # rows in each of the Overview's cards
+
+
+class LoginView(auth_views.LoginView):
+    """Logged in, a person lands where they work: the `default` project if theirs, else their
+    first one (the projects list only if they have none). A page that asked for the login
+    (`?next=`) wins, except the projects list itself: it is where opening the site's address
+    sends everyone, which says nothing of where they want to be."""
+
+    def get_success_url(self):
+        wanted = self.get_redirect_url()
+        if wanted and wanted != resolve_url("project-list"):
+            return wanted
+        projects = project_list_for_user(self.request.user)
+        project = projects.filter(slug="default").first() or projects.first()
+        if project is None:
+            return resolve_url("project-list")
+        return resolve_url("project-home", project=project.slug)
 
 
 @login_required

@@ -6,6 +6,10 @@ from ninja import Schema
 from core.blobs import CorruptBlob, blob_open
 from core.manifests import manifest_file, manifest_files, manifest_zip_file
 
+INLINE_POLICY = (
+    "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+)
+
 
 def file_response(manifest, path: str, *, as_attachment=True) -> FileResponse:
     entry = manifest_file(manifest, path)
@@ -21,9 +25,13 @@ def file_response(manifest, path: str, *, as_attachment=True) -> FileResponse:
         ) from error
     response = FileResponse(stored, as_attachment=as_attachment, filename=path.rsplit("/", 1)[-1])
     if not as_attachment:
-        # Shown in the page (image previews): never let uploaded content run scripts here.
-        response["Content-Security-Policy"] = "sandbox"
+        # Shown in the page (an image, or an HTML report in the preview's iframe): whatever a
+        # package wrote, it runs no script, loads nothing from anywhere, and as a document of
+        # its own opaque origin (sandbox) it reads nothing of AI Center's. Only this site may
+        # frame it: the pages' own policy forbids any framing.
+        response["Content-Security-Policy"] = INLINE_POLICY
         response["X-Content-Type-Options"] = "nosniff"
+        response["X-Frame-Options"] = "SAMEORIGIN"
     return response
 
 

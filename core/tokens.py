@@ -154,10 +154,15 @@ def api_token_revoke(*, user, token_id: int, why: str = "") -> ApiToken:
     return token
 
 
+def api_token_find(token: str) -> ApiToken | None:
+    """The token's row, with its user, whatever its status."""
+    return ApiToken.objects.select_related("user").filter(digest=_digest(token)).first()
+
+
 def api_token_in_use(token: str) -> ApiToken | None:
     """The token's row, with its user, if it is neither revoked nor expired and its user is
     active; else None. Notes when it was last used."""
-    found = ApiToken.objects.select_related("user").filter(digest=_digest(token)).first()
+    found = api_token_find(token)
     if found is None or found.status != "active" or not found.user.is_active:
         return None
     now = timezone.now()

@@ -24,7 +24,7 @@ router = Router(tags=["datasets"])
 
 
 class DatasetIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     name: str = Field(json_schema_extra={"maxLength": 100, "pattern": NAME_PATTERN})
     description: str = ""
@@ -45,7 +45,7 @@ def list_datasets(request, project: str):
 
 
 class FolderIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     name: str
     folder: str = ""  # where to make it; the dataset's top by default

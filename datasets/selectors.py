@@ -36,11 +36,14 @@ def dataset_get(*, project, name: str, with_totals: bool = False) -> Dataset:
     return dataset
 
 
-def dataset_pipeline_runs(*, dataset):
-    """The runs that train or evaluate on the dataset, which keep it from being deleted,
-    newest first, with what a table of runs shows (partials/runs_table.html)."""
+def dataset_pipeline_runs(*, dataset, unfinished: bool = False):
+    """The runs that train or evaluate on the dataset (`unfinished`: those that keep it from
+    being deleted), newest first, with what a table of runs shows (partials/runs_table.html)."""
+    runs = dataset.project.pipeline_runs
+    if unfinished:
+        runs = runs.filter(status__in=runs.model.UNFINISHED)
     return (
-        dataset.project.pipeline_runs.filter(Q(dataset=dataset) | Q(evaluation_dataset=dataset))
+        runs.filter(Q(dataset=dataset) | Q(evaluation_dataset=dataset))
         .select_related("package", "version", "dataset", "evaluation_dataset", "created_by")
         .order_by("-created_at", "-id")
     )

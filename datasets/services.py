@@ -9,10 +9,12 @@ from django.db.models import ProtectedError
 from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+from django.utils import timezone
 
 from core.disk_space import data_disk_refuse_when_low
-from core.errors import conflict, name_taken
+from core.errors import name_taken
 from core.events import record
+from core.in_use import refuse_live_runs
 from core.manifests import (
     clean_folder,
     clean_path,
@@ -187,16 +189,20 @@ def dataset_path_delete(*, user, dataset, path: str) -> None:
 
 
 def dataset_delete(*, user, dataset) -> None:
-    """Delete the dataset and its files; refused while runs use it."""
+    """Delete the dataset and its files. Refused while unfinished runs use it; if finished
+    runs used it, its row stays as a tombstone those runs still name (their snapshots keep
+    what they read), and its name is free again."""
     require(user=user, project=dataset.project, need=RUN)
+    manifest = dataset.manifest
     try:
         with transaction.atomic():
-            manifest = dataset.manifest
             _record(dataset, "deleted", actor=user, message=dataset.description[:200], url=False)
             dataset.delete()
             manifest_delete(manifest)
-    except ProtectedError as error:
-        runs = sorted({str(obj.pk) for obj in error.protected_objects})
-        raise conflict(
-            f"Dataset {dataset.name} can't be deleted: pipeline run(s) {', '.join(runs)} use it."
-        ) from None
+        return
+    except ProtectedError as error:  # runs read it: its only PROTECTed users
+        refuse_live_runs(f"Dataset {dataset.name}", error.protected_objects)
+    with transaction.atomic():
+        _record(dataset, "deleted", actor=user, message=dataset.description[:200], url=False)
+        Dataset.with_deleted.filter(pk=dataset.pk).update(deleted_at=timezone.now(), manifest=None)
+        manifest_delete(manifest)

@@ -149,11 +149,11 @@ def dataset_delete_path(request, project, dataset):
 
 @login_required
 def dataset_delete_page(request, project, dataset):
-    """GET: which runs use the dataset (it can't go while they exist), or the button that
-    deletes it. POST: delete it, or, when runs use it, that same list."""
+    """GET: which unfinished runs use the dataset (it can't go while they run), or the button
+    that deletes it. POST: delete it, or, when such runs use it, that same list."""
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     dataset = dataset_get(project=project, name=dataset)
-    runs = dataset_pipeline_runs(dataset=dataset)
+    runs = dataset_pipeline_runs(dataset=dataset, unfinished=True)
     errors = None
     if request.method == "POST" and not runs.exists():
         try:
@@ -170,6 +170,7 @@ def dataset_delete_page(request, project, dataset):
         runs=runs,
         errors=errors,
         what="the dataset and all its files",
+        kept=dataset_pipeline_runs(dataset=dataset).count(),
         back_url=_browse_url(project, dataset),
         action_url=url,
     )
@@ -179,4 +180,4 @@ def dataset_delete_page(request, project, dataset):
 def dataset_download(request, project, dataset, path):
     project = project_get_for_user(user=request.user, slug=project)
     dataset = dataset_get(project=project, name=dataset)
-    return file_response(dataset.manifest, path)
+    return file_response(dataset.manifest, path, as_attachment=not request.GET.get("inline"))

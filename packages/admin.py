@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from core.admin import ReadOnlyAdmin
-from packages.models import Package, PackageVersion
+from packages.models import Package, PackageAlias, PackageVersion
 
 
 class PackageVersionInline(admin.TabularInline):
@@ -28,3 +28,14 @@ class PackageVersionAdmin(ReadOnlyAdmin):
     search_fields = ["package__name"]
     list_select_related = ["package"]
     raw_id_fields = ["manifest", "parent"]
+
+
+@admin.register(PackageAlias)
+class PackageAliasAdmin(ReadOnlyAdmin):
+    """Read only: an alias is moved on the package page or through the API, which record it in
+    ML Logs (and skills that follow it update)."""
+
+    list_display = ["name", "package", "version", "updated_by", "updated_at"]
+    list_filter = ["package__project"]
+    search_fields = ["name", "package__name"]
+    list_select_related = ["package", "version", "updated_by"]

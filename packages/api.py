@@ -2,10 +2,12 @@ from datetime import datetime
 
 from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
+from pydantic import ConfigDict
 
 from core.downloads import zip_response
 from core.errors import ErrorOut
 from core.services import project_get_for_user
+from packages.aliases import alias_list, alias_remove, alias_set
 from packages.selectors import package_get, package_list, version_get, version_list
 from packages.services import (
     package_create,
@@ -31,6 +33,19 @@ class VersionOut(Schema):
     environment: EnvironmentStatus
 
 
+class AliasOut(Schema):
+    alias: str
+    version: str
+    updated_by: str | None
+    updated_at: datetime
+
+
+class AliasIn(Schema):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    version: str
+
+
 class PackageOut(Schema):
     name: str
     description: str
@@ -42,6 +57,7 @@ class PackageOut(Schema):
     training_enabled: bool
     created_at: datetime
     versions: list[VersionOut]
+    aliases: list[AliasOut]
 
 
 class PackageSummary(Schema):
@@ -73,11 +89,26 @@ def _environment(version) -> dict:
     return {"status": build.status, "detail": build.detail}
 
 
+def alias_out(alias) -> dict:
+    return {
+        "alias": alias.name,
+        "version": alias.version.number,
+        "updated_by": alias.updated_by.get_username() if alias.updated_by else None,
+        "updated_at": alias.updated_at,
+    }
+
+
 def package_out(package) -> dict:
     fields = {
-        name: getattr(package, name) for name in PackageOut.model_fields if name != "versions"
+        name: getattr(package, name)
+        for name in PackageOut.model_fields
+        if name not in ("versions", "aliases")
     }
-    return {**fields, "versions": [version_out(v) for v in version_list(package=package)]}
+    return {
+        **fields,
+        "versions": [version_out(v) for v in version_list(package=package)],
+        "aliases": [alias_out(a) for a in alias_list(package=package)],
+    }
 
 
 @router.get("/{project}/packages", response=list[PackageSummary])
@@ -147,6 +178,14 @@ def upload_version(request, project: str, package: str, file: UploadedFile = Fil
     return Status(201, version_out(version))
 
 
+@router.get("/{project}/packages/{package}/versions/{version}", response=VersionOut)
+def get_version(request, project: str, package: str, version: str):
+    """One version, with the same fields as in the package's `versions`."""
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    return version_out(version_get(package=package, number=version))
+
+
 @router.get("/{project}/packages/{package}/versions/{version}/download", response={200: None})
 def download_version(request, project: str, package: str, version: str):
     project = project_get_for_user(user=request.user, slug=project)
@@ -164,8 +203,28 @@ def download_version(request, project: str, package: str, version: str):
 )
 def delete_version(request, project: str, package: str, version: str):
     """Delete a version's files. Its number is never given again, and runs that made it still
-    name it; refused (400) while pipeline runs use it."""
+    name it; refused (409) while skills serve it or unfinished pipeline runs use it."""
     project = project_get_for_user(user=request.user, slug=project)
     package = package_get(project=project, name=package)
     package_version_delete(user=request.user, version=version_get(package=package, number=version))
+    return Status(204, None)
+
+
+@router.put(
+    "/{project}/packages/{package}/aliases/{alias}", response={200: AliasOut, 409: ErrorOut}
+)
+def put_alias(request, project: str, package: str, alias: str, payload: AliasIn):
+    """Point the alias (champion, staging…) at a version, creating or moving it. Runs and
+    skills may name the alias where they name a version; skills that follow it update."""
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    return alias_out(alias_set(user=request.user, package=package, name=alias, **payload.dict()))
+
+
+@router.delete("/{project}/packages/{package}/aliases/{alias}", response={204: None})
+def delete_alias(request, project: str, package: str, alias: str):
+    """Remove the alias; skills that followed it keep the version they have."""
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    alias_remove(user=request.user, package=package, name=alias)
     return Status(204, None)

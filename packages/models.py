@@ -4,7 +4,19 @@ from django.db import models
 from core.models import Manifest, Project
 
 
+class LivePackages(models.Manager):
+    """Packages that exist, without the tombstones of deleted ones."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at=None)
+
+
 class Package(models.Model):
+    """An ML package of a project. Deleting one that finished runs used keeps its row as a
+    tombstone (`deleted_at`; its versions tombstones too, their files gone), so those runs
+    still name it; its name is free again. `Package.objects` and `project.packages` leave
+    tombstones out; `Package.with_deleted` has them."""
+
     INPUT_TYPES = [("json", "JSON"), ("file", "File"), ("files", "Files")]
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="packages")
@@ -20,10 +32,18 @@ class Package(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = LivePackages()
+    with_deleted = models.Manager()  # noqa: DJ012 - a manager, which ruff takes for a field
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="package_name_per_project")
+            models.UniqueConstraint(
+                fields=["project", "name"],
+                condition=models.Q(deleted_at=None),
+                name="package_name_per_project",
+            )
         ]
         ordering = ["name"]
 
@@ -100,3 +120,26 @@ class PackageVersion(models.Model):
     @property
     def number(self):
         return f"{self.major}.{self.minor}"
+
+
+class PackageAlias(models.Model):
+    """A name such as `champion` or `staging` pointing at one version of a package, moved by
+    people (packages/aliases.py). Wherever a version is chosen the name may stand for it, and
+    a skill may follow it: it updates when the alias moves."""
+
+    package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=40)
+    version = models.ForeignKey(PackageVersion, on_delete=models.CASCADE, related_name="aliases")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["package", "name"], name="alias_name_per_package")
+        ]
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.package.name}@{self.name}"

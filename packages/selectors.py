@@ -43,11 +43,14 @@ def package_get(*, project, name: str) -> Package:
     return package
 
 
-def package_pipeline_runs(*, package):
-    """The runs of the package, which keep it from being deleted, newest first, with what a
-    table of runs shows (partials/runs_table.html)."""
+def package_pipeline_runs(*, package, unfinished: bool = False):
+    """The runs of the package (`unfinished`: those that keep it from being deleted), newest
+    first, with what a table of runs shows (partials/runs_table.html)."""
+    runs = package.project.pipeline_runs
+    if unfinished:
+        runs = runs.filter(status__in=runs.model.UNFINISHED)
     return (
-        package.project.pipeline_runs.filter(package=package)
+        runs.filter(package=package)
         .select_related("package", "version", "dataset", "evaluation_dataset", "created_by")
         .order_by("-created_at", "-id")
     )

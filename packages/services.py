@@ -11,6 +11,7 @@ from django.utils import timezone
 from core.disk_space import data_disk_refuse_when_low
 from core.errors import conflict, name_taken
 from core.events import record
+from core.in_use import refuse_live_runs
 from core.manifests import (
     clean_path,
     manifest_delete,
@@ -269,38 +270,36 @@ def _refuse_served(what: str, skills):
         )
 
 
-def _refuse_in_use(what: str, error: ProtectedError):
-    _refuse_used_by(what, {getattr(obj, "pk", obj) for obj in error.protected_objects})
-
-
-def _refuse_used_by(what: str, runs):
-    runs = [str(pk) for pk in sorted(runs)]
-    raise conflict(
-        f"{what} can't be deleted: pipeline run(s) {', '.join(runs)} use it. "
-        "Delete those runs first."
+def _version_tombstone(version) -> None:
+    """Its files go, its row stays (`deleted_at`): the number is never given again, and runs
+    that used or made it still name it ("1.1 (deleted)"). Inside the caller's transaction."""
+    # the unique constraint also sees tombstones: nobody can take this number meanwhile
+    PackageVersion.with_deleted.filter(pk=version.pk).update(
+        deleted_at=timezone.now(), manifest=None
     )
+    version.environment_builds.clear()
+    if version.manifest is not None:
+        manifest_delete(version.manifest)
 
 
 def package_version_delete(*, user, version) -> None:
-    """Delete a version's files and keep its row as a tombstone: its number is never given
-    again, and runs that made it still name it ("1.1 (deleted)"). Refused while runs use it."""
+    """Delete a version's files and keep its row as a tombstone. Refused while skills serve it
+    or unfinished runs use it."""
     require(user=user, project=version.package.project, need=RUN)
     _refuse_served(
         f"Version {version.number}",
         # the skills app's relations to a version (skills stand above packages: no import)
         version.skills.all() | version.served_by.all(),
     )
-    if runs := set(version.pipeline_runs.values_list("pk", flat=True)):
-        _refuse_used_by(f"Version {version.number}", runs)
-    manifest = version.manifest
-    with transaction.atomic():
-        # the unique constraint also sees tombstones: nobody can take this number meanwhile
-        PackageVersion.with_deleted.filter(pk=version.pk).update(
-            deleted_at=timezone.now(), manifest=None
+    refuse_live_runs(f"Version {version.number}", version.pipeline_runs.all())
+    if aliases := sorted(version.aliases.values_list("name", flat=True)):
+        # an alias must always name a version one can run or deploy
+        raise conflict(
+            f"Version {version.number} can't be deleted: alias(es) {', '.join(aliases)} "
+            "point at it. Move or remove them first."
         )
-        version.environment_builds.clear()
-        if manifest is not None:
-            manifest_delete(manifest)
+    with transaction.atomic():
+        _version_tombstone(version)
         _record(
             version.package.project,
             "version_deleted",
@@ -313,24 +312,35 @@ def package_version_delete(*, user, version) -> None:
 
 
 def package_delete(*, user, package) -> None:
-    """Delete the package, all its versions and their files; refused while runs use it."""
+    """Delete the package, all its versions and their files. Refused while skills serve it or
+    unfinished runs use it; if finished runs used it, its rows stay as tombstones that those
+    runs still name, and its name is free again."""
     require(user=user, project=package.project, need=RUN)
     _refuse_served(f"Package {package.name}", package.skills.all())
-    manifests = [v.manifest for v in package.versions.select_related("manifest")]  # live ones
+    versions = list(package.versions.select_related("manifest"))  # live ones
+    message = f"Deleted with its versions ({len(versions)})"
     try:
         with transaction.atomic():
             _record(
-                package.project,
-                "deleted",
-                actor=user,
-                package_name=package.name,
-                message=f"Deleted with its versions ({len(manifests)})",
+                package.project, "deleted", actor=user, package_name=package.name, message=message
             )
             package.delete()
-            for manifest in manifests:
-                manifest_delete(manifest)
-    except ProtectedError as error:
-        _refuse_in_use(f"Package {package.name}", error)
+            for version in versions:
+                manifest_delete(version.manifest)
+        return
+    except ProtectedError as error:  # runs use it: the only PROTECTs left once skills are out
+        refuse_live_runs(f"Package {package.name}", error.protected_objects)
+    with transaction.atomic():
+        _record(
+            package.project,
+            "deleted",
+            actor=user,
+            package_name=package.name,
+            message=f"{message}; the runs that used it keep its name",
+        )
+        for version in versions:
+            _version_tombstone(version)
+        Package.with_deleted.filter(pk=package.pk).update(deleted_at=timezone.now())
 
 
 def package_version_create_trained(*, run, manifest) -> PackageVersion:

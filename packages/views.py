@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 from core.downloads import file_response, zip_response
 from core.pages import delete_confirmation, done, folder_context, form_errors, page_of
 from core.services import RUN, can, project_get_for_user
+from packages.aliases import alias_list, alias_remove, alias_set
 from packages.forms import PackageForm
 from packages.models import PackageVersion
 from packages.selectors import (
@@ -86,11 +87,16 @@ def _score_chart(versions) -> tuple[dict | None, str]:
 
 def _package_page(request, project, package, *, errors=None, status=200, partial=""):
     versions = list(version_list(package=package))
+    aliases = alias_list(package=package)
+    for version in versions:  # each version's aliases, beside its number
+        version.alias_names = [a.name for a in aliases if a.version_id == version.pk]
     score_chart, score_note = _score_chart(versions)
     context = {
         "project": project,
         "package": package,
         "versions": versions,
+        "aliases": aliases,
+        "alias_values": (request.POST if errors and "alias" in request.POST else {}),
         "score_chart": score_chart,
         "score_note": score_note,
         "next_major": version_next_major(package=package),
@@ -125,11 +131,11 @@ def package_upload(request, project, package):
 
 @login_required
 def package_delete_page(request, project, package):
-    """GET: which runs use the package (it can't go while they exist), or the button that
-    deletes it. POST: delete it, or, when runs use it, that same list."""
+    """GET: which unfinished runs use the package (it can't go while they run), or the button
+    that deletes it. POST: delete it, or, when such runs use it, that same list."""
     project = project_get_for_user(user=request.user, slug=project, need=RUN)
     package = package_get(project=project, name=package)
-    runs = package_pipeline_runs(package=package)
+    runs = package_pipeline_runs(package=package, unfinished=True)
     errors = None
     if request.method == "POST" and not runs.exists():
         try:
@@ -147,6 +153,7 @@ def package_delete_page(request, project, package):
         runs=runs,
         errors=errors,
         what="the package and all its versions",
+        kept=package_pipeline_runs(package=package).count(),
         back_url=detail,
         action_url=reverse("package-delete", args=[project.slug, package.name]),
         runs_url=f"{runs_url}?{urlencode({'package': package.name})}",
@@ -210,3 +217,30 @@ def _skills_of_version(version):
     skills = version.skills.all() | version.served_by.all()
     related = ("project", "package", "version", "serving", "created_by")
     return skills.select_related(*related).order_by("name")
+
+
+@login_required
+@require_POST
+def package_alias_set(request, project, package):
+    """Set or move an alias (the form on the package page)."""
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    try:
+        alias_set(
+            user=request.user,
+            package=package,
+            name=request.POST.get("alias", ""),
+            version=request.POST.get("version", ""),
+        )
+    except ValidationError as error:
+        return _package_page(request, project, package, errors=form_errors(error), status=400)
+    return done(request, reverse("package-detail", args=[project.slug, package.name]) + "#aliases")
+
+
+@login_required
+@require_POST
+def package_alias_remove(request, project, package, alias):
+    project = project_get_for_user(user=request.user, slug=project)
+    package = package_get(project=project, name=package)
+    alias_remove(user=request.user, package=package, name=alias)
+    return done(request, reverse("package-detail", args=[project.slug, package.name]) + "#aliases")

@@ -40,7 +40,7 @@ router = Router(tags=["pipelines"])
 
 
 class PipelineIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     type: str = "train"
     name: str = ""
@@ -239,7 +239,7 @@ def kill_pipeline(request, project: str, run_id: int):
     return pipeline_out(pipeline_run_get(project=project, run_id=run.pk))
 
 
-@router.post("/{project}/pipelines/{run_id}/retry", response={201: PipelineOut})
+@router.post("/{project}/pipelines/{run_id}/retry", response={201: PipelineOut, 409: ErrorOut})
 def retry_pipeline(request, project: str, run_id: int):
     project = project_get_for_user(user=request.user, slug=project)
     run = pipeline_run_retry(

@@ -65,7 +65,9 @@ def metric_rows(runs: list[dict], *, only_differences=False) -> list[dict]:
 
 def _chart(project, runs: list[dict]) -> dict:
     """What compare.js draws: the metrics some run logged more than one point of (a single
-    point, like the score's, is all in the table), and where each run's points are."""
+    point, like the score's, is all in the table), and where each run's points are; and for
+    the scatter of a parameter against a metric, each run's parameters (its inputs, then what
+    it logged) and last values (the score among them)."""
     curves = {
         name for run in runs for name, summary in run["metrics"].items() if summary["steps"] > 1
     }
@@ -77,9 +79,32 @@ def _chart(project, runs: list[dict]) -> dict:
                 "points": reverse(
                     "api:get_metrics", kwargs={"project": project.slug, "run_id": run["id"]}
                 ),
+                "parameters": {**run["logged_params"], **run["parameters"]},
+                "values": {
+                    **({"score": run["score"]} if run["score"] is not None else {}),
+                    **{name: summary["last"] for name, summary in run["metrics"].items()},
+                },
             }
             for run in runs
         ],
+    }
+
+
+def scatter_axes(runs: list[dict]) -> dict:
+    """The scatter's choices: every parameter and every value (the score first), and what it
+    shows first: the first parameter whose values differ, against the score if any run has
+    one (what a person comparing runs most often asks: which setting gave the better model)."""
+    rows = parameter_rows(runs, "parameters") + parameter_rows(runs, "logged_params")
+    parameters = list(dict.fromkeys(row["name"] for row in rows))
+    scored = any(run["score"] is not None for run in runs)
+    metrics = sorted({name for run in runs for name in run["metrics"]})
+    values = list(dict.fromkeys((["score"] if scored else []) + metrics))
+    differing = [row["name"] for row in rows if row["differs"]]
+    return {
+        "parameters": parameters,
+        "values": values,
+        "x": (differing or parameters or [None])[0],
+        "y": (values or [None])[0],
     }
 
 
@@ -113,6 +138,7 @@ def pipeline_compare(request, project):
         "logged_params": parameter_rows(runs, "logged_params", only_differences=only),
         "metrics": metric_rows(runs, only_differences=only),
         "chart": _chart(project, runs),
+        "scatter": scatter_axes(runs),
         "list_url": list_url,
     }
     return render(request, "pipelines/compare.html", context)

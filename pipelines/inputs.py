@@ -8,6 +8,7 @@ from django.db.models import Exists, OuterRef
 from core.manifests import blob_open, clean_folder, manifest_file, manifest_folder_exists
 from core.models import ManifestEntry
 from datasets.models import Dataset
+from packages.aliases import version_by_reference
 from packages.models import Package, PackageVersion
 from packages.validation import main_methods
 from pipelines.models import PipelineRun
@@ -42,8 +43,8 @@ def _dataset(project, name, folder, field, errors):
 
 
 def _package_version(project, name, number):
-    """(package, version) by name and number, each None when there is none: one query when
-    both exist."""
+    """(package, version) by name and number (or alias: the version it points at now), each
+    None when there is none: one query when both exist."""
     try:
         major, minor = (int(part) for part in str(number).split("."))
     except ValueError:
@@ -58,7 +59,10 @@ def _package_version(project, name, number):
         )
         if version is not None:
             return version.package, version
-    return Package.objects.filter(project=project, name=name).first(), None
+    package = Package.objects.filter(project=project, name=name).first()
+    if package is not None and major is None:
+        return package, version_by_reference(package=package, reference=number)
+    return package, None
 
 
 def _methods(version) -> set[str]:
@@ -79,7 +83,7 @@ def _package_problem(type, package, version, package_obj, version_obj) -> tuple[
     if package_obj is None:
         return "package", f"There is no package '{package}' in this project."
     if version_obj is None:
-        return "version", f"Package {package} has no version '{version}'."
+        return "version", f"Package {package} has no version '{version}', nor an alias so named."
     if not package_obj.training_enabled:
         return "version", (
             f"Package {package} does not have training enabled, so it can't run "
@@ -200,3 +204,15 @@ def run_inputs(run) -> dict:
         "gpu": run.gpu,
         "max_run_seconds": run.max_run_seconds,
     }
+
+
+def deleted_inputs(run) -> list[str]:
+    """What the run read that was deleted since ("package classifier", "dataset invoices"):
+    it can't be retried. Its page still names them, marked deleted."""
+    gone = []
+    if run.package.deleted_at or run.version.deleted_at:
+        gone.append(f"package {run.package.name} {run.version.number}")
+    for dataset in (run.dataset, run.evaluation_dataset):
+        if dataset is not None and dataset.deleted_at:
+            gone.append(f"dataset {dataset.name}")
+    return gone

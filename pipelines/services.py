@@ -12,7 +12,7 @@ from core.manifests import manifest_delete
 from core.services import RUN, require
 from pipelines import transitions
 from pipelines.events import run_event
-from pipelines.inputs import clean_run_inputs, run_inputs
+from pipelines.inputs import clean_run_inputs, deleted_inputs, run_inputs
 from pipelines.models import PipelineRun
 
 logger = logging.getLogger(__name__)
@@ -146,6 +146,12 @@ def pipeline_run_retry(*, run, user) -> PipelineRun:
     """A new run with the same inputs (checked again: a dataset may have gone since) and the
     same name, unless it had the default one."""
     require(user=user, project=run.project, need=RUN)
+    if gone := deleted_inputs(run):
+        # by name, a retry would take another package or dataset that has the name since
+        raise conflict(
+            f"Pipeline run {run.pk} can't be retried: it read {' and '.join(gone)}, deleted "
+            "since. Start a new run with other inputs."
+        )
     return pipeline_run_create(
         project=run.project, user=user, name=own_run_name(run), retry_of=run, **run_inputs(run)
     )

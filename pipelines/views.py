@@ -20,7 +20,7 @@ from pipelines.forms import (
     values_from_run,
     values_from_schedule,
 )
-from pipelines.inputs import clean_run_inputs
+from pipelines.inputs import clean_run_inputs, deleted_inputs
 from pipelines.logs import log_html, run_log_html, run_log_tail, run_log_text
 from pipelines.metrics_pages import metrics_context
 from pipelines.models import PipelineRun, Schedule
@@ -283,6 +283,7 @@ def _status_context(project, run, *, log=None, errors=None):
         "errors": errors or {},
         "waiting_for": waiting_for(run),
         "build": environment_built_elsewhere(run),
+        "gone": deleted_inputs(run),  # no Retry: its inputs can't be read again
     }
 
 

@@ -9,7 +9,16 @@ class SkillAdmin(ReadOnlyAdmin):
     """Read-only: deploying, updating and undeploying go through the skill's page and the API
     (their services check roles and tell the skill hosts)."""
 
-    list_display = ["name", "project", "package", "version", "serving", "status", "replicas"]
+    list_display = [
+        "name",
+        "project",
+        "package",
+        "version",
+        "alias",
+        "serving",
+        "status",
+        "replicas",
+    ]
     list_filter = ["status", "auto_update", "gpu", "project"]
     list_select_related = ["project", "package", "version__package", "serving__package"]
     search_fields = ["name", "package__name", "reason"]

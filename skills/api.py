@@ -6,17 +6,18 @@ from datetime import datetime
 
 from django.http import Http404, HttpResponse, JsonResponse
 from ninja import Field, Router, Schema, Status
-from ninja.security import APIKeyHeader, django_auth
+from ninja.errors import AuthenticationError
+from ninja.security import APIKeyHeader
 from pydantic import ConfigDict
 
-from core.auth import BearerToken
+from core.auth import BearerToken, browser_session
 from core.errors import ErrorOut
 from core.services import project_get_for_user
+from packages.aliases import ALIAS_PATTERN
 from skills.inputs import read_input
 from skills.selectors import skill_for_call, skill_get, skill_list, skill_out_rows
 from skills.services import (
     NAME_PATTERN,
-    VERSION_PATTERN,
     skill_create,
     skill_delete,
     skill_deploy,
@@ -42,11 +43,20 @@ class SkillKey(APIKeyHeader):
         if skill and skill.opens_with(key):
             request.skill = skill
             return skill
-        return None
+        # the same words whether the skill exists or not: a key guesser learns nothing
+        raise AuthenticationError(
+            401,
+            f"This X-API-Key does not open skill '{path.get('name', '')}': copy the skill's "
+            "current key (rotating it stops the old one).",
+        )
+
+
+# A version's number or an alias's name
+REFERENCE_PATTERN = r"^(\d{1,9}\.\d{1,9}|[A-Za-z][A-Za-z0-9_-]{0,39})$"
 
 
 class SkillIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     name: str = Field(
         json_schema_extra={"maxLength": 100, "pattern": NAME_PATTERN},
@@ -54,18 +64,35 @@ class SkillIn(Schema):
         "the skill's URL.",
     )
     package: str
-    version: str = Field(json_schema_extra={"pattern": VERSION_PATTERN}, description="e.g. 1.2")
+    version: str | None = Field(
+        None,
+        json_schema_extra={"pattern": REFERENCE_PATTERN},
+        description="A number (1.2), or an alias's name (champion) for the version it points "
+        "at now. Leave it out when following an alias.",
+    )
     replicas: int = 1
     auto_update: bool = False
+    alias: str = Field(
+        "",
+        json_schema_extra={"pattern": f"^$|{ALIAS_PATTERN}"},
+        description="The package's alias to follow: the skill serves its version, and updates "
+        "when it moves. Not with auto_update.",
+    )
     gpu: bool = False
 
 
 class SkillChange(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
-    version: str | None = Field(None, json_schema_extra={"pattern": VERSION_PATTERN})
+    version: str | None = Field(None, json_schema_extra={"pattern": REFERENCE_PATTERN})
     replicas: int | None = None
     auto_update: bool | None = None
+    alias: str | None = Field(
+        None,
+        json_schema_extra={"pattern": f"^$|{ALIAS_PATTERN}"},
+        description='The alias to follow, or "" to follow none. A version given without '
+        "it stops the following.",
+    )
 
 
 class LastHour(Schema):
@@ -84,6 +111,7 @@ class SkillOut(Schema):
     replicas: int
     replicas_up: int
     auto_update: bool
+    alias: str | None = Field(description="The package's alias it follows, if any.")
     gpu: bool
     api_key: str | None = Field(
         None, description="The key itself: only in the answers of create and rotate-key."
@@ -159,7 +187,7 @@ for _path, _action, _summary in (
 
 @router.post(
     "/{project}/skills/{name}/predict",
-    auth=[SkillKey(), BearerToken(), django_auth],
+    auth=[SkillKey(), BearerToken(), browser_session],
     response={200: None, 413: ErrorOut, 422: ErrorOut, 502: ErrorOut, 503: ErrorOut, 504: ErrorOut},
     openapi_extra={
         "requestBody": {

@@ -21,14 +21,29 @@ def _replicas_field():
     )
 
 
-def _version_field(versions):
+# The version select's value for following an alias: "alias:champion".
+FOLLOW = "alias:"
+
+
+def _version_field(versions, aliases):
     return forms.ChoiceField(
-        choices=[(v.number, v.number) for v in versions],
+        choices=[(v.number, v.number) for v in versions]
+        + [(FOLLOW + a.name, a.name) for a in aliases],
         error_messages={
             "required": "Choose a version.",
             "invalid_choice": "The package has no version '%(value)s'.",
         },
     )
+
+
+def _alias_from_version(cleaned: dict) -> dict:
+    """One select names a version or an alias to follow: the services take them apart."""
+    chosen = cleaned.get("version") or ""
+    if chosen.startswith(FOLLOW):
+        cleaned["version"], cleaned["alias"] = None, chosen.removeprefix(FOLLOW)
+    else:
+        cleaned["alias"] = ""
+    return cleaned
 
 
 class SkillForm(forms.Form):
@@ -44,21 +59,28 @@ class SkillForm(forms.Form):
     auto_update = forms.BooleanField(required=False)
     gpu = forms.BooleanField(required=False)
 
-    def __init__(self, *args, packages, versions, **kwargs):
+    def __init__(self, *args, packages, versions, aliases=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["package"].choices = [(p.name, p.name) for p in packages]
-        self.fields["version"] = _version_field(versions)
+        self.fields["version"] = _version_field(versions, aliases)
         self.fields["replicas"] = _replicas_field()
-        self.versions = versions
+        self.versions, self.aliases = versions, aliases
+
+    def clean(self):
+        return _alias_from_version(super().clean())
 
 
 class SkillChangeForm(forms.Form):
-    """Update or roll back (`version`), scale (`replicas`), follow new versions or not."""
+    """Update or roll back (`version`, or an alias to follow), scale (`replicas`), follow new
+    versions or not."""
 
     auto_update = forms.BooleanField(required=False)
 
-    def __init__(self, *args, versions, **kwargs):
+    def __init__(self, *args, versions, aliases=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["version"] = _version_field(versions)
+        self.fields["version"] = _version_field(versions, aliases)
         self.fields["replicas"] = _replicas_field()
-        self.versions = versions
+        self.versions, self.aliases = versions, aliases
+
+    def clean(self):
+        return _alias_from_version(super().clean())

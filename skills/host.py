@@ -199,6 +199,8 @@ class Host:
         for skill in skills.values():
             if skill.auto_update:
                 transitions.follow_newest(skill)
+            elif skill.alias:
+                transitions.follow_alias(skill)
         self._stop_unwanted(skills)
         self._claim(skills)
         self._switch(skills)

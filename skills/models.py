@@ -59,6 +59,10 @@ class Skill(models.Model):
         related_name="+",
     )
     auto_update = models.BooleanField(default=False)
+    # The package's alias it follows (packages.PackageAlias, by name): when the alias moves,
+    # the skill updates to its version. By name, so removing the alias and setting it again
+    # is followed too; while there is none the skill keeps what it has.
+    alias = models.CharField(max_length=40, blank=True)
     replicas = models.PositiveSmallIntegerField(default=1)
     gpu = models.BooleanField(default=False)
     status = models.CharField(max_length=12, choices=STATUSES, default=DEPLOYING)

@@ -95,6 +95,7 @@ def skill_out_rows(skills, request) -> list[dict]:
             "replicas": skill.replicas,
             "replicas_up": up[skill.pk],
             "auto_update": skill.auto_update,
+            "alias": skill.alias or None,
             "gpu": skill.gpu,
             "api_key": skill.api_key,  # None but right after create or rotate-key
             "api_key_prefix": skill.api_key_prefix,

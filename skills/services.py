@@ -8,32 +8,16 @@ from django.db import IntegrityError, transaction
 
 from core.errors import name_taken
 from core.services import RUN, require
-from packages.models import Package, PackageVersion
+from packages.models import Package
 from skills import channel, stats
+from skills.aliases import BOTH, skill_version_chosen
 from skills.events import skill_event
 from skills.models import Skill
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # part of the skill's URL
 RESERVED_NAMES = {"new"}  # /p/<project>/skills/new/ is the create form
-VERSION_PATTERN = r"^(\d{1,9})\.(\d{1,9})$"
 # What a skill host answers a call with (skills/host.py, skills/replica.py).
 ANSWER_STATUSES = (200, 422, 502, 504)
-
-
-def _version(package, number, field="version") -> PackageVersion:
-    match = re.fullmatch(VERSION_PATTERN, str(number or ""))
-    version = (
-        match
-        and package.versions.filter(major=int(match[1]), minor=int(match[2]))
-        .select_related("package")
-        .first()
-    )
-    if not version:
-        numbers = ", ".join(v.number for v in package.versions.all()[:20])
-        raise ValidationError(
-            {field: f"Package {package.name} has no version '{number}' (it has: {numbers})."}
-        )
-    return version
 
 
 def _replica_count(replicas: int) -> str:
@@ -51,9 +35,19 @@ def _replicas(replicas) -> int:
 
 
 def skill_create(
-    *, user, project, name, package, version, replicas=1, auto_update=False, gpu=False
+    *,
+    user,
+    project,
+    name,
+    package,
+    version=None,
+    replicas=1,
+    auto_update=False,
+    gpu=False,
+    alias="",
 ) -> Skill:
-    """Deploy `package` `version` as the skill `name`: skill hosts start its replicas. The
+    """Deploy `package` `version` (a number, or an alias's name) as the skill `name`, or the
+    version of the alias it is to follow (`alias`): skill hosts start its replicas. The
     returned skill carries its new API key in `api_key`, to show once (only its hash is kept)."""
     require(user=user, project=project, need=RUN)
     errors = {}
@@ -76,7 +70,9 @@ def skill_create(
         errors.update(error.message_dict)
     if found is not None:
         try:
-            version = _version(found, version)
+            version = skill_version_chosen(
+                found, version=version, alias=alias, auto_update=auto_update
+            )
         except ValidationError as error:
             errors.update(error.message_dict)
     if errors:
@@ -90,17 +86,20 @@ def skill_create(
                 version=version,
                 replicas=replicas,
                 auto_update=bool(auto_update),
+                alias=alias or "",
                 gpu=bool(gpu),
                 created_by=user,
             )
             skill.give_api_key()
             skill.save()
+            follows = f", following alias {alias}" if alias else ""
             skill_event(
                 skill,
                 "deployed",
                 actor=user,
-                message=f"{found.name} {version.number}, {_replica_count(replicas)}",
-                data={"version": version.number, "replicas": replicas},
+                message=f"{found.name} {version.number}, {_replica_count(replicas)}{follows}",
+                data={"version": version.number, "replicas": replicas}
+                | ({"alias": alias} if alias else {}),
             )
             return skill
     except IntegrityError:
@@ -109,14 +108,21 @@ def skill_create(
         ) from None
 
 
-def skill_update(*, user, skill, version=None, replicas=None, auto_update=None) -> Skill:
-    """Change what a skill serves (update or roll back), its replicas, its auto-update. A new
+def skill_update(
+    *, user, skill, version=None, replicas=None, auto_update=None, alias=None
+) -> Skill:
+    """Change what a skill serves (update or roll back), its replicas, its auto-update, the
+    alias it follows ("" to follow none; a version chosen by hand stops the following). A new
     version loads beside the serving one, which keeps answering until the new one is ready."""
     require(user=user, project=skill.project, need=RUN)
     fields = {}
-    before = (skill.version.number, skill.replicas, skill.auto_update)
-    if version is not None:
-        chosen = _version(skill.package, version)
+    before = (skill.version.number, skill.replicas, skill.auto_update, skill.alias)
+    if alias is not None and alias != skill.alias or version is not None and skill.alias:
+        fields["alias"] = alias or ""  # a version chosen by hand is no longer the alias's
+    if alias or version is not None:
+        chosen = skill_version_chosen(
+            skill.package, version=version, alias=alias, auto_update=False
+        )
         if chosen.pk != skill.version_id:
             fields["version"] = chosen
             fields["failed_version"] = None
@@ -127,9 +133,11 @@ def skill_update(*, user, skill, version=None, replicas=None, auto_update=None) 
         fields["replicas"] = _replicas(replicas)
     if auto_update is not None:
         fields["auto_update"] = bool(auto_update)
+    if fields.get("auto_update", skill.auto_update) and fields.get("alias", skill.alias):
+        raise ValidationError({"alias": BOTH})
     for name, value in fields.items():
         setattr(skill, name, value)
-    after = (skill.version.number, skill.replicas, skill.auto_update)
+    after = (skill.version.number, skill.replicas, skill.auto_update, skill.alias)
     if fields and after != before:
         with transaction.atomic():
             skill.save(update_fields=[*fields, "updated_at"])
@@ -147,6 +155,8 @@ def _record_updated(skill, *, user, before, after) -> None:
         changes.append(f"replicas {before[1]} → {after[1]}")
     if before[2] != after[2]:
         changes.append(f"auto-update {'on' if after[2] else 'off'}")
+    if before[3] != after[3]:
+        changes.append(f"follows alias {after[3]}" if after[3] else "follows no alias")
     skill_event(
         skill,
         "updated",
@@ -158,7 +168,8 @@ def _record_updated(skill, *, user, before, after) -> None:
             "auto": False,
             "replicas": after[1],
             "auto_update": after[2],
-        },
+        }
+        | ({"alias": after[3] or None} if before[3] or after[3] else {}),
     )
 
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from packages.models import PackageVersion
+from packages.models import PackageAlias, PackageVersion
 from skills.events import skill_event
 from skills.models import Skill, SkillReplica
 
@@ -74,6 +74,36 @@ def follow_newest(skill) -> None:
                 "updated",
                 message=f"{number} → {newest.number} (auto-update)",
                 data={"from": number, "to": newest.number, "auto": True},
+            )
+
+
+def follow_alias(skill) -> None:
+    """Following an alias: the version it points at, once that is another than the skill's
+    (and not the one that just failed to load). While the alias is gone, nothing changes."""
+    target = (
+        PackageAlias.objects.filter(
+            package_id=skill.package_id, name=skill.alias, version__deleted_at=None
+        )
+        .select_related("version")
+        .first()
+    )
+    if target is None or target.version_id in (skill.version_id, skill.failed_version_id):
+        return
+    with transaction.atomic():
+        moved = Skill.objects.filter(
+            pk=skill.pk, version_id=skill.version_id, alias=skill.alias
+        ).update(
+            version=target.version,
+            status=Skill.UPDATING if skill.serving_id else Skill.DEPLOYING,
+            reason=f"alias {skill.alias} moved to {target.version.number}",
+        )
+        if moved:  # another host's tick may have moved it first: one event
+            number, new = skill.version.number, target.version.number
+            skill_event(
+                skill,
+                "updated",
+                message=f"{number} → {new} (alias {skill.alias} moved)",
+                data={"from": number, "to": new, "auto": True, "alias": skill.alias},
             )
 
 

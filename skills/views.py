@@ -16,8 +16,9 @@ from django.views.decorators.http import require_POST
 
 from core.pages import done
 from core.services import RUN, can, project_get_for_user
+from packages.aliases import alias_list
 from packages.selectors import package_list, version_list
-from skills.forms import SkillChangeForm, SkillForm
+from skills.forms import FOLLOW, SkillChangeForm, SkillForm
 from skills.inputs import read_input
 from skills.models import Skill
 from skills.selectors import (
@@ -80,14 +81,15 @@ def _create_form(request, packages):
     chosen = values.get("package") or (packages[0].name if packages else "")
     package = next((p for p in packages if p.name == chosen), None)
     versions = list(version_list(package=package)) if package else []
+    aliases = alias_list(package=package) if package else []
     if request.method == "POST":
-        return SkillForm(request.POST, packages=packages, versions=versions)
+        return SkillForm(request.POST, packages=packages, versions=versions, aliases=aliases)
     initial = {**request.GET.dict(), "package": chosen}
-    numbers = [v.number for v in versions]
+    numbers = [v.number for v in versions] + [FOLLOW + a.name for a in aliases]
     switched = request.GET.get("versions_of", chosen) != chosen  # the version was another's
     if switched or initial.get("version") not in numbers:
         initial["version"] = numbers[0] if numbers else ""
-    return SkillForm(initial=initial, packages=packages, versions=versions)
+    return SkillForm(initial=initial, packages=packages, versions=versions, aliases=aliases)
 
 
 @login_required
@@ -147,11 +149,12 @@ def _detail(request, project, skill, *, change_form=None, tried=None, status=200
     versions = list(version_list(package=skill.package))
     if change_form is None:
         initial = {
-            "version": skill.version.number,
+            "version": FOLLOW + skill.alias if skill.alias else skill.version.number,
             "replicas": skill.replicas,
             "auto_update": skill.auto_update,
         }
-        change_form = SkillChangeForm(initial=initial, versions=versions)
+        aliases = alias_list(package=skill.package)
+        change_form = SkillChangeForm(initial=initial, versions=versions, aliases=aliases)
     new_key = _key_to_show(request, skill) if context["can_edit"] else None
     context |= {
         "change_form": change_form,
@@ -243,7 +246,11 @@ def skill_change(request, project, name):
     """Update or roll back, scale, auto-update: one form, one skill_update."""
     project = project_get_for_user(user=request.user, slug=project)
     skill = _skill(project, name)
-    form = SkillChangeForm(request.POST, versions=list(version_list(package=skill.package)))
+    form = SkillChangeForm(
+        request.POST,
+        versions=list(version_list(package=skill.package)),
+        aliases=alias_list(package=skill.package),
+    )
     if form.is_valid():
         try:
             skill_update(user=request.user, skill=skill, **form.cleaned_data)

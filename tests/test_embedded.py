@@ -135,9 +135,9 @@ def test_it_starts_everything_and_stops_it_on_ctrl_c(tmp_path):
         with browser.open(
             f"{base}/login/", urllib.parse.urlencode(data).encode(), timeout=5
         ) as response:
-            assert response.url == f"{base}/"  # redirected to the projects
+            assert response.url == f"{base}/p/default/"  # landed in the admin's project
             home = response.read().decode()
-        assert 'href="/p/default/"' in home
+        assert 'href="/p/default/datasets/"' in home
         # a production WSGI server, with its static files (whitenoise), and no warning
         with urllib.request.urlopen(f"{base}/static/css/app.css", timeout=5) as response:
             assert response.status == 200

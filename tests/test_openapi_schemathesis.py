@@ -57,6 +57,12 @@ CHECKED_AGAINST_CONTENTS = [
     "PATCH /api/v1/projects/{project}/webhooks/{webhook_id}",
 ]
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
+# A dataset's name is checked with Python's `\w`, which takes any script's letters ("données");
+# read as JSON Schema (ECMA-262), the same pattern's `\w` is ASCII only, so a name like "û"
+# looks schema-violating to Schemathesis, which the server rightly accepts.
+# (The command line's `--checks all` would win over turning the check off here.)
+UNICODE_NAMES = ["POST /api/v1/projects/{project}/datasets"]
+REJECTED = ["400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429", "5xx"]
 
 
 def _config(token_id: int) -> str:
@@ -67,6 +73,14 @@ include-name = "{name}"
 checks.positive_data_acceptance.expected-statuses = {ACCEPTED + ["400"]}
 """
         for name in CHECKED_AGAINST_CONTENTS
+    )
+    exceptions += "".join(
+        f"""
+[[operations]]
+include-name = "{name}"
+checks.negative_data_rejection.expected-statuses = {REJECTED + ["201"]}
+"""
+        for name in UNICODE_NAMES
     )
     return CONFIG.format(token_id=token_id) + exceptions
 

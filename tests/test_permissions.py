@@ -117,11 +117,19 @@ def test_a_bad_project_is_refused(api_as, charlie, project, payload, status, mes
     assert Project.objects.filter(slug="alpha").count() == 1
 
 
-@pytest.mark.parametrize("header", ["", "Bearer", "Bearer nope", "Basic abc"])
-def test_the_api_needs_a_valid_token(client, header, db):
+@pytest.mark.parametrize(
+    "header,says",
+    [
+        ("", "create_api_token"),
+        ("Bearer", "must read 'Bearer <token>'"),
+        ("Bearer nope", "Unknown API token"),
+        ("Basic abc", "must read 'Bearer <token>'"),
+    ],
+)
+def test_the_api_needs_a_valid_token(client, header, says, db):
     response = client.get("/api/v1/projects", headers={"Authorization": header} if header else {})
     assert response.status_code == 401
-    assert "create_api_token" in response.json()["detail"]
+    assert says in response.json()["detail"]
 
 
 def test_pages_need_a_login(client, db):

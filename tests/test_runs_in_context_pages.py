@@ -30,10 +30,13 @@ def bobs(pages_as, bob, project):
     return pages_as(bob)
 
 
-def killed_run(project, bob, **fields):
+def queued_run(project, bob, **fields):
     inputs = {"type": "train", "package": "classifier", "version": "1.0", "dataset": "invoices"}
-    run = pipeline_run_create(project=project, user=bob, **{**inputs, **fields})
-    return pipeline_run_kill(run=run, user=bob)
+    return pipeline_run_create(project=project, user=bob, **{**inputs, **fields})
+
+
+def killed_run(project, bob, **fields):
+    return pipeline_run_kill(run=queued_run(project, bob, **fields), user=bob)
 
 
 def name_field(page: str) -> str:
@@ -133,11 +136,13 @@ def test_the_recurring_page_counts_each_schedules_runs(
 # Deleting what runs use
 
 
-def test_deleting_a_dataset_that_runs_use_lists_them_first(bobs, project, bob):
-    first = killed_run(project, bob, name="uses invoices")
-    second = killed_run(project, bob)
+def test_deleting_a_dataset_that_unfinished_runs_use_lists_them_first(bobs, project, bob):
+    first = queued_run(project, bob, name="uses invoices")
+    second = queued_run(project, bob)
+    killed_run(project, bob, name="finished")  # keeps its history: not listed
     page = bobs.get("/p/alpha/datasets/invoices/delete/").content.decode()
-    assert "2 pipeline runs use the dataset invoices" in page
+    assert "2 unfinished pipeline runs use the dataset invoices" in page
+    assert "finished</a>" not in page
     assert f'href="/p/alpha/pipelines/{first.pk}/"' in page and "uses invoices" in page
     assert f'href="/p/alpha/pipelines/{second.pk}/"' in page
     assert 'action="/p/alpha/datasets/invoices/delete/"' not in page  # nothing to confirm yet
@@ -156,7 +161,7 @@ def test_an_evaluation_dataset_counts_as_used(bobs, project, bob):
         path="b.csv",
         fileobj=io.BytesIO(b"2"),
     )
-    run = killed_run(project, bob, type="evaluate", dataset="", evaluation_dataset="holdout")
+    run = queued_run(project, bob, type="evaluate", dataset="", evaluation_dataset="holdout")
     page = bobs.get("/p/alpha/datasets/holdout/delete/").content.decode()
     assert f'href="/p/alpha/pipelines/{run.pk}/"' in page
 
@@ -170,12 +175,12 @@ def test_a_dataset_no_run_uses_is_deleted_after_its_confirmation_page(bobs):
     assert not Dataset.objects.filter(name="invoices").exists()
 
 
-def test_deleting_a_package_that_runs_use_lists_them_first(bobs, project, bob):
-    run = killed_run(project, bob, name="uses classifier")
+def test_deleting_a_package_that_unfinished_runs_use_lists_them_first(bobs, project, bob):
+    run = queued_run(project, bob, name="uses classifier")
     detail = bobs.get("/p/alpha/packages/classifier/").content.decode()
     assert 'href="/p/alpha/packages/classifier/delete/"' in detail  # the button opens the page
     page = bobs.get("/p/alpha/packages/classifier/delete/").content.decode()
-    assert "1 pipeline run uses the package classifier" in page
+    assert "1 unfinished pipeline run uses the package classifier" in page
     assert f'href="/p/alpha/pipelines/{run.pk}/"' in page and "uses classifier" in page
     assert 'action="/p/alpha/packages/classifier/delete/"' not in page
     response = bobs.post("/p/alpha/packages/classifier/delete/")
@@ -196,10 +201,23 @@ def test_the_confirmation_pages_list_many_runs_in_few_queries(
     bobs, project, bob, django_assert_max_num_queries
 ):
     for _ in range(30):
-        killed_run(project, bob)
+        queued_run(project, bob)
     with django_assert_max_num_queries(10):
         page = bobs.get("/p/alpha/packages/classifier/delete/").content.decode()
-    assert "30 pipeline runs use the package classifier" in page
+    assert "30 unfinished pipeline runs use the package classifier" in page
+
+
+def test_finished_runs_are_counted_and_do_not_stop_the_delete(bobs, project, bob):
+    for _ in range(2):
+        killed_run(project, bob)
+    for thing, url in (("dataset", "datasets/invoices"), ("package", "packages/classifier")):
+        page = bobs.get(f"/p/alpha/{url}/delete/").content.decode()
+        assert "2 finished pipeline runs used it: they keep their history" in page
+        assert f"with the {thing} marked deleted" in page
+        assert f'action="/p/alpha/{url}/delete/"' in page
+        assert bobs.post(f"/p/alpha/{url}/delete/").status_code == 302
+    assert not Dataset.objects.exists() and not Package.objects.exists()
+    assert PipelineRun.objects.count() == 2
 
 
 def test_viewers_get_no_confirmation_page(pages_as, vera, bobs):

@@ -16,7 +16,7 @@ router = Router(tags=["webhooks"])
 
 
 class WebhookIn(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     url: str
     events: list[str]
@@ -25,7 +25,7 @@ class WebhookIn(Schema):
 
 
 class WebhookChange(Schema):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     url: str | None = None
     events: list[str] | None = None

@@ -14,7 +14,10 @@
    series' last value while the cursor is off the chart); drag to zoom, double-click to zoom
    out. Points are [x, y]; they need not be sorted nor share their x values across series, and
    a y of null (NaN or infinity logged) is skipped: the line spans it. Optional: `height` (px, default 220); `xNames` (labels for x = 0, 1, 2…, e.g. version
-   numbers). `chart.update(options)` redraws in place (keeping the user's zoom) and
+   numbers); `xKind`: "time" (x is a Unix time in seconds, shown as a date) or "duration" (x is
+   seconds, shown as 1:05:00); `log`: a logarithmic y axis (points at or below 0 are left out:
+   a log scale has no place for them). static/js/chart_view.js turns a run's points into these
+   options as the page's chart controls say. `chart.update(options)` redraws in place (keeping the user's zoom) and
    `chart.destroy()` removes it. Or, without any script of the page's own: render the options
    with {{ options|json_script:"some-id" }} and add <div class="chart" data-chart="some-id">. */
 (function () {
@@ -32,6 +35,9 @@
   // Tick steps that are whole numbers: steps and version orders have no halves.
   var WHOLE = [];
   for (var power = 1; power <= 1e15; power *= 10) WHOLE.push(power, 2 * power, 5 * power);
+  // Tick steps of a duration axis, in seconds: ones a clock reads (30 s, 5 min, 2 h, a day).
+  var CLOCK = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+    43200, 86400, 172800, 604800];
 
   function number(value) {
     if (value == null || !isFinite(value)) return "\u2014";
@@ -52,6 +58,23 @@
     return value.toFixed(Math.min(10, Math.max(0, Math.ceil(-Math.log10(spacing) - 1e-9))));
   }
 
+  // Seconds as h:mm:ss (or m:ss, or "12.5 s" under a minute): a relative time axis.
+  function duration(seconds) {
+    if (seconds == null || !isFinite(seconds)) return "\u2014";
+    var sign = seconds < 0 ? "-" : "";
+    seconds = Math.abs(seconds);
+    if (seconds < 60) return sign + String(Number(seconds.toPrecision(3))) + " s";
+    var whole = Math.round(seconds);
+    var h = Math.floor(whole / 3600), m = Math.floor(whole / 60) % 60, s = whole % 60;
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return sign + (h ? h + ":" + pad(m) : String(m)) + ":" + pad(s);
+  }
+
+  function moment(seconds) {
+    if (seconds == null || !isFinite(seconds)) return "\u2014";
+    return new Date(seconds * 1000).toLocaleString();
+  }
+
   function lastOf(values) {
     for (var i = values.length - 1; i >= 0; i--) if (values[i] != null) return values[i];
     return null;
@@ -62,9 +85,10 @@
   }
 
   // uPlot wants one x array and each series' y at those x (null where it has none).
-  function aligned(series) {
+  function aligned(series, log) {
     var tables = series.map(function (one) {
-      var points = (one.points || []).filter(usable).sort(function (a, b) { return a[0] - b[0]; });
+      var points = (one.points || []).filter(function (p) { return usable(p) && (!log || p[1] > 0); })
+        .sort(function (a, b) { return a[0] - b[0]; });
       return [points.map(function (p) { return p[0]; }), points.map(function (p) { return p[1]; })];
     });
     if (!tables.length) return [[]];
@@ -79,12 +103,14 @@
 
   function config(options, width) {
     var names = options.xNames;
+    var kind = options.xKind;
+    var xText = kind === "time" ? moment : kind === "duration" ? duration : number;
     var x = {
       label: options.xLabel || "x",
       value: function (u, v, i, idx) {
         if (idx == null) v = lastOf(u.data[0]);  // the cursor is off the chart: the last point
         if (v == null) return "\u2014";
-        return names ? (names[v] !== undefined ? names[v] : "") : number(v);
+        return names ? (names[v] !== undefined ? names[v] : "") : xText(v);
       },
     };
     var series = [x].concat(options.series.map(function (one, i) {
@@ -111,7 +137,11 @@
         return splits.map(function (v) { return names[v] !== undefined ? names[v] : ""; });
       };
     }
-    if (names || wholeXs(options.series)) xAxis.incrs = WHOLE;
+    if (kind === "duration") {
+      xAxis.values = function (u, splits) { return splits.map(duration); };
+      xAxis.incrs = CLOCK;
+    }
+    if (!kind && (names || wholeXs(options.series))) xAxis.incrs = WHOLE;
     var yAxis = {
       label: options.yLabel || "",
       labelSize: options.yLabel ? 18 : 0,
@@ -127,7 +157,13 @@
         return Math.max(40, 16 + 7 * longest);
       },
     };
-    var xScale = { time: false };
+    if (options.log) {
+      // uPlot leaves the minor ticks' labels out (null) where they would crowd
+      yAxis.values = function (u, splits) {
+        return splits.map(function (v) { return v == null ? "" : number(v); });
+      };
+    }
+    var xScale = { time: kind === "time" };
     if (names) {
       // half a slot either side, so the first and last versions are not on the frame
       xScale.range = function (u, min, max) { return [min - 0.5, max + 0.5]; };
@@ -137,11 +173,18 @@
       height: options.height || 220,
       series: series,
       axes: [xAxis, yAxis],
-      scales: { x: xScale },
+      scales: { x: xScale, y: options.log ? { distr: 3, log: 10 } : {} },
       legend: { live: true },
       cursor: { focus: { prox: 24 } },
       focus: { alpha: 0.35 },
     };
+  }
+
+  // What only a new uPlot can change: the series, the axes and their scales.
+  function shapeOf(options) {
+    return JSON.stringify([options.series.map(function (s) { return s.label; }),
+      options.xNames || null, options.xLabel, options.yLabel, options.height,
+      options.xKind || null, !!options.log]);
   }
 
   function lines(element, options) {
@@ -157,20 +200,17 @@
       opts.hooks = {
         setSelect: [function (u) { if (u.select.width > 0) zoomed = true; }],
       };
-      chart = new uPlot(opts, aligned(current.series), element);
+      chart = new uPlot(opts, aligned(current.series, current.log), element);
       chart.over.addEventListener("dblclick", function () { zoomed = false; });
-      shape = JSON.stringify([current.series.map(function (s) { return s.label; }),
-        current.xNames || null, current.xLabel, current.yLabel, current.height]);
+      shape = shapeOf(current);
     }
 
     function update(next) {
-      var nextShape = JSON.stringify([next.series.map(function (s) { return s.label; }),
-        next.xNames || null, next.xLabel, next.yLabel, next.height]);
-      if (!chart || nextShape !== shape) {
+      if (!chart || shapeOf(next) !== shape) {
         build(next);
         zoomed = false;
       } else {
-        chart.setData(aligned(next.series), !zoomed);
+        chart.setData(aligned(next.series, next.log), !zoomed);
       }
     }
 
@@ -183,7 +223,7 @@
     });
     resize.observe(element);
 
-    return {
+    var handle = {
       update: update,
       destroy: function () {
         resize.disconnect();
@@ -192,9 +232,11 @@
       },
       get uplot() { return chart; },
     };
+    element.aicenterChart = handle;  // for the page's other scripts (and its tests) to find
+    return handle;
   }
 
-  window.aicenterCharts = { lines: lines, colours: COLOURS.slice() };
+  window.aicenterCharts = { lines: lines, colours: COLOURS.slice(), number: number };
 
   // <div class="chart" data-chart="id of a json_script block">: drawn from that block.
   document.addEventListener("DOMContentLoaded", function () {

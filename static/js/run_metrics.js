@@ -1,8 +1,9 @@
 // The run page's Metrics card (<section data-run-metrics="API address">): one chart per metric
 // that has two points or more, drawn from the API with about as many points as the chart is
 // wide, and drawn again every 2 s until the page's status (#run-status, swapped in by htmx)
-// says the run is finished and written: then once more, and no more. The summary table under
-// the heading is htmx's (templates/pipelines/detail.html#metric-summary).
+// says the run is finished and written: then once more, and no more. The card's chart controls
+// (x axis, log scale, smoothing: static/js/chart_view.js) redraw them from the last answer.
+// The summary table under the heading is htmx's (templates/pipelines/detail.html#metric-summary).
 (function () {
   "use strict";
   var EVERY_MS = 2000;
@@ -14,7 +15,9 @@
 
   function follow(card) {
     var box = card.querySelector(".metric-charts");
+    var controls = card.querySelector("form[data-chart-controls]");
     var charts = {};  // metric name: {figure, chart}
+    var latest = {};  // the last answer's points, redrawn when the controls change
 
     function chartWidth() {
       var some = box.querySelector(".chart");
@@ -40,17 +43,18 @@
     }
 
     function draw(metrics) {
+      latest = metrics;
+      var view = window.aicenterCharts.view(controls);
       var names = Object.keys(metrics).sort();
       names.forEach(function (name) {
-        var points = metrics[name]
-          .filter(function (p) { return p.value !== null; })  // NaN or infinity, logged
-          .map(function (p) { return [p.step, p.value]; });
-        var options = { series: [{ label: name, points: points }], xLabel: "Step" };
+        var points = metrics[name].filter(function (p) { return p.value !== null; });  // NaN or infinity, logged
+        var options = window.aicenterCharts.viewed([{ label: name, points: points }], view);
         if (charts[name]) {
           charts[name].chart.update(options);
         } else if (points.length > 1) {  // one point is no curve: it is in the table
           var element = figure(name);
           box.hidden = false;
+          if (controls) controls.hidden = false;
           box.appendChild(element);
           charts[name] = { figure: element, chart: window.aicenterCharts.lines(element.lastChild, options) };
         }
@@ -73,6 +77,7 @@
         .then(function () { if (!last) window.setTimeout(tick, EVERY_MS); });
     }
 
+    window.aicenterCharts.watch(controls, function () { draw(latest); });
     tick();
   }
 

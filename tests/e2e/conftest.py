@@ -3,6 +3,7 @@
 Playwright drives Debian's Chromium (never a downloaded one); without it the e2e tests are
 skipped with a reason, except under CI=true, where they fail (see `requires`)."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,10 @@ def page(browser, live_server, transactional_db):
     context.close()
 
 
+# Where a login lands a member: their project's overview (aicenter/views.py LoginView).
+LANDED = re.compile(r"/p/[^/]+/$")
+
+
 def log_in(page, username, password):
     """Through the real login form, as a person would."""
     page.goto("/login/")
@@ -51,7 +56,7 @@ def log_in(page, username, password):
 def alice_page(page, alice):
     """The project admin of Alpha, logged in through the form (password 'pw-alice')."""
     log_in(page, "alice", "pw-alice")
-    page.wait_for_url("/")
+    page.wait_for_url("/p/alpha/")
     return page
 
 

@@ -17,7 +17,7 @@ from packages.services import package_create
 from pipelines.models import PipelineRun
 from pipelines.services import pipeline_run_create
 from tests.conftest import upload
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import LANDED, log_in
 from tests.factories import package_zip
 
 pytestmark = [pytest.mark.browser]
@@ -171,7 +171,7 @@ def test_two_runs_ticked_in_the_list_compared_side_by_side(
     other = context.new_page()
     try:
         log_in(other, "bob", "pw-bob")
-        other.wait_for_url("/")
+        other.wait_for_url(LANDED)
         other.goto(shared)
         expect(other.locator("table.compare thead th")).to_have_text(runs)
         expect(

@@ -1,6 +1,6 @@
-"""Deleting a dataset or package that runs use (issue 9, item 16): the user sees which runs,
-with links, before anything is confirmed; once those runs are gone it deletes. Also the pages
-that show runs in context (Overview, Recurring), screenshot each."""
+"""Deleting a dataset or package that unfinished runs use: the user sees which runs, with
+links, before anything is confirmed; once they finished it deletes, and they keep their
+history. Also the pages that show runs in context (Overview, Recurring), screenshot each."""
 
 import re
 
@@ -40,15 +40,32 @@ def used(project, alice):
     return pipeline_run_kill(run=run, user=alice)
 
 
-def delete_run(page, run):
+@pytest.fixture
+def live(project, alice):
+    """A package and a dataset, and a queued run on them named 'nightly retrain'."""
+    classifier_and_invoices(project, alice)
+    return pipeline_run_create(project=project, user=alice, name="nightly retrain", **INPUTS)
+
+
+def kill_run(page, run):
     page.goto(f"/p/alpha/pipelines/{run.pk}/")
     page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Delete", exact=True).click()
-    expect(page).to_have_url("/p/alpha/pipelines/")
+    page.get_by_role("button", name="Kill", exact=True).click()
+    expect(page.locator(".badge", has_text="Killed").first).to_be_visible()
 
 
-def test_deleting_a_package_shows_the_runs_that_use_it_first(alice_page, used):
-    page, run = alice_page, used
+def the_run_keeps_its_history(page, run, marked, name):
+    """The run's page names what was deleted, links nowhere, and offers no Retry."""
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"/p/alpha/pipelines/{run.pk}/")
+        expect(page.locator("dl.facts")).to_contain_text(marked)
+        expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+        shoot(page, f"{name}-{width}")
+
+
+def test_deleting_a_package_shows_the_unfinished_runs_that_use_it_first(alice_page, live):
+    page, run = alice_page, live
     dialogs = []
     page.on("dialog", lambda dialog: dialogs.append(dialog.message))
 
@@ -56,7 +73,7 @@ def test_deleting_a_package_shows_the_runs_that_use_it_first(alice_page, used):
     page.get_by_role("link", name="Delete package").click()
     expect(page).to_have_url("/p/alpha/packages/classifier/delete/")
     expect(page.get_by_role("heading", level=2)).to_have_text(
-        "1 pipeline run uses the package classifier"
+        "1 unfinished pipeline run uses the package classifier"
     )
     expect(page.get_by_role("button", name="Delete package")).to_have_count(0)
     shoot(page, "160-package-delete-used-by-runs")
@@ -64,22 +81,27 @@ def test_deleting_a_package_shows_the_runs_that_use_it_first(alice_page, used):
 
     page.get_by_role("link", name=f"#{run.pk}").click()
     expect(page).to_have_url(f"/p/alpha/pipelines/{run.pk}/")
-    delete_run(page, run)
+    kill_run(page, run)
 
     page.goto("/p/alpha/packages/classifier/")
     page.get_by_role("link", name="Delete package").click()
     expect(page.get_by_role("heading", level=2)).to_have_text("Delete the package classifier?")
+    expect(page.locator("section.card")).to_contain_text(
+        "1 finished pipeline run used it: it keeps its history"
+    )
     shoot(page, "161-package-delete-confirm")
     page.get_by_role("button", name="Delete package").click()
     expect(page).to_have_url("/p/alpha/packages/")
     assert not Package.objects.filter(name="classifier").exists()
+    the_run_keeps_its_history(page, run, "(package deleted)", "165-run-of-a-deleted-package")
+    expect(page.get_by_role("link", name="Run again")).to_have_count(0)
 
 
-def test_deleting_a_dataset_that_runs_use_lists_them_with_links(alice_page, used):
-    page, run = alice_page, used
+def test_deleting_a_dataset_that_unfinished_runs_use_lists_them_with_links(alice_page, live):
+    page, run = alice_page, live
     page.goto("/p/alpha/datasets/invoices/delete/")
     expect(page.get_by_role("heading", level=2)).to_have_text(
-        "1 pipeline run uses the dataset invoices"
+        "1 unfinished pipeline run uses the dataset invoices"
     )
     expect(page.locator("table.runs")).to_contain_text("nightly retrain")
     shoot(page, "162-dataset-delete-used-by-runs")
@@ -88,17 +110,19 @@ def test_deleting_a_dataset_that_runs_use_lists_them_with_links(alice_page, used
     page.goto("/p/alpha/datasets/invoices/")
     page.get_by_role("link", name="Delete dataset").click()
     expect(page.get_by_role("heading", level=2)).to_have_text(
-        "1 pipeline run uses the dataset invoices"
+        "1 unfinished pipeline run uses the dataset invoices"
     )
     page.get_by_role("link", name=f"#{run.pk}").click()
     expect(page).to_have_url(f"/p/alpha/pipelines/{run.pk}/")
-    delete_run(page, run)
+    kill_run(page, run)
 
     page.goto("/p/alpha/datasets/invoices/delete/")
     expect(page.get_by_role("heading", level=2)).to_have_text("Delete the dataset invoices?")
     page.get_by_role("button", name="Delete dataset").click()
     expect(page).to_have_url("/p/alpha/datasets/")
     assert not Dataset.objects.filter(name="invoices").exists()
+    the_run_keeps_its_history(page, run, "invoices (deleted)", "166-run-of-a-deleted-dataset")
+    expect(page.get_by_role("link", name="Run again")).to_have_count(1)
 
 
 def test_the_overview_and_recurring_pages_show_runs(alice_page, used, project, alice):

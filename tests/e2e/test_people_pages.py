@@ -6,7 +6,7 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from core.models import ApiToken, Membership
-from tests.e2e.conftest import log_in, shoot
+from tests.e2e.conftest import LANDED, log_in, shoot
 
 pytestmark = [pytest.mark.browser]
 
@@ -127,7 +127,7 @@ def test_the_people_pages_fit_the_window(page, django_user_model, alice, width):
     django_user_model.objects.create_superuser("root", password="pw-root-long")
     page.set_viewport_size({"width": width, "height": 900})
     log_in(page, "root", "pw-root-long")
-    page.wait_for_url("/")
+    page.wait_for_url(LANDED)
     for url in ("/account/tokens/", "/account/users/", "/p/alpha/members/"):
         page.goto(url)
         overflow = page.evaluate(

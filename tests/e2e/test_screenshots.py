@@ -168,7 +168,8 @@ def test_every_page_renders_without_overflow(page, alice, bob, vera, tmp_path, s
     page.get_by_role("button", name="Log in").click()
     camera.shoot("02-login-error")
     log_in(page, "alice", "pw-alice")
-    camera.shoot("03-projects")
+    page.wait_for_url("/p/alpha/")
+    camera.shoot("03-projects", "/")
 
     camera.shoot("04-project-overview-empty", "/p/alpha/")
     camera.shoot("05-members", "/p/alpha/members/")

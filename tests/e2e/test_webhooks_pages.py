@@ -122,10 +122,10 @@ def test_a_user_chooses_when_to_be_e_mailed(alice_page, alice):
 
 
 def test_a_data_scientist_is_refused_the_webhooks_page(page, bob):
-    from tests.e2e.conftest import log_in
+    from tests.e2e.conftest import LANDED, log_in
 
     log_in(page, "bob", "pw-bob")
-    page.wait_for_url("/")
+    page.wait_for_url(LANDED)
     page.goto("/p/alpha/settings/")
     expect(page.get_by_role("link", name="Webhooks")).to_have_count(0)
     page.goto("/p/alpha/webhooks/")

@@ -96,16 +96,18 @@ def test_two_runs_side_by_side_differences_highlighted_best_marked(bobs, two_run
         re.search(r'id="compare-data" type="application/json">(.*?)</script>', html).group(1)
     )
     assert chart["metrics"] == ["accuracy", "loss"]
-    assert chart["runs"] == [
-        {
-            "label": f"#{first} lr 0.1",
-            "points": f"/api/v1/projects/alpha/pipelines/{first}/metrics",
-        },
-        {
-            "label": f"#{second} lr 0.01",
-            "points": f"/api/v1/projects/alpha/pipelines/{second}/metrics",
-        },
+    assert [(run["label"], run["points"]) for run in chart["runs"]] == [
+        (f"#{first} lr 0.1", f"/api/v1/projects/alpha/pipelines/{first}/metrics"),
+        (f"#{second} lr 0.01", f"/api/v1/projects/alpha/pipelines/{second}/metrics"),
     ]
+    # the scatter's: each run's parameters (inputs and logged) and last values, score first
+    assert chart["runs"][0]["parameters"]["lr"] == "0.1"
+    assert chart["runs"][0]["parameters"]["optimizer"] == "adam"
+    assert chart["runs"][1]["values"] == {"score": 0.9, "accuracy": 0.9, "loss": 0.1}
+    # first shown: the first parameter that differs, against the score
+    x = re.search(r'<select name="x">(.*?)</select>', html).group(1)
+    assert "<option selected>lr</option>" in x and "<option>optimizer</option>" in x
+    assert re.search(r'<select name="y"><option selected>score</option>', html)
     assert (
         bobs.get(chart["runs"][1]["points"], {"max_points": 600}).json()["metrics"]["loss"][-1][
             "value"

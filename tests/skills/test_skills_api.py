@@ -25,6 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
         ({"package": "nope"}, "package", "No package named 'nope'"),
         ({"version": "9.9"}, "version", "has no version '9.9' (it has: 1.0)"),
         ({"version": "one"}, "version", "has no version 'one'"),
+        ({"version": None}, "version", "Choose a version of echo, or an alias to follow"),
         ({"replicas": 0}, "replicas", "from 1 to 16"),
         ({"replicas": 17}, "replicas", "from 1 to 16"),
     ],
@@ -41,7 +42,6 @@ def test_invalid_skills_are_refused_field_by_field(api, echo, payload, field, me
 @pytest.mark.parametrize(
     "body",
     [
-        {"name": "s", "package": "echo"},  # no version
         {"name": "s", "package": "echo", "version": "1.0", "replicas": "2"},
         {"name": "s", "package": "echo", "version": "1.0", "auto_update": "yes"},
         {"name": 3, "package": "echo", "version": "1.0"},

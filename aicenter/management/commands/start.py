@@ -15,6 +15,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from aicenter import running
+from core.embedded_redis import start_unless_running
 from core.embedded_redis import stop as stop_redis
 from core.models import Membership, Project
 from sandbox.bubblewrap import bubblewrap
@@ -98,17 +100,33 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=1)
 
     def handle(self, *args, addr, port, workers, **options):
+        url = f"http://{'localhost' if addr in ('127.0.0.1', '0.0.0.0') else addr}:{port}/"
+        # Refused in one line, before anything is touched: a second start on this data dir
+        # (whose Ctrl-C would stop what the first one serves from), or a port another
+        # program holds (waitress would die with a traceback).
         try:
-            self._start(addr, port, workers)
+            self._lock = running.hold(settings.DATA_DIR, url)
+        except running.AlreadyRunning as already:
+            self._refuse(str(already))
+        if not str(port).isdigit() or not 0 < int(port) < 65536:
+            self._refuse(f"--port must be a number from 1 to 65535, not '{port}'.")
+        if problem := running.port_refusal(addr, int(port)):
+            self._refuse(problem)
+        started_redis = False
+        try:
+            if settings.EMBEDDED_REDIS:
+                started_redis = start_unless_running(settings.DATA_DIR)
+            self._start(addr, port, workers, url, started_redis)
         finally:
             # Also after a failed migrate or a Ctrl-C before the children ran: the embedded
-            # redis-server is a daemon and would outlive us.
-            if settings.EMBEDDED_REDIS:
+            # redis-server is a daemon and would outlive us. One that was running before this
+            # start may serve others (a worker started by hand, a test session): left alone.
+            if started_redis:
                 stop_redis(settings.DATA_DIR)
             self.stdout.write("Stopped.")
             self.stdout.flush()
 
-    def _start(self, addr, port, workers):
+    def _start(self, addr, port, workers, url, started_redis):
         if problem := refusal():  # the worker would refuse too: say it once, up front
             raise CommandError(problem)
         call_command("migrate", interactive=False, verbosity=0)
@@ -132,19 +150,21 @@ class Command(BaseCommand):
             for number in range(1, workers + 1)
         ]
         worker_processes.append(WorkerProcess(1, [*manage, "skillhost"], name="Skill host"))
-        url = f"http://{'localhost' if addr in ('127.0.0.1', '0.0.0.0') else addr}:{port}/"
+        redis = settings.REDIS_URL
+        if settings.EMBEDDED_REDIS:
+            redis = f"embedded, {redis}" + ("" if started_redis else " (was running; left so)")
         self.stdout.write(
             self.style.SUCCESS(f"\nAI Center is starting at {url}\n")
             + f"  Log in as '{username}' with password '{password}'\n"
             + f"  Data: {settings.DATA_DIR}\n"
-            + f"  Redis: {'embedded, ' if settings.EMBEDDED_REDIS else ''}{settings.REDIS_URL}\n"
+            + f"  Redis: {redis}\n"
             + (
                 f"  Package code: sandboxed ({bubblewrap()}: {bubblewrap().path})\n"
                 if status().enabled
                 else "  Package code: NOT sandboxed (AICENTER_SANDBOX=off)\n"
             )
             + "  Press Ctrl-C to stop the web server, the worker, the skill host"
-            + (" and the embedded Redis.\n" if settings.EMBEDDED_REDIS else ".\n")
+            + (" and the embedded Redis.\n" if started_redis else ".\n")
         )
         # stdout is a pipe under a supervisor or `docker logs`: the login must show right away
         self.stdout.flush()
@@ -171,6 +191,12 @@ class Command(BaseCommand):
             project=default, user=user, defaults={"role": Membership.ADMIN}
         )
         return username, password
+
+    def _refuse(self, text):
+        """One line on stderr and exit 1: no traceback, no "CommandError:" to decode."""
+        self.stderr.write(text)
+        self.stderr.flush()
+        sys.exit(1)
 
     def _say(self, text):
         self.stdout.write(text)
