@@ -8,7 +8,7 @@ from pydantic import ConfigDict
 
 from accounts.services import user_create, user_list, user_update
 from core.errors import ErrorOut
-from core.services import api_token_create, api_token_list, api_token_revoke
+from core.tokens import api_token_create, api_token_list, api_token_revoke
 
 router = Router(tags=["accounts"])
 

@@ -1,6 +1,6 @@
 """People: superusers create users, deactivate and reactivate them, and reset passwords, on
 the Users page and through the API (/users). API tokens and project members are in
-core/services.py, beside the roles they rely on."""
+the core (core/tokens.py, core/members.py), beside the roles they rely on."""
 
 import secrets
 
@@ -12,8 +12,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.http import Http404
 
+from core.errors import name_taken
 from core.models import Membership
-from core.services import api_token_list, api_token_revoke, name_taken
+from core.tokens import api_token_list, api_token_revoke
 
 USERNAME_MAX = 150  # Django's User.username
 

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.services import user_create, user_list, user_update
 from core.pages import form_errors
-from core.services import api_token_create, api_token_list, api_token_revoke
+from core.tokens import api_token_create, api_token_list, api_token_revoke
 
 EXPIRY_CHOICES = [
     ("never", "Never"),

@@ -1,4 +1,4 @@
-"""The JSON API, v1 (SPEC's table). Every endpoint calls the same services as the pages."""
+"""The JSON API, v1 (docs/api.md). Every endpoint calls the same services as the pages."""
 
 from datetime import datetime
 from typing import Literal
@@ -15,17 +15,14 @@ from accounts.api import router as accounts_router
 from core.auth import NO_CREDENTIALS, BearerToken, browser_session
 from core.database import is_locked
 from core.disk_space import DiskFull
-from core.errors import PATTERN_HINTS, ErrorOut
+from core.errors import PATTERN_HINTS, ErrorOut, is_conflict
+from core.members import membership_remove, membership_set, user_get
 from core.services import (
     PROJECT_NAME_PATTERN,
-    is_conflict,
-    membership_remove,
-    membership_set,
     project_create,
     project_get_for_user,
     project_list_for_user,
     project_settings_update,
-    user_get,
 )
 from datasets.api import router as datasets_router
 from governance.api import router as logs_router

@@ -1,4 +1,4 @@
-"""Settings, all from environment variables (SPEC's operating contract).
+"""Settings, all from environment variables (docs/operating.md lists them).
 
 The defaults run with nothing installed: SQLite and local storage under AICENTER_DATA_DIR,
 and an embedded Redis server when REDIS_URL is unset.
@@ -11,46 +11,18 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF
-from django.core.exceptions import ImproperlyConfigured
 
+from aicenter.setting_values import checked_secret_key, envbool, envint, uid_range
 from core.data_dir import data_dir_protect
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def envbool(name, default):
-    return os.environ.get(name, str(default)).strip().lower() in ("1", "true", "yes", "on")
-
-
-def envint(name, default):
-    return int(os.environ.get(name, default))
 
 
 DATA_DIR = Path(os.environ.get("AICENTER_DATA_DIR", BASE_DIR / "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)  # narrowed again below, if it was wider
 
 DEBUG = envbool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
-if not SECRET_KEY:
-    if not DEBUG:
-        # Sessions, password resets and CSRF tokens are signed with it: a key everyone knows
-        # would let anyone forge them, so there is no built-in one.
-        raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long random "
-            f"string and keep it secret, e.g. the output of: {MAKE_A_KEY} "
-            "(`python3 run.py` makes one for you; DEBUG=true runs with a development key)."
-        )
-    SECRET_KEY = "django-insecure-development-key-for-DEBUG-only"
-elif not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
-    # A key that can be guessed is as bad as none: Django's measure of one that can't
-    # (check --deploy's W009), made a refusal to start.
-    raise ImproperlyConfigured(
-        f"SECRET_KEY is too weak ({len(SECRET_KEY)} characters, {len(set(SECRET_KEY))} "
-        "different): production needs at least 50 characters, random, e.g. the output of: "
-        f"{MAKE_A_KEY} (`python3 run.py` makes one for you). A command that signs nothing, "
-        "such as makemigrations --check, may run with DEBUG=true instead."
-    )
+SECRET_KEY = checked_secret_key(os.environ.get("SECRET_KEY", ""), debug=DEBUG)
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -122,8 +94,8 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'aicenter.sqlite3'}",
-        # A connection kept a minute by each web server thread: opening one per request cost
-        # a skill call 2.3 ms on PostgreSQL (docs/benchmarks.md). Checked before each reuse.
+        # A connection kept a minute by each web server thread: opening one per request is a
+        # large share of a skill call's time on PostgreSQL. Checked before each reuse.
         conn_max_age=envint("DB_CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
@@ -345,27 +317,7 @@ SANDBOX = "off" if os.environ.get("AICENTER_SANDBOX", "on").strip().lower() == "
 BWRAP = os.environ.get("AICENTER_BWRAP", "").strip()
 # The data dir 0700 and the SQLite file 0600 (crossable 0711 for unsandboxed runs' uids).
 data_dir_protect(DATA_DIR, database=DATABASES["default"], crossable=SANDBOX == "off")
-# A root worker runs each sandbox as a uid of its own from this range (no passwd entry
-# needed): its first uid for probes, then a part each for runs, sandboxes started ahead,
-# environment builds and skill replicas (sandbox/sandbox_uids.py), 8 uids at least.
-SANDBOX_UIDS_LEAST = 65
-
-
-def uid_range(text):
-    first, _, last = text.partition("-")
-    try:
-        first, last = int(first), int(last)
-    except ValueError:
-        first = last = 0
-    if not 0 < first <= last < 2**32 - 1 or last - first + 1 < SANDBOX_UIDS_LEAST:
-        raise ImproperlyConfigured(
-            f"AICENTER_SANDBOX_UIDS={text!r} is not a range of at least {SANDBOX_UIDS_LEAST} "
-            "uids, such as 200000-299999: sandboxes run as uids of it (never root, 0), a part "
-            "each for runs, sandboxes started ahead, environment builds and skill replicas"
-        )
-    return first, last
-
-
+# Each sandbox of a root worker runs as a uid of this range (aicenter/setting_values.py).
 SANDBOX_UIDS = uid_range(os.environ.get("AICENTER_SANDBOX_UIDS", "200000-299999"))
 # cgroups for the whole-run memory and process limits where the machine allows them.
 SANDBOX_CGROUPS = envbool("AICENTER_SANDBOX_CGROUPS", True)
@@ -373,8 +325,8 @@ SANDBOX_CGROUPS = envbool("AICENTER_SANDBOX_CGROUPS", True)
 # image, sandbox/disks.py): the kernel holds its disk and file limits. False (or a
 # worker that isn't root): a walk of the workspace checks them.
 SANDBOX_DISKS = envbool("AICENTER_SANDBOX_DISKS", True)
-# A root worker starts the next run's sandbox when a run ends (pipelines/runner/ahead.py):
-# ~20 ms less per run.
+# A root worker starts the next run's sandbox when a run ends (pipelines/runner/ahead.py), so
+# the next run does not wait for one to start.
 SANDBOX_AHEAD = envbool("AICENTER_SANDBOX_AHEAD", True)
 # Folders every sandbox sees read-write at their own path. Not from the environment: for the
 # test suite's exchange folder only.

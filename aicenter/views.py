@@ -3,12 +3,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render, resolve_url
 
+from core.members import membership_remove, membership_set
 from core.models import Membership
 from core.pages import form_errors
 from core.services import (
     can_create_projects,
-    membership_remove,
-    membership_set,
     project_create,
     project_get_for_user,
     project_list_for_user,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""ML Logs at 1,000,000 events, measured (issue 14). Run from the repository root with the
+"""ML Logs at 1,000,000 events, measured. Run from the repository root with the
 venv's Python:
 
     .venv/bin/python bench/logs_bench.py [--events 1000000] [--requests 30]
@@ -64,7 +64,7 @@ from core.models import (  # noqa: E402
     Membership,
     Project,
 )
-from core.services import api_token_create  # noqa: E402
+from core.tokens import api_token_create  # noqa: E402
 from governance.selectors import event_cursor  # noqa: E402
 from packages.models import Package, PackageVersion  # noqa: E402
 

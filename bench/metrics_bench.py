@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Metrics, measured (issue 11). Run from the repository root with the venv's Python:
+"""Metrics, measured. Run from the repository root with the venv's Python:
 
     .venv/bin/python bench/metrics_bench.py [--points 100000] [--repeat 3] [--runs 100000]
         [--mlflow /tmp/mlflow-venv/bin/python]
@@ -26,7 +26,6 @@ directory; with DATABASE_URL it uses that database, which must hold no runs.
 import argparse
 import io
 import json
-import math
 import os
 import re
 import shutil
@@ -64,10 +63,11 @@ from metrics_reference import (  # noqa: E402  the same loop and curves on both 
     http_get,
     runserver,
 )
+from percentiles import p95  # noqa: E402
 
 from core.embedded_redis import stop  # noqa: E402
 from core.models import Membership, Project  # noqa: E402
-from core.services import api_token_create  # noqa: E402
+from core.tokens import api_token_create  # noqa: E402
 from datasets.services import dataset_create, dataset_file_put  # noqa: E402
 from packages.services import package_create  # noqa: E402
 from pipelines.metrics import metrics_append  # noqa: E402
@@ -75,10 +75,6 @@ from pipelines.models import MetricSeries, PipelineRun  # noqa: E402
 from pipelines.runner import metrics_file  # noqa: E402
 from pipelines.start import pipeline_start  # noqa: E402
 from tests.factories import package_zip  # noqa: E402
-
-
-def p95(values):
-    return sorted(values)[max(0, math.ceil(0.95 * len(values)) - 1)]
 
 
 def timed(call, times):

@@ -89,7 +89,7 @@ def noop_package(username="bench"):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from core.models import Membership, Project
-    from core.services import api_token_create
+    from core.tokens import api_token_create
     from datasets.services import dataset_create, dataset_file_put
     from packages.services import package_create
     from tests.factories import package_zip

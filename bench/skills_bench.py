@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""ML Skills' speed, measured (issue 12). Run from the repository root with the venv's Python:
+"""ML Skills' speed, measured. Run from the repository root with the venv's Python:
 
     .venv/bin/python bench/skills_bench.py [--mlflow /tmp/mlflow-venv/bin/python]
         [--calls 2000] [--seconds 10] [--concurrency 8]
@@ -35,10 +35,8 @@ are set; a DATABASE_URL's database must hold no skill), so it never touches your
 import argparse
 import http.client
 import json
-import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -68,11 +66,15 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
+from http_calls import WARM_CALLS, Target, concurrent, sequential  # noqa: E402
+from mlflow_scoring import MlflowScoring, mlflow_model, mlflow_version  # noqa: E402
 from pipeline_bench import free_port  # noqa: E402
+from processes import Processes, wait_http  # noqa: E402
+from skills_report import show_concurrent, show_floor, show_sequential, summary  # noqa: E402
 
 from core.embedded_redis import ensure_embedded_redis, stop  # noqa: E402
 from core.models import Membership, Project  # noqa: E402
-from core.services import api_token_create  # noqa: E402
+from core.tokens import api_token_create  # noqa: E402
 from packages.services import package_create  # noqa: E402
 from skills import channel  # noqa: E402
 from skills.models import Skill  # noqa: E402
@@ -88,19 +90,6 @@ class Main:
         return input
 """
 # MLflow's side: the same predict as a python_function model, saved to argv[1].
-MLFLOW_MODEL = """\
-import sys
-
-import mlflow.pyfunc
-
-
-class Echo(mlflow.pyfunc.PythonModel):
-    def predict(self, context, model_input, params=None):
-        return model_input
-
-
-mlflow.pyfunc.save_model(sys.argv[1], python_model=Echo())
-"""
 # The HTTP floor: a WSGI app that answers the body it got, on the same waitress.
 BARE_WSGI = """\
 import sys
@@ -121,171 +110,10 @@ waitress.serve(app, listen=sys.argv[1], threads=8, _quiet=True)
 INPUT = json.dumps(
     {"invoice": "INV-2024-000042", "vendor": "ACME Corp", "total": 1234.56, "currency": "EUR"}
 ).encode()
-MLFLOW_INPUT = json.dumps({"inputs": json.loads(INPUT)}).encode()
 PROJECT = "default"
 SKILL = "echo"
 PREDICT = f"/api/v1/projects/{PROJECT}/skills/{SKILL}/predict"
-WARM_CALLS = 50
 WEB_THREADS = 8  # as aicenter/management/commands/start.py runs waitress
-TARGET_P50_MS, TARGET_P99_MS, TARGET_CALLS_PER_SECOND = 10, 50, 300
-
-
-def percentile(values, q):
-    """Nearest rank."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def verdict(ok):
-    return "met" if ok else "MISSED"
-
-
-class Http:
-    """One keep-alive connection (HTTP/1.1, as a robot's client keeps it)."""
-
-    def __init__(self, port):
-        self.port = port
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-    def post(self, path, body, headers) -> tuple[int, bytes]:
-        try:
-            self.connection.request("POST", path, body=body, headers=headers)
-            response = self.connection.getresponse()
-            return response.status, response.read()
-        except (OSError, http.client.HTTPException):
-            self.connection.close()  # a new connection for the next call
-            return 0, b""
-
-    def close(self):
-        self.connection.close()
-
-
-class Target:
-    """What a measure calls: a URL path on a port, with headers, and the answer it expects."""
-
-    def __init__(self, port, path, body, headers, expected):
-        self.port, self.path, self.body, self.expected = port, path, body, expected
-        self.headers = {"Content-Type": "application/json", **headers}
-
-    def ok(self, status, answer):
-        try:
-            return status == 200 and json.loads(answer) == self.expected
-        except ValueError:
-            return False
-
-
-def sequential(target, calls):
-    """Milliseconds of `calls` calls one after another on one connection (after some to warm
-    up), and how many failed."""
-    client, times, failed = Http(target.port), [], 0
-    for _ in range(WARM_CALLS):
-        client.post(target.path, target.body, target.headers)
-    for _ in range(calls):
-        began = time.perf_counter()
-        status, answer = client.post(target.path, target.body, target.headers)
-        times.append((time.perf_counter() - began) * 1000)
-        failed += not target.ok(status, answer)
-    client.close()
-    return {
-        "p50": percentile(times, 50),
-        "p90": percentile(times, 90),
-        "p99": percentile(times, 99),
-        "failed": failed,
-        "calls": calls,
-    }
-
-
-def concurrent(target, threads, seconds):
-    """`threads` callers, each on its own keep-alive connection, for `seconds`: calls per
-    second, failed calls, and the calls' p50 and p99."""
-    start = threading.Barrier(threads + 1)
-    results = []
-    lock = threading.Lock()
-
-    def caller():
-        client, times, failed = Http(target.port), [], 0
-        for _ in range(5):
-            client.post(target.path, target.body, target.headers)
-        start.wait()
-        end = began_all[0] + seconds
-        while (now := time.perf_counter()) < end:
-            status, answer = client.post(target.path, target.body, target.headers)
-            times.append((time.perf_counter() - now) * 1000)
-            failed += not target.ok(status, answer)
-        client.close()
-        with lock:
-            results.append((times, failed))
-
-    began_all = [0.0]
-    workers = [threading.Thread(target=caller) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    began_all[0] = time.perf_counter()
-    start.wait()
-    for worker in workers:
-        worker.join()
-    elapsed = time.perf_counter() - began_all[0]
-    times = [t for ts, _ in results for t in ts]
-    return {
-        "per_second": len(times) / elapsed,
-        "calls": len(times),
-        "failed": sum(f for _, f in results),
-        "p50": percentile(times, 50),
-        "p99": percentile(times, 99),
-    }
-
-
-def wait_http(port, seconds, process, what, log):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{what} exited with code {process.returncode}: see {log}")
-        try:
-            with closing(http.client.HTTPConnection("127.0.0.1", port, timeout=2)) as probe:
-                probe.request("GET", "/")
-                probe.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{what} did not answer within {seconds} s: see {log}")
-
-
-class Processes:
-    """Processes started in their own process group, each logging to a file of the scratch
-    folder; all stopped (SIGTERM, then SIGKILL) at the end."""
-
-    def __init__(self):
-        self.started = []
-
-    def start(self, name, command, **kwargs):
-        log_path = SCRATCH / f"{name}.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                **kwargs,
-            )
-        process.log_path = log_path
-        self.started.append(process)
-        return process
-
-    def stop(self, process, grace=15):
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        if process in self.started:
-            self.started.remove(process)
-
-    def stop_all(self):
-        for process in reversed(list(self.started)):
-            self.stop(process)
 
 
 def setup():
@@ -407,89 +235,6 @@ def work_per_call(headers):
     return [q["sql"] for q in queries.captured_queries], commands
 
 
-class MlflowScoring:
-    """`mlflow models serve` of the echo model on a free loopback port."""
-
-    def __init__(self, python, processes, model, workers):
-        self.python, self.processes, self.model = Path(python), processes, model
-        self.workers, self.port = workers, free_port()
-
-    def __enter__(self):
-        venv_bin = str(self.python.parent)
-        # it runs `uvicorn` by name: the venv's bin must be on PATH
-        env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"}
-        for name in ("AICENTER_DATA_DIR", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL"):
-            env.pop(name, None)
-        command = [
-            str(self.python), "-m", "mlflow", "models", "serve", "-m", str(self.model),
-            "--env-manager", "local", "-h", "127.0.0.1", "-p", str(self.port),
-            "-w", str(self.workers),
-        ]  # fmt: skip
-        self.process = self.processes.start(f"mlflow-serve-{self.workers}", command, env=env)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"mlflow models serve exited: see {self.process.log_path}")
-            # each uvicorn worker loads the model: wait for all of them, then ask
-            started = self.process.log_path.read_text().count("Application startup complete")
-            if started >= self.workers:
-                try:
-                    with closing(
-                        http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                    ) as probe:
-                        probe.request("GET", "/ping")
-                        if probe.getresponse().status == 200:
-                            return self
-                except OSError:
-                    pass
-            time.sleep(0.2)
-        raise SystemExit(f"mlflow models serve did not start: see {self.process.log_path}")
-
-    def __exit__(self, *exc):
-        self.processes.stop(self.process)
-
-    def target(self):
-        expected = {"predictions": json.loads(INPUT)}
-        return Target(self.port, "/invocations", MLFLOW_INPUT, {}, expected)
-
-
-def mlflow_model(python) -> Path:
-    folder = SCRATCH / "mlflow"
-    folder.mkdir()
-    script = folder / "save_model.py"
-    script.write_text(MLFLOW_MODEL)
-    model = folder / "echo-model"
-    answer = subprocess.run(
-        [str(python), str(script), str(model)], capture_output=True, text=True, cwd=folder
-    )
-    if answer.returncode:
-        raise SystemExit(f"saving the MLflow model failed:\n{answer.stderr[-3000:]}")
-    return model
-
-
-def mlflow_version(python) -> str:
-    command = [str(python), "-c", "import mlflow; print(mlflow.__version__)"]
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
-
-
-def show_sequential(label, figures):
-    print(
-        f"  {label:44} p50 {figures['p50']:6.2f} ms  p90 {figures['p90']:6.2f} ms  "
-        f"p99 {figures['p99']:6.2f} ms  failed {figures['failed']}"
-    )
-
-
-def show_concurrent(label, figures):
-    print(
-        f"  {label:44} {figures['per_second']:7.1f} calls/s  failed {figures['failed']}/"
-        f"{figures['calls']}  (p50 {figures['p50']:.1f} ms, p99 {figures['p99']:.1f} ms)"
-    )
-
-
-def show_floor(label, times):
-    print(f"  {label:58} p50 {percentile(times, 50):6.2f} ms  p99 {percentile(times, 99):6.2f} ms")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mlflow", help="a Python with mlflow installed (MLflow's side)")
@@ -497,7 +242,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=10, help="of each concurrent measure")
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    processes = Processes()
+    processes = Processes(SCRATCH)
     try:
         run(args, processes)
     finally:
@@ -525,7 +270,7 @@ def run(args, processes):
         raise SystemExit(f"--mlflow {mlflow_python}: no such file")
     if mlflow_python:  # while nothing else runs: it takes seconds of CPU
         print(f"Saving the MLflow model (mlflow {mlflow_version(mlflow_python)})…", flush=True)
-        model = mlflow_model(mlflow_python)
+        model = mlflow_model(mlflow_python, SCRATCH)
 
     manage = [sys.executable, str(ROOT / "manage.py")]
     host = processes.start("skillhost", [*manage, "skillhost"], cwd=ROOT)
@@ -595,12 +340,16 @@ def run(args, processes):
     if mlflow_python:
         print("\n3. MLflow's scoring server, the same calls to /invocations:")
         with MlflowScoring(mlflow_python, processes, model, workers=1) as server:
-            theirs["sequential"] = sequential(server.target(), args.calls)
+            theirs["sequential"] = sequential(server.target(INPUT), args.calls)
             show_sequential("sequential, 1 worker (its default)", theirs["sequential"])
-            theirs["concurrent_1"] = concurrent(server.target(), args.concurrency, args.seconds)
+            theirs["concurrent_1"] = concurrent(
+                server.target(INPUT), args.concurrency, args.seconds
+            )
             show_concurrent(f"{args.concurrency} callers, 1 worker", theirs["concurrent_1"])
         with MlflowScoring(mlflow_python, processes, model, workers=2) as server:
-            theirs["concurrent_2"] = concurrent(server.target(), args.concurrency, args.seconds)
+            theirs["concurrent_2"] = concurrent(
+                server.target(INPUT), args.concurrency, args.seconds
+            )
             show_concurrent(f"{args.concurrency} callers, 2 workers", theirs["concurrent_2"])
         if theirs["concurrent_2"]["p50"] > 30:
             print(
@@ -613,48 +362,6 @@ def run(args, processes):
 
     summary(args, ours, theirs)
     print(f"\nLoad average after: {os.getloadavg()[0]:.2f}")
-
-
-def summary(args, ours, theirs):
-    key, token, load = ours["key"], ours["token"], ours["concurrent"]
-    print("\nTargets (issue 12):")
-    for label, figures in (("by key", key), ("by token", token)):
-        print(
-            f"  sequential {label:9} p50 {figures['p50']:6.2f} ms ≤ {TARGET_P50_MS} ms: "
-            f"{verdict(figures['p50'] <= TARGET_P50_MS)};  p99 {figures['p99']:6.2f} ms ≤ "
-            f"{TARGET_P99_MS} ms: {verdict(figures['p99'] <= TARGET_P99_MS)};  "
-            f"failed {figures['failed']}: {verdict(figures['failed'] == 0)}"
-        )
-    for label, figures in (("by key", load), ("by token", ours["concurrent_token"])):
-        print(
-            f"  concurrency {args.concurrency}, 2 replicas, {label:9} "
-            f"{figures['per_second']:6.1f} calls/s ≥ {TARGET_CALLS_PER_SECOND}: "
-            f"{verdict(figures['per_second'] >= TARGET_CALLS_PER_SECOND)};  failed "
-            f"{figures['failed']}: {verdict(figures['failed'] == 0)}"
-        )
-    if not theirs:
-        return
-    mlflow_seq = theirs["sequential"]
-    best = max(theirs["concurrent_1"], theirs["concurrent_2"], key=lambda f: f["per_second"])
-    print("\nOurs / MLflow (latency: below 1 is faster; calls/s: above 1 is faster):")
-    for label, figures in (("by key", key), ("by token", token)):
-        print(
-            f"  sequential {label:9} p50 {figures['p50'] / mlflow_seq['p50']:5.2f}×  "
-            f"p90 {figures['p90'] / mlflow_seq['p90']:5.2f}×  "
-            f"p99 {figures['p99'] / mlflow_seq['p99']:5.2f}×"
-        )
-    for workers in (1, 2):
-        theirs_load = theirs[f"concurrent_{workers}"]
-        print(
-            f"  calls/s at concurrency {args.concurrency}, by key, vs MLflow with {workers} "
-            f"worker{'s' * (workers > 1)}: {load['per_second'] / theirs_load['per_second']:5.2f}×"
-        )
-    faster_latency = key["p50"] < mlflow_seq["p50"] and key["p99"] < mlflow_seq["p99"]
-    faster_load = load["per_second"] > best["per_second"]
-    print(
-        f"  faster than MLflow, sequential (p50 and p99 by key): {verdict(faster_latency)};  "
-        f"calls/s (vs its better setup): {verdict(faster_load)}"
-    )
 
 
 if __name__ == "__main__":

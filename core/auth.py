@@ -8,7 +8,7 @@ about CSRF tells a script nothing). CSRF is checked for a logged-in browser sess
 from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer, SessionAuth
 
-from core.services import api_token_find, api_token_in_use
+from core.tokens import api_token_find, api_token_in_use
 
 NO_CREDENTIALS = (
     "Authentication required: send 'Authorization: Bearer <token>' "

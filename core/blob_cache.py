@@ -10,7 +10,6 @@ recently used go. Several workers of one machine share the folder: a blob arrive
 private name and is renamed into place, so nobody reads half a file.
 """
 
-import hashlib
 import logging
 import os
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from core.blobs import CHUNK, CorruptBlob
+from core.blobs import local_path, write_aside
 from core.models import blob_storage_name
 
 logger = logging.getLogger(__name__)
@@ -37,10 +36,7 @@ _size = None  # bytes in the cache as this process counts them (None: not counte
 def local_blob(sha256: str, size: int | None = None) -> Path | None:
     """A file on this machine holding the blob: local storage's own, else this machine's copy
     (fetched now if it has none). None when the blob is too big to keep: stream it instead."""
-    try:
-        return Path(default_storage.path(blob_storage_name(sha256)))
-    except NotImplementedError:  # remote storage
-        return cached_blob(sha256, size)
+    return local_path(sha256) or cached_blob(sha256, size)
 
 
 def cached_blob(sha256: str, size: int | None = None) -> Path | None:
@@ -56,20 +52,14 @@ def cached_blob(sha256: str, size: int | None = None) -> Path | None:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    arriving = path.with_name(f".{sha256}.{uuid.uuid4().hex}")
-    digest = hashlib.sha256()
-    try:
-        with default_storage.open(blob_storage_name(sha256), "rb") as source:
-            with open(arriving, "wb") as target:
-                while chunk := source.read(CHUNK):
-                    digest.update(chunk)
-                    target.write(chunk)
-        if digest.hexdigest() != sha256:
-            raise CorruptBlob(f"storage gave other bytes for blob {sha256}")
-        arrived = arriving.stat().st_size
-        os.replace(arriving, path)
-    finally:
-        arriving.unlink(missing_ok=True)
+    with default_storage.open(blob_storage_name(sha256), "rb") as source:
+        arrived = write_aside(
+            source,
+            path,
+            sha256,
+            private=path.with_name(f".{sha256}.{uuid.uuid4().hex}"),
+            mismatch=lambda _digest: f"storage gave other bytes for blob {sha256}",
+        )
     _added(arrived)
     return path
 

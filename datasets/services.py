@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.disk_space import data_disk_refuse_when_low
+from core.errors import name_taken
 from core.events import record
 from core.in_use import refuse_live_runs
 from core.manifests import (
@@ -24,7 +25,7 @@ from core.manifests import (
     manifest_put_files,
     manifest_put_folder,
 )
-from core.services import RUN, name_taken, require
+from core.services import RUN, require
 from core.zips import open_safe_zip
 from datasets.models import Dataset
 

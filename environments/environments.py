@@ -120,12 +120,7 @@ def environment_for(
     path = settings.ENVIRONMENTS_DIR / key
     environment = Environment(key=key, path=path)
     if (path / READY).exists():
-        os.utime(path / READY)  # least recently used goes first when the disk budget is hit
-        # built here before its record said so (the record made later, or left pending): the
-        # versions' pages would say "Environment pending" for an environment runs use
-        pending = EnvironmentBuild.objects.filter(key=key, status=EnvironmentBuild.PENDING)
-        if not recorded_ready and pending.exists():  # a write only when one is due
-            pending.update(status=EnvironmentBuild.READY, finished_at=timezone.now())
+        _already_built(key, path, recorded_ready=recorded_ready)
         return environment
     _raise_recent_failure(key)
     python = find_python(python_version)
@@ -149,32 +144,48 @@ def environment_for(
         _raise_recent_failure(key)  # another worker failed it while we waited
         if on_build:
             on_build()
-        record = BuildRecord(key, python_version, log)
-        if path.exists():
-            record.write(
-                "[aicenter] removing a half-built environment left by a crashed worker\n",
-                platform=True,
-            )
-            remove_tree(path)
-        started = time.monotonic()
-        try:
-            build(path, python, normalise_requirements(requirements), record, should_stop)
-        except BuildStopped:
-            _discard(path)
-            record.end(EnvironmentBuild.PENDING)
-            raise
-        except EnvironmentUnavailable as error:
-            _discard(path)
-            record.end(EnvironmentBuild.FAILED, error.reason)
-            raise
-        except BaseException:
-            _discard(path)
-            record.end(EnvironmentBuild.PENDING)
-            raise
-        (path / READY).write_text(f"built in {time.monotonic() - started:.1f} s\n")
-        record.end(EnvironmentBuild.READY)
+        _build_here(key, path, python, python_version, requirements, log, should_stop)
     evict_environments(keep=key)
     return environment
+
+
+def _already_built(key, path, *, recorded_ready) -> None:
+    """Mark it used; and built here before its record said so (the record made later, or left
+    pending), say it is ready: the versions' pages would say "Environment pending" for an
+    environment runs use."""
+    os.utime(path / READY)  # least recently used goes first when the disk budget is hit
+    pending = EnvironmentBuild.objects.filter(key=key, status=EnvironmentBuild.PENDING)
+    if not recorded_ready and pending.exists():  # a write only when one is due
+        pending.update(status=EnvironmentBuild.READY, finished_at=timezone.now())
+
+
+def _build_here(key, path, python, python_version, requirements, log, should_stop) -> None:
+    """Build it at `path` (under its lock), its record kept as it goes: ready, failed with the
+    reason, or pending again when stopped or broken off."""
+    record = BuildRecord(key, python_version, log)
+    if path.exists():
+        record.write(
+            "[aicenter] removing a half-built environment left by a crashed worker\n",
+            platform=True,
+        )
+        remove_tree(path)
+    started = time.monotonic()
+    try:
+        build(path, python, normalise_requirements(requirements), record, should_stop)
+    except BuildStopped:  # to be built again, by the next run that needs it
+        _discard(path)
+        record.end(EnvironmentBuild.PENDING)
+        raise
+    except EnvironmentUnavailable as error:
+        _discard(path)
+        record.end(EnvironmentBuild.FAILED, error.reason)
+        raise
+    except BaseException:
+        _discard(path)
+        record.end(EnvironmentBuild.PENDING)
+        raise
+    (path / READY).write_text(f"built in {time.monotonic() - started:.1f} s\n")
+    record.end(EnvironmentBuild.READY)
 
 
 def _raise_recent_failure(key: str) -> None:

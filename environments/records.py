@@ -96,8 +96,8 @@ def version_environment(version, requirements: str | None = None) -> Environment
 
 def prepare_environment_ahead(version) -> None:
     """Build a new version's environment ahead, once the transaction that stored the version
-    commits, so its first run does not pay for it. Upload pages, the API and the runner call
-    this for each version they make."""
+    commits, so its first run does not pay for it. Package uploads (packages/services.py)
+    and the runner call this for each version they make."""
     if version.package.training_enabled and settings.PREPARE_ENVIRONMENTS:
         transaction.on_commit(lambda: prepare_environment_later(version))
 
@@ -139,3 +139,11 @@ def environment_rebuild(*, version, user) -> EnvironmentBuild:
 def manifest_requirements(manifest_id: int) -> str:
     """The requirements.txt of a version's files ('' without one)."""
     return _requirements(manifest_id)[1]
+
+
+def failed_build_output(version_id: int) -> str:
+    """What the installer said in the version's last failed build, if one failed."""
+    build = EnvironmentBuild.objects.filter(
+        versions=version_id, status=EnvironmentBuild.FAILED
+    ).first()
+    return build.output if build else ""

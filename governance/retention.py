@@ -41,6 +41,6 @@ def events_expire_hourly() -> int:
     global _next_at
     if time.monotonic() < _next_at:
         return 0
-    deleted, done = events_expire()
-    _next_at = time.monotonic() + EVERY_SECONDS if done else 0.0
+    deleted, caught_up = events_expire()
+    _next_at = time.monotonic() + EVERY_SECONDS if caught_up else 0.0
     return deleted

@@ -30,8 +30,9 @@ MOST_EVENTS_PER_PAGE = 500  # the API's `limit`
 # among ids bounded by the events a little outside it, so that the newest-first index is read
 # from the range on rather than from the top; this is how far apart those clocks may be.
 CLOCK_SLACK = timedelta(hours=1)
-# No index serves a text search: a page of it reads the events of this many ids at most (about
-# 40 ms on SQLite), and when it found fewer than a page there, its next cursor searches on.
+# No index serves a text search: a page of it reads the events of this many ids at most (so a
+# page answers quickly however many events there are), and when it found fewer than a page
+# there, its next cursor searches on.
 SEARCH_SPAN = 100_000
 _OBJECT = re.compile(r"(?P<type>[a-z_]{1,20}):(?P<key>.+)", re.S)
 

@@ -1,7 +1,7 @@
 """Version aliases: a name such as `champion` or `staging` that points at one version of a
 package and is moved by people. Set, moved and removed here (pages and API alike), each an
 ML Logs event; read by `version_by_reference` wherever a version is chosen (a run's, a
-skill's), and followed by skills that say so (skills.services.skill_follow_alias)."""
+skill's), and followed by skills that say so (skills.transitions.follow_alias)."""
 
 import re
 
@@ -10,8 +10,9 @@ from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.urls import reverse
 
+from core.errors import conflict
 from core.events import record
-from core.services import RUN, conflict, require
+from core.services import RUN, require
 from packages.models import PackageAlias, PackageVersion
 
 # It starts with a letter, so it is never read as a version number (1.2).

@@ -7,7 +7,6 @@ from pydantic import ConfigDict
 from core.downloads import zip_response
 from core.errors import ErrorOut
 from core.services import project_get_for_user
-from environments.records import prepare_environment_ahead
 from packages.aliases import alias_list, alias_remove, alias_set
 from packages.selectors import package_get, package_list, version_get, version_list
 from packages.services import (
@@ -151,8 +150,8 @@ def create_package(
         language=language,
         training_enabled=training_enabled,
         gpu_required=gpu_required,
+        build_ahead=True,
     )
-    prepare_environment_ahead(package.first_version)
     return Status(201, package_out(package))
 
 
@@ -173,8 +172,9 @@ def delete_package(request, project: str, package: str):
 def upload_version(request, project: str, package: str, file: UploadedFile = File(None)):
     project = project_get_for_user(user=request.user, slug=project)
     package = package_get(project=project, name=package)
-    version = package_version_upload(package=package, user=request.user, file=file)
-    prepare_environment_ahead(version)
+    version = package_version_upload(
+        package=package, user=request.user, file=file, build_ahead=True
+    )
     return Status(201, version_out(version))
 
 

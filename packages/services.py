@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.disk_space import data_disk_refuse_when_low
+from core.errors import conflict, name_taken
 from core.events import record
 from core.in_use import refuse_live_runs
 from core.manifests import (
@@ -17,7 +18,8 @@ from core.manifests import (
     manifest_from_files,
     manifest_totals,
 )
-from core.services import RUN, conflict, name_taken, require
+from core.services import RUN, require
+from environments.records import prepare_environment_ahead
 from packages.models import Package, PackageVersion
 from packages.selectors import version_next_major
 from packages.validation import read_package_zip
@@ -124,14 +126,16 @@ def package_create(
     language: str = "",
     gpu_required: bool = False,
     training_enabled: bool = True,
+    build_ahead: bool = False,
 ) -> Package:
     """Validate the upload and create the package with its version 1.0, or store nothing.
-    `user` needs the Data scientist role (or Project admin) in `project`."""
+    `user` needs the Data scientist role (or Project admin) in `project`. `build_ahead`: an
+    upload through the pages or the API, whose environment is built before its first run."""
     require(user=user, project=project, need=RUN)
     data_disk_refuse_when_low(field="file")
     name = (name or "").strip()
     try:
-        return _package_create(
+        package = _package_create(
             project=project,
             user=user,
             name=name,
@@ -147,6 +151,15 @@ def package_create(
     except ValidationError as error:
         _record_refused(project=project, user=user, name=name, error=error)
         raise
+    if build_ahead:
+        _build_ahead(package.first_version)
+    return package
+
+
+def _build_ahead(version) -> None:
+    """An uploaded version's environment, built ahead on the workers once it is stored, so its
+    first run does not pay for it."""
+    prepare_environment_ahead(version)
 
 
 def _package_create(
@@ -205,9 +218,9 @@ def _package_create(
     return package
 
 
-def package_version_upload(*, package, user, file) -> PackageVersion:
+def package_version_upload(*, package, user, file, build_ahead: bool = False) -> PackageVersion:
     """A new zip for an existing package becomes its next major version, N.0 (never the
-    number of a deleted one)."""
+    number of a deleted one). `build_ahead`: as for package_create."""
     require(user=user, project=package.project, need=RUN)
     data_disk_refuse_when_low(field="file")
     try:
@@ -216,6 +229,14 @@ def package_version_upload(*, package, user, file) -> PackageVersion:
         url = reverse("package-detail", args=[package.project.slug, package.name])
         _record_refused(project=package.project, user=user, name=package.name, error=error, url=url)
         raise
+    version = _version_numbered(package=package, archive=archive, user=user)
+    if build_ahead:
+        _build_ahead(version)
+    return version
+
+
+def _version_numbered(*, package, archive, user) -> PackageVersion:
+    """The archive stored as the package's next major version, recorded in ML Logs."""
     for _attempt in range(UPLOAD_NUMBER_ATTEMPTS):
         try:
             with transaction.atomic():
@@ -241,10 +262,10 @@ def package_version_upload(*, package, user, file) -> PackageVersion:
     raise ValidationError({"file": "Too many uploads at once for this package; try again."})
 
 
-def _refuse_served(thing: str, skills):
+def _refuse_served(what: str, skills):
     if names := sorted(set(skills.values_list("name", flat=True))):
         raise conflict(
-            f"{thing} can't be deleted: ML Skill(s) {', '.join(names)} serve it. "
+            f"{what} can't be deleted: ML Skill(s) {', '.join(names)} serve it. "
             "Delete those skills, or update them to another version, first."
         )
 

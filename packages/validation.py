@@ -1,4 +1,5 @@
-"""Checks an ML package zip against SPEC's package contract without running any of its code.
+"""Checks an ML package zip against the package contract (docs/using.md) without running any
+of its code.
 
 Everything is decided from the zip's central directory, from parsing the Python sources with
 `ast` and from reading requirements.txt's lines (none may change where packages come from:

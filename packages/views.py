@@ -8,7 +8,6 @@ from django.views.decorators.http import require_POST
 from core.downloads import file_response, zip_response
 from core.pages import delete_confirmation, done, folder_context, form_errors, page_of
 from core.services import RUN, can, project_get_for_user
-from environments.records import prepare_environment_ahead
 from packages.aliases import alias_list, alias_remove, alias_set
 from packages.forms import PackageForm
 from packages.models import PackageVersion
@@ -51,11 +50,12 @@ def package_new(request, project):
     form = PackageForm(request.POST, request.FILES) if request.method == "POST" else PackageForm()
     if form.is_bound and form.is_valid():
         try:
-            package = package_create(project=project, user=request.user, **form.cleaned_data)
+            package = package_create(
+                project=project, user=request.user, build_ahead=True, **form.cleaned_data
+            )
         except ValidationError as error:  # the name or the zip: shown at their fields
             form.add_error(None, error)
         else:
-            prepare_environment_ahead(package.first_version)
             return done(request, reverse("package-detail", args=[project.slug, package.name]))
     failed = bool(form.errors)
     template = "packages/new.html#package-form" if request.htmx and failed else "packages/new.html"
@@ -118,15 +118,14 @@ def package_upload(request, project, package):
     project = project_get_for_user(user=request.user, slug=project)
     package = package_get(project=project, name=package)
     try:
-        version = package_version_upload(
-            package=package, user=request.user, file=request.FILES.get("file")
+        package_version_upload(
+            package=package, user=request.user, file=request.FILES.get("file"), build_ahead=True
         )
     except ValidationError as error:
         partial = "#upload-form" if request.htmx else ""
         return _package_page(
             request, project, package, errors=form_errors(error), status=400, partial=partial
         )
-    prepare_environment_ahead(version)
     return done(request, reverse("package-detail", args=[project.slug, package.name]))
 
 

@@ -33,7 +33,7 @@ FIELDS = (
     "starts_at",
     "time_limit",
 )
-# SPEC's variables the form shows as rows for each type: the folder the artifacts come from,
+# The contract's variables the form shows as rows for each type: the folder the artifacts come from,
 # and the snapshots that type can keep (training data, and the evaluation data or test split).
 SHOWN_DEFAULTS = {
     PipelineRun.TRAIN: ("artifacts_directory", "save_training_data"),
@@ -75,7 +75,7 @@ def form_values(data) -> dict:
 
 def _rows_for_type(rows, old_type: str, new_type: str) -> list[list[str]]:
     """The type changed in place: the old type's shown defaults go if left untouched, the new
-    type's come (with SPEC's values) unless there; the user's own rows stay as they are."""
+    type's come (with the contract's values) unless there; the user's own rows stay as they are."""
     new = _shown(new_type)
     kept = [
         [name, value]
@@ -87,7 +87,7 @@ def _rows_for_type(rows, old_type: str, new_type: str) -> list[list[str]]:
 
 
 def _param_rows(parameters: dict, type_: str) -> list[list[str]]:
-    """Parameters worth showing: the user's own, those changed from SPEC's defaults, and the
+    """Parameters worth showing: the user's own, those changed from the contract's defaults, and the
     defaults the form always shows for the type."""
     return [
         [name, value]

@@ -76,6 +76,60 @@ def _methods(version) -> set[str]:
     return {"process_data"} if methods is None else methods
 
 
+def _package_problem(type, package, version, package_obj, version_obj) -> tuple[str, str] | None:
+    """(field, message) when the package or version can't run a pipeline of `type`."""
+    if not package:
+        return "package", "Choose a package."
+    if package_obj is None:
+        return "package", f"There is no package '{package}' in this project."
+    if version_obj is None:
+        return "version", f"Package {package} has no version '{version}', nor an alias so named."
+    if not package_obj.training_enabled:
+        return "version", (
+            f"Package {package} does not have training enabled, so it can't run "
+            "pipelines; upload it with 'Enable training' and a train.py."
+        )
+    if type == PipelineRun.FULL and "process_data" not in _methods(version_obj):
+        return "version", (
+            f"train.py of {package} {version_obj.number} has no method process_data, "
+            "which a full pipeline run calls first (it writes the training and test splits "
+            "into training_data_directory and test_data_directory); run a training run, "
+            "or add process_data(data_directory)."
+        )
+    return None
+
+
+def _datasets_for_type(type, dataset, evaluation_dataset) -> dict[str, str]:
+    """The datasets a run of `type` must and must not be given."""
+    errors = {}
+    if type in (PipelineRun.TRAIN, PipelineRun.FULL) and not dataset:
+        errors["dataset"] = "Choose the input dataset."
+    if type == PipelineRun.EVALUATE and not evaluation_dataset:
+        errors["evaluation_dataset"] = "Choose the evaluation dataset."
+    if type == PipelineRun.TRAIN and evaluation_dataset:
+        errors["evaluation_dataset"] = "A training run takes no evaluation dataset."
+    if type == PipelineRun.EVALUATE and dataset:
+        errors["dataset"] = "An evaluation run takes only an evaluation dataset."
+    return errors
+
+
+def _time_limit(max_run_seconds, errors) -> int | None:
+    """The run's time limit in seconds: the longest allowed when none is given."""
+    limit = settings.PIPELINE_MAX_RUN_SECONDS
+    if max_run_seconds is None or max_run_seconds == "":
+        return limit
+    try:
+        seconds = int(max_run_seconds)
+        if not 1 <= seconds <= limit:
+            raise ValueError
+        return seconds
+    except (TypeError, ValueError):
+        errors["max_run_seconds"] = (
+            f"The time limit must be a whole number of seconds from 1 to {limit:,}."
+        )
+        return max_run_seconds
+
+
 def clean_run_inputs(
     *,
     project,
@@ -107,47 +161,14 @@ def clean_run_inputs(
     if type not in TYPES:
         errors["type"] = f"'{type}' is not a pipeline type; use train, evaluate or full."
     package_obj, version_obj = _package_version(project, package, version)
-    if not package:
-        errors["package"] = "Choose a package."
-    elif package_obj is None:
-        errors["package"] = f"There is no package '{package}' in this project."
-    elif version_obj is None:
-        errors["version"] = f"Package {package} has no version '{version}', nor an alias so named."
-    elif not package_obj.training_enabled:
-        errors["version"] = (
-            f"Package {package} does not have training enabled, so it can't run "
-            "pipelines; upload it with 'Enable training' and a train.py."
-        )
-    elif type == PipelineRun.FULL and "process_data" not in _methods(version_obj):
-        errors["version"] = (
-            f"train.py of {package} {version_obj.number} has no method process_data, "
-            "which a full pipeline run calls first (it writes the training and test splits "
-            "into training_data_directory and test_data_directory); run a training run, "
-            "or add process_data(data_directory)."
-        )
+    if problem := _package_problem(type, package, version, package_obj, version_obj):
+        errors.update([problem])
     dataset_obj, dataset_folder = _dataset(project, dataset, dataset_folder, "dataset", errors)
     evaluation_obj, evaluation_folder = _dataset(
         project, evaluation_dataset, evaluation_folder, "evaluation_dataset", errors
     )
-    if type in (PipelineRun.TRAIN, PipelineRun.FULL) and not dataset:
-        errors["dataset"] = "Choose the input dataset."
-    if type == PipelineRun.EVALUATE and not evaluation_dataset:
-        errors["evaluation_dataset"] = "Choose the evaluation dataset."
-    if type == PipelineRun.TRAIN and evaluation_dataset:
-        errors["evaluation_dataset"] = "A training run takes no evaluation dataset."
-    if type == PipelineRun.EVALUATE and dataset:
-        errors["dataset"] = "An evaluation run takes only an evaluation dataset."
-    limit = settings.PIPELINE_MAX_RUN_SECONDS
-    if max_run_seconds is None or max_run_seconds == "":
-        max_run_seconds = limit
-    try:
-        max_run_seconds = int(max_run_seconds)
-        if not 1 <= max_run_seconds <= limit:
-            raise ValueError
-    except (TypeError, ValueError):
-        errors["max_run_seconds"] = (
-            f"The time limit must be a whole number of seconds from 1 to {limit:,}."
-        )
+    errors.update(_datasets_for_type(type, dataset, evaluation_dataset))
+    max_run_seconds = _time_limit(max_run_seconds, errors)
     try:
         parameters = clean_parameters(parameters)
     except ValidationError as error:

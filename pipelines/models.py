@@ -116,7 +116,8 @@ class PipelineRun(models.Model):
         Manifest, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     score = models.FloatField(null=True, blank=True)
-    # `_results.json` as written: text, so its keys keep the seed's order (jsonb sorts them).
+    # `_results.json` as written: text, so its keys keep the order they were written in (jsonb
+    # sorts them).
     results_text = models.TextField(blank=True)
     # Where the time went: [{"name", "start", "end"}] with epoch seconds, platform and user code.
     phases = models.JSONField(default=list, blank=True)
@@ -321,7 +322,7 @@ class MetricSeries(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "name"], name="metric_once")]
         # The runs list sorted by a metric reads its runs in the list's order here, ties
-        # newest first (issue 13): one index for each direction, as for the score's.
+        # newest first: one index for each direction, as for the score's.
         indexes = [
             models.Index(
                 fields=["project", "name", "-last", "-run_created_at", "-run"],

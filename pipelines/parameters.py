@@ -1,4 +1,5 @@
-"""SPEC's environment variables for a run, and the checks on user parameters."""
+"""The environment variables the package contract gives a run, and the checks on user
+parameters."""
 
 import re
 
@@ -31,7 +32,7 @@ RESERVED_PREFIXES = ("PYTHON", "LD_", "LC_", "CUDA_")
 
 
 def clean_parameters(raw) -> dict[str, str]:
-    """User parameters as {name: str value}, SPEC's defaults filled in; ValidationError on
+    """User parameters as {name: str value}, the contract's defaults filled in; ValidationError on
     'parameters' naming each bad one."""
     if raw is None:
         raw = {}
@@ -82,7 +83,7 @@ def run_variables(run) -> dict[str, str]:
 
 
 def ordered_parameters(parameters: dict) -> dict[str, str]:
-    """SPEC's variables in SPEC's order, then the user's own alphabetically: a stable order
+    """The contract's variables in its order, then the user's own alphabetically: a stable order
     whatever the database did to the JSON (PostgreSQL's jsonb sorts keys its own way)."""
     spec = [name for name in DEFAULTS if name in parameters]
     own = sorted(name for name in parameters if name not in DEFAULTS)

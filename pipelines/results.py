@@ -1,4 +1,5 @@
-"""`_results.json`, in the seed's shape. Keys that do not apply to a run are null."""
+"""`_results.json`, in the shape the package contract gives it. Keys that do not apply to a run
+are null."""
 
 
 def dataset_location(project, dataset, folder) -> str | None:

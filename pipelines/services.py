@@ -7,8 +7,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import queue
+from core.errors import conflict
 from core.manifests import manifest_delete
-from core.services import RUN, conflict, require
+from core.services import RUN, require
 from pipelines import transitions
 from pipelines.events import run_event
 from pipelines.inputs import clean_run_inputs, deleted_inputs, run_inputs

@@ -29,6 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import housekeeping, queue
+from core.processes import process_alive
 from pipelines import outages, transitions
 from pipelines.logs import RunLog
 from pipelines.models import PipelineRun, Schedule
@@ -156,7 +157,7 @@ def remove_ahead_leftovers() -> None:
     bwrap ended with its worker, its workspace and cgroup are left."""
     for folder in workspace_folders(f"{ahead.KIND}-*-*"):  # ahead-<pid>-<random>
         pid = folder.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             remove_leftovers(folder.name)
             Workspace(folder).remove()
 
@@ -169,16 +170,6 @@ def remove_lost_disks() -> None:
             remove_leftovers(folder.name)  # a sandbox's cgroup bears its workspace's name
         disks.reclaim(image, mount)
         logger.warning("removed the disk %s left by a worker that is gone", image.name)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def requeue_vanished_runs() -> None:

@@ -2,7 +2,7 @@
 
 - it runs each job itself, without forking a work horse: a run's package code
   already runs in a process (and a sandbox) of its own, so RQ's fork per job bought nothing but
-  its cost (20–35 ms a job, and every cache, connection and client started afresh); a thread
+  its cost (a fork per job, and every cache, connection and client started afresh); a thread
   beats and sweeps while a job runs;
 - it sweeps for lost runs, vanished jobs and due schedules every few seconds, idle or busy, so
   nothing needs a separate monitor process;
@@ -226,8 +226,8 @@ class PipelineWorker(SimpleWorker):
         if reason := job_refusal(job):
             self._refuse(job.id, queue, reason)
             return
-        done = threading.Event()
-        beat = threading.Thread(target=self._beat_while_busy, args=(done,), name="beat")
+        job_ended = threading.Event()
+        beat = threading.Thread(target=self._beat_while_busy, args=(job_ended,), name="beat")
         beat.start()
         close_old_connections()  # one left broken (the database restarted) is replaced
         try:
@@ -237,7 +237,7 @@ class PipelineWorker(SimpleWorker):
             self._redis_unreachable(error)
             logger.warning("job %s: Redis was unreachable around its start or end", job.id)
         finally:
-            done.set()
+            job_ended.set()
             beat.join()
             close_old_connections()
 
@@ -254,12 +254,12 @@ class PipelineWorker(SimpleWorker):
             commands.delete(Job.key_for(job_id))
             commands.execute()
 
-    def _beat_while_busy(self, done):
+    def _beat_while_busy(self, job_ended):
         """While a job runs: beat, so pages and other workers see this worker alive, and sweep,
         so lost runs are found even when every worker is busy. (RQ's own job heartbeat is
         set once, for the job's whole time limit.)"""
         try:
-            while not done.wait(JOB_MONITORING_SECONDS):
+            while not job_ended.wait(JOB_MONITORING_SECONDS):
                 self.heartbeat()
         finally:
             connections.close_all()  # this thread's own connections

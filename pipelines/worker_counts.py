@@ -3,7 +3,6 @@ say "waiting for a worker") and for the workers' own sweep. Apart from pipelines
 that a web process counting workers does not load the worker class and the runner with it."""
 
 import logging
-import os
 import socket
 import time
 from datetime import UTC, datetime
@@ -11,6 +10,8 @@ from datetime import UTC, datetime
 from django.conf import settings
 from rq import worker_registration
 from rq.utils import as_text, utcparse
+
+from core.processes import process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +60,7 @@ def _alive(facts, now: datetime) -> bool:
     if (now - utcparse(beat)).total_seconds() > WORKER_SILENT_SECONDS:
         return False
     if hostname == socket.gethostname() and pid:  # this machine: ask the kernel
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # alive, as another user
+        return process_alive(int(pid))
     return True
 
 

@@ -1,12 +1,13 @@
 # Runs inside the package's own Python process, with the workspace as working directory:
-# the seed's `from train import Main; m = Main(); m.train('./data'); m.save()`, for any plan.
+# `from train import Main; m = Main(); m.train('./data'); m.save()`, for any plan of calls.
 # It reports to the runner through a pipe (argv[1]); stdout and stderr are the run's logs. The
 # package's code can write to that pipe too: the runner trusts none of it (sandbox/reports.py).
 # Its plan comes in argv[2], or on stdin when it was started ahead of its run ("-").
 # Kept free of imports beyond the standard library: it runs in the package's environment.
 # Its imports are part of every run's start: only modules that cost next to nothing (json
-# imports re, traceback imports linecache and tokenize: 20 ms together, half a bare Python's
-# start). Its arguments come as marshal (built in); its reports are JSON lines written by hand.
+# imports re, traceback imports linecache and tokenize: together they would cost as much as
+# half of Python's own start). Its arguments come as marshal (built in); its reports are JSON
+# lines written by hand.
 import errno
 import marshal
 import math

@@ -7,8 +7,10 @@ import selectors
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -17,7 +19,7 @@ from sandbox.reports import Reports
 from sandbox.workspace import limit_reason
 
 BOOTSTRAP = (Path(__file__).parent / "bootstrap.py").read_text()
-# What a Python process needs besides SPEC's variables; nothing of the server's environment.
+# What a Python process needs besides the run's variables; nothing of the server's environment.
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 # The output loop wakes at least this often (no output) to flush the log and check the limits.
 OUTPUT_WAIT_SECONDS = 0.25
@@ -108,105 +110,157 @@ def user_environment(*, python: str, workspace, variables: dict[str, str]) -> di
     }
 
 
+@dataclass
+class UserCode:
+    """The package's code to run: `plan` ([call, argument] pairs) on train.Main, with `python`,
+    in `workspace`, given `variables` (and `extra_env`) as its environment."""
+
+    python: str
+    workspace: Any
+    variables: dict[str, str]
+    plan: list
+    extra_env: dict[str, str] | None = None
+
+
+@dataclass
+class Supervision:
+    """Who hears of the code while it runs: `log` gets its output as it comes; `on_start(pid)`
+    once its process started; `tick()` at least every OUTPUT_WAIT_SECONDS (reading its
+    metrics); `should_stop()` returning a reason ends everything it started (SIGTERM, grace,
+    SIGKILL)."""
+
+    log: Any
+    should_stop: Callable[[], str] | None = None
+    on_start: Callable[[int], None] | None = None
+    tick: Callable[[], None] | None = None
+
+
 def run_user_code(
-    *,
-    python,
-    workspace,
-    variables,
-    plan,
-    log,
-    sandbox=None,
-    should_stop=None,
-    on_start=None,
-    extra_env=None,
-    user_ids=None,
-    tick=None,
-    ahead=None,
+    code: UserCode, supervision: Supervision, *, sandbox=None, user_ids=None, ahead=None
 ) -> Outcome:
-    """Run `plan` ([call, argument] pairs) on train.Main in `sandbox` (None: a plain process in
-    a new session, as `user_ids` if given); stream its output into `log` as it comes; return
-    what happened. `should_stop()` returning a reason ends everything the package started
-    (SIGTERM, grace, SIGKILL), and so does going over the memory, disk or file limit.
-    `tick()` is called at least every OUTPUT_WAIT_SECONDS meanwhile (reading its metrics).
-    `ahead`: the process already started in `sandbox` (runner/ahead.py), given its run here."""
-    outcome = Outcome()
-    outcome.spawned_at = time.time()
+    """Run `code` in `sandbox` (None: a plain process in a new session, as `user_ids` if
+    given), supervised, and return what happened. Going over the memory, disk or file limit
+    ends it too. `ahead`: the process already started in `sandbox` (runner/ahead.py), given
+    its run here."""
+    outcome = Outcome(spawned_at=time.time())
     limits = {**run_limits(), "sandboxed": bool(sandbox)}
     env = {
-        **user_environment(python=python, workspace=workspace, variables=variables),
-        **(extra_env or {}),
+        **user_environment(python=code.python, workspace=code.workspace, variables=code.variables),
+        **(code.extra_env or {}),
     }
     if ahead:
         read_end, process = ahead.reports, ahead.process
-        ahead.send(plan, limits, env)
+        ahead.send(code.plan, limits, env)
     else:
-        read_end, process = _start(python, workspace, plan, limits, env, sandbox, user_ids)
-    if on_start:
-        on_start(process.pid)
-    output = process.stdout.fileno()
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    reports = Reports(plan, spawned_at=outcome.spawned_at, note=log.platform)
-    selector = selectors.DefaultSelector()
-    selector.register(output, selectors.EVENT_READ, "output")
-    selector.register(read_end, selectors.EVENT_READ, "reports")
-    exited_at = None
-    watch = ResourceWatch(sandbox, workspace)
-
-    def stop(grace):
-        if sandbox:
-            sandbox.stop(grace)
-        else:
-            stop_process_group(process, grace)
-
+        read_end, process = _start(
+            code.python, code.workspace, code.plan, limits, env, sandbox, user_ids
+        )
+    if supervision.on_start:
+        supervision.on_start(process.pid)
+    running = _Running(code, supervision, outcome, process, read_end, sandbox)
     try:
-        while selector.get_map():
-            for key, _ in selector.select(timeout=OUTPUT_WAIT_SECONDS):
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    selector.unregister(key.fd)
-                elif key.data == "output":
-                    log.write(decoder.decode(chunk))
-                elif not reports.feed(chunk):  # past its limits: closed, nothing more read
-                    selector.unregister(key.fd)
-                    os.close(read_end)
-                    read_end = None
-            log.flush_if_due()
-            if tick:
-                tick()
-            if not outcome.stopped and (reason := watch.exceeded()):
-                outcome.stopped = reason
-                stop(0)  # over a limit: no grace, it would only grow
-            if should_stop and not outcome.stopped and (reason := should_stop()):
-                outcome.stopped = reason
-                stop(settings.PIPELINE_KILL_GRACE_SECONDS)
-            if process.poll() is not None:
-                # A child the package left behind may hold the pipes open: don't wait forever.
-                exited_at = exited_at or time.monotonic()
-                if time.monotonic() - exited_at > PIPES_AFTER_EXIT_SECONDS:
-                    break
-        else:  # its pipes closed: it is exiting, give it the moment to be reaped (cheaper
-            try:  # than stop()'s look through /proc for what it left, ~3 ms)
-                process.wait(timeout=EXITING_WAIT_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
+        running.follow()
     finally:
-        selector.close()
-        if read_end is not None:
-            os.close(read_end)
-        stop(0)
-        process.stdout.close()
-    log.write(decoder.decode(b"", final=True))
-    outcome.exit_code = process.wait()
-    if not outcome.stopped:  # what it left, before anything of it is collected
-        outcome.stopped = watch.exceeded(final=True)
-    if sandbox:
-        if outcome.exit_code > 128:  # bwrap's way of saying the process died of a signal
-            outcome.exit_code = 128 - outcome.exit_code
-        outcome.out_of_memory = sandbox.out_of_memory()
-    timeline = reports.finish(time.time())  # a call cut short by a kill or a time limit ends now
-    outcome.calls, outcome.started_at = timeline.calls, timeline.started_at
-    outcome.score, outcome.error = timeline.score, timeline.error
-    return outcome
+        running.close()
+    return running.ended()
+
+
+class _Running:
+    """The package's process while it runs: its output and reports read as they come, and at
+    each wake its log flushed, its limits and stop requests checked."""
+
+    def __init__(self, code, supervision, outcome, process, read_end, sandbox):
+        self.supervision, self.log = supervision, supervision.log
+        self.outcome, self.process, self.read_end, self.sandbox = (
+            outcome,
+            process,
+            read_end,
+            sandbox,
+        )
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.reports = Reports(code.plan, spawned_at=outcome.spawned_at, note=self.log.platform)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(process.stdout.fileno(), selectors.EVENT_READ, "output")
+        self.selector.register(read_end, selectors.EVENT_READ, "reports")
+        self.watch = ResourceWatch(sandbox, code.workspace)
+        self.exited_at = None
+
+    def follow(self):
+        """Until its pipes close, or it exited and a child it left holds them."""
+        while self.selector.get_map():
+            self._read()
+            self.log.flush_if_due()
+            if self.supervision.tick:
+                self.supervision.tick()
+            self._check_stop()
+            if self._left_pipes_open():
+                return
+        # its pipes closed: it is exiting, give it the moment to be reaped (cheaper than
+        # stop()'s look through /proc for what it left)
+        try:
+            self.process.wait(timeout=EXITING_WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def _read(self):
+        for key, _ in self.selector.select(timeout=OUTPUT_WAIT_SECONDS):
+            chunk = os.read(key.fd, 65536)
+            if not chunk:
+                self.selector.unregister(key.fd)
+            elif key.data == "output":
+                self.log.write(self.decoder.decode(chunk))
+            elif not self.reports.feed(chunk):  # past its limits: closed, nothing more read
+                self.selector.unregister(key.fd)
+                os.close(self.read_end)
+                self.read_end = None
+
+    def _check_stop(self):
+        """Over a limit: stopped at once, it would only grow; asked to stop: with a grace."""
+        outcome, should_stop = self.outcome, self.supervision.should_stop
+        if not outcome.stopped and (reason := self.watch.exceeded()):
+            outcome.stopped = reason
+            self.stop(0)
+        if should_stop and not outcome.stopped and (reason := should_stop()):
+            outcome.stopped = reason
+            self.stop(settings.PIPELINE_KILL_GRACE_SECONDS)
+
+    def _left_pipes_open(self) -> bool:
+        """It exited, but a child it left behind has held the pipes open too long: don't wait
+        forever."""
+        if self.process.poll() is None:
+            return False
+        self.exited_at = self.exited_at or time.monotonic()
+        return time.monotonic() - self.exited_at > PIPES_AFTER_EXIT_SECONDS
+
+    def stop(self, grace):
+        if self.sandbox:
+            self.sandbox.stop(grace)
+        else:
+            stop_process_group(self.process, grace)
+
+    def close(self):
+        self.selector.close()
+        if self.read_end is not None:
+            os.close(self.read_end)
+        self.stop(0)
+        self.process.stdout.close()
+
+    def ended(self) -> Outcome:
+        """How it ended, once its process is gone."""
+        outcome = self.outcome
+        self.log.write(self.decoder.decode(b"", final=True))
+        outcome.exit_code = self.process.wait()
+        if not outcome.stopped:  # what it left, before anything of it is collected
+            outcome.stopped = self.watch.exceeded(final=True)
+        if self.sandbox:
+            if outcome.exit_code > 128:  # bwrap's way of saying the process died of a signal
+                outcome.exit_code = 128 - outcome.exit_code
+            outcome.out_of_memory = self.sandbox.out_of_memory()
+        # a call cut short by a kill or a time limit ends now
+        timeline = self.reports.finish(time.time())
+        outcome.calls, outcome.started_at = timeline.calls, timeline.started_at
+        outcome.score, outcome.error = timeline.score, timeline.error
+        return outcome
 
 
 def _start(python, workspace, plan, limits, env, sandbox, user_ids):

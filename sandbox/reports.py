@@ -57,7 +57,7 @@ class Reports:
         self.spawned_at = spawned_at
         self.note = note
         self.timeline = Timeline()
-        self.done = 0  # calls of `expected` that ended
+        self.calls_ended = 0  # calls of `expected` that ended
         self.score_due = False  # evaluate() just ended: its score is the next report
         self.partial = b""  # the line begun, when it is short enough to be one
         self.dropping = False  # the line begun is too long: dropped up to its newline
@@ -122,9 +122,9 @@ class Reports:
         if not _finite(moment):
             return
         if event == "start":
-            if timeline.open_call or self.done >= len(self.expected):
+            if timeline.open_call or self.calls_ended >= len(self.expected):
                 return
-            if name != self.expected[self.done]:
+            if name != self.expected[self.calls_ended]:
                 return
             previous = timeline.calls[-1]["end"] if timeline.calls else self.spawned_at
             start = self._within_run(moment, after=previous)
@@ -137,7 +137,7 @@ class Reports:
                 {"name": name, "start": start, "end": self._within_run(moment, after=start)}
             )
             timeline.open_call = None
-            self.done += 1
+            self.calls_ended += 1
             self.score_due = name == "evaluate"
 
     def _within_run(self, moment: float, *, after: float) -> float:

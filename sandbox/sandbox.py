@@ -33,6 +33,7 @@ from django.conf import settings
 from sandbox import syscall_filter
 from sandbox.bubblewrap import bubblewrap
 from sandbox.cgroups import Cgroup, cgroup_version, kill
+from sandbox.mounts import Mounts
 from sandbox.sandbox_uids import probe_uid
 
 logger = logging.getLogger(__name__)
@@ -41,22 +42,6 @@ logger = logging.getLogger(__name__)
 PROBE_TIMEOUT_SECONDS = 30
 # How often stop() looks whether the package's processes have gone during their grace.
 STOP_POLL_SECONDS = 0.05
-# What of /etc a Python process may need: the dynamic linker's cache, TLS certificates, time
-# zones, name service switch. Nothing else of the host's configuration.
-ETC = (
-    "ld.so.cache",
-    "ld.so.conf",
-    "ld.so.conf.d",
-    "alternatives",
-    "ssl",
-    "ca-certificates",
-    "localtime",
-    "nsswitch.conf",
-    "mime.types",
-    "fonts",
-)
-ETC_WITH_NETWORK = ("hosts", "resolv.conf", "gai.conf", "host.conf")
-INSTALLER_ETC = ("pip.conf", "xdg/pip")
 
 
 @dataclass(frozen=True)
@@ -183,9 +168,28 @@ class Sandbox:
 
     def command(self, argv: list[str], *, cwd: str) -> list[str]:
         """The command line that runs `argv` in this sandbox."""
-        bwrap = bubblewrap().path or "bwrap"
+        self.fds = ()
+        namespaces = self._namespaces()  # its seccomp filter's pipe first
+        mounts = Mounts()
+        mounts.system(memory=self.memory)
+        mounts.etc(network=self.network, installer=self.installer)
+        for path, fd in self._identity():
+            mounts.place("--perms", "0644", "--ro-bind-data", str(fd), path)
+        mounts.devices(gpu=self.gpu)
+        mounts.folders(readable=self.readable, writable=self.writable)
+        args = [*namespaces, *mounts.args, "--chdir", cwd, "--", *self._as_uid(), *argv]
+        if self.cgroup:
+            # the shell joins the cgroup, then becomes bwrap: every process of the sandbox
+            # starts inside it, none can slip out before
+            self.cgroup.create(memory=self.memory, processes=self.processes_limit)
+            join = " && ".join(f"echo $$ > {path}" for path in self.cgroup.procs_files)
+            args = ["/bin/sh", "-c", f'{join} && unset PWD OLDPWD && exec "$@"', "sh", *args]
+        return args
+
+    def _namespaces(self) -> list[str]:
+        """bwrap and the namespaces and seccomp filter it puts the sandbox in."""
         args = [
-            bwrap,
+            bubblewrap().path or "bwrap",
             "--die-with-parent",
             "--new-session",
             "--unshare-pid",
@@ -197,78 +201,27 @@ class Sandbox:
             args.append("--unshare-net")
         if not self.privileged:
             args += ["--unshare-user", "--disable-userns"]
-        self.fds = ()
-        args += ["--seccomp", str(self._data_fd(syscall_filter.program()))]
-        made = {"/"}
+        return [*args, "--seccomp", str(self._data_fd(syscall_filter.program()))]
 
-        def place(*options_and_paths):
-            """Mount something at the last path, with the folders above it made first and
-            crossable (left to itself, bwrap makes them 0700: nothing in them reachable)."""
-            dest = options_and_paths[-1]
-            for parent in reversed(Path(dest).parents):
-                if str(parent) not in made:
-                    made.add(str(parent))
-                    args.extend(["--perms", "0755", "--dir", str(parent)])
-            made.add(dest)
-            args.extend(options_and_paths)
-
-        place("--proc", "/proc")
-        place("--dev", "/dev")
-        # private, in memory: no bigger than the run's memory (a cgroup counts them in it)
-        size = ["--size", str(self.memory)] if self.memory else []
-        for private in ("/tmp", "/var/tmp", "/dev/shm"):
-            place("--perms", "1777", *size, "--tmpfs", private)
-        place("--ro-bind", "/usr", "/usr")
-        for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-            if os.path.islink(top):
-                place("--symlink", os.readlink(top), top)
-            elif os.path.isdir(top):
-                place("--ro-bind", top, top)
-        etc = (
-            ETC
-            + (ETC_WITH_NETWORK if self.network else ())
-            + (INSTALLER_ETC if self.installer else ())
-        )
-        for name in etc:
-            if os.path.exists(f"/etc/{name}"):
-                place("--ro-bind", f"/etc/{name}", f"/etc/{name}")
-        for path, fd in self._identity():
-            place("--perms", "0644", "--ro-bind-data", str(fd), path)
-        if self.gpu:
-            place("--ro-bind", "/sys", "/sys")
-            for device in sorted(Path("/dev").glob("nvidia*")):
-                args.extend(["--dev-bind", str(device), str(device)])
-        elif os.path.isdir("/sys/devices/system/cpu"):  # CPU counts for numpy, joblib, ...
-            place("--ro-bind", "/sys/devices/system/cpu", "/sys/devices/system/cpu")
-        for option, folders in (("--ro-bind", self.readable), ("--bind", self.writable)):
-            for folder in folders:
-                if not folder.startswith("/usr/"):  # /usr is there already, read-only
-                    place(option, folder, folder)
-        args += ["--chdir", cwd, "--"]
-        if self.privileged:
-            uid = str(self.uid)
-            # where the sandbox has it: the PATH may name it by a link from a folder not shown
-            setpriv = os.path.realpath(shutil.which("setpriv") or "/usr/bin/setpriv")
-            args += [
-                setpriv,
-                "--reuid",
-                uid,
-                "--regid",
-                uid,
-                "--clear-groups",
-                "--inh-caps=-all",
-                "--bounding-set=-all",
-                "--no-new-privs",
-                "--",
-            ]
-        args += argv
-        if self.cgroup:
-            # the shell joins the cgroup, then becomes bwrap: every process of the sandbox
-            # starts inside it, none can slip out before
-            self.cgroup.create(memory=self.memory, processes=self.processes_limit)
-            join = " && ".join(f"echo $$ > {path}" for path in self.cgroup.procs_files)
-            args = ["/bin/sh", "-c", f'{join} && unset PWD OLDPWD && exec "$@"', "sh", *args]
-        return args
+    def _as_uid(self) -> list[str]:
+        """A root worker's sandbox switches to its leased uid, without capabilities."""
+        if not self.privileged:
+            return []
+        uid = str(self.uid)
+        # where the sandbox has it: the PATH may name it by a link from a folder not shown
+        setpriv = os.path.realpath(shutil.which("setpriv") or "/usr/bin/setpriv")
+        return [
+            setpriv,
+            "--reuid",
+            uid,
+            "--regid",
+            uid,
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            "--",
+        ]
 
     def _identity(self) -> list[tuple[str, int]]:
         """/etc/passwd and /etc/group naming the sandbox's uid, so getpass and friends work:

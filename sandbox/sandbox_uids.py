@@ -38,6 +38,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.database import retry_when_locked
+from core.processes import process_alive
 from sandbox.models import SandboxUid, SandboxUidCounter
 from sandbox.workspace import workspace_folders
 
@@ -150,7 +151,7 @@ def release_left() -> None:
         return
     held = SandboxUid.objects.filter(held=True, host=socket.gethostname())
     for uid, kind, pid, holder in held.values_list("uid", "kind", "pid", "holder"):
-        if kind == BUILD and _alive(pid):
+        if kind == BUILD and process_alive(pid):
             continue
         if Lease(uid, holder).release(wait=0):
             logger.info("sandbox uid %s of %s given back", uid, holder)
@@ -163,16 +164,6 @@ def _lives_on(uid: int, wait: float) -> bool:
             return True
         time.sleep(GONE_POLL_SECONDS)
     return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """A run's private workspace: the package version's files, the data at `data_directory`, and
 afterwards the new version and artifacts collected from it.
 
-    <workspace>/package   the working directory of the user's process (the seed's ~/mlpackage)
+    <workspace>/package   the working directory of the user's process (the package's files)
     <workspace>/home      its HOME, outside the package so nothing there becomes a version
     <workspace>/tmp       its TMPDIR
 

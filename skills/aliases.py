@@ -1,6 +1,6 @@
 """Which version a skill is given when it is deployed or changed: a version number, an alias's
 name (the version it points at now, once), or an alias to follow (`alias`: the version it
-points at, and again whenever it moves; skills.services.skill_follow_alias)."""
+points at, and again whenever it moves; skills.transitions.follow_alias)."""
 
 import re
 

@@ -19,20 +19,13 @@ from datetime import timedelta
 import redis
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from sandbox import sandbox_uids
 from sandbox.workspace import Workspace
-from skills import channel
+from skills import channel, transitions
 from skills.models import Skill, SkillHost, SkillReplica
 from skills.replica import Replica, ReplicaFailed, ReplicaTimeout
-from skills.services import (
-    skill_follow_alias,
-    skill_follow_newest,
-    skill_replica_failed,
-    skill_serve_version,
-)
 from skills.stats import record_calls
 
 logger = logging.getLogger(__name__)
@@ -80,12 +73,10 @@ class Slot(threading.Thread):
         except ReplicaFailed as error:
             logger.warning("replica %s failed to load: %s", self.member, error.reason)
             self.host.pause(self.skill_id, self.version_id)
-            skill_replica_failed(row_id=self.row_id, reason=error.reason, loaded=self.loaded)
+            transitions.replica_failed(row_id=self.row_id, reason=error.reason, loaded=self.loaded)
             return False
         first, self.loaded = not self.loaded, True
-        SkillReplica.objects.filter(pk=self.row_id).update(
-            state=SkillReplica.READY, ready_at=timezone.now(), error=""
-        )
+        transitions.replica_ready(self.row_id)
         if not first:
             logger.info("replica %s restarted", self.member)
         return True
@@ -98,9 +89,7 @@ class Slot(threading.Thread):
         while not self.stopping.is_set():
             if not self.replica.alive():  # crashed: restart it (within PULL_SECONDS)
                 channel.say_gone(client, self.skill_id, self.member)
-                SkillReplica.objects.filter(pk=self.row_id).update(
-                    state=SkillReplica.STARTING, restarts=F("restarts") + 1
-                )
+                transitions.replica_restarting(self.row_id)
                 self.replica.stop()
                 self.replica = Replica(
                     key=self.row_id, version=self.replica.version,
@@ -209,9 +198,9 @@ class Host:
         }
         for skill in skills.values():
             if skill.auto_update:
-                skill_follow_newest(skill)
+                transitions.follow_newest(skill)
             elif skill.alias:
-                skill_follow_alias(skill)
+                transitions.follow_alias(skill)
         self._stop_unwanted(skills)
         self._claim(skills)
         self._switch(skills)
@@ -281,9 +270,9 @@ class Host:
             ready = SkillReplica.objects.filter(
                 skill=skill, version_id=skill.version_id, state=SkillReplica.READY
             ).count()
-            done = skill.serving_id == skill.version_id and skill.status == Skill.AVAILABLE
-            if not done and ready >= skill.replicas:
-                skill_serve_version(skill)
+            serving = skill.serving_id == skill.version_id and skill.status == Skill.AVAILABLE
+            if not serving and ready >= skill.replicas:
+                transitions.serve_new_version(skill)
 
 
 def remove_leftovers() -> None:

@@ -5,38 +5,18 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 
-from core.events import record
 from core.services import RUN, name_taken, require
-from packages.models import Package, PackageAlias, PackageVersion
+from packages.models import Package, PackageVersion
 from skills import channel, stats
 from skills.aliases import BOTH, skill_version_chosen
-from skills.models import Skill, SkillReplica
+from skills.events import skill_event
+from skills.models import Skill
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # part of the skill's URL
 RESERVED_NAMES = {"new"}  # /p/<project>/skills/new/ is the create form
 # What a skill host answers a call with (skills/host.py, skills/replica.py).
 ANSWER_STATUSES = (200, 422, 502, 504)
-# A skill's reason while auto-update loads a version (skill_follow_newest), until it serves.
-AUTO_UPDATE_REASON = "auto-update to "
-
-
-def _record(skill, action, *, actor=None, message="", data=None, url=True):
-    """A skill's ML Logs event; `actor` None is the system (auto-update, a failure)."""
-    project = skill.project
-    return record(
-        project=project,
-        category="skill",
-        action=action,
-        actor=actor,
-        object_type="skill",
-        object_key=skill.name,
-        object_name=skill.name,
-        url=reverse("skill-detail", args=[project.slug, skill.name]) if url else "",
-        message=message,
-        data=data,
-    )
 
 
 def _loadable(version) -> PackageVersion:
@@ -126,7 +106,7 @@ def skill_create(
             skill.give_api_key()
             skill.save()
             follows = f", following alias {alias}" if alias else ""
-            _record(
+            skill_event(
                 skill,
                 "deployed",
                 actor=user,
@@ -148,7 +128,7 @@ def skill_update(
     alias it follows ("" to follow none; a version chosen by hand stops the following). A new
     version loads beside the serving one, which keeps answering until the new one is ready:
     this records the request ("update_requested"); "updated" is recorded when the new version
-    takes the calls (skill_serve_version), "update_failed" when it can't load."""
+    takes the calls (transitions.serve_new_version), "update_failed" when it can't load."""
     require(user=user, project=skill.project, need=RUN)
     fields = {}
     before = (skill.version.number, skill.replicas, skill.auto_update, skill.alias)
@@ -198,7 +178,7 @@ def _record_change(skill, *, user, before, after) -> None:
     # A new version for a skill that serves one is only asked for here: webhooks hear
     # "skill.updated" once it serves (or "skill.update_failed"), never of a mere request.
     asked = before[0] != after[0] and skill.status == Skill.UPDATING
-    _record(
+    skill_event(
         skill,
         "update_requested" if asked else "changed",
         actor=user,
@@ -214,33 +194,6 @@ def _record_change(skill, *, user, before, after) -> None:
     )
 
 
-def skill_serve_version(skill) -> None:
-    """All the replicas of the skill's version have loaded: calls go to them now. When that
-    moves the skill off another version, the update is done: "updated". One conditional
-    UPDATE, so of two hosts that see it at once, one records it."""
-    previous = skill.serving_id
-    with transaction.atomic():
-        moved = Skill.objects.filter(
-            pk=skill.pk, version_id=skill.version_id, serving_id=previous
-        ).update(serving_id=skill.version_id, status=Skill.AVAILABLE, reason="")
-        if not moved or previous in (None, skill.version_id):
-            return
-        versions = PackageVersion.objects.in_bulk([previous, skill.version_id])
-        old, new = versions[previous].number, versions[skill.version_id].number
-        # skill_follow_newest says so in the reason while the update loads; a person's
-        # update clears it
-        auto = skill.reason.startswith(AUTO_UPDATE_REASON)
-        moved_alias = bool(skill.alias) and skill.reason.startswith(f"alias {skill.alias} ")
-        how = " (auto-update)" if auto else f" (alias {skill.alias} moved)" if moved_alias else ""
-        _record(
-            skill,
-            "updated",
-            message=f"{old} → {new}{how}, now serving",
-            data={"from": old, "to": new, "auto": auto or moved_alias}
-            | ({"alias": skill.alias} if moved_alias else {}),
-        )
-
-
 def skill_deploy(*, user, skill) -> Skill:
     require(user=user, project=skill.project, need=RUN)
     if not skill.deployed:
@@ -250,7 +203,7 @@ def skill_deploy(*, user, skill) -> Skill:
             skill.save(
                 update_fields=["status", "reason", "serving", "failed_version", "updated_at"]
             )
-            _record(
+            skill_event(
                 skill,
                 "deployed",
                 actor=user,
@@ -269,7 +222,7 @@ def skill_undeploy(*, user, skill) -> Skill:
     with transaction.atomic():
         skill.save(update_fields=["status", "reason", "serving", "updated_at"])
         if was != Skill.UNDEPLOYED:
-            _record(skill, "undeployed", actor=user, message="Its replicas stop")
+            skill_event(skill, "undeployed", actor=user, message="Its replicas stop")
     return skill
 
 
@@ -281,115 +234,15 @@ def skill_rotate_key(*, user, skill) -> Skill:
     with transaction.atomic():
         skill.save(update_fields=["api_key_digest", "api_key_prefix", "updated_at"])
         # never the key itself: ML Logs are read by every member of the project
-        _record(skill, "key_rotated", actor=user, message="New API key; the old one stopped")
+        skill_event(skill, "key_rotated", actor=user, message="New API key; the old one stopped")
     return skill
 
 
 def skill_delete(*, user, skill) -> None:
     require(user=user, project=skill.project, need=RUN)
     with transaction.atomic():
-        _record(skill, "deleted", actor=user, url=False)
+        skill_event(skill, "deleted", actor=user, url=False)
         skill.delete()  # skill hosts stop its replicas: their rows went with it
-
-
-def skill_follow_newest(skill) -> None:
-    """Auto-update: the newest minor version of the skill's major, once one is newer than what
-    it has (and is not the one that just failed to load)."""
-    newest = (
-        PackageVersion.objects.filter(
-            package_id=skill.package_id,
-            major=skill.version.major,
-            minor__gt=skill.version.minor,
-        )
-        .exclude(pk=skill.failed_version_id or 0)
-        .order_by("-minor")
-        .first()
-    )
-    if newest is None:
-        return
-    asked = bool(skill.serving_id)  # else nothing serves yet: it loads as a deployment
-    with transaction.atomic():
-        moved = Skill.objects.filter(pk=skill.pk, version_id=skill.version_id).update(
-            version=newest,
-            status=Skill.UPDATING if asked else Skill.DEPLOYING,
-            reason=f"{AUTO_UPDATE_REASON}{newest.number}",
-        )
-        if moved:  # another host's tick may have moved it first: one event
-            number = skill.version.number
-            _record(
-                skill,
-                "update_requested" if asked else "changed",
-                message=f"{number} → {newest.number} (auto-update)",
-                data={"from": number, "to": newest.number, "auto": True},
-            )
-
-
-def skill_follow_alias(skill) -> None:
-    """Following an alias: the version it points at, once that is another than the skill's
-    (and not the one that just failed to load). While the alias is gone, nothing changes."""
-    target = (
-        PackageAlias.objects.filter(
-            package_id=skill.package_id, name=skill.alias, version__deleted_at=None
-        )
-        .select_related("version")
-        .first()
-    )
-    if target is None or target.version_id in (skill.version_id, skill.failed_version_id):
-        return
-    with transaction.atomic():
-        moved = Skill.objects.filter(
-            pk=skill.pk, version_id=skill.version_id, alias=skill.alias
-        ).update(
-            version=target.version,
-            status=Skill.UPDATING if skill.serving_id else Skill.DEPLOYING,
-            reason=f"alias {skill.alias} moved to {target.version.number}",
-        )
-        if moved:  # another host's tick may have moved it first: one event
-            number, new = skill.version.number, target.version.number
-            _record(
-                skill,
-                "update_requested" if skill.serving_id else "changed",
-                message=f"{number} → {new} (alias {skill.alias} moved)",
-                data={"from": number, "to": new, "auto": True, "alias": skill.alias},
-            )
-
-
-def skill_replica_failed(*, row_id: int, reason: str, loaded: bool) -> None:
-    """A replica could not load (`loaded`: it had, then crashed and could not again). A new
-    version that fails leaves the serving one in place, and the skill says why; a first
-    deployment that fails is Failed."""
-    with transaction.atomic():
-        row = SkillReplica.objects.select_related("version").filter(pk=row_id).first()
-        if row is None:
-            return
-        row.delete()
-        skill = Skill.objects.select_for_update().filter(pk=row.skill_id).first()
-        if (
-            skill is None
-            or skill.version_id != row.version_id
-            or skill.serving_id == skill.version_id
-        ):
-            return  # a replica of the serving version: its slot is claimed and tried again
-        number = row.version.number
-        update = bool(skill.serving_id)
-        if update:
-            skill.failed_version_id = skill.version_id
-            skill.version_id = skill.serving_id
-            skill.status = Skill.AVAILABLE
-            skill.reason = (
-                f"Version {number} failed to load, so the previous one still serves: {reason}"
-            )
-        else:
-            skill.status = Skill.FAILED
-            skill.reason = f"Version {number} failed to load: {reason}"
-        skill.save(update_fields=["version", "failed_version", "status", "reason", "updated_at"])
-        SkillReplica.objects.filter(skill=skill, version_id=row.version_id).delete()
-        _record(
-            skill,
-            "update_failed" if update else "failed",
-            message=skill.reason[:500],
-            data={"version": number, "reason": reason, "still_serving": update},
-        )
 
 
 def skill_predict(*, skill, body: bytes) -> tuple[int, dict, bytes]:

@@ -34,7 +34,7 @@ from rq.registry import (
 )
 
 from core.models import Membership, Project
-from core.services import api_token_create
+from core.tokens import api_token_create
 from datasets.services import dataset_create, dataset_file_put
 from packages.services import package_create
 from pipelines.models import PipelineRun

@@ -15,7 +15,7 @@ from django.db import OperationalError, connection
 
 from core.database import retry_when_locked
 from core.manifests import manifest_copy, manifest_from_files
-from core.services import api_token_create
+from core.tokens import api_token_create
 from datasets.models import Dataset
 from datasets.services import dataset_create
 from pipelines.logs import RunLog, run_log_text

@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
-from core.services import api_token_in_use
+from core.tokens import api_token_in_use
 
 BEFORE_NAMES = [("aicenter", "0005_project_keep_skill_inputs")]  # API tokens without names
 BEFORE_LINEAGE = [

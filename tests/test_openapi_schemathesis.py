@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.services import api_token_create
+from core.tokens import api_token_create
 from tests.conftest import requires
 
 MAX_EXAMPLES = 8

@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from core.services import api_token_create
+from core.tokens import api_token_create
 from datasets.services import dataset_create, dataset_file_put
 from tests.conftest import free_port, requires, stop
 

@@ -9,13 +9,9 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from core.members import membership_remove, membership_set
 from core.models import Blob, ManifestEntry, Membership, Project
-from core.services import (
-    membership_remove,
-    membership_set,
-    project_get_for_user,
-    project_settings_update,
-)
+from core.services import project_get_for_user, project_settings_update
 from datasets.models import Dataset
 from datasets.selectors import dataset_get
 from datasets.services import (

@@ -86,18 +86,18 @@ def listeners_changed() -> None:
 
 def _listeners() -> dict:
     if db_connection.in_atomic_block:  # it may see a change not committed yet, or never to be
-        return _asked()
+        return _listeners_now()
     try:
         generation = queue.connection("pipelines").get(LISTENERS_GENERATION_KEY)
     except redis.RedisError:  # nothing to tell a change by: asked, not kept
-        return _asked()
+        return _listeners_now()
     if not _listening or _listening["generation"] != generation:
         # the number first, then the rows: a change committed meanwhile bumps it again
-        _listening.update(generation=generation, **_asked())
+        _listening.update(generation=generation, **_listeners_now())
     return _listening
 
 
-def _asked() -> dict:
+def _listeners_now() -> dict:
     return {
         "projects": set(
             Webhook.objects.filter(active=True)

@@ -1,5 +1,5 @@
-"""The next run's sandbox, started ahead. A sandboxed process takes ~20 ms to start (bubblewrap,
-the cgroup, the environment's Python and the bootstrap), a third of a trivial run. So when a
+"""The next run's sandbox, started ahead. Starting a sandboxed process (bubblewrap,
+the cgroup, the environment's Python and the bootstrap) is a large share of a trivial run. So when a
 worker's run ends, it starts the next one's: an empty workspace handed to a fresh uid, the
 sandbox around it, and the last run's environment's Python with the bootstrap loaded, blocked
 reading its stdin. The next run on that environment (and network setting) takes it: its files

@@ -1,4 +1,5 @@
-"""The seed's four steps, made real, for one pipeline run on this worker."""
+"""One pipeline run on this worker, start to end: its environment, its files, its package's
+code in a sandbox, what it leaves, and how it ended."""
 
 import logging
 import os
@@ -10,12 +11,11 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from core.manifests import manifest_copy, manifest_delete
-from core.models import Manifest
+from core.manifests import manifest_delete
 from environments.builds import BuildStopped, EnvironmentUnavailable
 from environments.environments import environment_ready, using_environment
-from environments.models import EnvironmentBuild
 from environments.records import (
+    failed_build_output,
     prepare_environment_ahead,
     version_environment,
     version_requirements,
@@ -27,54 +27,21 @@ from pipelines.log_text import PLATFORM_MARK
 from pipelines.logs import WorkerLog
 from pipelines.models import PipelineRun
 from pipelines.outages import DatabaseUnreachable, during_outage
-from pipelines.parameters import DIRECTORIES, run_variables
+from pipelines.parameters import run_variables
 from pipelines.runner import ahead
 from pipelines.runner.metrics_file import metrics_file
-from pipelines.runner.outputs import artifact_files, trained_version_files, upload
+from pipelines.runner.outputs import manifest_by_id, run_outputs
+from pipelines.runner.plan import call_plan
 from pipelines.runner.watch import RunWatch
 from sandbox import isolation, sandbox, sandbox_uids
-from sandbox.process import run_user_code
+from sandbox.process import Supervision, UserCode, run_user_code
 from sandbox.sandbox import python_prefixes
-from sandbox.workspace import OverLimit, UnsafeOutput, Workspace, collected_files
+from sandbox.workspace import OverLimit, Workspace
 
 logger = logging.getLogger(__name__)
 # A build done elsewhere that overlapped this run's wait by less than this is no phase of its
 # own on the timeline (it would be a sliver).
 SHORTEST_BUILD_PHASE_SECONDS = 0.05
-
-
-def _plan(run, variables) -> list[list]:
-    """The calls on train.Main, in SPEC's order for the run's type."""
-    here = {name: f"./{variables[name]}" for name in DIRECTORIES}
-    if run.type == PipelineRun.TRAIN:
-        return [["train", here["data_directory"]], ["save", None]]
-    if run.type == PipelineRun.EVALUATE:
-        return [["evaluate", here["data_directory"]]]
-    process_data = ["process_data", here["data_directory"]]
-    if run.evaluation_dataset:  # it is at test_data_directory: never mixed with a test split
-        process_data.append(
-            {
-                "unchanged": here["test_data_directory"],
-                "reason": (
-                    "process_data wrote into test_data_directory "
-                    f"({variables['test_data_directory']}), where the evaluation dataset is: "
-                    "with an evaluation dataset, evaluate() scores it as given, so process_data "
-                    "must write no test split"
-                ),
-            }
-        )
-    return [
-        process_data,
-        ["train", here["training_data_directory"]],
-        ["evaluate", here["test_data_directory"]],
-        ["save", None],
-    ]
-
-
-def unread(manifest_id: int) -> Manifest:
-    """A manifest known by its id alone: its entries are all a run reads of it, so its row
-    is not read (nor joined to the run's on every run)."""
-    return Manifest(pk=manifest_id)
 
 
 class Runner:
@@ -131,7 +98,7 @@ class Runner:
                             environment=environment, network=run.project.allow_network
                         )
                     workspace = self.ahead.workspace if self.ahead else Workspace.create(run.pk)
-                    package = unread(run.version.manifest_id)
+                    package = manifest_by_id(run.version.manifest_id)
                     count = workspace.materialise(package, workspace.package)
                     self.log.platform(
                         f"package {run.package.name} {run.version.number}: {count} files"
@@ -145,7 +112,11 @@ class Runner:
         except BuildStopped:
             self._end(status=PipelineRun.KILLED)
         except EnvironmentUnavailable as error:
-            self._log_failed_build()
+            # a build that failed before this run came: its output goes here too, where the
+            # author looks first
+            if not self.installer_logged and (output := failed_build_output(self.run.version_id)):
+                self.log.platform("its environment's last build failed; the installer said:")
+                self.log.write(output)
             self._end(status=PipelineRun.FAILED, reason=error.reason)
         except DatabaseUnreachable as error:
             self._end(status=PipelineRun.FAILED, reason=error.reason)
@@ -207,19 +178,6 @@ class Runner:
             self.installer_logged = True
         self.log.flush_if_due()
 
-    def _log_failed_build(self):
-        """A build that failed before this run came (at upload, for another run) is refused
-        with its reason only: its installer's output goes into this run's log too, where the
-        author looks first."""
-        if self.installer_logged:
-            return
-        build = EnvironmentBuild.objects.filter(
-            versions=self.run.version_id, status=EnvironmentBuild.FAILED
-        ).first()
-        if build and build.output:
-            self.log.platform("its environment's last build failed; the installer said:")
-            self.log.write(build.output)
-
     def _packaging(self):
         """The environment must be built first: the run shows Packaging meanwhile."""
         during_outage(lambda: transitions.packaging(self.run.pk))
@@ -241,19 +199,21 @@ class Runner:
                 stack.callback(box.close)
             metrics = stack.enter_context(metrics_file(run.pk, workspace, self.log.platform))
             started_ahead, self.ahead = self.ahead, None  # run_user_code's from here on
-            outcome = run_user_code(
+            code = UserCode(
                 python=environment.python,
                 workspace=workspace,
                 variables=variables,
-                plan=_plan(run, variables),
+                plan=call_plan(run, variables),
+                extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
+            )
+            supervision = Supervision(
                 log=self.log,
-                sandbox=box,
                 should_stop=self._should_stop,
                 on_start=self._record_process_group,
-                extra_env={"CUDA_VISIBLE_DEVICES": run.gpu_devices} if run.gpu_devices else None,
-                user_ids=user_ids,
                 tick=metrics.read_if_due,
-                ahead=started_ahead,
+            )
+            outcome = run_user_code(
+                code, supervision, sandbox=box, user_ids=user_ids, ahead=started_ahead
             )
             if outcome.stopped == "database":  # nothing of it can be stored: it fails, saying why
                 raise self.watch.database_lost
@@ -344,75 +304,17 @@ class Runner:
             placements.append((run.evaluation_dataset, run.evaluation_folder, variables[target]))
         for dataset, folder, target in placements:
             count = workspace.materialise(
-                unread(dataset.manifest_id), workspace.package / target, prefix=folder
+                manifest_by_id(dataset.manifest_id), workspace.package / target, prefix=folder
             )
             where = f"{dataset.name}/{folder}" if folder else dataset.name
             self.log.platform(f"dataset {where}: {count} files at ./{target}")
 
     def _finish(self, workspace, variables, outcome) -> dict:
         """Upload what the run produced; return how it ends (the arguments of _end)."""
-        run = self.run
         with self.phase("upload"):
-            artifacts = version_files = test_split = None
-            try:
-                if outcome.stopped != "files":  # else collecting them is what must not happen
-                    artifacts = upload(
-                        artifact_files(workspace, variables, self.mlflow, note=self.log.platform)
-                    )
-                if outcome.succeeded and not outcome.stopped and run.type != PipelineRun.EVALUATE:
-                    version_files = upload(
-                        trained_version_files(
-                            workspace, variables, self.mlflow, note=self.log.platform
-                        )
-                    )
-                if outcome.succeeded and not outcome.stopped and self._keeps_test_split(variables):
-                    test_split = upload(
-                        collected_files(
-                            workspace.package,
-                            variables["test_data_directory"],
-                            note=self.log.platform,
-                        )
-                    )
-            except UnsafeOutput as error:
-                for manifest in (artifacts, version_files):
-                    if manifest:
-                        manifest_delete(manifest)
-                return {"status": PipelineRun.FAILED, "reason": error.reason}
-            if not outcome.succeeded or outcome.stopped or outcome.out_of_memory:
-                for manifest in (version_files, test_split):
-                    if manifest:
-                        manifest_delete(manifest)
-                return {
-                    "status": PipelineRun.KILLED if outcome.killed else PipelineRun.FAILED,
-                    "reason": outcome.failure_reason(time_limit=self.run.max_run_seconds),
-                    "artifacts": artifacts,
-                }
-            snapshot, evaluation_snapshot = None, test_split
-            if run.dataset and variables["save_training_data"] == "true":
-                snapshot = manifest_copy(unread(run.dataset.manifest_id), prefix=run.dataset_folder)
-            if run.evaluation_dataset and variables["save_test_data"] == "true":
-                evaluation_snapshot = manifest_copy(
-                    unread(run.evaluation_dataset.manifest_id), prefix=run.evaluation_folder
-                )
-        return {
-            "status": PipelineRun.SUCCESSFUL,
-            "version_files": version_files,
-            "artifacts": artifacts,
-            "snapshot": snapshot,
-            "evaluation_snapshot": evaluation_snapshot,
-            "score": outcome.score,
-        }
-
-    def _keeps_test_split(self, variables) -> bool:
-        """A full run without an evaluation dataset evaluates the test split process_data
-        wrote at test_data_directory: that folder, as the run left it, is its evaluation
-        snapshot when save_test_data is true. (With an evaluation dataset, that dataset is.)"""
-        run = self.run
-        return (
-            run.type == PipelineRun.FULL
-            and not run.evaluation_dataset
-            and variables["save_test_data"] == "true"
-        )
+            return run_outputs(
+                self.run, workspace, variables, outcome, mlflow=self.mlflow, note=self.log.platform
+            )
 
     def _end(self, *, status, reason="", version_files=None, **outputs):
         """Record how it ended (transitions.finish: a kill that came first wins, and then

@@ -8,7 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from core.models import ApiToken
-from core.services import api_token_create, api_token_revoke
+from core.tokens import api_token_create, api_token_revoke
 
 # every method, each on an operation that exists (the 401 comes before the project is looked up)
 CALLS = [

@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from core.models import ApiToken, Event
-from core.services import api_token_create
+from core.tokens import api_token_create
 
 
 def bearer(token: str) -> Client:

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from core.models import ApiToken, Event
-from core.services import api_token_create, api_token_revoke
+from core.tokens import api_token_create, api_token_revoke
 
 User = get_user_model()
 

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from core.models import Event
 from packages.services import package_create, package_version_upload
 from skills.models import Skill
-from skills.services import skill_follow_alias
+from skills.transitions import follow_alias
 from tests.conftest import upload
 from tests.factories import package_zip
 from tests.skills.conftest import ECHO
@@ -104,7 +104,7 @@ def test_a_skill_deployed_from_the_form_follows_an_alias(alice_page, echo):
 
     page.goto("/p/alpha/packages/echo/")
     set_alias(page, "champion", "2.0")
-    skill_follow_alias(Skill.objects.get(name="invoices"))  # a skill host's tick
+    follow_alias(Skill.objects.get(name="invoices"))  # a skill host's tick
     page.goto("/p/alpha/skills/")
     row = page.locator("table.skills tbody tr", has_text="invoices")
     expect(row).to_contain_text("follows champion")

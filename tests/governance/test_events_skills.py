@@ -13,7 +13,7 @@ from core.signatures import sign
 from packages.models import PackageVersion
 from skills import channel, stats
 from skills.models import Skill, SkillMinute
-from skills.services import skill_follow_newest
+from skills.transitions import follow_newest
 from tests.conftest import upload, wait_for
 from tests.factories import package_zip
 from tests.skills.conftest import (  # noqa: F401 - fixtures: skill_host, sandboxed, clean Redis
@@ -184,10 +184,10 @@ def test_auto_update_to_a_trained_version_is_the_systems_and_logged_once(api, wo
     assert PackageVersion.objects.filter(package__name="echo", major=1, minor=1).exists()
 
     for _ in range(2):  # two hosts' ticks, with the skill as each read it before
-        skill_follow_newest(Skill.objects.get(name="echo-skill"))
+        follow_newest(Skill.objects.get(name="echo-skill"))
     stale = Skill.objects.get(name="echo-skill")
     stale.version = PackageVersion.objects.get(package__name="echo", major=1, minor=0)
-    skill_follow_newest(stale)  # a tick that read the skill before the update: moves nothing
+    follow_newest(stale)  # a tick that read the skill before the update: moves nothing
 
     # asked for, not done: no host serves it here (the skills tests watch it happen)
     assert logged(action="update_requested") == [

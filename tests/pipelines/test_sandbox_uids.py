@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
-from aicenter.settings import uid_range
+from aicenter.setting_values import uid_range
 from core import queue
 from environments.builds import EnvironmentUnavailable
 from environments.environments import environment_for

@@ -12,7 +12,7 @@ import pytest
 from core.models import Event
 from packages.models import PackageVersion
 from skills.models import Skill
-from skills.services import skill_follow_alias
+from skills.transitions import follow_alias
 from tests.conftest import upload, wait_until
 from tests.factories import package_zip
 from tests.skills.conftest import API, ECHO, deploy, predict, skill_of, wait_available
@@ -50,7 +50,7 @@ def test_an_alias_named_as_the_version_is_its_version_once(api, versions):
     skill = deploy(api, version="champion")
     assert (skill["version"], skill["alias"]) == ("1.0", None)
     move(api, "champion", "2.0")
-    skill_follow_alias(skill_of())  # what a skill host's tick does: nothing, it follows none
+    follow_alias(skill_of())  # what a skill host's tick does: nothing, it follows none
     assert skill_of().version.number == "1.0"
 
 
@@ -97,7 +97,7 @@ def test_a_tick_moves_a_follower_once_and_never_to_a_version_that_failed(api, ve
     move(api, "champion", "2.0")
     stale = skill_of()
     for _ in range(2):  # two hosts' ticks, with the skill as each read it before
-        skill_follow_alias(stale)
+        follow_alias(stale)
     assert skill_of().version.number == "2.0"
     assert updates("changed", "update_requested") == [  # not serving yet: a deployment
         (
@@ -109,7 +109,7 @@ def test_a_tick_moves_a_follower_once_and_never_to_a_version_that_failed(api, ve
     # 2.0 failed to load: the skill went back to 1.0 and does not take 2.0 again
     two = PackageVersion.objects.get(major=2)
     Skill.objects.update(version=PackageVersion.objects.get(major=1), failed_version=two)
-    skill_follow_alias(skill_of())
+    follow_alias(skill_of())
     assert skill_of().version.number == "1.0"
 
 

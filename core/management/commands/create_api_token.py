@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from core.models import ApiToken
-from core.services import api_token_create
+from core.tokens import api_token_create
 
 DEFAULT_NAME = "command line"
 
