@@ -158,3 +158,12 @@ def test_the_metric_column_costs_the_same_queries_for_3_runs_or_a_full_page(bobs
     )
     page = bobs.get("/p/alpha/pipelines/", {**query, "page": "3"})
     assert [run.metric_last for run in page.context["page"]][-2:] == [1.0, None]
+
+
+def test_a_retried_run_says_retry_of_on_the_list_too(bobs, project, bob):
+    first = queued_run(project, bob)
+    retry = queued_run(project, bob)
+    PipelineRun.objects.filter(pk=retry.pk).update(retry_of=first)
+    page = bobs.get("/p/alpha/pipelines/").content.decode()
+    link = f'retry of <a href="/p/alpha/pipelines/{first.pk}/">#{first.pk}</a>'
+    assert page.count(link) == 1
