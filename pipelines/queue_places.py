@@ -48,32 +48,43 @@ def waiting_for(run, worker_counts: dict | None = None) -> str | None:
     return None
 
 
-def queue_place(run) -> dict | None:
+def queue_place(run, worker_counts: dict | None = None) -> dict | None:
     """Where a queued run stands on its queue, when workers serve it: the runs queued ahead of
     it (this project's by number; other projects' only counted, they are not the user's to
     see), and how many runs its workers are busy with. None when no worker serves the queue
-    (waiting_for says so) or the run is not queued."""
+    (waiting_for says so) or the run is not queued. Pass one dict for many runs (as to
+    waiting_for): each queue's workers and line are then read once."""
     if run.status != PipelineRun.QUEUED:
         return None
-    workers = queue_worker_count(run.queue)
-    if workers <= 0:  # none (or Redis away: -1)
+    counts = {} if worker_counts is None else worker_counts
+    if run.queue not in counts:
+        counts[run.queue] = queue_worker_count(run.queue)
+    if counts[run.queue] <= 0:  # none (or Redis away: -1)
         return None
-    others = PipelineRun.objects.filter(
-        status__in=(PipelineRun.QUEUED, PipelineRun.PACKAGING, PipelineRun.RUNNING),
-        queue=run.queue,
-    ).exclude(pk=run.pk)
-    # a Packaging run no worker has taken yet waits for a build, in line like a queued one
-    waiting = Q(status=PipelineRun.QUEUED) | Q(status=PipelineRun.PACKAGING, started_at=None)
+    if ("line", run.queue) not in counts:
+        counts["line", run.queue] = _line(run.queue)
+    line, busy = counts["line", run.queue]
     mine = run.enqueued_at or run.created_at
-    ahead = list(
-        others.filter(waiting)
-        .filter(Q(enqueued_at__lt=mine) | Q(enqueued_at=None, created_at__lt=mine))
-        .order_by("enqueued_at", "pk")
-        .values_list("pk", "project_id")
-    )
+    ahead = [
+        (pk, project)
+        for pk, project, enqueued_at, created_at in line
+        if pk != run.pk and (enqueued_at < mine if enqueued_at else created_at < mine)
+    ]
     return {
         "ahead": [pk for pk, project in ahead if project == run.project_id],
         "others": sum(1 for _, project in ahead if project != run.project_id),
-        "busy": others.exclude(waiting).count(),
-        "workers": workers,
+        "busy": busy,
+        "workers": counts[run.queue],
     }
+
+
+def _line(queue: str) -> tuple[list[tuple], int]:
+    """The runs waiting on `queue` in their order, and how many its workers are busy with."""
+    live = PipelineRun.objects.filter(
+        status__in=(PipelineRun.QUEUED, PipelineRun.PACKAGING, PipelineRun.RUNNING), queue=queue
+    )
+    # a Packaging run no worker has taken yet waits for a build, in line like a queued one
+    waiting = Q(status=PipelineRun.QUEUED) | Q(status=PipelineRun.PACKAGING, started_at=None)
+    line = live.filter(waiting).order_by("enqueued_at", "pk")
+    fields = ("pk", "project_id", "enqueued_at", "created_at")
+    return list(line.values_list(*fields)), live.exclude(waiting).count()

@@ -5,7 +5,7 @@ from datetime import datetime
 from ninja import Schema
 from pydantic import ConfigDict
 
-from pipelines.queue_places import waiting_for
+from pipelines.queue_places import queue_place, waiting_for
 from pipelines.tracking import run_tags
 
 
@@ -24,6 +24,13 @@ class PipelineIn(Schema):
     gpu: bool = False
     max_run_seconds: int | None = None
     schedule: dict | None = None
+
+
+class QueuePlaceOut(Schema):
+    ahead: list[int]  # this project's runs queued ahead, first in line first
+    others: int  # other projects' runs queued ahead (not the caller's to see)
+    busy: int  # runs the queue's workers are on now
+    workers: int  # live workers serving the queue
 
 
 class PipelineOut(Schema):
@@ -54,6 +61,7 @@ class PipelineOut(Schema):
     scheduled_for: datetime | None
     schedule: int | None
     waiting_for: str | None
+    queue_place: QueuePlaceOut | None  # only while queued and some worker serves the queue
     sandbox: dict
     logged_params: dict[str, str]
     description: str  # Markdown
@@ -62,6 +70,7 @@ class PipelineOut(Schema):
 
 
 def pipeline_out(run, worker_counts=None) -> dict:
+    worker_counts = {} if worker_counts is None else worker_counts
     return {
         "id": run.pk,
         "name": run.name,
@@ -90,6 +99,7 @@ def pipeline_out(run, worker_counts=None) -> dict:
         "scheduled_for": run.scheduled_for,
         "schedule": run.schedule_id,
         "waiting_for": waiting_for(run, worker_counts),
+        "queue_place": queue_place(run, worker_counts),
         "sandbox": run.sandbox,
         "logged_params": run.logged_params,
         "description": run.description,

@@ -240,3 +240,36 @@ def test_the_evaluation_snapshot_is_listed_and_downloaded(api, api_as, vera, cha
     assert api.get(f"{url}/nope.csv").status_code == 404
     assert api.get(url, {"prefix": "../x"}).status_code == 400
     assert api_as(charlie).get(url).status_code == 404
+
+
+@pytest.fixture
+def pipelines_worker():
+    """A live RQ worker registered on the pipelines queue (this process, taking no job), so
+    queued runs have a place in line."""
+    from rq import Worker
+
+    from core import queue as queues
+
+    worker = Worker(["pipelines"], connection=queues.connection("pipelines"))
+    worker.register_birth()
+    worker.heartbeat()
+    yield worker
+    worker.register_death()
+
+
+@pytest.mark.usefixtures("runs_stay_here")
+def test_a_queued_run_says_where_it_stands_in_line(api, pipelines_worker):
+    first, second = (api.post_json(f"{API}/pipelines", RUN).json()["id"] for _ in range(2))
+    busy = api.post_json(f"{API}/pipelines", RUN).json()["id"]
+    PipelineRun.objects.filter(pk=busy).update(
+        status=PipelineRun.RUNNING, started_at=timezone.now()
+    )
+    body = api.get(f"{API}/pipelines/{second}").json()
+    assert body["queue_place"] == {"ahead": [first], "others": 0, "busy": 1, "workers": 1}
+    listed = {run["id"]: run["queue_place"] for run in api.get(f"{API}/pipelines").json()}
+    assert listed[first] == {"ahead": [], "others": 0, "busy": 1, "workers": 1}
+    assert listed[second] == body["queue_place"]
+    assert listed[busy] is None  # running: no place in line
+    api.post(f"{API}/pipelines/{first}/kill")
+    assert api.get(f"{API}/pipelines/{first}").json()["queue_place"] is None
+    assert api.get(f"{API}/pipelines/{second}").json()["queue_place"]["ahead"] == []
