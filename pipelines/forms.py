@@ -2,6 +2,7 @@
 re-renders in place), pre-filled from a run or a schedule, and PipelineForm, which cleans them
 into the services' arguments."""
 
+import re
 from zoneinfo import ZoneInfo
 
 from django import forms
@@ -13,12 +14,15 @@ from pipelines.parameters import DEFAULTS, clean_parameters, ordered_parameters
 from pipelines.services import own_run_name
 from pipelines.when import clean_when
 
+_NUMBER = re.compile(r"^\d+\.\d+$")
+
 FIELDS = (
     "type",
     "name",
     "package",
     "major",
     "minor",
+    "alias",  # a version alias instead of the numbers (it resolves when the run starts)
     "dataset",
     "dataset_folder",
     "evaluation_dataset",
@@ -57,6 +61,8 @@ def form_values(data) -> dict:
     cleared = "cron" in data and "every" not in data and not values["cron"]
     values["unit"] = values["unit"] or "days"
     values["every"] = values["every"] or ("" if cleared else "1")
+    if data.get("alias_for", values["package"]) != values["package"]:
+        values["alias"] = ""  # another package chosen in place: its aliases are its own
     values["gpu"] = data.get("gpu") in ("on", "true", "1")
     names, texts = data.getlist("param_name"), data.getlist("param_value")
     rows = [[n.strip(), v] for n, v in zip(names, texts, strict=False)]
@@ -122,7 +128,10 @@ def values_from_run(run) -> dict:
 def values_from_schedule(schedule) -> dict:
     """Edit a recurring pipeline: its inputs and its rule."""
     inputs = schedule.inputs
-    major, _, minor = str(inputs.get("version", "")).partition(".")
+    version = str(inputs.get("version", ""))
+    # An alias stays one: each firing runs the version it points at then.
+    alias = "" if _NUMBER.fullmatch(version) else version
+    major, _, minor = ("", "", "") if alias else version.partition(".")
     zone = schedule.starts_at.astimezone(ZoneInfo(schedule.timezone))
     return _base_values(
         type=inputs.get("type", "train"),
@@ -130,6 +139,7 @@ def values_from_schedule(schedule) -> dict:
         package=inputs.get("package", ""),
         major=major,
         minor=minor,
+        alias=alias,
         dataset=inputs.get("dataset", ""),
         dataset_folder=inputs.get("dataset_folder", ""),
         evaluation_dataset=inputs.get("evaluation_dataset", ""),
@@ -213,6 +223,7 @@ class PipelineForm(forms.Form):
     package = forms.CharField(required=False)
     major = forms.CharField(required=False)
     minor = forms.CharField(required=False)
+    alias = forms.CharField(required=False)
     dataset = forms.CharField(required=False)
     dataset_folder = forms.CharField(required=False)
     evaluation_dataset = forms.CharField(required=False)
@@ -272,7 +283,7 @@ class PipelineForm(forms.Form):
         return {
             "type": type_,
             "package": data.get("package", ""),
-            "version": f"{data.get('major', '')}.{data.get('minor', '')}",
+            "version": data.get("alias") or f"{data.get('major', '')}.{data.get('minor', '')}",
             "dataset": "" if evaluate else data.get("dataset", ""),
             "dataset_folder": "" if evaluate else data.get("dataset_folder", ""),
             "evaluation_dataset": "" if train else data.get("evaluation_dataset", ""),

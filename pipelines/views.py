@@ -13,6 +13,7 @@ from core.pages import done, folder_context, form_errors
 from core.services import RUN, can, project_get_for_user
 from datasets.selectors import dataset_list
 from environments.records import environment_rebuild
+from packages.aliases import alias_list
 from packages.selectors import package_get, package_list, version_get
 from pipelines.forms import (
     PipelineForm,
@@ -54,6 +55,12 @@ def _form_context(project, values, errors=None):
     packages = list(package_list(project=project).filter(training_enabled=True))
     package = next((p for p in packages if p.name == values["package"]), None)
     versions = list(package.versions.order_by("major", "minor")) if package else []
+    aliases = (
+        [a for a in alias_list(package=package) if not a.version.deleted_at] if package else []
+    )
+    chosen = next((a for a in aliases if a.name == values["alias"]), None)
+    if chosen:  # the numbers show the version the alias points at now
+        values["major"], values["minor"] = str(chosen.version.major), str(chosen.version.minor)
     majors = sorted({v.major for v in versions})
     if package and values["major"] not in [str(m) for m in majors]:
         values["major"] = str(majors[-1]) if majors else ""
@@ -70,6 +77,8 @@ def _form_context(project, values, errors=None):
         "packages": packages,
         "majors": majors,
         "minors": minors,
+        "aliases": aliases,
+        "alias_chosen": chosen,
         "datasets": datasets,
         "folders": dataset_folders(by_name[values["dataset"]])
         if values["dataset"] in by_name
