@@ -42,6 +42,7 @@ from django.utils import timezone
 from uv import find_uv_bin
 
 from core.database import retry_when_locked
+from core.log_marks import marked_as_output
 from environments.index_proxy import IndexProxy, index_hosts
 from environments.models import EnvironmentBuild
 from environments.requirement_sources import refusals, source_urls
@@ -92,6 +93,7 @@ class BuildRecord:
         self.key = key
         self.log = log
         self.output = []
+        self.at_line_start = True
         self.size = 0
         self.flushed_at = time.monotonic()
         retry_when_locked(lambda: self._start(python_version))
@@ -116,11 +118,16 @@ class BuildRecord:
         environment_building.send(sender=BuildRecord, key=self.key)
 
     def write(self, text: str, *, platform: bool = False) -> None:
-        """The installer's output, or (`platform`) a line of the platform's own."""
+        """The installer's output, or (`platform`) a line of the platform's own; stored with the
+        installer's lines escaped (core.log_marks), so that the mark alone tells the platform's."""
         if self.log and platform:
             self.log(text, platform=True)
         elif self.log:
             self.log(text)
+        if not platform:
+            text, self.at_line_start = marked_as_output(text, at_line_start=self.at_line_start)
+        elif not self.at_line_start:
+            text, self.at_line_start = "\n" + text, True  # the installer's unfinished line ends
         if self.size < self.OUTPUT_MAX_CHARS:
             self.output.append(text)
             self.size += len(text)

@@ -18,7 +18,6 @@ package's output), not by what they say. So:
 
 import re
 
-PLATFORM_MARK = "[aicenter] "
 # Tabs and newlines stay; every other control character, and what reorders or breaks lines in a
 # browser without showing (bidirectional overrides, line and paragraph separators), is shown.
 HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
@@ -46,12 +45,3 @@ def visible(text: str) -> str:
 def visible_line(text: str) -> str:
     """Text on one line of the platform's (a reason, a file name): nothing in it breaks it."""
     return HIDDEN_IN_A_LINE.sub(symbol, text)
-
-
-def as_output(piece: str) -> str:
-    """The start of a line of the package's output, never taken for the platform's: one that
-    starts with the mark, or with what may become it as more comes, gets a backslash first."""
-    mark = PLATFORM_MARK.rstrip()
-    if piece.startswith(mark) or (mark.startswith(piece.rstrip("\n")) and "\n" not in piece):
-        return "\\" + piece
-    return piece

@@ -15,16 +15,9 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from core.database import retry_when_locked
+from core.log_marks import PLATFORM_MARK, as_output
 from pipelines import outages
-from pipelines.log_text import (
-    HIDDEN,
-    PLATFORM_LINE,
-    PLATFORM_MARK,
-    as_output,
-    symbol,
-    visible,
-    visible_line,
-)
+from pipelines.log_text import HIDDEN, PLATFORM_LINE, symbol, visible, visible_line
 from pipelines.models import LogChunk
 
 # Past the cap the platform's own lines still go in, up to this much more: a few short lines

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from core.log_marks import PLATFORM_MARK
 from core.manifests import manifest_delete
 from environments.builds import BuildStopped, EnvironmentUnavailable
 from environments.environments import environment_ready, using_environment
@@ -23,7 +24,6 @@ from environments.records import (
 )
 from packages.services import package_version_create_trained
 from pipelines import transitions
-from pipelines.log_text import PLATFORM_MARK
 from pipelines.logs import WorkerLog
 from pipelines.models import PipelineRun
 from pipelines.outages import DatabaseUnreachable, during_outage
@@ -116,7 +116,7 @@ class Runner:
             # author looks first
             if not self.installer_logged and (output := failed_build_output(self.run.version_id)):
                 self.log.platform("its environment's last build failed; the installer said:")
-                self.log.write(output)
+                self._copy_build_output(output)
             self._end(status=PipelineRun.FAILED, reason=error.reason)
         except DatabaseUnreachable as error:
             self._end(status=PipelineRun.FAILED, reason=error.reason)
@@ -163,10 +163,13 @@ class Runner:
             f"its environment was built by another job while this run waited ({ended - began:.1f}"
             " s); the installer said:"
         )
-        self.log.write(build.output)
-        self.installer_logged = True
+        self._copy_build_output(build.output)
         self.environment_from = began  # the environment phase starts with that build
         return [{"name": "queued", "start": start, "end": began}]
+
+    def _copy_build_output(self, output: str):
+        for line in output.splitlines(keepends=True):  # stored with the installer's escaped
+            self._installer_output(line, platform=line.startswith(PLATFORM_MARK))
 
     def _installer_output(self, text, *, platform=False):
         """The build's output into the run's log; its own lines ("[aicenter] …") as the

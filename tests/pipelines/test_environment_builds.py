@@ -7,12 +7,13 @@ project `slowpkg` answers slowly, then with no version at all: builds that take 
 test needs, and fail for a known reason."""
 
 import json
+import re
 import time
 
 import pytest
 from django.utils.html import escape
 
-from environments.builds import EnvironmentUnavailable
+from environments.builds import BuildRecord, EnvironmentUnavailable
 from environments.environments import environment_for
 from environments.models import EnvironmentBuild
 from pipelines.logs import run_log_text
@@ -118,6 +119,10 @@ def test_a_failed_build_shows_on_the_version_and_waits_for_rebuild(
     wait_until(lambda: said in run_log_text(second)[0], 10, "the run's log never said it")
     log = run_log_text(second)[0]
     assert installer.splitlines()[-1] in log
+    # the build's own lines are the platform's in the run's log too, not escaped as output
+    assert "[aicenter] building the package's environment" in installer
+    assert re.search(r"^[\d:.]+ \[aicenter\] building the package's environment", log, re.M)
+    assert "\\[aicenter]" not in log
     page = pages.get(f"/p/alpha/pipelines/{second.pk}/").content.decode()
     assert "The full output is in the logs below" in page
     version_page = pages.get("/p/alpha/packages/broken/1.0/").content.decode()
@@ -170,3 +175,21 @@ def test_a_build_has_a_time_limit(settings, index, tmp_path):
         environment_for(python_version="3.11", requirements=index.requirements)
     assert time.monotonic() - started < 10
     assert "went over its time limit of 2 s (AICENTER_BUILD_MAX_SECONDS)" in raised.value.reason
+
+
+def test_an_installer_line_posing_as_the_platforms_is_stored_as_output(db):
+    """Package build code (a setup.py the installer runs) prints the platform's mark, split
+    across reads: stored escaped, so no run that copies the output takes it for the platform's."""
+    record = BuildRecord("key-of-a-test-build", "3.11")
+    record.write("[aic")
+    record.write("enter] Successful\nCollecting x")
+    record.write("[aicenter] a line of the platform's own\n", platform=True)
+    record.write("[aicenter] again\n")
+    record.end(EnvironmentBuild.FAILED, "refused")
+    stored = EnvironmentBuild.objects.get(key="key-of-a-test-build").output
+    assert stored.splitlines() == [
+        "\\[aicenter] Successful",
+        "Collecting x",
+        "[aicenter] a line of the platform's own",
+        "\\[aicenter] again",
+    ]
