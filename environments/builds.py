@@ -21,8 +21,7 @@ a download of what each build installs (an environment is built once per machine
 requirements, usually ahead of its first run); sharing a cache would mean sharing uv's
 unpacked files, which no check can vouch for once a sandbox could write them.
 
-Requirement lines that change where packages come from are refused first
-(environments/requirement_sources.py), unless the operator allows them.
+Requirement lines that change where packages come from are refused first, unless allowed.
 """
 
 import codecs
@@ -32,6 +31,7 @@ import re
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -256,8 +256,8 @@ def _run(command, *, record, box, environment, deadline: float, should_stop=None
 
 
 def _name(path: Path) -> str:
-    """The build's, for its cgroup and its uid's lease."""
-    return f"build-{path.name}-{os.getpid()}"
+    """Its cgroup's and lease's: hosts sharing a cgroup tree may share pids, not hostnames."""
+    return f"build-{path.name}-{socket.gethostname()}-{os.getpid()}"
 
 
 def build(path: Path, python: str, requirements: str, record, should_stop=None) -> None:
