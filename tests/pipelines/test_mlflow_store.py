@@ -18,7 +18,7 @@ from pipelines.runner.mlflow_store import read_store
 from tests.conftest import requires
 
 LIMITS = {"max_points": 10_000, "max_bytes": 10_000_000}
-SECRET = "1700000000000 42.0 7\n"  # a good metric line, a param value: it shows if it is read
+SECRET = "1700000000000 31337.5 7\n"  # a good metric line, a param value: it shows if it is read
 
 
 @pytest.fixture(scope="session")
@@ -163,7 +163,7 @@ def test_no_link_is_followed_anywhere(tmp_path, outside):
     os.symlink(outside / "mlruns" / "0", root / "1")  # an experiment
     os.symlink(outside / "mlruns" / "0" / "other", root / "0" / "other")  # a run
     record = read(root)
-    assert "42" not in everything(record) and record.runs == ["0/abc"]
+    assert "31337" not in everything(record) and record.runs == ["0/abc"]
     assert steps_and_values(record) == {"loss": [(1, 0.5)]}
     assert record.params == record.tags == {}
     # two links in each of the 4 folders, the experiment, the run
@@ -182,7 +182,7 @@ def test_linked_folders_of_a_run_or_the_store_itself_are_not_read(tmp_path, outs
         os.symlink(other / folder, run / folder)
     record = read(root)
     assert record.tags == {"team": "fraud"} and record.metrics == record.params == {}
-    assert "42" not in everything(record)
+    assert "31337" not in everything(record)
     assert record.notes == [
         "mlflow store: the params of run '0/abc' are behind a symbolic link: not read",
         "mlflow store: the metrics of run '0/abc' are behind a symbolic link: not read",
